@@ -1,0 +1,26 @@
+"""The shared shape of the processes' command lines: `--help` lists the environment."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from core.settings import Settings, markdown_table
+
+
+def settings_from_command_line(prog: str, description: str) -> Settings:
+    """Parse argv (only --help and --log-level) and build settings from the environment."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog="Configured by environment variables:\n\n" + markdown_table(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--log-level", default=os.environ.get("TUNING_LOG_LEVEL", "INFO"))
+    args = parser.parse_args()
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    return Settings.from_env(os.environ)

@@ -1,0 +1,41 @@
+"""Every Redis key name, built here and nowhere else.
+
+Redis Cluster runs a Lua script only if all its keys hash to one slot, so the keys
+one script touches share a hash tag: everything about a tenant's jobs carries
+`{t.<tenant>}`, and the fleet-wide schedule carries its own tag. No script touches
+keys of two tags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names under one deployment's `prefix`."""
+
+    prefix: str = "tj"
+
+    def _tenant(self, tenant: str) -> str:
+        return f"{self.prefix}:{{t.{tenant}}}"
+
+    def job(self, tenant: str, job_id: str) -> str:
+        """Hash: the job's control fields (state, version, epoch, lease_until) and `doc`."""
+        return f"{self._tenant(tenant)}:job:{job_id}"
+
+    def job_data(self, tenant: str, job_id: str) -> str:
+        """String: the training examples, kept until the upstream has them."""
+        return f"{self._tenant(tenant)}:data:{job_id}"
+
+    def tenant_index(self, tenant: str) -> str:
+        """Sorted set: job ids scored by a per-tenant sequence, for newest-first paging."""
+        return f"{self._tenant(tenant)}:index"
+
+    def tenant_seq(self, tenant: str) -> str:
+        """Counter behind `tenant_index` scores (unique, so page cursors never tie)."""
+        return f"{self._tenant(tenant)}:seq"
+
+    def schedule(self) -> str:
+        """Sorted set: `tenant/job_id` scored by when a worker should next look at it (ms)."""
+        return f"{self.prefix}:{{schedule}}:due"

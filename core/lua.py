@@ -1,0 +1,110 @@
+"""The Lua scripts behind `JobStore` and `Schedule`.
+
+Each makes one check-and-write atomic inside Redis; the rules they serve live in
+Python (core.store, worker.steps). Time inside a script comes from Redis `TIME`, not
+from a pod's clock. Every script's keys share one hash tag (see core.keys).
+"""
+
+from __future__ import annotations
+
+NOW_MS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# KEYS: job, data, index, seq. ARGV: request_hash, doc, state, examples, job_id.
+# Returns {1, doc} when created, {0, request_hash, doc} when the job already exists.
+CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local f = redis.call('HMGET', KEYS[1], 'request_hash', 'doc')
+  return {0, f[1], f[2]}
+end
+local seq = redis.call('INCR', KEYS[4])
+redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'state', ARGV[3], 'version', 1, 'epoch', 0,
+           'lease_until', 0, 'request_hash', ARGV[1], 'seq', seq)
+redis.call('SET', KEYS[2], ARGV[4])
+redis.call('ZADD', KEYS[3], seq, ARGV[5])
+return {1, ARGV[2]}
+"""
+
+# Compare-and-set of a job's document. KEYS: job, index.
+# ARGV: expected_version, epoch ('' = not a worker), doc, state, unindex, job_id.
+# Returns the new version, or -1 gone, -2 lease lost (fenced), -3 version conflict.
+SAVE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local f = redis.call('HMGET', KEYS[1], 'version', 'epoch')
+if ARGV[2] ~= '' and f[2] ~= ARGV[2] then return -2 end
+if f[1] ~= ARGV[1] then return -3 end
+local v = tonumber(f[1]) + 1
+redis.call('HSET', KEYS[1], 'doc', ARGV[3], 'state', ARGV[4], 'version', v)
+if ARGV[5] == '1' then redis.call('ZREM', KEYS[2], ARGV[6]) end
+return v
+"""
+
+# Take a job's lease if nobody holds it. KEYS: job. ARGV: lease_ms.
+# Returns nil if the job is gone, {0} if the lease is held, else {epoch, version, doc}.
+# The epoch is the fencing token: every later write by this holder must present it.
+ACQUIRE = (
+    NOW_MS
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local f = redis.call('HMGET', KEYS[1], 'lease_until', 'version', 'doc')
+if tonumber(f[1]) > now then return {0} end
+local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+redis.call('HSET', KEYS[1], 'lease_until', now + tonumber(ARGV[1]))
+return {epoch, tonumber(f[2]), f[3]}
+"""
+)
+
+# Extend a held lease. KEYS: job. ARGV: epoch, lease_ms. Returns 1, or 0 if lost.
+RENEW = (
+    NOW_MS
+    + """
+if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'lease_until', now + tonumber(ARGV[2]))
+return 1
+"""
+)
+
+# Give a lease back so the next claim need not wait for it to expire.
+# KEYS: job. ARGV: epoch. Returns 1, or 0 if it was no longer ours.
+RELEASE = """
+if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'lease_until', 0)
+return 1
+"""
+
+# Remove a job for good, if the caller still holds its lease.
+# KEYS: job, data, index. ARGV: epoch, job_id. Returns 1, or 0 if the lease was lost.
+REMOVE = """
+if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[2])
+return 1
+"""
+
+# Hand out up to ARGV[1] due members, pushing each one's due time ARGV[2] ms ahead in
+# the same step: a member handed to a worker that dies becomes due again by itself.
+# KEYS: schedule.
+CLAIM_DUE = (
+    NOW_MS
+    + """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, member in ipairs(due) do
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), member)
+end
+return due
+"""
+)
+
+# Set when a member is next due: ARGV[2] ms from now. ARGV[3] = 'XX' updates only a
+# member that is present. KEYS: schedule. ARGV: member, delay_ms, flag.
+DUE_IN = (
+    NOW_MS
+    + """
+if ARGV[3] == 'XX' then
+  return redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
+end
+return redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+"""
+)

@@ -1,0 +1,154 @@
+"""Settings: one frozen object per process, built once from the environment in `main()`.
+
+Every field names its environment variable, default and unit; the README's
+configuration table is generated from this module (`python -m core.settings`) and a
+test checks that the two agree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_BASE_MODELS = ("models/gemini-1.5-flash-001-tuning", "models/gemini-1.0-pro-001")
+
+
+def setting(env: str, default: Any, doc: str) -> Any:
+    """Declare a settings field read from the environment variable `env`."""
+    return dataclasses.field(default=default, metadata={"env": env, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration of the API, the worker and the demo."""
+
+    redis_url: str = setting(
+        "TUNING_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis holding jobs, queue and cache."
+    )
+    redis_cluster: bool = setting(
+        "TUNING_REDIS_CLUSTER", False, "Talk to `TUNING_REDIS_URL` as a Redis Cluster."
+    )
+    redis_key_prefix: str = setting(
+        "TUNING_REDIS_KEY_PREFIX", "tj", "Prefix of every Redis key (lets deployments share one)."
+    )
+    grpc_listen: str = setting("TUNING_GRPC_LISTEN", "[::]:50051", "API: gRPC listen address.")
+    grpc_grace_s: float = setting(
+        "TUNING_GRPC_GRACE_S", 10.0, "API: seconds in-flight RPCs get to finish on SIGTERM."
+    )
+    grpc_max_message_bytes: int = setting(
+        "TUNING_GRPC_MAX_MESSAGE_BYTES", 16 * 1024 * 1024, "API: largest request or response."
+    )
+    tenants_file: str = setting(
+        "TUNING_TENANTS_FILE",
+        "/etc/tuning/tenants.json",
+        "JSON file of tenants: token digests and OAuth credential files (see README).",
+    )
+    base_models: tuple[str, ...] = setting(
+        "TUNING_BASE_MODELS",
+        DEFAULT_BASE_MODELS,
+        "Comma-separated base models that accept tuning.",
+    )
+    min_examples: int = setting(
+        "TUNING_MIN_EXAMPLES", 20, "Fewest training examples a job may have (tuning guide: 20)."
+    )
+    max_examples: int = setting(
+        "TUNING_MAX_EXAMPLES", 100_000, "Most training examples a job may have."
+    )
+    max_input_chars: int = setting(
+        "TUNING_MAX_INPUT_CHARS", 40_000, "Longest `text_input` of one example, in characters."
+    )
+    max_output_chars: int = setting(
+        "TUNING_MAX_OUTPUT_CHARS", 5_000, "Longest `output` of one example, in characters."
+    )
+    upstream_base_url: str = setting(
+        "TUNING_UPSTREAM_BASE_URL",
+        "https://generativelanguage.googleapis.com",
+        "Worker: Gemini API base URL (the emulator's URL offline).",
+    )
+    token_uri: str = setting(
+        "TUNING_TOKEN_URI",
+        "https://oauth2.googleapis.com/token",
+        "Worker: OAuth token endpoint used to refresh tenants' credentials.",
+    )
+    upstream_timeout_s: float = setting(
+        "TUNING_UPSTREAM_TIMEOUT_S", 30.0, "Worker: timeout of one upstream HTTP request."
+    )
+    worker_concurrency: int = setting(
+        "TUNING_WORKER_CONCURRENCY", 32, "Worker: jobs one worker process handles at once."
+    )
+    worker_idle_s: float = setting(
+        "TUNING_WORKER_IDLE_S", 0.5, "Worker: longest sleep between looks for due work."
+    )
+    lease_s: float = setting(
+        "TUNING_LEASE_S", 30.0, "Worker: lease on a job; renewed at a third of it while working."
+    )
+    poll_min_s: float = setting(
+        "TUNING_POLL_MIN_S", 5.0, "Worker: first status poll after submission."
+    )
+    poll_max_s: float = setting(
+        "TUNING_POLL_MAX_S", 60.0, "Worker: longest interval between status polls."
+    )
+    poll_growth: float = setting(
+        "TUNING_POLL_GROWTH", 1.5, "Worker: factor the poll interval grows by after each poll."
+    )
+    retry_base_s: float = setting(
+        "TUNING_RETRY_BASE_S", 1.0, "Worker: base of the full-jitter backoff after a failed step."
+    )
+    retry_max_s: float = setting(
+        "TUNING_RETRY_MAX_S", 300.0, "Worker: cap of the backoff after a failed step."
+    )
+    max_deliveries: int = setting(
+        "TUNING_MAX_DELIVERIES",
+        10,
+        "Worker: failed attempts at one step before the job is dead-lettered (FAILED).",
+    )
+    delete_cancelled_models: bool = setting(
+        "TUNING_DELETE_CANCELLED_MODELS",
+        True,
+        "Worker: delete the partial tuned model upstream after a cancel.",
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from `environ`; unset variables keep their defaults."""
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(f.metadata["env"])
+            if raw is not None:
+                values[f.name] = _parse(f.metadata["env"], raw, f.default)
+        return cls(**values)
+
+
+def _parse(env: str, raw: str, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            return _parse_bool(raw)
+        if isinstance(default, tuple):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        return type(default)(raw)
+    except ValueError as exc:
+        raise SystemExit(f"configuration error: {env}={raw!r}: {exc}") from None
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def markdown_table() -> str:
+    """The README's configuration table."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for f in dataclasses.fields(Settings):
+        default = ",".join(f.default) if isinstance(f.default, tuple) else f.default
+        rows.append(f"| `{f.metadata['env']}` | `{default}` | {f.metadata['doc']} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())
