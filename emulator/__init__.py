@@ -1,0 +1,29 @@
+"""An emulator of the Gemini API model-tuning REST surface (``tunedModels``, v1beta).
+
+Used by the tests and the offline demo in place of Google. It serves the OAuth token endpoint,
+create/get/list/patch/delete of tuned models, their long-running operations (get, list, v1
+cancel), ``generateContent`` on ACTIVE models, and emulator-only inspection and fault-injection
+endpoints under ``/_emulator/``.
+
+Training is simulated: nothing is trained. Steps advance with the injected clock at a
+configured rate, losses follow a made-up falling curve, and everything is computed from the
+clock at read time, so runs are deterministic under a fake clock.
+
+Emulator decisions where the real service is undocumented or cannot be reproduced:
+
+- a display name ending in ``[fail]`` makes training stop at half its steps (rounded up) and
+  end with operation error 13 and model state FAILED;
+- a cancelled operation ends at once with error code 1, training stops at the step reached,
+  and the model becomes FAILED; cancelling a finished operation changes nothing;
+- models are owned by the OAuth client id whose token created them.
+
+The contract it follows is ``reference/gemini-tuning-api.md``.
+"""
+
+from __future__ import annotations
+
+from emulator.app import create_app
+from emulator.config import EmulatorConfig, Grant, load_grants
+from emulator.server import running_emulator
+
+__all__ = ["EmulatorConfig", "Grant", "create_app", "load_grants", "running_emulator"]

@@ -1,0 +1,86 @@
+"""Configuration of the emulator: one frozen object, built once by the caller.
+
+Nothing here reads the environment: ``emulator.__main__`` does that and passes the values in.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One OAuth refresh-token grant the emulated token endpoint honours.
+
+    Attributes:
+        client_id: the OAuth client the refresh token was issued to; it also owns the tuned
+            models created with tokens from this grant.
+        client_secret: must match on every token exchange.
+        refresh_token: the long-lived token exchanged at ``POST /token``.
+        scopes: full scope URLs granted to the access tokens issued from this grant.
+    """
+
+    client_id: str
+    client_secret: str
+    refresh_token: str
+    scopes: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Grant:
+        """Build a grant from one entry of a grants file."""
+        scopes = raw.get("scopes", [])
+        if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+            raise ValueError("grant 'scopes' must be a list of strings")
+        return cls(
+            client_id=_required_str(raw, "client_id"),
+            client_secret=_required_str(raw, "client_secret"),
+            refresh_token=_required_str(raw, "refresh_token"),
+            scopes=tuple(scopes),
+        )
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """Settings of one emulator instance.
+
+    Attributes:
+        steps_per_second: simulated training speed (steps per second of the injected clock);
+            default 2.0. Must be positive.
+        token_ttl_s: lifetime of issued access tokens, seconds; default 3600.
+        grants: the refresh-token grants accepted by ``POST /token``; default none.
+        page_size_default: list page size when the caller gives none (or 0); default 10.
+        page_size_max: larger requested page sizes are clamped to this; default 1000.
+    """
+
+    steps_per_second: float = 2.0
+    token_ttl_s: int = 3600
+    grants: tuple[Grant, ...] = ()
+    page_size_default: int = 10
+    page_size_max: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.steps_per_second <= 0:
+            raise ValueError("steps_per_second must be positive")
+        if self.token_ttl_s <= 0:
+            raise ValueError("token_ttl_s must be positive")
+        if not 0 < self.page_size_default <= self.page_size_max:
+            raise ValueError("need 0 < page_size_default <= page_size_max")
+
+
+def load_grants(path: str | Path) -> tuple[Grant, ...]:
+    """Read grants from a JSON file shaped ``{"grants": [{"client_id": ..., ...}]}``."""
+    raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    entries = raw.get("grants") if isinstance(raw, dict) else None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ValueError(f"{path}: expected an object with a 'grants' list of objects")
+    return tuple(Grant.from_json(entry) for entry in entries)
+
+
+def _required_str(raw: dict[str, Any], key: str) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"grant {key!r} must be a non-empty string")
+    return value

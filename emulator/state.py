@@ -1,0 +1,50 @@
+"""Everything one emulator instance holds, stored on the aiohttp application."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from emulator.config import EmulatorConfig
+from emulator.faults import FaultBook
+from emulator.store import ModelStore
+from emulator.tokens import TokenBook
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class EmulatorState:
+    """The mutable state of one emulator, plus its configuration and clock.
+
+    Attributes:
+        config: the settings it was created with.
+        clock: returns the current time, epoch seconds (injected so tests control time).
+        tokens: issued access tokens.
+        models: the tuned models and their operations.
+        faults: pending injected faults.
+        requests: request counts keyed ``"<METHOD> <route name>"``.
+    """
+
+    config: EmulatorConfig
+    clock: Clock
+    tokens: TokenBook
+    models: ModelStore = field(default_factory=ModelStore)
+    faults: FaultBook = field(default_factory=FaultBook)
+    requests: Counter[str] = field(default_factory=Counter)
+
+    @classmethod
+    def create(cls, config: EmulatorConfig, clock: Clock) -> EmulatorState:
+        """A fresh state: no models, no tokens, no faults."""
+        return cls(config, clock, TokenBook(config.grants, config.token_ttl_s))
+
+
+STATE = web.AppKey("emulator_state", EmulatorState)
+
+
+def state_of(request: web.Request) -> EmulatorState:
+    """The state of the emulator serving ``request``."""
+    return request.app[STATE]

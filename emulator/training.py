@@ -1,0 +1,160 @@
+"""Simulated training: nothing is trained, steps advance with the clock.
+
+Progress is a pure function of the plan fixed at creation time, the current time of the
+injected clock and (if the operation was cancelled) the time of the cancel. There are no
+background tasks or timers: every read computes the state afresh, so a test that moves a fake
+clock sees exactly the same steps, snapshots and losses every run.
+
+Step ``k`` (1-based) completes at ``start_s + k / steps_per_second``. Training ends at the final
+step: ``total_steps`` normally, half of it (rounded up) for a plan marked to fail, or the step
+reached when a cancel arrived.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import math
+from dataclasses import dataclass
+
+# Guards ``floor`` against float error: 19.0 s * 2.0 steps/s must give 38 steps, not 37.
+_EPSILON = 1e-9
+
+
+class Outcome(enum.StrEnum):
+    """Where a training run stands."""
+
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """Everything fixed when the tuned model is created.
+
+    Attributes:
+        seed: makes the loss curve's noise deterministic per model (the model id).
+        start_s: when training starts (the creation time), epoch seconds.
+        total_steps: ``ceil(example_count * epoch_count / batch_size)``.
+        example_count: number of training examples.
+        batch_size: examples per step.
+        steps_per_second: simulated speed.
+        fails: if true the run stops at half its steps and ends FAILED.
+    """
+
+    seed: str
+    start_s: float
+    total_steps: int
+    example_count: int
+    batch_size: int
+    steps_per_second: float
+    fails: bool = False
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The state after one completed step."""
+
+    step: int
+    epoch: int
+    mean_loss: float
+    compute_time_s: float
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The run as seen at one moment.
+
+    Attributes:
+        completed_steps: steps finished so far.
+        total_steps: steps the run was planned for.
+        snapshots: one per completed step, in order.
+        outcome: RUNNING until the run ends.
+        end_s: when the run ended (``None`` while running).
+    """
+
+    completed_steps: int
+    total_steps: int
+    snapshots: tuple[Snapshot, ...]
+    outcome: Outcome
+    end_s: float | None
+
+    @property
+    def done(self) -> bool:
+        """Whether the run has ended, one way or another."""
+        return self.outcome is not Outcome.RUNNING
+
+    @property
+    def completed_percent(self) -> float:
+        """``100 * completed_steps / total_steps``."""
+        return 100.0 * self.completed_steps / self.total_steps
+
+
+def total_steps(example_count: int, epoch_count: int, batch_size: int) -> int:
+    """``ceil(examples * epochs / batch_size)`` in exact integer arithmetic."""
+    return -(-example_count * epoch_count // batch_size)
+
+
+def progress(plan: TrainingPlan, now_s: float, cancel_s: float | None = None) -> Progress:
+    """The run of ``plan`` as seen at ``now_s``, given the time of a cancel if there was one."""
+    outcome, end_step, end_s = _ending(plan, cancel_s)
+    if now_s < end_s:
+        steps = min(steps_done_by(plan, now_s), end_step)
+        return _progress(plan, steps, Outcome.RUNNING, None)
+    return _progress(plan, end_step, outcome, end_s)
+
+
+def steps_done_by(plan: TrainingPlan, now_s: float) -> int:
+    """Steps completed by ``now_s`` if nothing stopped the run (capped at the total)."""
+    elapsed_s = max(0.0, now_s - plan.start_s)
+    return min(plan.total_steps, math.floor(elapsed_s * plan.steps_per_second + _EPSILON))
+
+
+def step_time_s(plan: TrainingPlan, step: int) -> float:
+    """When ``step`` completes, epoch seconds."""
+    return plan.start_s + step / plan.steps_per_second
+
+
+def epoch_of(step: int, batch_size: int, example_count: int) -> int:
+    """Whole epochs finished after ``step``: ``(step * batch_size) // example_count``."""
+    return (step * batch_size) // example_count
+
+
+def mean_loss(seed: str, step: int, total: int) -> float:
+    """A plausible falling loss: exponential decay toward a floor plus small fixed noise."""
+    initial = 2.0 + 1.5 * _unit(seed, "initial")
+    floor = 0.05 + 0.1 * _unit(seed, "floor")
+    trend = floor + (initial - floor) * math.exp(-4.0 * step / total)
+    noise = 0.05 * trend * (2.0 * _unit(seed, str(step)) - 1.0)
+    return round(max(0.0, trend + noise), 6)
+
+
+def _ending(plan: TrainingPlan, cancel_s: float | None) -> tuple[Outcome, int, float]:
+    """How the run ends: outcome, final step and end time."""
+    final_step = (plan.total_steps + 1) // 2 if plan.fails else plan.total_steps
+    natural_end_s = step_time_s(plan, final_step)
+    if cancel_s is not None and cancel_s < natural_end_s:
+        return Outcome.CANCELLED, steps_done_by(plan, cancel_s), cancel_s
+    return (Outcome.FAILED if plan.fails else Outcome.SUCCEEDED), final_step, natural_end_s
+
+
+def _progress(plan: TrainingPlan, steps: int, outcome: Outcome, end_s: float | None) -> Progress:
+    snapshots = tuple(_snapshot(plan, step) for step in range(1, steps + 1))
+    return Progress(steps, plan.total_steps, snapshots, outcome, end_s)
+
+
+def _snapshot(plan: TrainingPlan, step: int) -> Snapshot:
+    return Snapshot(
+        step=step,
+        epoch=epoch_of(step, plan.batch_size, plan.example_count),
+        mean_loss=mean_loss(plan.seed, step, plan.total_steps),
+        compute_time_s=step_time_s(plan, step),
+    )
+
+
+def _unit(seed: str, salt: str) -> float:
+    """A deterministic number in [0, 1) from the seed and a salt."""
+    digest = hashlib.blake2b(f"{seed}:{salt}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
