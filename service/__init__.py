@@ -1,0 +1,1 @@
+"""The gRPC front end: authenticates callers, validates and stores jobs, reads status."""

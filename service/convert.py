@@ -1,0 +1,118 @@
+"""Between the API's messages and the job record."""
+
+from __future__ import annotations
+
+import hashlib
+
+from google.protobuf import timestamp_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+from core.errors import ERROR_DOMAIN, JobError
+from core.job import Example, Hyperparameters, Job
+from core.states import JobState
+from tuning.v1 import tuning_job_pb2, tuning_service_pb2
+
+State = tuning_job_pb2.TuningJob.State
+
+
+def request_hash(request: tuning_service_pb2.CreateTuningJobRequest) -> str:
+    """Fingerprint of what a request asks for, to tell a retry from a different job."""
+    payload = request.tuning_job.SerializeToString(deterministic=True)
+    return hashlib.sha256(payload).hexdigest()
+
+
+def job_from_request(
+    request: tuning_service_pb2.CreateTuningJobRequest, *, tenant: str, job_id: str, now: float
+) -> tuple[Job, list[Example]]:
+    """The job record and examples a validated request describes. Output-only fields are ignored."""
+    spec = request.tuning_job
+    examples = [Example(e.text_input, e.output) for e in spec.training_examples]
+    job = Job(
+        id=job_id,
+        tenant=tenant,
+        base_model=spec.base_model,
+        display_name=spec.display_name,
+        description=spec.description,
+        hyperparameters=_hyperparameters(spec.hyperparameters),
+        labels=dict(spec.labels),
+        example_count=len(examples),
+        request_hash=request_hash(request),
+        create_time=now,
+        update_time=now,
+    )
+    return job, examples
+
+
+def _hyperparameters(h: tuning_job_pb2.Hyperparameters) -> Hyperparameters:
+    chosen = h.WhichOneof("learning_rate_option")
+    return Hyperparameters(
+        epoch_count=h.epoch_count,
+        batch_size=h.batch_size,
+        learning_rate=h.learning_rate if chosen == "learning_rate" else None,
+        learning_rate_multiplier=(
+            h.learning_rate_multiplier if chosen == "learning_rate_multiplier" else None
+        ),
+    )
+
+
+def job_to_proto(job: Job) -> tuning_job_pb2.TuningJob:
+    """The job as callers see it (never the training examples)."""
+    message = tuning_job_pb2.TuningJob(
+        name=job.name,
+        display_name=job.display_name,
+        description=job.description,
+        base_model=job.base_model,
+        hyperparameters=_hyperparameters_to_proto(job.hyperparameters),
+        labels=job.labels,
+        state=State.Value(job.state.value),
+        tuned_model=job.tuned_model,
+        progress=tuning_job_pb2.Progress(
+            completed_steps=job.progress.completed_steps,
+            total_steps=job.progress.total_steps,
+            completed_percent=job.progress.completed_percent,
+        ),
+    )
+    for s in job.snapshots:
+        snapshot = message.snapshots.add(step=s.step, epoch=s.epoch, mean_loss=s.mean_loss)
+        _set_time(snapshot.compute_time, s.compute_time)
+    if job.error is not None:
+        message.error.CopyFrom(error_to_status(job.error))
+    _set_time(message.create_time, job.create_time)
+    _set_time(message.update_time, job.update_time)
+    _set_time(message.start_time, job.start_time)
+    _set_time(message.end_time, job.end_time)
+    _set_time(message.status_fetch_time, job.status_fetch_time)
+    return message
+
+
+def _hyperparameters_to_proto(h: Hyperparameters) -> tuning_job_pb2.Hyperparameters:
+    message = tuning_job_pb2.Hyperparameters()
+    if h.epoch_count:
+        message.epoch_count = h.epoch_count
+    if h.batch_size:
+        message.batch_size = h.batch_size
+    if h.learning_rate is not None:
+        message.learning_rate = h.learning_rate
+    elif h.learning_rate_multiplier is not None:
+        message.learning_rate_multiplier = h.learning_rate_multiplier
+    return message
+
+
+def error_to_status(error: JobError) -> status_pb2.Status:
+    status = status_pb2.Status(code=error.code, message=error.message)
+    if error.reason:
+        info = error_details_pb2.ErrorInfo(
+            reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata
+        )
+        status.details.add().Pack(info)
+    return status
+
+
+def _set_time(field: timestamp_pb2.Timestamp, seconds: float | None) -> None:
+    if seconds is not None:
+        field.FromNanoseconds(int(seconds * 1e9))
+
+
+def state_from_name(name: str) -> JobState:
+    """Raises ValueError for a name that is not a state."""
+    return JobState(name)

@@ -1,0 +1,103 @@
+"""What each RPC does, as plain async functions of a tenant and a request.
+
+Reads come from Redis only; nothing here calls the upstream. Writes go through the
+job store's compare-and-set and the state machine in core.lifecycle.
+"""
+
+from __future__ import annotations
+
+from core import lifecycle
+from core.clock import Clock
+from core.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound
+from core.job import JOB_NAME_PREFIX, Job, encode_examples, new_job_id
+from core.schedule import Schedule
+from core.settings import Settings
+from core.states import JobState
+from core.store import JobStore
+from service import listing
+from service.convert import job_from_request
+from service.validation import validate_create
+from service.wire import ParsedCreate
+
+
+class JobsApi:
+    """The tuning API's behaviour, behind the thin gRPC servicer."""
+
+    def __init__(self, store: JobStore, schedule: Schedule, settings: Settings, clock: Clock):
+        self._store = store
+        self._schedule = schedule
+        self._settings = settings
+        self._clock = clock
+
+    async def create(self, tenant: str, parsed: ParsedCreate) -> Job:
+        """Validate, store and queue; a repeated request_id answers the job it made."""
+        validate_create(parsed, self._settings)
+        request = parsed.request
+        job, examples = job_from_request(
+            request,
+            tenant=tenant,
+            job_id=new_job_id(tenant, request.request_id),
+            now=self._clock(),
+        )
+        if request.validate_only:
+            return job
+        stored, created = await self._store.create(job, encode_examples(examples))
+        if stored.deleted:
+            raise AlreadyExists(
+                f"request_id {request.request_id!r} made {stored.name}, which was deleted; "
+                "use a new request_id",
+                reason="REQUEST_ID_REUSED",
+            )
+        if created or stored.state == JobState.QUEUED:
+            # Also on a retry: if the first attempt died before queueing, this repairs it.
+            await self._schedule.due_in(tenant, stored.id, 0)
+        return stored
+
+    async def get(self, tenant: str, name: str) -> Job:
+        job = await self._store.get(tenant, job_id_of(name))
+        if job is None:
+            raise NotFound(f"{name} not found")
+        return job
+
+    async def list(
+        self, tenant: str, *, page_size: int, page_token: str, filter_text: str
+    ) -> tuple[list[Job], str]:
+        where = listing.parse_filter(filter_text)
+        size = listing.page_size_of(page_size)
+        cursor = listing.decode_token(page_token, filter_text)
+        jobs, next_cursor = await listing.list_page(
+            self._store, tenant, page_size=size, cursor=cursor, where=where
+        )
+        token = "" if next_cursor is None else listing.encode_token(next_cursor, filter_text)
+        return jobs, token
+
+    async def cancel(self, tenant: str, name: str) -> Job:
+        job_id = job_id_of(name)
+        now = self._clock()
+        job = await self._store.update(
+            tenant, job_id, lambda j: None if j.deleted else lifecycle.cancel_requested(j, now)
+        )
+        if job is None or job.deleted:
+            raise NotFound(f"{name} not found")
+        if job.state == JobState.CANCELLING:
+            await self._schedule.due_in(tenant, job_id, 0)
+        elif job.state.terminal:
+            await self._schedule.remove(tenant, job_id)
+        return job
+
+    async def delete(self, tenant: str, name: str) -> None:
+        job_id = job_id_of(name)
+        if await self._store.get(tenant, job_id) is None:
+            raise NotFound(f"{name} not found")
+        await self._store.update(tenant, job_id, lifecycle.delete_requested)
+        await self._schedule.due_in(tenant, job_id, 0)
+
+
+def job_id_of(name: str) -> str:
+    """The id in `tuningJobs/{id}`; INVALID_ARGUMENT for anything else."""
+    job_id = name.removeprefix(JOB_NAME_PREFIX)
+    if not name.startswith(JOB_NAME_PREFIX) or not job_id or "/" in job_id:
+        raise InvalidArgument(
+            f"invalid name {name!r}", [FieldViolation("name", "must be tuningJobs/{id}")]
+        )
+    return job_id

@@ -1,0 +1,116 @@
+"""The API process: gRPC server with auth, health and reflection, stopped gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import grpc
+from grpc_health.v1 import _async as health_aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from core.clock import Clock, system_clock
+from core.keys import Keys
+from core.redis_client import Redis, connect
+from core.schedule import Schedule
+from core.settings import Settings
+from core.signals import stop_signals
+from core.store import JobStore
+from core.tenants import TenantDirectory
+from service.auth import AuthInterceptor
+from service.jobs import JobsApi
+from service.servicer import SERVICE, TuningServicer, generic_handler
+
+log = logging.getLogger(__name__)
+
+HEALTH_CHECK_INTERVAL_S = 2.0
+
+
+class ApiServer:
+    """A running API server: `port` is the bound port, `stop` drains it."""
+
+    def __init__(
+        self, server: grpc.aio.Server, port: int, health: health_aio.HealthServicer
+    ) -> None:
+        self.server = server
+        self.port = port
+        self.health = health
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", SERVICE.full_name):
+            await self.health.set(name, status)
+
+    async def stop(self, grace_s: float) -> None:
+        """Report NOT_SERVING, refuse new RPCs, give in-flight ones `grace_s` to finish."""
+        await self.set_serving(False)
+        await self.server.stop(grace_s)
+
+
+async def start_api(
+    settings: Settings,
+    redis: Redis,
+    tenants: TenantDirectory,
+    *,
+    listen: str | None = None,
+    clock: Clock = system_clock,
+) -> ApiServer:
+    """Build and start the API on `listen` (default: settings.grpc_listen; port 0 = any)."""
+    keys = Keys(settings.redis_key_prefix)
+    api = JobsApi(JobStore(redis, keys, clock), Schedule(redis, keys), settings, clock)
+    max_bytes = settings.grpc_max_message_bytes
+    server = grpc.aio.server(
+        interceptors=[AuthInterceptor(tenants)],
+        options=[
+            ("grpc.max_receive_message_length", max_bytes),
+            ("grpc.max_send_message_length", max_bytes),
+        ],
+    )
+    server.add_generic_rpc_handlers([generic_handler(TuningServicer(api))])
+    health_servicer = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = (SERVICE.full_name, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(names, server)
+    port = server.add_insecure_port(listen or settings.grpc_listen)
+    await server.start()
+    started = ApiServer(server, port, health_servicer)
+    await started.set_serving(True)
+    return started
+
+
+async def watch_redis(api: ApiServer, redis: Redis, stop: asyncio.Event) -> None:
+    """Keep health SERVING only while Redis answers."""
+    serving = True
+    while not stop.is_set():
+        try:
+            ok = bool(await redis.ping())
+        except Exception:  # noqa: BLE001 (any failure to answer means not serving)
+            ok = False
+        if ok != serving:
+            serving = ok
+            log.warning("redis %s: health %s", "back" if ok else "unreachable", ok)
+            await api.set_serving(ok)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), HEALTH_CHECK_INTERVAL_S)
+
+
+async def serve(settings: Settings) -> None:
+    """Run the API until SIGTERM, then drain and return."""
+    redis = connect(settings.redis_url, cluster=settings.redis_cluster)
+    tenants = TenantDirectory.from_file(settings.tenants_file)
+    api = await start_api(settings, redis, tenants)
+    log.info("API listening on port %d", api.port)
+    print(f"API_READY port={api.port}", flush=True)
+    async with stop_signals() as stop:
+        watcher = asyncio.create_task(watch_redis(api, redis, stop))
+        await stop.wait()
+        log.info("stopping: draining for up to %.1fs", settings.grpc_grace_s)
+        await api.stop(settings.grpc_grace_s)
+        await watcher
+    await redis.aclose()

@@ -1,0 +1,83 @@
+"""The TuningService servicer: read the request, call JobsApi, map the answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from google.protobuf import empty_pb2, message_factory
+
+from service.auth import current_tenant
+from service.convert import job_to_proto
+from service.errors import mapped_errors
+from service.jobs import JobsApi
+from service.wire import ParsedCreate, parse_create
+from tuning.v1 import tuning_job_pb2, tuning_service_pb2
+
+Context = grpc.aio.ServicerContext[Any, Any]
+SERVICE = tuning_service_pb2.DESCRIPTOR.services_by_name["TuningService"]
+
+
+class TuningServicer:
+    """Implements tuning.v1.TuningService."""
+
+    def __init__(self, api: JobsApi) -> None:
+        self._api = api
+
+    @mapped_errors
+    async def CreateTuningJob(
+        self, request: ParsedCreate, context: Context
+    ) -> tuning_job_pb2.TuningJob:
+        return job_to_proto(await self._api.create(current_tenant(), request))
+
+    @mapped_errors
+    async def GetTuningJob(
+        self, request: tuning_service_pb2.GetTuningJobRequest, context: Context
+    ) -> tuning_job_pb2.TuningJob:
+        return job_to_proto(await self._api.get(current_tenant(), request.name))
+
+    @mapped_errors
+    async def ListTuningJobs(
+        self, request: tuning_service_pb2.ListTuningJobsRequest, context: Context
+    ) -> tuning_service_pb2.ListTuningJobsResponse:
+        jobs, token = await self._api.list(
+            current_tenant(),
+            page_size=request.page_size,
+            page_token=request.page_token,
+            filter_text=request.filter,
+        )
+        return tuning_service_pb2.ListTuningJobsResponse(
+            tuning_jobs=[job_to_proto(j) for j in jobs], next_page_token=token
+        )
+
+    @mapped_errors
+    async def CancelTuningJob(
+        self, request: tuning_service_pb2.CancelTuningJobRequest, context: Context
+    ) -> tuning_job_pb2.TuningJob:
+        return job_to_proto(await self._api.cancel(current_tenant(), request.name))
+
+    @mapped_errors
+    async def DeleteTuningJob(
+        self, request: tuning_service_pb2.DeleteTuningJobRequest, context: Context
+    ) -> empty_pb2.Empty:
+        await self._api.delete(current_tenant(), request.name)
+        return empty_pb2.Empty()
+
+
+# CreateTuningJob gets its own deserializer: it also reports oneof fields the parser
+# would drop (see service.wire).
+_DESERIALIZERS: dict[str, Any] = {"CreateTuningJob": parse_create}
+
+
+def generic_handler(servicer: TuningServicer) -> grpc.GenericRpcHandler:
+    """Method handlers for every method in the service descriptor."""
+    handlers = {}
+    for method in SERVICE.methods:
+        request_type = message_factory.GetMessageClass(method.input_type)
+        response_type = message_factory.GetMessageClass(method.output_type)
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, method.name),
+            request_deserializer=_DESERIALIZERS.get(method.name, request_type.FromString),
+            response_serializer=response_type.SerializeToString,
+        )
+    return grpc.method_handlers_generic_handler(SERVICE.full_name, handlers)
