@@ -1,0 +1,1 @@
+"""The worker process: submits jobs upstream, polls them, cancels and cleans up."""

@@ -1,0 +1,56 @@
+"""google-auth's transport interface over httpx, so the worker has one HTTP stack.
+
+google-auth ships transports for requests, urllib3 and aiohttp but none for httpx;
+refreshing a credential only needs `Request.__call__`, which is small to provide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import google.auth.exceptions
+import google.auth.transport
+import httpx
+
+DEFAULT_TIMEOUT_S = 30.0
+
+
+class _Response(google.auth.transport.Response):
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+
+    @property
+    def status(self) -> int:
+        return self._response.status_code
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._response.headers
+
+    @property
+    def data(self) -> bytes:
+        return self._response.content
+
+
+class HttpxRequest(google.auth.transport.Request):
+    """A google-auth `Request` that sends with a synchronous `httpx.Client`."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self._client = client
+
+    def __call__(
+        self,
+        url: str,
+        method: str = "GET",
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        **kwargs: object,
+    ) -> _Response:
+        try:
+            response = self._client.request(
+                method, url, content=body, headers=headers, timeout=timeout or DEFAULT_TIMEOUT_S
+            )
+        except httpx.HTTPError as exc:
+            raise google.auth.exceptions.TransportError(f"{method} {url}: {exc}") from exc
+        return _Response(response)

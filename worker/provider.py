@@ -1,0 +1,62 @@
+"""The provider interface: every upstream call the worker makes goes through it.
+
+Gemini API (`worker.gemini`) is the first provider; a Vertex AI tuning-jobs provider
+is planned (see shared/reference/vertex-tuning-api.md), which is why the interface
+speaks of jobs and references, not of tunedModels and operations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from core.job import Example, Hyperparameters, Job
+from core.upstream import UpstreamRef, UpstreamStatus
+from worker.credentials import TokenSource
+
+
+@dataclass(frozen=True)
+class TuningRequest:
+    """Everything an upstream needs to start tuning one job."""
+
+    model_id: str
+    base_model: str
+    display_name: str
+    description: str
+    hyperparameters: Hyperparameters
+    examples: list[Example]
+
+    @classmethod
+    def from_job(cls, job: Job, examples: list[Example]) -> TuningRequest:
+        return cls(
+            model_id=job.tuned_model_id,
+            base_model=job.base_model,
+            display_name=job.display_name,
+            description=job.description,
+            hyperparameters=job.hyperparameters,
+            examples=examples,
+        )
+
+
+class TuningProvider(Protocol):
+    """An upstream tuning service. Errors are `worker.upstream_errors` types."""
+
+    def ref_for(self, model_id: str) -> UpstreamRef:
+        """Where a job created under `model_id` lives, known before or without creating it."""
+        ...
+
+    async def create(self, auth: TokenSource, request: TuningRequest) -> UpstreamStatus:
+        """Start tuning; the job's first status. Adopts an existing `request.model_id`."""
+        ...
+
+    async def status(self, auth: TokenSource, ref: UpstreamRef) -> UpstreamStatus:
+        """The job's state, progress and loss now. UpstreamNotFound if it is gone."""
+        ...
+
+    async def cancel(self, auth: TokenSource, ref: UpstreamRef) -> None:
+        """Ask the upstream to stop training (best effort; confirm with `status`)."""
+        ...
+
+    async def delete(self, auth: TokenSource, ref: UpstreamRef) -> None:
+        """Delete the tuned model; succeeds if it is already gone."""
+        ...

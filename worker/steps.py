@@ -1,0 +1,230 @@
+"""One visit to a job: do what its state asks for, then say when to come back.
+
+A visit may pass through several states: a job submitted while its caller cancelled
+goes on to the cancel in the same visit. Every write goes through the job store with
+the visit's lease (fencing), and through core.lifecycle, so a write that crosses a
+caller's cancel or delete is re-applied to the fresher record, not lost.
+
+Upstream failures are sorted by kind: a rejection fails the job with the upstream's
+own words; a transient failure comes back later with full-jitter backoff (at least as
+long as the upstream asked), and after `max_deliveries` failed attempts the job is
+dead-lettered: FAILED, with the last error kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from google.rpc import code_pb2
+
+from core import lifecycle
+from core.clock import Clock
+from core.errors import JobError, Retryable
+from core.job import Job, decode_examples
+from core.settings import Settings
+from core.states import JobState
+from core.store import JobStore, Lease
+from core.upstream import UpstreamRef, UpstreamState, UpstreamStatus
+from worker.credentials import TokenSource
+from worker.provider import TuningProvider, TuningRequest
+from worker.upstream_errors import (
+    UpstreamError,
+    UpstreamNotFound,
+    UpstreamRejected,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_HOPS = 5
+
+
+@dataclass(frozen=True)
+class Again:
+    """The job changed state during the step: visit it again at once."""
+
+    job: Job
+
+
+Outcome = Again | float | None
+"""Again; or come back in this many seconds; or None: nothing more to do."""
+
+
+class JobGone(Exception):
+    """The job record no longer exists."""
+
+
+class Steps:
+    """The worker's behaviour for each job state."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        provider: TuningProvider,
+        auth_for: Callable[[str], TokenSource],
+        settings: Settings,
+        clock: Clock,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._provider = provider
+        self._auth_for = auth_for
+        self._settings = settings
+        self._clock = clock
+        self._rng = rng or random.Random()
+
+    async def visit(self, lease: Lease, job: Job) -> float | None:
+        """Advance the job as far as it can go now; seconds until the next visit, or None."""
+        try:
+            for _ in range(MAX_HOPS):
+                outcome = await self._attempt(lease, job)
+                if not isinstance(outcome, Again):
+                    return outcome
+                job = outcome.job
+        except JobGone:
+            return None
+        return 0.0
+
+    async def _attempt(self, lease: Lease, job: Job) -> Outcome:
+        try:
+            return await self._step(lease, job)
+        except UpstreamRejected as exc:
+            log.warning("job %s failed upstream: %s", job.name, exc.message)
+            await self._fail(lease, job, exc.job_error())
+            return None
+        except (UpstreamError, Retryable) as exc:
+            return await self._retry_later(lease, job, exc.message, exc.retry_after_s)
+
+    async def _step(self, lease: Lease, job: Job) -> Outcome:
+        if job.deleted:
+            return await self._clean_up(lease, job)
+        if job.state in (JobState.QUEUED, JobState.CREATING):
+            return await self._submit(lease, job)
+        if job.state == JobState.RUNNING:
+            return await self._poll(lease, job)
+        if job.state == JobState.CANCELLING:
+            return await self._cancel(lease, job)
+        return None
+
+    async def _submit(self, lease: Lease, job: Job) -> Outcome:
+        job = await self._update(lease, job, lifecycle.creating)
+        if job.state != JobState.CREATING:
+            return Again(job)
+        raw = await self._store.examples(job.tenant, job.id)
+        if raw is None:
+            error = JobError(code_pb2.DATA_LOSS, "the job's training data is missing", "DATA_LOST")
+            await self._fail(lease, job, error)
+            return None
+        request = TuningRequest.from_job(job, decode_examples(raw))
+        status = await self._provider.create(self._auth_for(job.tenant), request)
+        job = await self._update(
+            lease, job, lambda j: lifecycle.submitted(j, status, self._clock())
+        )
+        await self._store.drop_examples(job.tenant, job.id)
+        log.info("job %s submitted as %s", job.name, status.ref.tuned_model)
+        if job.state == JobState.RUNNING:
+            return self._settings.poll_min_s
+        return None if job.state.terminal else Again(job)
+
+    async def _poll(self, lease: Lease, job: Job) -> Outcome:
+        try:
+            status = await self._provider.status(self._auth_for(job.tenant), self._ref(job))
+        except UpstreamNotFound:
+            error = JobError(
+                code_pb2.NOT_FOUND, f"{job.tuned_model} was deleted upstream", "DELETED_UPSTREAM"
+            )
+            await self._fail(lease, job, error)
+            return None
+        job = await self._update(lease, job, lambda j: lifecycle.observed(j, status, self._clock()))
+        if job.state == JobState.CANCELLING:
+            return Again(job)
+        return None if job.state.terminal else self._poll_interval_s(job.polls)
+
+    async def _cancel(self, lease: Lease, job: Job) -> Outcome:
+        """Cancel upstream, then end in whatever state the upstream's truth says."""
+        auth, ref = self._auth_for(job.tenant), self._ref(job)
+        status = await self._cancelled_status(auth, ref)
+        must_delete = False
+        if status is not None and status.state == UpstreamState.RUNNING:
+            if ref.operation:
+                return self._settings.poll_min_s  # Asked; not stopped yet. Look again soon.
+            # Without its operation the training cannot be cancelled; deleting stops it.
+            status, must_delete = None, True
+        now = self._clock()
+
+        def end(j: Job) -> Job | None:
+            return (
+                lifecycle.cancelled(j, now)
+                if status is None
+                else lifecycle.observed(j, status, now)
+            )
+
+        ended = end(job)
+        cancelled = ended is not None and ended.state == JobState.CANCELLED
+        if cancelled and (must_delete or self._settings.delete_cancelled_models):
+            await self._provider.delete(auth, ref)
+        await self._update(lease, job, end)
+        return None
+
+    async def _cancelled_status(self, auth: TokenSource, ref: UpstreamRef) -> UpstreamStatus | None:
+        """Ask the upstream to stop; its status afterwards, or None if nothing is there."""
+        try:
+            await self._provider.cancel(auth, ref)
+            return await self._provider.status(auth, ref)
+        except UpstreamNotFound:
+            return None
+
+    async def _clean_up(self, lease: Lease, job: Job) -> Outcome:
+        """A deleted job: stop and delete its upstream model, then forget the job."""
+        if job.state != JobState.QUEUED:
+            auth, ref = self._auth_for(job.tenant), self._ref(job)
+            if not job.state.terminal:
+                await self._cancelled_status(auth, ref)
+            await self._provider.delete(auth, ref)
+        await self._store.remove(lease)
+        log.info("job %s deleted", job.name)
+        return None
+
+    async def _retry_later(
+        self, lease: Lease, job: Job, why: str, after_s: float | None
+    ) -> Outcome:
+        job = await self._update(lease, job, lifecycle.attempt_failed)
+        if job.attempts >= self._settings.max_deliveries:
+            error = JobError(
+                code_pb2.UNAVAILABLE,
+                f"gave up after {job.attempts} failed attempts; last error: {why}",
+                "DEAD_LETTERED",
+            )
+            await self._fail(lease, job, error)
+            return None
+        delay_s = max(after_s or 0.0, self._backoff_s(job.attempts))
+        log.info(
+            "job %s: attempt %d failed (%s); again in %.1fs", job.name, job.attempts, why, delay_s
+        )
+        return delay_s
+
+    def _backoff_s(self, attempt: int) -> float:
+        """Full jitter: uniform between 0 and the capped exponential."""
+        cap = min(self._settings.retry_max_s, self._settings.retry_base_s * 2**attempt)
+        return self._rng.uniform(0, cap)
+
+    def _poll_interval_s(self, polls: int) -> float:
+        s = self._settings
+        return float(min(s.poll_max_s, s.poll_min_s * s.poll_growth ** max(polls - 1, 0)))
+
+    def _ref(self, job: Job) -> UpstreamRef:
+        if job.tuned_model:
+            return UpstreamRef(job.tuned_model, job.operation)
+        return self._provider.ref_for(job.tuned_model_id)
+
+    async def _fail(self, lease: Lease, job: Job, error: JobError) -> None:
+        await self._update(lease, job, lambda j: lifecycle.failed(j, error, self._clock()))
+
+    async def _update(self, lease: Lease, job: Job, change: Callable[[Job], Job | None]) -> Job:
+        stored = await self._store.update(job.tenant, job.id, change, lease=lease)
+        if stored is None:
+            raise JobGone(job.id)
+        return stored
