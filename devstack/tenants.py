@@ -63,3 +63,22 @@ def write_tenant_files(directory: Path, tenants: list[LocalTenant]) -> tuple[Pat
     grants_file = directory / "grants.json"
     grants_file.write_text(json.dumps({"grants": [t.grant() for t in tenants]}, indent=2))
     return tenants_file, grants_file
+
+
+def main() -> None:
+    """`python -m devstack.tenants DIR TENANT...`: write local secrets, print the tokens."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("directory", type=Path)
+    parser.add_argument("tenants", nargs="+")
+    args = parser.parse_args()
+    args.directory.mkdir(parents=True, exist_ok=True)
+    tenants = [LocalTenant(t) for t in args.tenants]
+    write_tenant_files(args.directory, tenants)
+    for tenant in tenants:
+        print(f"{tenant.id}: bearer token {tenant.token}")
+
+
+if __name__ == "__main__":
+    main()

@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from emulator import EmulatorConfig, running_emulator
-from tests.emulator.helpers import GRANTS, OTHER, OWNER, FakeClock, bearer
+from tests.clocks import FakeClock
+from tests.emulator.helpers import GRANTS, OTHER, OWNER, bearer
 
 
 @pytest.fixture

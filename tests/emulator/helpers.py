@@ -1,4 +1,4 @@
-"""Helpers for the emulator tests: a fake clock, grants, request bodies."""
+"""Helpers for the emulator tests: grants, request bodies."""
 
 from __future__ import annotations
 
@@ -19,23 +19,7 @@ READER = Grant("client-r", "secret-r", "refresh-r", (TUNING_READONLY,))
 CLOUD = Grant("client-c", "secret-c", "refresh-c", (CLOUD_PLATFORM,))
 GRANTS = (OWNER, OTHER, READER, CLOUD)
 
-# 2026-11-21T13:40:00Z
-START_S = 1_795_268_400.0
 BASE_MODEL = "models/gemini-1.5-flash-001-tuning"
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now_s: float = START_S) -> None:
-        self.now_s = now_s
-
-    def __call__(self) -> float:
-        return self.now_s
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward."""
-        self.now_s += seconds
 
 
 def token_form(grant: Grant) -> dict[str, str]:

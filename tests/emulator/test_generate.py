@@ -6,7 +6,8 @@ from typing import Any
 
 import httpx
 
-from tests.emulator.helpers import FakeClock, create_model, error_of
+from tests.clocks import FakeClock
+from tests.emulator.helpers import create_model, error_of
 
 PROMPT = {"contents": [{"parts": [{"text": "What comes after 41?"}]}]}
 

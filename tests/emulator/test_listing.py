@@ -8,10 +8,10 @@ import httpx
 import pytest
 
 from emulator import EmulatorConfig, running_emulator
+from tests.clocks import FakeClock
 from tests.emulator.helpers import (
     GRANTS,
     OWNER,
-    FakeClock,
     bearer,
     create_model,
     error_of,

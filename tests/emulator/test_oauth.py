@@ -11,12 +11,12 @@ from google.auth import exceptions as auth_exceptions
 from google.auth import transport
 from google.oauth2.credentials import Credentials
 
+from tests.clocks import FakeClock
 from tests.emulator.helpers import (
     CLOUD,
     OWNER,
     READER,
     TUNING,
-    FakeClock,
     bearer,
     create_model,
     detail,

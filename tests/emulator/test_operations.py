@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from tests.emulator.helpers import FakeClock, create_model, error_of
+from tests.clocks import FakeClock
+from tests.emulator.helpers import create_model, error_of
 
 
 async def test_operation_is_served_under_v1_and_v1beta(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.emulator.helpers import FakeClock, create_model, error_of
+from tests.clocks import FakeClock
+from tests.emulator.helpers import create_model, error_of
 
 
 async def test_patch_with_mask_updates_only_the_masked_fields(

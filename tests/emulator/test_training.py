@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from emulator import EmulatorConfig, running_emulator
-from tests.emulator.helpers import GRANTS, OWNER, FakeClock, bearer, create_model, model_body
+from tests.clocks import FakeClock
+from tests.emulator.helpers import GRANTS, OWNER, bearer, create_model, model_body
 
 TUNED_MODEL_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1beta.TunedModel"
 

@@ -1,0 +1,56 @@
+"""Session-wide real redis-server; per test, a fresh key prefix and the running system."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from core.redis_client import Redis
+from devstack.redis_server import RedisServer
+from tests.harness import System, running_system
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def prefix() -> str:
+    """This test's own key prefix: tests never see each other's keys."""
+    return "t" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+async def redis(redis_server: RedisServer, prefix: str) -> AsyncIterator[Redis]:
+    client = aioredis.Redis.from_url(redis_server.url)
+    yield client
+    keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture
+async def system(
+    redis: Redis, redis_server: RedisServer, prefix: str, tmp_path: Path
+) -> AsyncIterator[System]:
+    """Emulator, API and a running worker."""
+    async with running_system(redis, redis_server.url, prefix, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+async def api_only(
+    redis: Redis, redis_server: RedisServer, prefix: str, tmp_path: Path
+) -> AsyncIterator[System]:
+    """Emulator and API, no worker until the test starts one."""
+    async with running_system(
+        redis, redis_server.url, prefix, tmp_path, with_worker=False
+    ) as running:
+        yield running

@@ -1,0 +1,256 @@
+"""The system under test, on real parts in the test's own event loop.
+
+A real redis-server (one per session, a fresh key prefix per test), the emulator over
+real HTTP with a clock the test moves, the gRPC API on a free port with a real channel,
+and a worker that the test can start and stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+
+from core.keys import Keys
+from core.redis_client import Redis
+from core.schedule import Schedule
+from core.settings import Settings
+from core.store import JobStore
+from core.tenants import TenantDirectory
+from devstack.tenants import LocalTenant, write_tenant_files
+from emulator import EmulatorConfig, load_grants, running_emulator
+from service.server import ApiServer, start_api
+from tests.clocks import FakeClock
+from tuning.v1 import tuning_job_pb2, tuning_service_pb2, tuning_service_pb2_grpc
+from worker.credentials import CredentialSource
+from worker.gemini import GeminiClient, GeminiProvider
+from worker.steps import Steps
+from worker.worker import Worker
+
+State = tuning_job_pb2.TuningJob.State
+TERMINAL = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED})
+BASE_MODEL = "models/gemini-1.5-flash-001-tuning"
+TENANTS = ("team-a", "team-b")
+
+
+def test_settings(redis_url: str, prefix: str, **overrides: Any) -> Settings:
+    """Settings for a fast system: short polls, short idle waits."""
+    base = Settings(
+        redis_url=redis_url,
+        redis_key_prefix=prefix,
+        poll_min_s=0.05,
+        poll_max_s=0.1,
+        worker_idle_s=0.02,
+        lease_s=5.0,
+        retry_base_s=0.05,
+        retry_max_s=0.2,
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+def examples(count: int = 20) -> list[tuning_job_pb2.TrainingExample]:
+    return [
+        tuning_job_pb2.TrainingExample(text_input=str(n), output=str(n + 1)) for n in range(count)
+    ]
+
+
+def job_spec(**fields: Any) -> tuning_job_pb2.TuningJob:
+    """A valid job: 20 examples, 2 epochs, batch 4 -> 10 steps upstream."""
+    spec = tuning_job_pb2.TuningJob(
+        display_name="numbers",
+        base_model=BASE_MODEL,
+        hyperparameters=tuning_job_pb2.Hyperparameters(epoch_count=2, batch_size=4),
+        training_examples=examples(),
+    )
+    for name, value in fields.items():
+        if isinstance(value, dict):
+            getattr(spec, name).update(value)
+        elif isinstance(value, list):
+            del getattr(spec, name)[:]
+            getattr(spec, name).extend(value)
+        elif hasattr(value, "CopyFrom"):
+            getattr(spec, name).CopyFrom(value)
+        else:
+            setattr(spec, name, value)
+    return spec
+
+
+@dataclass
+class System:
+    """Handles on a running system."""
+
+    settings: Settings
+    redis: Redis
+    api: ApiServer
+    channel: grpc.aio.Channel
+    stub: tuning_service_pb2_grpc.TuningServiceAsyncStub
+    emulator_url: str
+    clock: FakeClock
+    tenants: dict[str, LocalTenant]
+    tenants_file: Path
+    store: JobStore
+    _stack: AsyncExitStack
+    _worker: asyncio.Task[None] | None = None
+    _worker_stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def auth(self, tenant: str = "team-a") -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.tenants[tenant].token}"),)
+
+    async def create(
+        self, tenant: str = "team-a", request_id: str = "", **fields: Any
+    ) -> tuning_job_pb2.TuningJob:
+        request = tuning_service_pb2.CreateTuningJobRequest(
+            request_id=request_id, tuning_job=job_spec(**fields)
+        )
+        return await self.stub.CreateTuningJob(request, metadata=self.auth(tenant))
+
+    async def get(self, name: str, tenant: str = "team-a") -> tuning_job_pb2.TuningJob:
+        request = tuning_service_pb2.GetTuningJobRequest(name=name)
+        return await self.stub.GetTuningJob(request, metadata=self.auth(tenant))
+
+    async def cancel(self, name: str, tenant: str = "team-a") -> tuning_job_pb2.TuningJob:
+        request = tuning_service_pb2.CancelTuningJobRequest(name=name)
+        return await self.stub.CancelTuningJob(request, metadata=self.auth(tenant))
+
+    async def list_jobs(
+        self, tenant: str = "team-a", **fields: Any
+    ) -> tuning_service_pb2.ListTuningJobsResponse:
+        request = tuning_service_pb2.ListTuningJobsRequest(**fields)
+        return await self.stub.ListTuningJobs(request, metadata=self.auth(tenant))
+
+    async def delete(self, name: str, tenant: str = "team-a") -> None:
+        request = tuning_service_pb2.DeleteTuningJobRequest(name=name)
+        await self.stub.DeleteTuningJob(request, metadata=self.auth(tenant))
+
+    async def wait_for(
+        self, name: str, states: Iterable[int], *, tenant: str = "team-a", timeout_s: float = 15.0
+    ) -> tuning_job_pb2.TuningJob:
+        """Poll Get until the job is in one of `states`."""
+        wanted = set(states)
+        async with asyncio.timeout(timeout_s):
+            while True:
+                job = await self.get(name, tenant)
+                if job.state in wanted:
+                    return job
+                await asyncio.sleep(0.02)
+
+    async def eventually(
+        self, check: Callable[[], Awaitable[bool]], *, timeout_s: float = 10.0
+    ) -> None:
+        """Wait until `check` answers True."""
+        async with asyncio.timeout(timeout_s):
+            while not await check():  # noqa: ASYNC110 (polling is the point)
+                await asyncio.sleep(0.02)
+
+    async def finish_training(self, name: str, tenant: str = "team-a") -> tuning_job_pb2.TuningJob:
+        """Move the emulator's clock until the job has ended upstream, then wait for it here."""
+        await self.wait_for(name, {State.RUNNING, *TERMINAL}, tenant=tenant)
+        self.clock.advance(3600)
+        return await self.wait_for(name, TERMINAL, tenant=tenant)
+
+    async def upstream_stats(self) -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=self.emulator_url) as http:
+            answer: dict[str, Any] = (await http.get("/_emulator/stats")).json()
+            return answer
+
+    async def upstream_requests(self, route: str) -> int:
+        requests = (await self.upstream_stats())["requests"]
+        return sum(n for key, n in requests.items() if key.endswith(route))
+
+    async def inject_faults(self, *rules: dict[str, Any]) -> None:
+        async with httpx.AsyncClient(base_url=self.emulator_url) as http:
+            answer = await http.post("/_emulator/faults", json={"rules": list(rules)})
+            answer.raise_for_status()
+
+    async def start_worker(self) -> None:
+        if self._worker is not None:
+            return
+        self._worker_stop = asyncio.Event()
+        worker = await _build_worker(self._stack, self.settings, self.redis, self.tenants_file)
+        self._worker = asyncio.create_task(worker.run(self._worker_stop, grace_s=5.0))
+
+    async def stop_worker(self) -> None:
+        if self._worker is not None:
+            self._worker_stop.set()
+            await self._worker
+            self._worker = None
+
+    async def keys(self) -> list[bytes]:
+        """Every Redis key of this test."""
+        return [k async for k in self.redis.scan_iter(match=f"{self.settings.redis_key_prefix}:*")]
+
+
+async def _build_worker(
+    stack: AsyncExitStack, settings: Settings, redis: Redis, tenants_file: Path
+) -> Worker:
+    keys = Keys(settings.redis_key_prefix)
+    http = await stack.enter_async_context(httpx.AsyncClient(timeout=10.0))
+    token_http = stack.enter_context(httpx.Client(timeout=10.0))
+    credentials = CredentialSource(
+        TenantDirectory.from_file(tenants_file), settings.token_uri, token_http
+    )
+    provider = GeminiProvider(GeminiClient(http, settings.upstream_base_url))
+    store = JobStore(redis, keys)
+    steps = Steps(
+        store, provider, credentials.for_tenant, settings, time.time, rng=random.Random(7)
+    )
+    return Worker(store, Schedule(redis, keys), steps, settings)
+
+
+@asynccontextmanager
+async def running_system(
+    redis: Redis,
+    redis_url: str,
+    prefix: str,
+    work_dir: Path,
+    *,
+    with_worker: bool = True,
+    **overrides: Any,
+) -> AsyncIterator[System]:
+    """Start emulator, API and (unless told not to) a worker; stop them on exit."""
+    tenants = {t: LocalTenant(t) for t in TENANTS}
+    tenants_file, grants_file = write_tenant_files(work_dir, list(tenants.values()))
+    clock = FakeClock()
+    async with AsyncExitStack() as stack:
+        config = EmulatorConfig(steps_per_second=1.0, grants=load_grants(grants_file))
+        emulator_url = await stack.enter_async_context(running_emulator(config, clock))
+        settings = test_settings(
+            redis_url,
+            prefix,
+            upstream_base_url=emulator_url,
+            token_uri=emulator_url + "/token",
+            tenants_file=str(tenants_file),
+            **overrides,
+        )
+        api = await start_api(
+            settings, redis, TenantDirectory.from_file(tenants_file), listen="127.0.0.1:0"
+        )
+        stack.push_async_callback(api.stop, 1.0)
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{api.port}")
+        stack.push_async_callback(channel.close)
+        system = System(
+            settings=settings,
+            redis=redis,
+            api=api,
+            channel=channel,
+            stub=tuning_service_pb2_grpc.TuningServiceStub(channel),
+            emulator_url=emulator_url,
+            clock=clock,
+            tenants=tenants,
+            tenants_file=tenants_file,
+            store=JobStore(redis, Keys(prefix)),
+            _stack=stack,
+        )
+        stack.push_async_callback(system.stop_worker)
+        if with_worker:
+            await system.start_worker()
+        yield system
