@@ -9,10 +9,13 @@ Training is simulated: nothing is trained. Steps advance with the injected clock
 configured rate, losses follow a made-up falling curve, and everything is computed from the
 clock at read time, so runs are deterministic under a fake clock.
 
-Emulator decisions where the real service is undocumented or cannot be reproduced:
+Emulator decisions where the real service is undocumented or cannot be reproduced (all of
+them, with the routes, flags and fault knobs, are listed in ``emulator/README.md``):
 
 - a display name ending in ``[fail]`` makes training stop at half its steps (rounded up) and
   end with operation error 13 and model state FAILED;
+- a ``training`` fault rule makes the next created models fail (error 13, FAILED) or stall
+  (CREATING for ever) at a given step instead;
 - a cancelled operation ends at once with error code 1, training stops at the step reached,
   and the model becomes FAILED; cancelling a finished operation changes nothing;
 - models are owned by the OAuth client id whose token created them.
@@ -24,6 +27,15 @@ from __future__ import annotations
 
 from emulator.app import create_app
 from emulator.config import EmulatorConfig, Grant, load_grants
+from emulator.faults import FaultRule, load_fault_rules
 from emulator.server import running_emulator
 
-__all__ = ["EmulatorConfig", "Grant", "create_app", "load_grants", "running_emulator"]
+__all__ = [
+    "EmulatorConfig",
+    "FaultRule",
+    "Grant",
+    "create_app",
+    "load_fault_rules",
+    "load_grants",
+    "running_emulator",
+]

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 
 from emulator.config import EmulatorConfig, load_grants
+from emulator.faults import load_fault_rules
 from emulator.server import running_emulator
 
 READY_PREFIX = "EMULATOR_READY"
@@ -28,6 +29,13 @@ _FLAGS: tuple[tuple[str, str, Callable[[str], object], str | None, str], ...] = 
     ("--steps-per-second", "EMULATOR_STEPS_PER_SECOND", float, "2.0", "simulated training speed"),
     ("--grants-file", "EMULATOR_GRANTS_FILE", str, None, "JSON file of OAuth grants"),
     ("--token-ttl-s", "EMULATOR_TOKEN_TTL_S", int, "3600", "access token lifetime, seconds"),
+    (
+        "--faults-file",
+        "EMULATOR_FAULTS_FILE",
+        str,
+        None,
+        "JSON file of fault rules pending from the start (the POST /_emulator/faults body)",
+    ),
 )
 
 
@@ -50,8 +58,12 @@ def parse_args(argv: Sequence[str] | None, env: Mapping[str, str]) -> argparse.N
 def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     """The emulator settings the flags describe."""
     grants = load_grants(args.grants_file) if args.grants_file else ()
+    faults = load_fault_rules(args.faults_file) if args.faults_file else ()
     return EmulatorConfig(
-        steps_per_second=args.steps_per_second, token_ttl_s=args.token_ttl_s, grants=grants
+        steps_per_second=args.steps_per_second,
+        token_ttl_s=args.token_ttl_s,
+        grants=grants,
+        faults=faults,
     )
 
 
@@ -78,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if not config.grants:
         _log.warning("no grants configured: every POST /token will be refused")
+    if config.faults:
+        _log.info("%d fault rule(s) pending from %s", len(config.faults), args.faults_file)
     asyncio.run(serve(config, args.host, args.port))
     return 0
 

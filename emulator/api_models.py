@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from emulator import paging, render, routes
-from emulator.handling import json_body, ok, owned_model, query_param
+from emulator.handling import json_body, ok, owned_model, query_param, wants_int_enums
+from emulator.middleware import forced_stop
 from emulator.oauth import authorize
 from emulator.state import EmulatorState, state_of
 from emulator.store import ModelRecord
@@ -21,8 +22,9 @@ async def create(request: web.Request) -> web.Response:
     model_id = query_param(request, "tunedModelId", "tuned_model_id") or None
     spec = parse_create(await json_body(request), model_id)
     now_s = state.clock()
-    record = state.models.create(spec, token.client_id, now_s, state.config.steps_per_second)
-    return ok(render.operation(record, now_s))
+    speed = state.config.steps_per_second
+    record = state.models.create(spec, token.client_id, now_s, speed, forced_stop())
+    return ok(render.operation(record, now_s, int_enums=wants_int_enums(request)))
 
 
 async def get(request: web.Request) -> web.Response:
@@ -30,7 +32,7 @@ async def get(request: web.Request) -> web.Response:
     token = authorize(request, routes.MODELS_GET)
     state = state_of(request)
     record = owned_model(state, request.match_info["model_id"], token)
-    return ok(render.tuned_model(record, state.clock()))
+    return ok(render.tuned_model(record, state.clock(), int_enums=wants_int_enums(request)))
 
 
 async def list_models(request: web.Request) -> web.Response:
@@ -41,10 +43,12 @@ async def list_models(request: web.Request) -> web.Response:
     wanted = paging.page_request(request.query, config.page_size_default, config.page_size_max)
     matching = _filtered(state, token.client_id, request.query.get("filter", ""))
     chosen, next_token = paging.page(matching, lambda record: record.seq, wanted)
-    now_s = state.clock()
+    now_s, int_enums = state.clock(), wants_int_enums(request)
     body: dict[str, object] = {}
     if chosen:
-        body["tunedModels"] = [render.tuned_model(record, now_s) for record in chosen]
+        body["tunedModels"] = [
+            render.tuned_model(record, now_s, int_enums=int_enums) for record in chosen
+        ]
     if next_token:
         body["nextPageToken"] = next_token
     return ok(body)
@@ -58,7 +62,7 @@ async def patch(request: web.Request) -> web.Response:
     mask = parse_update_mask(query_param(request, "updateMask", "update_mask"))
     record.fields = patched_fields(record.fields, await json_body(request), mask)
     record.update_s = state.clock()
-    return ok(render.tuned_model(record, record.update_s))
+    return ok(render.tuned_model(record, record.update_s, int_enums=wants_int_enums(request)))
 
 
 async def delete(request: web.Request) -> web.Response:

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from emulator import paging, render, routes
 from emulator.errors import ApiError
-from emulator.handling import ok, owned_model, owned_operation
+from emulator.handling import ok, owned_model, owned_operation, wants_int_enums
 from emulator.oauth import authorize
 from emulator.state import state_of
 
@@ -23,7 +23,7 @@ async def get(request: web.Request) -> web.Response:
     state = state_of(request)
     info = request.match_info
     record = owned_operation(state, info["model_id"], info["operation_id"], token)
-    return ok(render.operation(record, state.clock()))
+    return ok(render.operation(record, state.clock(), int_enums=wants_int_enums(request)))
 
 
 async def list_operations(request: web.Request) -> web.Response:
@@ -35,9 +35,10 @@ async def list_operations(request: web.Request) -> web.Response:
     wanted = paging.page_request(request.query, config.page_size_default, config.page_size_max)
     # The create is a model's only operation: its sequence number orders it.
     chosen, next_token = paging.page([record], lambda item: item.seq, wanted)
+    now_s, int_enums = state.clock(), wants_int_enums(request)
     body: dict[str, object] = {}
     if chosen:
-        body["operations"] = [render.operation(item, state.clock()) for item in chosen]
+        body["operations"] = [render.operation(item, now_s, int_enums=int_enums) for item in chosen]
     if next_token:
         body["nextPageToken"] = next_token
     return ok(body)

@@ -49,6 +49,7 @@ API_ROUTES: tuple[tuple[str, str, Route, HandlerFn], ...] = (
 
 INSPECTION_ROUTES: tuple[tuple[str, str, HandlerFn], ...] = (
     ("GET", "/_emulator/stats", inspection.stats),
+    ("GET", "/_emulator/faults", inspection.list_faults),
     ("POST", "/_emulator/faults", inspection.add_faults),
     ("DELETE", "/_emulator/faults", inspection.clear_faults),
 )

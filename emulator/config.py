@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emulator.faults import FaultRule
+
 
 @dataclass(frozen=True)
 class Grant:
@@ -53,6 +55,8 @@ class EmulatorConfig:
         grants: the refresh-token grants accepted by ``POST /token``; default none.
         page_size_default: list page size when the caller gives none (or 0); default 10.
         page_size_max: larger requested page sizes are clamped to this; default 1000.
+        faults: fault rules pending from the start (``--faults-file``), as if posted to
+            ``POST /_emulator/faults`` first; default none.
     """
 
     steps_per_second: float = 2.0
@@ -60,6 +64,7 @@ class EmulatorConfig:
     grants: tuple[Grant, ...] = ()
     page_size_default: int = 10
     page_size_max: int = 1000
+    faults: tuple[FaultRule, ...] = ()
 
     def __post_init__(self) -> None:
         if self.steps_per_second <= 0:

@@ -1,20 +1,61 @@
-"""Injected faults: make the next N requests of a route answer an error.
+"""Injected faults: rules that change how the next N requests of a route are answered.
 
-A rule either answers instead of the request (the default: nothing happens upstream), or with
-``after`` performs the request for real and then answers the error anyway, which simulates a
-response lost on the way back (e.g. the model was created but the caller saw a 503). If the
-real request fails, its own error is answered and the rule is used up all the same.
+Rules are posted to ``POST /_emulator/faults`` as ``{"rules": [...]}``, loaded at start from
+``--faults-file`` (a file holding the same body), listed by ``GET /_emulator/faults`` and
+dropped by ``DELETE /_emulator/faults``. Each request of a route uses up one of the ``times``
+of the first pending rule for that route (first in, first out), whatever happens to it.
+
+The knobs of one rule (``route`` is required, and at least one of ``status``, ``latency_s``,
+``drop`` or ``training``):
+
+- ``route``: a route name from ``emulator.routes``, e.g. ``"tunedModels.create"``.
+- ``times``: how many requests the rule applies to (default 1).
+- ``status``: answer this HTTP error (400-599) with the Google error envelope, instead of
+  performing the request (nothing happens upstream). ``message`` replaces the canonical
+  message; for 429, ``retry_delay_s`` (default 1) is the ``RetryInfo.retryDelay``.
+- ``after: true`` (with ``status``): perform the request for real, then answer the error
+  anyway: a response lost on the way back (the model was created, the caller saw a 503). If
+  the real request fails, its own error is answered.
+- ``latency_s``: wait this many seconds of real time (not the injected clock) before handling
+  the request. Alone, the request is then answered normally; with ``status``, the error is
+  answered after the wait.
+- ``drop: true``: perform the request for real, then close the connection without sending
+  any HTTP response, so the caller sees a connection error (the request happened upstream,
+  its answer was lost). A dropped request gets no answer at all, so ``drop`` excludes
+  ``status``.
+- ``training`` (route ``tunedModels.create`` only): ``{"fail_at_step": K}`` or
+  ``{"stall_at_step": K}``. The create itself succeeds, but the training of the model it
+  creates ends FAILED at step K (operation error 13 "Tuning failed: emulated training failure
+  at step K.") or stalls at step K for ever (state CREATING, operation never done) until it is
+  cancelled or deleted. K is clamped to ``[0, totalSteps]``. With ``status`` it needs
+  ``after: true``, since otherwise nothing is created.
+
+Example::
+
+    {"rules": [
+      {"route": "tunedModels.create", "status": 503, "times": 2},
+      {"route": "operations.get", "status": 429, "retry_delay_s": 30},
+      {"route": "tunedModels.get", "latency_s": 0.5},
+      {"route": "tunedModels.create", "drop": true},
+      {"route": "tunedModels.create", "training": {"stall_at_step": 5}, "times": 3}
+    ]}
+
+Unknown keys are refused (400), so a misspelt knob cannot silently do nothing.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import json
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from emulator.errors import SERVICE, TYPE_PREFIX, ApiError, JsonObject, invalid_argument
+from emulator.errors import SERVICE, TYPE_PREFIX, ApiError, JsonObject
 from emulator.protojson import duration
-from emulator.routes import ROUTE_NAMES
+from emulator.routes import MODELS_CREATE, ROUTE_NAMES
+from emulator.training import Stop
 
 DEFAULT_RETRY_DELAY_S = 1.0
 _MESSAGES = {
@@ -23,86 +64,225 @@ _MESSAGES = {
     503: "The service is currently unavailable.",
     504: "Deadline expired before operation could complete.",
 }
+_KEYS = frozenset(
+    {
+        "route",
+        "status",
+        "times",
+        "retry_delay_s",
+        "after",
+        "message",
+        "latency_s",
+        "drop",
+        "training",
+    }
+)
+_FAIL_AT, _STALL_AT = "fail_at_step", "stall_at_step"
 
 
-@dataclass
+class InvalidFaultRule(ValueError):
+    """A fault rule (or a file of them) is malformed; answered as 400 by the endpoint."""
+
+
+@dataclass(frozen=True)
 class FaultRule:
-    """Answer ``status`` to the next ``times`` requests of ``route``.
+    """How to answer the next ``times`` requests of ``route`` (see the module docstring).
 
     Attributes:
         route: a route name from ``emulator.routes`` (``tunedModels.create``).
-        status: the HTTP status to answer (400-599).
-        times: how many matching requests remain to be failed.
-        retry_delay_s: for 429, the ``RetryInfo.retryDelay``.
+        status: the HTTP error status to answer (400-599), or ``None`` for no error.
+        times: how many matching requests the rule applies to.
+        retry_delay_s: for 429, the ``RetryInfo.retryDelay``, seconds.
         after: perform the request, then answer the error anyway.
         message: the error message (a canonical one by default).
+        latency_s: real seconds to wait before handling the request.
+        drop: perform the request, then close the connection without an answer.
+        training: where the created model's training fails or stalls (creates only).
     """
 
     route: str
-    status: int
+    status: int | None = None
     times: int = 1
     retry_delay_s: float = DEFAULT_RETRY_DELAY_S
     after: bool = False
     message: str = ""
+    latency_s: float = 0.0
+    drop: bool = False
+    training: Stop | None = None
 
     @classmethod
     def from_json(cls, raw: Any) -> FaultRule:
-        """Validate one rule of a ``POST /_emulator/faults`` body; 400 if malformed."""
-        if not isinstance(raw, dict) or raw.get("route") not in ROUTE_NAMES:
-            raise invalid_argument(f"Each rule needs a 'route' among {sorted(ROUTE_NAMES)}.")
-        status, times = raw.get("status"), raw.get("times", 1)
-        if not isinstance(status, int) or not 400 <= status <= 599:
-            raise invalid_argument("A rule's 'status' must be an HTTP error code (400-599).")
-        if not isinstance(times, int) or times < 1:
-            raise invalid_argument("A rule's 'times' must be a positive integer.")
-        delay_s = raw.get("retry_delay_s", DEFAULT_RETRY_DELAY_S)
-        if not isinstance(delay_s, int | float) or delay_s < 0:
-            raise invalid_argument("A rule's 'retry_delay_s' must be a non-negative number.")
-        after, message = bool(raw.get("after", False)), str(raw.get("message", ""))
-        return cls(raw["route"], status, times, float(delay_s), after, message)
+        """Validate one rule of a ``POST /_emulator/faults`` body."""
+        route = raw.get("route") if isinstance(raw, dict) else None
+        if not isinstance(route, str) or route not in ROUTE_NAMES:
+            raise InvalidFaultRule(f"Each rule needs a 'route' among {sorted(ROUTE_NAMES)}.")
+        unknown = sorted(set(raw) - _KEYS)
+        if unknown:
+            raise InvalidFaultRule(f"Unknown rule keys {unknown}; known: {sorted(_KEYS)}.")
+        rule = cls(
+            route=route,
+            status=_status(raw.get("status")),
+            times=_times(raw.get("times", 1)),
+            retry_delay_s=_seconds(raw, "retry_delay_s", DEFAULT_RETRY_DELAY_S),
+            after=bool(raw.get("after", False)),
+            message=str(raw.get("message", "")),
+            latency_s=_seconds(raw, "latency_s", 0.0),
+            drop=_flag(raw, "drop"),
+            training=_training(raw.get("training")),
+        )
+        rule.check_combination()
+        return rule
 
-    def error(self) -> ApiError:
+    def check_combination(self) -> None:
+        """Refuse rules that do nothing or whose knobs contradict each other."""
+        if self.status is None and not (self.latency_s or self.drop or self.training):
+            raise InvalidFaultRule(
+                "A rule needs a 'status' (an HTTP error code, 400-599), 'latency_s' > 0, "
+                "'drop' or 'training'."
+            )
+        if self.drop and self.status is not None:
+            raise InvalidFaultRule("'drop' sends no answer, so it cannot have a 'status'.")
+        if self.after and self.status is None:
+            raise InvalidFaultRule("'after' needs a 'status' to answer.")
+        if self.training is not None:
+            self._check_training()
+
+    def _check_training(self) -> None:
+        if self.route != MODELS_CREATE.name:
+            raise InvalidFaultRule(f"'training' applies to route {MODELS_CREATE.name!r} only.")
+        if self.status is not None and not self.after:
+            raise InvalidFaultRule(
+                "'training' with a 'status' needs 'after': true, or no model is created."
+            )
+
+    def error(self) -> ApiError | None:
         """The error this rule answers, with the details Google sends for its status."""
+        if self.status is None:
+            return None
         message = self.message or _MESSAGES.get(self.status, "Emulated fault.")
         details = _quota_details(self.retry_delay_s) if self.status == 429 else ()
         return ApiError(self.status, message, details=details)
+
+    def to_json(self, times: int) -> JsonObject:
+        """The rule as ``POST /_emulator/faults`` takes it, with ``times`` remaining."""
+        body: JsonObject = {"route": self.route, "times": times}
+        knobs = {
+            "status": self.status,
+            "after": self.after,
+            "message": self.message,
+            "latency_s": self.latency_s,
+            "drop": self.drop,
+        }
+        body |= {key: value for key, value in knobs.items() if value}
+        if self.retry_delay_s != DEFAULT_RETRY_DELAY_S:
+            body["retry_delay_s"] = self.retry_delay_s
+        if self.training is not None:
+            key = _FAIL_AT if self.training.fails else _STALL_AT
+            body["training"] = {key: self.training.step}
+        return body
+
+
+@dataclass
+class _Pending:
+    rule: FaultRule
+    remaining: int
 
 
 class FaultBook:
     """The pending fault rules, consumed first-in first-out per route."""
 
-    def __init__(self) -> None:
-        self._rules: deque[FaultRule] = deque()
+    def __init__(self, rules: Iterable[FaultRule] = ()) -> None:
+        self._pending: list[_Pending] = []
+        self.add(rules)
 
-    def add(self, rules: list[FaultRule]) -> None:
+    def add(self, rules: Iterable[FaultRule]) -> None:
         """Queue rules after those already pending."""
-        self._rules.extend(rules)
+        self._pending.extend(_Pending(rule, rule.times) for rule in rules)
 
     def clear(self) -> None:
         """Drop every pending rule."""
-        self._rules.clear()
+        self._pending.clear()
 
     def pending(self) -> int:
         """How many faulted requests remain in total."""
-        return sum(rule.times for rule in self._rules)
+        return sum(item.remaining for item in self._pending)
+
+    def listing(self) -> list[JsonObject]:
+        """The pending rules in order, each with the times it has left."""
+        return [item.rule.to_json(item.remaining) for item in self._pending]
 
     def take(self, route: str) -> FaultRule | None:
         """The rule that applies to this request of ``route``, using up one of its times."""
-        rule = next((r for r in self._rules if r.route == route), None)
-        if rule is None:
+        item = next((p for p in self._pending if p.rule.route == route), None)
+        if item is None:
             return None
-        rule.times -= 1
-        if rule.times == 0:
-            self._rules.remove(rule)
-        return rule
+        item.remaining -= 1
+        if item.remaining == 0:
+            self._pending.remove(item)
+        return item.rule
 
 
-def parse_rules(body: JsonObject) -> list[FaultRule]:
-    """The rules of a ``{"rules": [...]}`` body."""
-    rules = body.get("rules")
+def parse_rules(body: Any) -> list[FaultRule]:
+    """The rules of a ``{"rules": [...]}`` body; :class:`InvalidFaultRule` if malformed."""
+    rules = body.get("rules") if isinstance(body, dict) else None
     if not isinstance(rules, list):
-        raise invalid_argument('Expected a body like {"rules": [...]}.')
+        raise InvalidFaultRule('Expected a body like {"rules": [...]}.')
     return [FaultRule.from_json(raw) for raw in rules]
+
+
+def load_fault_rules(path: str | Path) -> tuple[FaultRule, ...]:
+    """Read rules from a JSON file holding a ``POST /_emulator/faults`` body."""
+    try:
+        return tuple(parse_rules(json.loads(Path(path).read_text(encoding="utf-8"))))
+    except ValueError as exc:  # also json.JSONDecodeError
+        raise InvalidFaultRule(f"{path}: {exc}") from exc
+
+
+def _status(value: Any) -> int | None:
+    if value is None:
+        return None
+    if not _is_int(value) or not 400 <= value <= 599:
+        raise InvalidFaultRule("A rule's 'status' must be an HTTP error code (400-599).")
+    return int(value)
+
+
+def _times(value: Any) -> int:
+    if not _is_int(value) or value < 1:
+        raise InvalidFaultRule("A rule's 'times' must be a positive integer.")
+    return int(value)
+
+
+def _seconds(raw: JsonObject, key: str, default: float) -> float:
+    value = raw.get(key, default)
+    valid = isinstance(value, int | float) and not isinstance(value, bool)
+    if not valid or not math.isfinite(value) or value < 0:
+        raise InvalidFaultRule(f"A rule's {key!r} must be a non-negative number of seconds.")
+    return float(value)
+
+
+def _flag(raw: JsonObject, key: str) -> bool:
+    value = raw.get(key, False)
+    if not isinstance(value, bool):
+        raise InvalidFaultRule(f"A rule's {key!r} must be true or false.")
+    return value
+
+
+def _training(value: Any) -> Stop | None:
+    """``{"fail_at_step": K}`` or ``{"stall_at_step": K}``, K a non-negative integer."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or len(value) != 1 or not set(value) <= {_FAIL_AT, _STALL_AT}:
+        raise InvalidFaultRule(
+            f"A rule's 'training' must be {{{_FAIL_AT!r}: K}} or {{{_STALL_AT!r}: K}}."
+        )
+    key, step = next(iter(value.items()))
+    if not _is_int(step) or step < 0:
+        raise InvalidFaultRule(f"'training.{key}' must be a non-negative integer.")
+    return Stop(int(step), fails=key == _FAIL_AT)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _quota_details(retry_delay_s: float) -> tuple[JsonObject, ...]:

@@ -12,11 +12,13 @@ from aiohttp import web
 
 from emulator import render, routes
 from emulator.errors import JsonObject, failed_precondition, invalid_argument
-from emulator.handling import json_body, ok, owned_model
+from emulator.handling import json_body, ok, owned_model, wants_int_enums
 from emulator.oauth import authorize
 from emulator.state import state_of
 
 PROMPT_ECHO_MAX_CHARS = 80
+FINISH_REASON_STOP = "STOP"
+FINISH_REASON_STOP_NUMBER = 1  # Candidate.FinishReason.STOP
 
 
 async def generate_content(request: web.Request) -> web.Response:
@@ -30,7 +32,7 @@ async def generate_content(request: web.Request) -> web.Response:
             f"Tuned model {record.name} is not ready for generation: its state is {model_state}."
         )
     prompt = prompt_text(await json_body(request))
-    return ok(response_for(record.name, prompt))
+    return ok(response_for(record.name, prompt, int_enums=wants_int_enums(request)))
 
 
 def prompt_text(body: JsonObject) -> str:
@@ -48,14 +50,18 @@ def prompt_text(body: JsonObject) -> str:
     return " ".join(text for text in texts if text)
 
 
-def response_for(model_name: str, prompt: str) -> JsonObject:
-    """A GenerateContentResponse with one candidate whose text is a fixed function of the input."""
+def response_for(model_name: str, prompt: str, *, int_enums: bool = False) -> JsonObject:
+    """A GenerateContentResponse with one candidate whose text is a fixed function of the input.
+
+    ``finishReason`` is ``STOP``, or its number with ``int_enums``.
+    """
     echo = prompt[:PROMPT_ECHO_MAX_CHARS]
     text = f"[emulated reply from {model_name}; no model was run] You said: {echo}"
     prompt_tokens, reply_tokens = len(prompt.split()), len(text.split())
+    finish = FINISH_REASON_STOP_NUMBER if int_enums else FINISH_REASON_STOP
     return {
         "candidates": [
-            {"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": "STOP"}
+            {"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": finish}
         ],
         "usageMetadata": {
             "promptTokenCount": prompt_tokens,

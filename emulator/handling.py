@@ -45,6 +45,16 @@ def query_param(request: web.Request, camel: str, snake: str) -> str | None:
     return request.query.get(camel, request.query.get(snake))
 
 
+def wants_int_enums(request: web.Request) -> bool:
+    """Whether the caller asked for enums as numbers: ``$alt=json;enum-encoding=int``.
+
+    Google's generated REST clients send it on every call; ``alt`` is the same system
+    parameter without the ``$``.
+    """
+    values = request.query.getall("$alt", []) + request.query.getall("alt", [])
+    return any("enum-encoding=int" in value for value in values)
+
+
 def owned_model(state: EmulatorState, model_id: str, token: AccessToken) -> ModelRecord:
     """The caller's model: 404 if it does not exist, 403 if another client owns it."""
     record = state.models.get(model_id)

@@ -1,35 +1,56 @@
 """Emulator-only endpoints under ``/_emulator/`` (no auth): statistics and fault injection.
 
 Nothing like them exists on the real service. Tests use them to assert what reached the
-"upstream" (``GET /_emulator/stats``) and to inject failures (``/_emulator/faults``).
+"upstream" (``GET /_emulator/stats``) and to inject failures (``GET``, ``POST`` and ``DELETE
+/_emulator/faults``; the rule knobs are described in ``emulator.faults``).
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from emulator.faults import parse_rules
+from emulator.errors import invalid_argument
+from emulator.faults import InvalidFaultRule, parse_rules
 from emulator.handling import ok, raw_json_body
 from emulator.state import state_of
 
 
 async def stats(request: web.Request) -> web.Response:
-    """``GET /_emulator/stats``: request counts per route, live models, successful creates."""
+    """``GET /_emulator/stats``: what reached the emulator.
+
+    ``requests``: counts per ``"<METHOD> <route>"``; ``models``: live models; ``creates``:
+    successful creates; ``user_projects``: authenticated API requests per
+    ``x-goog-user-project`` value; ``tokens_issued``: successful ``/token`` exchanges.
+    """
     state = state_of(request)
     return ok(
         {
             "requests": dict(sorted(state.requests.items())),
             "models": len(state.models),
             "creates": state.models.creates,
+            "user_projects": dict(sorted(state.user_projects.items())),
+            "tokens_issued": state.tokens.issued_count,
         }
     )
 
 
 async def add_faults(request: web.Request) -> web.Response:
-    """``POST /_emulator/faults`` with ``{"rules": [...]}``: queue fault rules."""
+    """``POST /_emulator/faults`` with ``{"rules": [...]}``: queue fault rules; 400 if invalid.
+
+    The body is validated as a whole: when one rule is malformed, none is queued.
+    """
     state = state_of(request)
-    state.faults.add(parse_rules(await raw_json_body(request)))
+    try:
+        rules = parse_rules(await raw_json_body(request))
+    except InvalidFaultRule as exc:
+        raise invalid_argument(str(exc)) from exc
+    state.faults.add(rules)
     return ok({"pending": state.faults.pending()})
+
+
+async def list_faults(request: web.Request) -> web.Response:
+    """``GET /_emulator/faults``: the pending rules in order, with the times each has left."""
+    return ok({"rules": state_of(request).faults.listing()})
 
 
 async def clear_faults(request: web.Request) -> web.Response:

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+from contextvars import ContextVar
+
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from emulator.errors import ApiError, route_not_found
+from emulator.faults import FaultRule
 from emulator.routes import Route
 from emulator.state import state_of
+from emulator.training import Stop
 
 # Which API method each registered aiohttp route serves (filled by ``create_app``).
 ROUTE_OF: web.AppKey[dict[web.AbstractRoute, Route]] = web.AppKey("emulator_route_of")
+
+# The training stop of the fault rule applied to the request being handled, read by the
+# create handler. A context variable set only around the handler call, so it cannot leak into
+# another request; typed request storage would need aiohttp's newest ``RequestKey``.
+_FORCED_STOP: ContextVar[Stop | None] = ContextVar("emulator_forced_stop", default=None)
+
+
+def forced_stop() -> Stop | None:
+    """The ``training`` stop a fault rule sets for the create being handled, if any."""
+    return _FORCED_STOP.get()
 
 
 def error_response(error: ApiError) -> web.Response:
@@ -37,16 +52,53 @@ async def envelope_errors(request: web.Request, handler: Handler) -> web.StreamR
 
 @web.middleware
 async def count_and_inject_faults(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count each API request by route, and answer a pending fault rule's error if one applies."""
+    """Count each API request by route, and apply a pending fault rule if one matches."""
     route = request.app[ROUTE_OF].get(request.match_info.route)
     if route is None:
         return await handler(request)
     state = state_of(request)
     state.requests[f"{request.method} {route.name}"] += 1
     rule = state.faults.take(route.name)
-    if rule is not None and not rule.after:
-        raise rule.error()
-    response = await handler(request)
-    if rule is not None:
-        raise rule.error()
+    if rule is None:
+        return await handler(request)
+    return await _with_fault(request, handler, rule)
+
+
+async def _with_fault(
+    request: web.Request, handler: Handler, rule: FaultRule
+) -> web.StreamResponse:
+    """Answer one request as ``rule`` says (the knobs are described in ``emulator.faults``)."""
+    if rule.latency_s:
+        await asyncio.sleep(rule.latency_s)  # real time on purpose: the caller's timeouts
+    error = rule.error()
+    if error is not None and not rule.after:
+        raise error
+    try:
+        response = await _handle_with_stop(request, handler, rule.training)
+    finally:
+        if rule.drop:
+            _drop_connection(request)
+    if error is not None:
+        raise error
     return response
+
+
+async def _handle_with_stop(
+    request: web.Request, handler: Handler, stop: Stop | None
+) -> web.StreamResponse:
+    reset = _FORCED_STOP.set(stop)
+    try:
+        return await handler(request)
+    finally:
+        _FORCED_STOP.reset(reset)
+
+
+def _drop_connection(request: web.Request) -> None:
+    """Close the connection before anything is written, so the caller gets no HTTP answer.
+
+    The request has been handled for real. aiohttp then fails to write the response (or the
+    error envelope) to the closed transport, which it treats as a client that went away.
+    """
+    transport = request.transport
+    if transport is not None:
+        transport.close()

@@ -24,6 +24,7 @@ _SEE = (
 MISSING_MESSAGE = "Request is missing required authentication credential. " + _SEE
 INVALID_MESSAGE = "Request had invalid authentication credentials. " + _SEE
 SCOPE_MESSAGE = "Request had insufficient authentication scopes."
+USER_PROJECT_HEADER = "x-goog-user-project"
 
 
 async def token_endpoint(request: web.Request) -> web.Response:
@@ -50,8 +51,16 @@ def token_response(token: AccessToken, token_ttl_s: int) -> dict[str, object]:
 
 
 def authorize(request: web.Request, route: Route) -> AccessToken:
-    """The caller's valid access token carrying one of ``route``'s scopes; 401/403 otherwise."""
-    token = authenticate(state_of(request), request.headers.get("Authorization", ""), route)
+    """The caller's valid access token carrying one of ``route``'s scopes; 401/403 otherwise.
+
+    Once the token is known to be valid, the request's quota project (``x-goog-user-project``)
+    is counted for ``GET /_emulator/stats``, whether or not the scope then suffices.
+    """
+    state = state_of(request)
+    token = authenticate(state, request.headers.get("Authorization", ""), route)
+    user_project = request.headers.get(USER_PROJECT_HEADER, "").strip()
+    if user_project:
+        state.user_projects[user_project] += 1
     if not token.scopes & frozenset(route.scopes):
         raise scope_insufficient(route)
     return token

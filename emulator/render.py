@@ -3,6 +3,10 @@
 Zero, false and empty values are omitted (the first snapshot has no ``epoch``; a running
 operation has no ``done``), int64 values are strings, timestamps are RFC 3339 with ``Z``.
 ``trainingData`` is input only and is never rendered.
+
+Enums are names by default. A caller that asks for ``$alt=json;enum-encoding=int`` (Google's
+generated clients do, on every call) gets their numbers instead, as Google's front end
+answers it: ``int_enums=True`` below.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ MODEL_STATE = {
     Outcome.FAILED: "FAILED",
     Outcome.CANCELLED: "FAILED",
 }
-# google.rpc.Code values and messages of operations that end without a model.
-OPERATION_ERROR: dict[Outcome, JsonObject] = {
-    Outcome.FAILED: {"code": 13, "message": "Tuning failed: emulated training failure."},
-    Outcome.CANCELLED: {"code": 1, "message": "Operation cancelled."},
-}
+# TunedModel.State numbers, for callers asking for enums as integers.
+MODEL_STATE_NUMBER = {"STATE_UNSPECIFIED": 0, "CREATING": 1, "ACTIVE": 2, "FAILED": 3}
+# google.rpc.Code values of operations that end without a model.
+CODE_INTERNAL = 13
+CODE_CANCELLED = 1
+CANCELLED_MESSAGE = "Operation cancelled."
 
 
 def model_state(record: ModelRecord, now_s: float) -> str:
@@ -34,15 +39,16 @@ def model_state(record: ModelRecord, now_s: float) -> str:
     return MODEL_STATE[record.progress(now_s).outcome]
 
 
-def tuned_model(record: ModelRecord, now_s: float) -> JsonObject:
-    """The TunedModel resource as seen at ``now_s``."""
+def tuned_model(record: ModelRecord, now_s: float, *, int_enums: bool = False) -> JsonObject:
+    """The TunedModel resource as seen at ``now_s`` (``state`` a number if ``int_enums``)."""
     run = record.progress(now_s)
     fields = record.fields
     body: JsonObject = {"name": record.name, "baseModel": record.base_model}
     _put(body, "displayName", fields.display_name)
     _put(body, "description", fields.description)
     body |= {"temperature": fields.temperature, "topP": fields.top_p, "topK": fields.top_k}
-    body["state"] = MODEL_STATE[run.outcome]
+    state = MODEL_STATE[run.outcome]
+    body["state"] = MODEL_STATE_NUMBER[state] if int_enums else state
     body["createTime"] = timestamp(record.create_s)
     body["updateTime"] = timestamp(max(record.update_s, run.end_s or record.update_s))
     body["tuningTask"] = _tuning_task(record, run)
@@ -50,7 +56,7 @@ def tuned_model(record: ModelRecord, now_s: float) -> JsonObject:
     return body
 
 
-def operation(record: ModelRecord, now_s: float) -> JsonObject:
+def operation(record: ModelRecord, now_s: float, *, int_enums: bool = False) -> JsonObject:
     """The create operation as seen at ``now_s``: ``done`` with a response or an error."""
     run = record.progress(now_s)
     body: JsonObject = {"name": record.operation_name, "metadata": _metadata(record, run)}
@@ -58,9 +64,12 @@ def operation(record: ModelRecord, now_s: float) -> JsonObject:
         return body
     body["done"] = True
     if run.outcome is Outcome.SUCCEEDED:
-        body["response"] = {"@type": TUNED_MODEL_TYPE} | tuned_model(record, now_s)
+        model = tuned_model(record, now_s, int_enums=int_enums)
+        body["response"] = {"@type": TUNED_MODEL_TYPE} | model
+    elif run.outcome is Outcome.CANCELLED:
+        body["error"] = {"code": CODE_CANCELLED, "message": CANCELLED_MESSAGE}
     else:
-        body["error"] = dict(OPERATION_ERROR[run.outcome])
+        body["error"] = {"code": CODE_INTERNAL, "message": record.failure_message}
     return body
 
 

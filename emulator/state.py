@@ -27,6 +27,7 @@ class EmulatorState:
         models: the tuned models and their operations.
         faults: pending injected faults.
         requests: request counts keyed ``"<METHOD> <route name>"``.
+        user_projects: authenticated API requests per ``x-goog-user-project`` header value.
     """
 
     config: EmulatorConfig
@@ -35,11 +36,13 @@ class EmulatorState:
     models: ModelStore = field(default_factory=ModelStore)
     faults: FaultBook = field(default_factory=FaultBook)
     requests: Counter[str] = field(default_factory=Counter)
+    user_projects: Counter[str] = field(default_factory=Counter)
 
     @classmethod
     def create(cls, config: EmulatorConfig, clock: Clock) -> EmulatorState:
-        """A fresh state: no models, no tokens, no faults."""
-        return cls(config, clock, TokenBook(config.grants, config.token_ttl_s))
+        """A fresh state: no models, no tokens, the configured faults pending."""
+        tokens = TokenBook(config.grants, config.token_ttl_s)
+        return cls(config, clock, tokens, faults=FaultBook(config.faults))
 
 
 STATE = web.AppKey("emulator_state", EmulatorState)

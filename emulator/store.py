@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from emulator import ids
 from emulator.errors import model_already_exists
 from emulator.spec import CreateSpec, Hyperparameters, ModelFields
-from emulator.training import Progress, TrainingPlan, progress, total_steps
+from emulator.training import Progress, Stop, TrainingPlan, progress, total_steps
+
+MARKER_FAILURE_MESSAGE = "Tuning failed: emulated training failure."
 
 
 @dataclass
@@ -32,6 +34,7 @@ class ModelRecord:
         plan: the simulated training run.
         create_s: creation time, epoch seconds.
         update_s: time of the last PATCH (or creation).
+        failure_message: the operation's error message should training fail.
         cancel_s: time the operation was cancelled, if it was.
     """
 
@@ -46,6 +49,7 @@ class ModelRecord:
     plan: TrainingPlan
     create_s: float
     update_s: float
+    failure_message: str = MARKER_FAILURE_MESSAGE
     cancel_s: float | None = None
 
     @property
@@ -72,9 +76,18 @@ class ModelStore:
         self.creates = 0
 
     def create(
-        self, spec: CreateSpec, owner: str, now_s: float, steps_per_second: float
+        self,
+        spec: CreateSpec,
+        owner: str,
+        now_s: float,
+        steps_per_second: float,
+        forced_stop: Stop | None = None,
     ) -> ModelRecord:
-        """Store a new model; 409 ALREADY_EXISTS if the id is taken."""
+        """Store a new model; 409 ALREADY_EXISTS if the id is taken.
+
+        ``forced_stop`` (from a ``training`` fault rule) makes its training fail or stall at
+        that step; it takes precedence over the ``[fail]`` display-name marker.
+        """
         model_id = spec.model_id or self._fresh_id(spec.fields.display_name)
         if model_id in self._models:
             raise model_already_exists(f"tunedModels/{model_id}")
@@ -86,6 +99,7 @@ class ModelStore:
             seq=self._last_seq,
             now_s=now_s,
             steps_per_second=steps_per_second,
+            forced_stop=forced_stop,
         )
         self._models[model_id] = record
         self.creates += 1
@@ -114,17 +128,26 @@ class ModelStore:
 
 
 def _new_record(
-    spec: CreateSpec, *, model_id: str, owner: str, seq: int, now_s: float, steps_per_second: float
+    spec: CreateSpec,
+    *,
+    model_id: str,
+    owner: str,
+    seq: int,
+    now_s: float,
+    steps_per_second: float,
+    forced_stop: Stop | None,
 ) -> ModelRecord:
     hyper = spec.hyperparameters
+    steps = total_steps(spec.example_count, hyper.epoch_count, hyper.batch_size)
+    stop, failure_message = _stop_of(spec, steps, forced_stop)
     plan = TrainingPlan(
         seed=model_id,
         start_s=now_s,
-        total_steps=total_steps(spec.example_count, hyper.epoch_count, hyper.batch_size),
+        total_steps=steps,
         example_count=spec.example_count,
         batch_size=hyper.batch_size,
         steps_per_second=steps_per_second,
-        fails=spec.fails,
+        stop=stop,
     )
     return ModelRecord(
         model_id=model_id,
@@ -138,4 +161,19 @@ def _new_record(
         plan=plan,
         create_s=now_s,
         update_s=now_s,
+        failure_message=failure_message,
     )
+
+
+def _stop_of(spec: CreateSpec, steps: int, forced: Stop | None) -> tuple[Stop | None, str]:
+    """The run's forced stop, if any, and the error message of its failure.
+
+    A fault rule's stop is clamped to ``[0, steps]`` and named in the message; otherwise the
+    ``[fail]`` marker fails the run at half its steps, rounded up.
+    """
+    if forced is not None:
+        stop = forced.clamped(steps)
+        return stop, f"Tuning failed: emulated training failure at step {stop.step}."
+    if spec.fails:
+        return Stop((steps + 1) // 2, fails=True), MARKER_FAILURE_MESSAGE
+    return None, MARKER_FAILURE_MESSAGE

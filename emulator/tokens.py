@@ -64,6 +64,11 @@ class TokenBook:
         grant = self._grant_for(form)
         return self._issue(grant, _granted_scopes(grant, form.get("scope", "")), now_s)
 
+    @property
+    def issued_count(self) -> int:
+        """How many access tokens were issued (successful exchanges)."""
+        return len(self._issued)
+
     def lookup(self, value: str) -> AccessToken | None:
         """The token with this value, expired or not; ``None`` if never issued."""
         return self._issued.get(value)

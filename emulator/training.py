@@ -6,8 +6,10 @@ background tasks or timers: every read computes the state afresh, so a test that
 clock sees exactly the same steps, snapshots and losses every run.
 
 Step ``k`` (1-based) completes at ``start_s + k / steps_per_second``. Training ends at the final
-step: ``total_steps`` normally, half of it (rounded up) for a plan marked to fail, or the step
-reached when a cancel arrived.
+step: ``total_steps`` normally, or the step of a forced :class:`Stop` (emulator-only: the
+``[fail]`` display-name marker, a ``training`` fault rule), or the step reached when a cancel
+arrived. A stop that stalls never ends by itself: the run stays RUNNING at its step until it is
+cancelled.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # Guards ``floor`` against float error: 19.0 s * 2.0 steps/s must give 38 steps, not 37.
 _EPSILON = 1e-9
@@ -31,6 +33,24 @@ class Outcome(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class Stop:
+    """A forced end of a run at a given step (emulator-only).
+
+    Attributes:
+        step: the last step the run completes (0 stops it before the first).
+        fails: true: the run ends FAILED once ``step`` is reached; false: it stalls there,
+            RUNNING, until it is cancelled.
+    """
+
+    step: int
+    fails: bool
+
+    def clamped(self, total_steps: int) -> Stop:
+        """The same stop with its step limited to ``[0, total_steps]``."""
+        return replace(self, step=min(max(self.step, 0), total_steps))
+
+
+@dataclass(frozen=True)
 class TrainingPlan:
     """Everything fixed when the tuned model is created.
 
@@ -41,7 +61,8 @@ class TrainingPlan:
         example_count: number of training examples.
         batch_size: examples per step.
         steps_per_second: simulated speed.
-        fails: if true the run stops at half its steps and ends FAILED.
+        stop: where the run fails or stalls instead of succeeding (step within the total);
+            ``None`` for a run that succeeds.
     """
 
     seed: str
@@ -50,7 +71,7 @@ class TrainingPlan:
     example_count: int
     batch_size: int
     steps_per_second: float
-    fails: bool = False
+    stop: Stop | None = None
 
 
 @dataclass(frozen=True)
@@ -132,12 +153,20 @@ def mean_loss(seed: str, step: int, total: int) -> float:
 
 
 def _ending(plan: TrainingPlan, cancel_s: float | None) -> tuple[Outcome, int, float]:
-    """How the run ends: outcome, final step and end time."""
-    final_step = (plan.total_steps + 1) // 2 if plan.fails else plan.total_steps
-    natural_end_s = step_time_s(plan, final_step)
+    """How the run ends: outcome, final step and end time (infinite for a stall)."""
+    outcome, final_step = _planned_end(plan)
+    natural_end_s = math.inf if outcome is Outcome.RUNNING else step_time_s(plan, final_step)
     if cancel_s is not None and cancel_s < natural_end_s:
-        return Outcome.CANCELLED, steps_done_by(plan, cancel_s), cancel_s
-    return (Outcome.FAILED if plan.fails else Outcome.SUCCEEDED), final_step, natural_end_s
+        return Outcome.CANCELLED, min(steps_done_by(plan, cancel_s), final_step), cancel_s
+    return outcome, final_step, natural_end_s
+
+
+def _planned_end(plan: TrainingPlan) -> tuple[Outcome, int]:
+    """The outcome and final step without a cancel; RUNNING for a run that stalls."""
+    stop = plan.stop
+    if stop is None:
+        return Outcome.SUCCEEDED, plan.total_steps
+    return (Outcome.FAILED if stop.fails else Outcome.RUNNING), stop.step
 
 
 def _progress(plan: TrainingPlan, steps: int, outcome: Outcome, end_s: float | None) -> Progress:

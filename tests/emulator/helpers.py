@@ -91,3 +91,17 @@ def detail(error: dict[str, Any], type_name: str) -> dict[str, Any]:
     assert len(found) == 1, error
     only: dict[str, Any] = found[0]
     return only
+
+
+async def inject_faults(http: httpx.AsyncClient, *rules: dict[str, Any]) -> None:
+    """Queue fault rules (asserting they were accepted)."""
+    response = await http.post("/_emulator/faults", json={"rules": list(rules)})
+    assert response.status_code == 200, response.text
+
+
+async def emulator_stats(http: httpx.AsyncClient) -> dict[str, Any]:
+    """The body of ``GET /_emulator/stats``."""
+    response = await http.get("/_emulator/stats")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body

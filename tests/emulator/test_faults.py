@@ -164,4 +164,6 @@ async def test_stats_count_requests_per_route(
         },
         "models": 1,
         "creates": 1,
+        "user_projects": {},
+        "tokens_issued": 1,
     }
