@@ -6,7 +6,8 @@ refreshing a credential only needs `Request.__call__`, which is small to provide
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 
 import google.auth.exceptions
 import google.auth.transport
@@ -37,6 +38,13 @@ class HttpxRequest(google.auth.transport.Request):
 
     def __init__(self, client: httpx.Client) -> None:
         self._client = client
+
+    @classmethod
+    @contextlib.contextmanager
+    def session(cls, timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[HttpxRequest]:
+        """A request over a client of its own, closed on exit."""
+        with httpx.Client(timeout=timeout_s) as client:
+            yield cls(client)
 
     def __call__(
         self,

@@ -57,6 +57,10 @@ class TuningProvider(Protocol):
         """Ask the upstream to stop training (best effort; confirm with `status`)."""
         ...
 
+    async def generate(self, auth: TokenSource, ref: UpstreamRef, text: str) -> str:
+        """The tuned model's answer to `text` (the model must have succeeded)."""
+        ...
+
     async def delete(self, auth: TokenSource, ref: UpstreamRef) -> None:
         """Delete the tuned model; succeeds if it is already gone."""
         ...

@@ -28,6 +28,7 @@ from core.settings import Settings
 from core.states import JobState
 from core.store import JobStore, Lease
 from core.upstream import UpstreamRef, UpstreamState, UpstreamStatus
+from worker import deadline
 from worker.credentials import TokenSource
 from worker.provider import TuningProvider, TuningRequest
 from worker.upstream_errors import (
@@ -90,7 +91,8 @@ class Steps:
 
     async def _attempt(self, lease: Lease, job: Job) -> Outcome:
         try:
-            return await self._step(lease, job)
+            with deadline.within(self._settings.step_timeout_s):
+                return await self._step(lease, job)
         except UpstreamRejected as exc:
             log.warning("job %s failed upstream: %s", job.name, exc.message)
             await self._fail(lease, job, exc.job_error())
@@ -191,11 +193,17 @@ class Steps:
     async def _retry_later(
         self, lease: Lease, job: Job, why: str, after_s: float | None
     ) -> Outcome:
-        job = await self._update(lease, job, lifecycle.attempt_failed)
-        if job.attempts >= self._settings.max_deliveries:
+        now = self._clock()
+        job = await self._update(lease, job, lambda j: lifecycle.attempt_failed(j, now))
+        retrying_s = now - (job.retrying_since or now)
+        if (
+            job.attempts >= self._settings.max_deliveries
+            or retrying_s >= self._settings.retry_budget_s
+        ):
             error = JobError(
                 code_pb2.UNAVAILABLE,
-                f"gave up after {job.attempts} failed attempts; last error: {why}",
+                f"gave up after {job.attempts} failed attempts over {retrying_s:.0f}s; "
+                f"last error: {why}",
                 "DEAD_LETTERED",
             )
             await self._fail(lease, job, error)

@@ -7,6 +7,9 @@ from google.rpc import code_pb2
 from core.errors import JobError, TuningError
 
 UPSTREAM_DOMAIN = "generativelanguage.googleapis.com"
+TUNING_SCOPE = "https://www.googleapis.com/auth/generative-language.tuning"
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+SCOPE_INSUFFICIENT = "ACCESS_TOKEN_SCOPE_INSUFFICIENT"
 
 
 class UpstreamError(TuningError):
@@ -42,6 +45,25 @@ class UpstreamRetryable(UpstreamError):
 
 class UpstreamRejected(UpstreamError):
     """400 and 403 and other 4xx: retrying the same call cannot help; the job fails."""
+
+
+class UpstreamScopeInsufficient(UpstreamRejected):
+    """403 ACCESS_TOKEN_SCOPE_INSUFFICIENT: the credential was granted without the tuning scope.
+
+    The tuning guide's own troubleshooting case; nothing but a new grant fixes it, so the
+    message says exactly that, naming the scope.
+    """
+
+    def job_error(self) -> JobError:
+        message = (
+            f"the tenant's OAuth credential lacks the scope {TUNING_SCOPE} that tuning "
+            f"requires (upstream: {self.http_status} {self.status} {self.reason}: "
+            f"{self.message}). The tenant's OAuth credential must be granted again with that "
+            "scope (gcloud auth application-default login --client-id-file=CLIENT.json "
+            f"--scopes={CLOUD_PLATFORM_SCOPE},{TUNING_SCOPE}) and installed on the platform."
+        )
+        metadata = {"missing_scope": TUNING_SCOPE, "upstream_status": self.status}
+        return JobError(self.code, message, self.reason, metadata)
 
 
 class UpstreamNotFound(UpstreamRejected):

@@ -1,24 +1,27 @@
-"""A small async REST client for the Gemini API's tunedModels surface.
+"""An async REST client for the Gemini API's tunedModels surface.
 
 One `httpx.AsyncClient` per process is shared by every call. Each call authenticates
 with the tenant's TokenSource; a 401 earns one token refresh and one retry, no more.
+Each request waits at most the caller's remaining deadline (worker.deadline).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 
 from worker.credentials import TokenSource
+from worker.deadline import remaining_s
 from worker.gemini.errors import error_from_response
-from worker.upstream_errors import UpstreamRetryable, UpstreamUnauthenticated
+from worker.upstream_errors import UpstreamRejected, UpstreamRetryable, UpstreamUnauthenticated
 
 Json = dict[str, Any]
 
 
 class GeminiClient:
-    """Thin calls on `tunedModels` and their operations; answers are JSON dicts."""
+    """Calls on `tunedModels` and their operations; answers are proto3-JSON dicts."""
 
     def __init__(self, http: httpx.AsyncClient, base_url: str) -> None:
         self._http = http
@@ -26,12 +29,42 @@ class GeminiClient:
 
     async def create_tuned_model(self, auth: TokenSource, model_id: str, body: Json) -> Json:
         """POST /v1beta/tunedModels?tunedModelId=ID; answers the long-running Operation."""
-        return await self._call(
-            auth, "POST", "/v1beta/tunedModels", json=body, params={"tunedModelId": model_id}
-        )
+        params = {"tunedModelId": model_id}
+        return await self._call(auth, "POST", "/v1beta/tunedModels", json=body, params=params)
 
     async def get_tuned_model(self, auth: TokenSource, name: str) -> Json:
         return await self._call(auth, "GET", f"/v1beta/{name}")
+
+    async def list_tuned_models(
+        self, auth: TokenSource, *, page_size: int = 0, page_token: str = "", filter_text: str = ""
+    ) -> tuple[list[Json], str]:
+        """One page of the caller's tuned models and the next page's token ("" at the end)."""
+        params = _page_params(page_size, page_token) | (
+            {"filter": filter_text} if filter_text else {}
+        )
+        answer = await self._call(auth, "GET", "/v1beta/tunedModels", params=params)
+        return list(answer.get("tunedModels", [])), str(answer.get("nextPageToken", ""))
+
+    async def iter_tuned_models(
+        self, auth: TokenSource, *, page_size: int = 100, filter_text: str = ""
+    ) -> AsyncIterator[Json]:
+        """Every tuned model, following nextPageToken."""
+        token = ""
+        while True:
+            models, token = await self.list_tuned_models(
+                auth, page_size=page_size, page_token=token, filter_text=filter_text
+            )
+            for model in models:
+                yield model
+            if not token:
+                return
+
+    async def patch_tuned_model(
+        self, auth: TokenSource, name: str, body: Json, update_mask: list[str]
+    ) -> Json:
+        """PATCH with `updateMask` as a query parameter (comma-separated camelCase paths)."""
+        params = {"updateMask": ",".join(update_mask)} if update_mask else {}
+        return await self._call(auth, "PATCH", f"/v1beta/{name}", json=body, params=params)
 
     async def delete_tuned_model(self, auth: TokenSource, name: str) -> None:
         await self._call(auth, "DELETE", f"/v1beta/{name}")
@@ -39,26 +72,43 @@ class GeminiClient:
     async def get_operation(self, auth: TokenSource, name: str) -> Json:
         return await self._call(auth, "GET", f"/v1beta/{name}")
 
-    async def list_operations(self, auth: TokenSource, model: str) -> list[Json]:
-        answer = await self._call(auth, "GET", f"/v1beta/{model}/operations")
-        return list(answer.get("operations", []))
+    async def list_operations(
+        self, auth: TokenSource, model: str, *, page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[Json], str]:
+        params = _page_params(page_size, page_token)
+        answer = await self._call(auth, "GET", f"/v1beta/{model}/operations", params=params)
+        return list(answer.get("operations", [])), str(answer.get("nextPageToken", ""))
 
     async def cancel_operation(self, auth: TokenSource, name: str) -> None:
         """Bound on v1 only, as in Google's service configuration."""
         await self._call(auth, "POST", f"/v1/{name}:cancel", json={})
+
+    async def generate_content(self, auth: TokenSource, model: str, text: str) -> Json:
+        """POST {model}:generateContent with one user turn of `text`."""
+        body = {"contents": [{"role": "user", "parts": [{"text": text}]}]}
+        return await self._call(auth, "POST", f"/v1beta/{model}:generateContent", json=body)
 
     async def _call(self, auth: TokenSource, method: str, path: str, **kwargs: Any) -> Json:
         try:
             return await self._send(auth, method, path, **kwargs)
         except UpstreamUnauthenticated:
             await auth.refresh()
+        try:
             return await self._send(auth, method, path, **kwargs)
+        except UpstreamUnauthenticated as exc:  # Refused twice: the credential is the problem.
+            raise UpstreamRejected(
+                f"{exc.message} (again after a token refresh)",
+                http_status=401,
+                status=exc.status or "UNAUTHENTICATED",
+                reason=exc.reason,
+            ) from exc
 
     async def _send(self, auth: TokenSource, method: str, path: str, **kwargs: Any) -> Json:
+        timeout = _timeout(self._http.timeout)
         headers = await auth.headers()
         try:
             response = await self._http.request(
-                method, self._base + path, headers=headers, **kwargs
+                method, self._base + path, headers=headers, timeout=timeout, **kwargs
             )
         except httpx.TimeoutException as exc:
             raise UpstreamRetryable(
@@ -71,3 +121,25 @@ class GeminiClient:
         if response.is_error:
             raise error_from_response(response)
         return response.json() if response.content else {}
+
+
+def _page_params(page_size: int, page_token: str) -> dict[str, str]:
+    params = {"pageSize": str(page_size)} if page_size else {}
+    return params | ({"pageToken": page_token} if page_token else {})
+
+
+def _timeout(default: httpx.Timeout) -> httpx.Timeout:
+    """The client's timeouts, shortened to the caller's remaining deadline."""
+    left = remaining_s()
+    if left is None:
+        return default
+    if left <= 0:
+        raise UpstreamRetryable(
+            "the caller's deadline passed before the request", status="DEADLINE_EXCEEDED"
+        )
+    return httpx.Timeout(
+        connect=min(default.connect or left, left),
+        read=min(default.read or left, left),
+        write=min(default.write or left, left),
+        pool=min(default.pool or left, left),
+    )

@@ -8,11 +8,13 @@ from typing import Any
 import httpx
 
 from worker.upstream_errors import (
+    SCOPE_INSUFFICIENT,
     UpstreamAlreadyExists,
     UpstreamError,
     UpstreamNotFound,
     UpstreamRejected,
     UpstreamRetryable,
+    UpstreamScopeInsufficient,
     UpstreamUnauthenticated,
 )
 
@@ -25,6 +27,8 @@ def error_from_response(response: httpx.Response) -> UpstreamError:
     error = _envelope(response)
     details = error.get("details") or []
     kind = _kind(response.status_code)
+    if kind is UpstreamRejected and _reason(details) == SCOPE_INSUFFICIENT:
+        kind = UpstreamScopeInsufficient
     return kind(
         str(error.get("message") or response.reason_phrase or "no message"),
         http_status=response.status_code,

@@ -44,7 +44,7 @@ class GeminiProvider:
         return status_from_operation(op, ref)
 
     async def _adopt(self, auth: TokenSource, ref: UpstreamRef) -> UpstreamStatus:
-        operations = await self._client.list_operations(auth, ref.tuned_model)
+        operations, _ = await self._client.list_operations(auth, ref.tuned_model)
         if operations:
             ref = UpstreamRef(tuned_model=ref.tuned_model, operation=str(operations[0]["name"]))
         return await self.status(auth, ref)
@@ -59,6 +59,12 @@ class GeminiProvider:
     async def cancel(self, auth: TokenSource, ref: UpstreamRef) -> None:
         if ref.operation:
             await self._client.cancel_operation(auth, ref.operation)
+
+    async def generate(self, auth: TokenSource, ref: UpstreamRef, text: str) -> str:
+        answer = await self._client.generate_content(auth, ref.tuned_model, text)
+        candidates = answer.get("candidates", [])
+        parts = candidates[0].get("content", {}).get("parts", []) if candidates else []
+        return "".join(str(part.get("text", "")) for part in parts)
 
     async def delete(self, auth: TokenSource, ref: UpstreamRef) -> None:
         with contextlib.suppress(UpstreamNotFound):  # Already gone: what delete wants.
