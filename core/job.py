@@ -78,6 +78,7 @@ class Job:
     status_fetch_time: float | None = None
     polls: int = 0
     attempts: int = 0
+    retrying_since: float | None = None
     deleted: bool = False
 
     @property

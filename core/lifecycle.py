@@ -66,6 +66,7 @@ def observed(job: Job, status: UpstreamStatus, now: float) -> Job | None:
         start_time=status.start_time or job.start_time,
         polls=job.polls + 1,
         attempts=0,
+        retrying_since=None,
     )
     if job.state == JobState.CREATING:
         job = job.replace(state=JobState.RUNNING)
@@ -92,9 +93,9 @@ def failed(job: Job, error: JobError, now: float) -> Job | None:
     return _ended(job, JobState.FAILED, now, error)
 
 
-def attempt_failed(job: Job) -> Job:
+def attempt_failed(job: Job, now: float) -> Job:
     """A step failed in a way worth retrying; counts toward dead-lettering."""
-    return job.replace(attempts=job.attempts + 1)
+    return job.replace(attempts=job.attempts + 1, retrying_since=job.retrying_since or now)
 
 
 def _ended(job: Job, state: JobState, now: float, error: JobError | None) -> Job:

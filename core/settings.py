@@ -99,6 +99,16 @@ class Settings:
     retry_max_s: float = setting(
         "TUNING_RETRY_MAX_S", 300.0, "Worker: cap of the backoff after a failed step."
     )
+    retry_budget_s: float = setting(
+        "TUNING_RETRY_BUDGET_S",
+        900.0,
+        "Worker: longest a step may keep failing transiently before the job is dead-lettered.",
+    )
+    step_timeout_s: float = setting(
+        "TUNING_STEP_TIMEOUT_S",
+        120.0,
+        "Worker: deadline of one step (all its upstream requests together).",
+    )
     max_deliveries: int = setting(
         "TUNING_MAX_DELIVERIES",
         10,

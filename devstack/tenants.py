@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.tenants import token_digest
-from worker.credentials import TUNING_SCOPE
+from worker.upstream_errors import TUNING_SCOPE
 
 
 @dataclass(frozen=True)
@@ -26,14 +26,18 @@ class LocalTenant:
     client_secret: str = field(default_factory=lambda: "cs-" + secrets.token_urlsafe(18))
     refresh_token: str = field(default_factory=lambda: "rt-" + secrets.token_urlsafe(32))
     scopes: tuple[str, ...] = (TUNING_SCOPE,)
+    quota_project: str = ""
 
     def authorized_user(self) -> dict[str, str]:
-        return {
+        info = {
             "type": "authorized_user",
             "client_id": self.client_id,
             "client_secret": self.client_secret,
             "refresh_token": self.refresh_token,
         }
+        if self.quota_project:
+            info["quota_project_id"] = self.quota_project
+        return info
 
     def grant(self) -> dict[str, object]:
         return {

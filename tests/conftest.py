@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -43,6 +45,21 @@ async def system(
     """Emulator, API and a running worker."""
     async with running_system(redis, redis_server.url, prefix, tmp_path) as running:
         yield running
+
+
+SystemFactory = Callable[..., AbstractAsyncContextManager[System]]
+
+
+@pytest.fixture
+def make_system(
+    redis: Redis, redis_server: RedisServer, prefix: str, tmp_path: Path
+) -> SystemFactory:
+    """A system with settings overridden, e.g. `async with make_system(retry_budget_s=1)`."""
+
+    def make(**overrides: Any) -> AbstractAsyncContextManager[System]:
+        return running_system(redis, redis_server.url, prefix, tmp_path, **overrides)
+
+    return make
 
 
 @pytest.fixture

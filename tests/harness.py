@@ -39,7 +39,17 @@ from worker.worker import Worker
 State = tuning_job_pb2.TuningJob.State
 TERMINAL = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED})
 BASE_MODEL = "models/gemini-1.5-flash-001-tuning"
-TENANTS = ("team-a", "team-b")
+READONLY_SCOPE = "https://www.googleapis.com/auth/generative-language.tuning.readonly"
+
+
+def local_tenants() -> dict[str, LocalTenant]:
+    """team-a and team-b are ordinary; team-b bills a quota project; team-ro's grant
+    lacks the tuning scope (read-only), as a team that skipped the guide's step would."""
+    return {
+        "team-a": LocalTenant("team-a"),
+        "team-b": LocalTenant("team-b", quota_project="proj-b"),
+        "team-ro": LocalTenant("team-ro", scopes=(READONLY_SCOPE,)),
+    }
 
 
 def test_settings(redis_url: str, prefix: str, **overrides: Any) -> Settings:
@@ -55,6 +65,16 @@ def test_settings(redis_url: str, prefix: str, **overrides: Any) -> Settings:
         retry_max_s=0.2,
     )
     return dataclasses.replace(base, **overrides)
+
+
+def token_form(tenant: LocalTenant) -> dict[str, str]:
+    """What google-auth posts to the token endpoint for this tenant's credential."""
+    return {
+        "grant_type": "refresh_token",
+        "client_id": tenant.client_id,
+        "client_secret": tenant.client_secret,
+        "refresh_token": tenant.refresh_token,
+    }
 
 
 def examples(count: int = 20) -> list[tuning_job_pb2.TrainingExample]:
@@ -217,7 +237,7 @@ async def running_system(
     **overrides: Any,
 ) -> AsyncIterator[System]:
     """Start emulator, API and (unless told not to) a worker; stop them on exit."""
-    tenants = {t: LocalTenant(t) for t in TENANTS}
+    tenants = local_tenants()
     tenants_file, grants_file = write_tenant_files(work_dir, list(tenants.values()))
     clock = FakeClock()
     async with AsyncExitStack() as stack:

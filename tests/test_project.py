@@ -45,7 +45,7 @@ def test_mypy_strict_finds_nothing() -> None:
 
 def test_readme_configuration_table_matches_the_settings() -> None:
     readme = (ROOT / "README.md").read_text()
-    assert markdown_table() in readme, "run `python -m core.settings` and paste into README"
+    assert markdown_table() in readme, "run `python scripts/readme_table.py`"
 
 
 @pytest.mark.parametrize("module", ["service", "worker", "emulator", "devstack"])

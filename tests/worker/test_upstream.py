@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
+import httpx
 from google.rpc import code_pb2
 
-from tests.harness import State, System
+from tests.conftest import SystemFactory
+from tests.harness import State, System, token_form
 
 
 async def test_transient_create_failures_are_retried(system: System) -> None:
@@ -54,12 +57,12 @@ async def test_a_refused_credential_fails_the_job_once_without_looping(
 ) -> None:
     credentials = tmp_path / "team-b-oauth.json"
     info = json.loads(credentials.read_text())
-    credentials.write_text(json.dumps(info | {"refresh_token": "revoked"}))
+    credentials.write_text(json.dumps(info | {"refresh_token": "rt-no-longer-granted-1234"}))
     job = await system.create("team-b")
     failed = await system.wait_for(job.name, {State.FAILED}, tenant="team-b")
     assert failed.error.code == code_pb2.FAILED_PRECONDITION
     assert "invalid_grant" in failed.error.message
-    assert "revoked" not in failed.error.message
+    assert "rt-no-longer-granted-1234" not in failed.error.message
     assert await system.upstream_requests("oauth.token") == 1
     assert await system.upstream_requests("tunedModels.create") == 0
 
@@ -73,3 +76,53 @@ async def test_a_dead_upstream_dead_letters_the_job_after_the_configured_attempt
     assert failed.error.code == code_pb2.UNAVAILABLE
     assert "gave up after 10 failed attempts" in failed.error.message
     assert await system.upstream_requests("tunedModels.create") == 10
+
+
+async def test_a_grant_without_the_tuning_scope_fails_the_job_with_the_remedy(
+    system: System,
+) -> None:
+    job = await system.create("team-ro")
+    failed = await system.wait_for(job.name, {State.FAILED}, tenant="team-ro")
+    assert failed.error.code == code_pb2.PERMISSION_DENIED
+    assert "generative-language.tuning" in failed.error.message
+    assert "must be granted again" in failed.error.message
+    assert await system.upstream_requests("tunedModels.create") == 1
+
+
+async def test_a_model_deleted_upstream_fails_the_job_as_deleted_upstream(system: System) -> None:
+    job = await system.create()
+    running = await system.wait_for(job.name, {State.RUNNING})
+    tenant = system.tenants["team-a"]
+    async with httpx.AsyncClient(base_url=system.emulator_url) as http:
+        token = (await http.post("/token", data=token_form(tenant))).json()["access_token"]
+        answer = await http.delete(
+            f"/v1beta/{running.tuned_model}", headers={"authorization": f"Bearer {token}"}
+        )
+        assert answer.status_code == 200
+    failed = await system.wait_for(job.name, {State.FAILED})
+    assert failed.error.code == code_pb2.NOT_FOUND
+    assert "deleted upstream" in failed.error.message
+
+
+async def test_429_waits_at_least_the_retry_delay_and_does_not_fail(system: System) -> None:
+    await system.inject_faults(
+        {"route": "tunedModels.create", "status": 429, "retry_delay_s": 1.5, "times": 1}
+    )
+    started = time.monotonic()
+    job = await system.create()
+    await system.wait_for(job.name, {State.RUNNING})
+    assert time.monotonic() - started >= 1.5
+    assert await system.upstream_requests("tunedModels.create") == 2
+
+
+async def test_a_long_outage_dead_letters_after_the_time_budget_without_a_tight_loop(
+    make_system: SystemFactory,
+) -> None:
+    async with make_system(retry_budget_s=1.0, max_deliveries=1000, retry_max_s=0.3) as system:
+        await system.inject_faults({"route": "tunedModels.create", "status": 503, "times": 1000})
+        job = await system.create()
+        failed = await system.wait_for(job.name, {State.FAILED})
+        assert failed.error.code == code_pb2.UNAVAILABLE
+        assert "gave up after" in failed.error.message
+        assert "The service is currently unavailable" in failed.error.message
+        assert await system.upstream_requests("tunedModels.create") < 30

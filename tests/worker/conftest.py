@@ -1,0 +1,60 @@
+"""Fixtures for the upstream client: the emulator over real HTTP and tenants' credentials."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from core.tenants import TenantDirectory
+from devstack.tenants import LocalTenant, write_tenant_files
+from emulator import EmulatorConfig, load_grants, running_emulator
+from tests.clocks import FakeClock
+from tests.harness import local_tenants
+from worker.credentials import CredentialSource, OAuthTokenSource
+from worker.gemini import GeminiClient
+
+
+@dataclass
+class Upstream:
+    url: str
+    clock: FakeClock
+    client: GeminiClient
+    credentials: CredentialSource
+    tenants: dict[str, LocalTenant]
+
+    def auth(self, tenant: str = "team-a") -> OAuthTokenSource:
+        return self.credentials.for_tenant(tenant)
+
+    async def stats(self) -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=self.url) as http:
+            answer: dict[str, Any] = (await http.get("/_emulator/stats")).json()
+            return answer
+
+    async def requests(self, route: str) -> int:
+        return sum(n for k, n in (await self.stats())["requests"].items() if k.endswith(route))
+
+    async def faults(self, *rules: dict[str, Any]) -> None:
+        async with httpx.AsyncClient(base_url=self.url) as http:
+            (await http.post("/_emulator/faults", json={"rules": list(rules)})).raise_for_status()
+
+
+@pytest.fixture
+async def upstream(tmp_path: Path) -> AsyncIterator[Upstream]:
+    tenants = local_tenants()
+    tenants_file, grants_file = write_tenant_files(tmp_path, list(tenants.values()))
+    clock = FakeClock()
+    config = EmulatorConfig(steps_per_second=1.0, grants=load_grants(grants_file))
+    async with (
+        running_emulator(config, clock) as url,
+        httpx.AsyncClient(timeout=10.0) as http,
+    ):
+        with httpx.Client(timeout=10.0) as token_http:
+            credentials = CredentialSource(
+                TenantDirectory.from_file(tenants_file), url + "/token", token_http
+            )
+            yield Upstream(url, clock, GeminiClient(http, url), credentials, tenants)
