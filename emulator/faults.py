@@ -19,6 +19,9 @@ The knobs of one rule (``route`` is required, and at least one of ``status``, ``
 - ``latency_s``: wait this many seconds of real time (not the injected clock) before handling
   the request. Alone, the request is then answered normally; with ``status``, the error is
   answered after the wait.
+- ``hold_s``: perform the request for real, then wait this many seconds of real time before
+  answering: the work is done upstream while the caller still waits, so a caller killed in
+  that window (the test's SIGKILL) never learns of it.
 - ``drop: true``: perform the request for real, then close the connection without sending
   any HTTP response, so the caller sees a connection error (the request happened upstream,
   its answer was lost). A dropped request gets no answer at all, so ``drop`` excludes
@@ -73,6 +76,7 @@ _KEYS = frozenset(
         "after",
         "message",
         "latency_s",
+        "hold_s",
         "drop",
         "training",
     }
@@ -96,6 +100,7 @@ class FaultRule:
         after: perform the request, then answer the error anyway.
         message: the error message (a canonical one by default).
         latency_s: real seconds to wait before handling the request.
+        hold_s: real seconds to wait after handling the request, before answering.
         drop: perform the request, then close the connection without an answer.
         training: where the created model's training fails or stalls (creates only).
     """
@@ -107,6 +112,7 @@ class FaultRule:
     after: bool = False
     message: str = ""
     latency_s: float = 0.0
+    hold_s: float = 0.0
     drop: bool = False
     training: Stop | None = None
 
@@ -127,6 +133,7 @@ class FaultRule:
             after=bool(raw.get("after", False)),
             message=str(raw.get("message", "")),
             latency_s=_seconds(raw, "latency_s", 0.0),
+            hold_s=_seconds(raw, "hold_s", 0.0),
             drop=_flag(raw, "drop"),
             training=_training(raw.get("training")),
         )
@@ -135,10 +142,11 @@ class FaultRule:
 
     def check_combination(self) -> None:
         """Refuse rules that do nothing or whose knobs contradict each other."""
-        if self.status is None and not (self.latency_s or self.drop or self.training):
+        effects = (self.latency_s, self.hold_s, self.drop, self.training)
+        if self.status is None and not any(effects):
             raise InvalidFaultRule(
                 "A rule needs a 'status' (an HTTP error code, 400-599), 'latency_s' > 0, "
-                "'drop' or 'training'."
+                "'hold_s' > 0, 'drop' or 'training'."
             )
         if self.drop and self.status is not None:
             raise InvalidFaultRule("'drop' sends no answer, so it cannot have a 'status'.")
@@ -171,6 +179,7 @@ class FaultRule:
             "after": self.after,
             "message": self.message,
             "latency_s": self.latency_s,
+            "hold_s": self.hold_s,
             "drop": self.drop,
         }
         body |= {key: value for key, value in knobs.items() if value}

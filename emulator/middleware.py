@@ -75,6 +75,8 @@ async def _with_fault(
         raise error
     try:
         response = await _handle_with_stop(request, handler, rule.training)
+        if rule.hold_s:
+            await asyncio.sleep(rule.hold_s)  # done upstream; the answer waits
     finally:
         if rule.drop:
             _drop_connection(request)

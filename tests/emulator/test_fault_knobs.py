@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -222,3 +224,21 @@ async def test_training_with_after_creates_the_model_and_answers_the_error(
     assert lost.status_code == 503
     assert model.json()["state"] == "CREATING"
     assert "snapshots" not in model.json()["tuningTask"]
+
+
+async def test_hold_performs_the_request_then_keeps_the_answer_back(
+    http: httpx.AsyncClient, owner: dict[str, str]
+) -> None:
+    await http.post(
+        "/_emulator/faults", json={"rules": [{"route": "tunedModels.create", "hold_s": 5}]}
+    )
+    create = asyncio.create_task(
+        http.post("/v1beta/tunedModels?tunedModelId=held", json=model_body(), headers=owner)
+    )
+    async with asyncio.timeout(3):
+        while (await http.get("/v1beta/tunedModels/held", headers=owner)).status_code != 200:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    assert not create.done()  # the model exists, the creator has not heard yet
+    create.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await create
