@@ -86,6 +86,11 @@ class Job:
         return JOB_NAME_PREFIX + self.id
 
     @property
+    def needs_worker(self) -> bool:
+        """Unfinished, or deleted and not yet cleaned up upstream."""
+        return self.deleted or not self.state.terminal
+
+    @property
     def tuned_model_id(self) -> str:
         """The upstream id this job's model is created under, derived from the job alone.
 

@@ -32,9 +32,18 @@ class Keys:
         """Sorted set: job ids scored by a per-tenant sequence, for newest-first paging."""
         return f"{self._tenant(tenant)}:index"
 
+    def tenant_active(self, tenant: str) -> str:
+        """Set: ids of the tenant's jobs that still need a worker (unfinished, or deleted
+        and not yet cleaned up). The reconciliation sweep re-schedules from it."""
+        return f"{self._tenant(tenant)}:active"
+
     def tenant_seq(self, tenant: str) -> str:
         """Counter behind `tenant_index` scores (unique, so page cursors never tie)."""
         return f"{self._tenant(tenant)}:seq"
+
+    def rate_limit(self, name: str) -> str:
+        """Hash: a fleet-wide token bucket."""
+        return f"{self.prefix}:{{rate.{name}}}:bucket"
 
     def schedule(self) -> str:
         """Sorted set: `tenant/job_id` scored by when a worker should next look at it (ms)."""

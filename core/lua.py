@@ -12,7 +12,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# KEYS: job, data, index, seq. ARGV: request_hash, doc, state, examples, job_id.
+# KEYS: job, data, index, seq, active. ARGV: request_hash, doc, state, examples, job_id.
 # Returns {1, doc} when created, {0, request_hash, doc} when the job already exists.
 CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -24,11 +24,12 @@ redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'state', ARGV[3], 'version', 1, 'epo
            'lease_until', 0, 'request_hash', ARGV[1], 'seq', seq)
 redis.call('SET', KEYS[2], ARGV[4])
 redis.call('ZADD', KEYS[3], seq, ARGV[5])
+redis.call('SADD', KEYS[5], ARGV[5])
 return {1, ARGV[2]}
 """
 
-# Compare-and-set of a job's document. KEYS: job, index.
-# ARGV: expected_version, epoch ('' = not a worker), doc, state, unindex, job_id.
+# Compare-and-set of a job's document. KEYS: job, index, active.
+# ARGV: expected_version, epoch ('' = not a worker), doc, state, unindex, job_id, active.
 # Returns the new version, or -1 gone, -2 lease lost (fenced), -3 version conflict.
 SAVE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
@@ -38,12 +39,19 @@ if f[1] ~= ARGV[1] then return -3 end
 local v = tonumber(f[1]) + 1
 redis.call('HSET', KEYS[1], 'doc', ARGV[3], 'state', ARGV[4], 'version', v)
 if ARGV[5] == '1' then redis.call('ZREM', KEYS[2], ARGV[6]) end
+if ARGV[7] == '1' then
+  redis.call('SADD', KEYS[3], ARGV[6])
+else
+  redis.call('SREM', KEYS[3], ARGV[6])
+end
 return v
 """
 
 # Take a job's lease if nobody holds it. KEYS: job. ARGV: lease_ms.
-# Returns nil if the job is gone, {0} if the lease is held, else {epoch, version, doc}.
-# The epoch is the fencing token: every later write by this holder must present it.
+# Returns nil if the job is gone, {0} if the lease is held, else
+# {epoch, version, doc, deliveries}. The epoch is the fencing token: every later write by
+# this holder must present it. `deliveries` counts hand-overs since a visit last finished
+# normally: a job that keeps killing its workers is seen here, however they die.
 ACQUIRE = (
     NOW_MS
     + """
@@ -51,8 +59,9 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 local f = redis.call('HMGET', KEYS[1], 'lease_until', 'version', 'doc')
 if tonumber(f[1]) > now then return {0} end
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+local deliveries = redis.call('HINCRBY', KEYS[1], 'deliveries', 1)
 redis.call('HSET', KEYS[1], 'lease_until', now + tonumber(ARGV[1]))
-return {epoch, tonumber(f[2]), f[3]}
+return {epoch, tonumber(f[2]), f[3], deliveries}
 """
 )
 
@@ -67,19 +76,22 @@ return 1
 )
 
 # Give a lease back so the next claim need not wait for it to expire.
-# KEYS: job. ARGV: epoch. Returns 1, or 0 if it was no longer ours.
+# KEYS: job. ARGV: epoch, finished ('1': the visit ended normally, so the delivery count
+# starts again). Returns 1, or 0 if it was no longer ours.
 RELEASE = """
 if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'lease_until', 0)
+if ARGV[2] == '1' then redis.call('HSET', KEYS[1], 'deliveries', 0) end
 return 1
 """
 
 # Remove a job for good, if the caller still holds its lease.
-# KEYS: job, data, index. ARGV: epoch, job_id. Returns 1, or 0 if the lease was lost.
+# KEYS: job, data, index, active. ARGV: epoch, job_id. Returns 1, or 0 if the lease was lost.
 REMOVE = """
 if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[2])
+redis.call('SREM', KEYS[4], ARGV[2])
 return 1
 """
 
@@ -98,13 +110,50 @@ return due
 )
 
 # Set when a member is next due: ARGV[2] ms from now. ARGV[3] = 'XX' updates only a
-# member that is present. KEYS: schedule. ARGV: member, delay_ms, flag.
+# member that is present, 'NX' adds only a missing one. KEYS: schedule.
+# ARGV: member, delay_ms, flag.
 DUE_IN = (
     NOW_MS
     + """
-if ARGV[3] == 'XX' then
-  return redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
+if ARGV[3] == 'XX' or ARGV[3] == 'NX' then
+  return redis.call('ZADD', KEYS[1], ARGV[3], now + tonumber(ARGV[2]), ARGV[1])
 end
 return redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+"""
+)
+
+
+# Add every member not already scheduled, due now. KEYS: schedule. ARGV: members.
+# Returns how many were missing.
+ENSURE_DUE = (
+    NOW_MS
+    + """
+local added = 0
+for _, member in ipairs(ARGV) do
+  added = added + redis.call('ZADD', KEYS[1], 'NX', now, member)
+end
+return added
+"""
+)
+
+# A token bucket shared by the whole fleet, by reservation: each call takes a token now
+# or books one in the future and is told how long to wait for it, so callers are served
+# in order and the rate is never exceeded. A booking longer than ARGV[3] ms is refused
+# (returns minus the wait): such a caller should come back later instead of queueing.
+# KEYS: bucket. ARGV: rate per second, burst, max_wait_ms.
+TOKEN_BUCKET = (
+    NOW_MS
+    + """
+local rate, burst, max_wait = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local f = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(f[1]) or burst
+local ts = tonumber(f[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
+local wait = 0
+if tokens < 1 then wait = math.ceil((1 - tokens) * 1000 / rate) end
+if wait > max_wait then return -wait end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - 1), 'ts', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst + 1) * 1000 / rate) + 1000)
+return wait
 """
 )

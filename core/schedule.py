@@ -10,7 +10,7 @@ Whether the worker may then act is decided by the job's own lease (core.store).
 from __future__ import annotations
 
 from core.keys import Keys
-from core.lua import CLAIM_DUE, DUE_IN
+from core.lua import CLAIM_DUE, DUE_IN, ENSURE_DUE
 from core.redis_client import Redis, translated_errors
 
 
@@ -32,6 +32,7 @@ class Schedule:
         self._key = keys.schedule()
         self._claim = redis.register_script(CLAIM_DUE)
         self._due_in = redis.register_script(DUE_IN)
+        self._ensure = redis.register_script(ENSURE_DUE)
 
     async def due_in(
         self, tenant: str, job_id: str, delay_s: float, *, only_if_present: bool = False
@@ -50,6 +51,14 @@ class Schedule:
         with translated_errors():
             due = await self._claim(keys=[self._key], args=[count, int(lease_s * 1000)])
         return [parse_member(m) for m in due]
+
+    async def ensure(self, tenant: str, job_ids: list[str]) -> int:
+        """Schedule, due now, each of the jobs that is not scheduled; how many were missing."""
+        if not job_ids:
+            return 0
+        members = [member(tenant, j) for j in job_ids]
+        with translated_errors():
+            return int(await self._ensure(keys=[self._key], args=members))
 
     async def remove(self, tenant: str, job_id: str) -> None:
         with translated_errors():

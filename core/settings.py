@@ -75,6 +75,19 @@ class Settings:
     upstream_timeout_s: float = setting(
         "TUNING_UPSTREAM_TIMEOUT_S", 30.0, "Worker: timeout of one upstream HTTP request."
     )
+    upstream_rps: float = setting(
+        "TUNING_UPSTREAM_RPS",
+        10.0,
+        "Worker: upstream requests per second for the whole fleet together (0: no limit).",
+    )
+    upstream_burst: int = setting(
+        "TUNING_UPSTREAM_BURST", 10, "Worker: requests the fleet may send at once above the rate."
+    )
+    sweep_interval_s: float = setting(
+        "TUNING_SWEEP_INTERVAL_S",
+        60.0,
+        "Worker: how often a worker re-schedules unfinished jobs a crash left unscheduled.",
+    )
     worker_concurrency: int = setting(
         "TUNING_WORKER_CONCURRENCY", 32, "Worker: jobs one worker process handles at once."
     )

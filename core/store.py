@@ -38,6 +38,7 @@ class Lease:
     tenant: str
     job_id: str
     epoch: int
+    deliveries: int = 1
 
 
 class LeaseHeld(Exception):
@@ -65,6 +66,7 @@ class JobStore:
         """
         k, t = self._keys, job.tenant
         keys = [k.job(t, job.id), k.job_data(t, job.id), k.tenant_index(t), k.tenant_seq(t)]
+        keys.append(k.tenant_active(t))
         args = [job.request_hash, job.to_json(), job.state.value, examples, job.id]
         with translated_errors():
             reply = await self._create(keys=keys, args=args)
@@ -131,9 +133,11 @@ class JobStore:
             new.state.value,
             int(unindex),
             new.id,
+            int(new.needs_worker),
         ]
+        keys = [k.job(t, new.id), k.tenant_index(t), k.tenant_active(t)]
         with translated_errors():
-            reply = await self._save(keys=[k.job(t, new.id), k.tenant_index(t)], args=args)
+            reply = await self._save(keys=keys, args=args)
         return _saved(reply, new)
 
     async def update(
@@ -174,9 +178,8 @@ class JobStore:
             return None
         if reply[0] == 0:
             raise LeaseHeld(job_id)
-        return Lease(tenant, job_id, int(reply[0])), Versioned(
-            Job.from_json(reply[2]), int(reply[1])
-        )
+        lease = Lease(tenant, job_id, int(reply[0]), deliveries=int(reply[3]))
+        return lease, Versioned(Job.from_json(reply[2]), int(reply[1]))
 
     async def renew(self, lease: Lease, lease_s: float) -> bool:
         """Extend the lease; False if another worker has taken it over."""
@@ -187,13 +190,23 @@ class JobStore:
             )
         return bool(reply)
 
-    async def release(self, lease: Lease) -> bool:
-        """Give the lease back; False if it was no longer ours."""
+    async def release(self, lease: Lease, *, finished: bool = True) -> bool:
+        """Give the lease back; False if it was no longer ours.
+
+        `finished` says the visit ended normally, which resets the delivery count.
+        """
         with translated_errors():
             reply = await self._release(
-                keys=[self._keys.job(lease.tenant, lease.job_id)], args=[lease.epoch]
+                keys=[self._keys.job(lease.tenant, lease.job_id)],
+                args=[lease.epoch, int(finished)],
             )
         return bool(reply)
+
+    async def active_ids(self, tenant: str) -> list[str]:
+        """Ids of the tenant's jobs that still need a worker."""
+        with translated_errors():
+            members = await self._redis.smembers(self._keys.tenant_active(tenant))
+        return sorted(_text(m) for m in members)
 
     async def examples(self, tenant: str, job_id: str) -> bytes | None:
         with translated_errors():
@@ -209,7 +222,8 @@ class JobStore:
         k, t, j = self._keys, lease.tenant, lease.job_id
         with translated_errors():
             reply = await self._remove(
-                keys=[k.job(t, j), k.job_data(t, j), k.tenant_index(t)], args=[lease.epoch, j]
+                keys=[k.job(t, j), k.job_data(t, j), k.tenant_index(t), k.tenant_active(t)],
+                args=[lease.epoch, j],
             )
         return bool(reply)
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import random
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,7 +20,6 @@ import httpx
 
 from core.keys import Keys
 from core.redis_client import Redis
-from core.schedule import Schedule
 from core.settings import Settings
 from core.store import JobStore
 from core.tenants import TenantDirectory
@@ -31,9 +28,7 @@ from emulator import EmulatorConfig, load_grants, running_emulator
 from service.server import ApiServer, start_api
 from tests.clocks import FakeClock
 from tuning.v1 import tuning_job_pb2, tuning_service_pb2, tuning_service_pb2_grpc
-from worker.credentials import CredentialSource
-from worker.gemini import GeminiClient, GeminiProvider
-from worker.steps import Steps
+from worker.main import build_worker
 from worker.worker import Worker
 
 State = tuning_job_pb2.TuningJob.State
@@ -212,18 +207,9 @@ class System:
 async def _build_worker(
     stack: AsyncExitStack, settings: Settings, redis: Redis, tenants_file: Path
 ) -> Worker:
-    keys = Keys(settings.redis_key_prefix)
     http = await stack.enter_async_context(httpx.AsyncClient(timeout=10.0))
     token_http = stack.enter_context(httpx.Client(timeout=10.0))
-    credentials = CredentialSource(
-        TenantDirectory.from_file(tenants_file), settings.token_uri, token_http
-    )
-    provider = GeminiProvider(GeminiClient(http, settings.upstream_base_url))
-    store = JobStore(redis, keys)
-    steps = Steps(
-        store, provider, credentials.for_tenant, settings, time.time, rng=random.Random(7)
-    )
-    return Worker(store, Schedule(redis, keys), steps, settings)
+    return build_worker(settings, redis, TenantDirectory.from_file(tenants_file), http, token_http)
 
 
 @asynccontextmanager

@@ -7,9 +7,10 @@ import os
 
 import httpx
 
-from core.clock import system_clock
+from core.clock import Clock, system_clock
 from core.keys import Keys
-from core.redis_client import connect
+from core.ratelimit import RedisTokenBucket, Unlimited
+from core.redis_client import Redis, connect
 from core.schedule import Schedule
 from core.settings import Settings
 from core.signals import stop_signals
@@ -17,10 +18,14 @@ from core.store import JobStore
 from core.tenants import TenantDirectory
 from worker.credentials import CredentialSource
 from worker.gemini import GeminiClient, GeminiProvider
+from worker.gemini.client import Limiter
 from worker.steps import Steps
+from worker.sweep import Sweeper
 from worker.worker import Worker
 
 log = logging.getLogger(__name__)
+
+RATE_LIMIT_MAX_WAIT_S = 2.0
 
 
 def http_limits(settings: Settings) -> httpx.Limits:
@@ -30,23 +35,50 @@ def http_limits(settings: Settings) -> httpx.Limits:
     )
 
 
+def upstream_limiter(settings: Settings, redis: Redis, keys: Keys) -> Limiter:
+    """The fleet-wide token bucket, or no limit when the rate is 0."""
+    if settings.upstream_rps <= 0:
+        return Unlimited()
+    return RedisTokenBucket(
+        redis,
+        keys,
+        "upstream",
+        rate_per_s=settings.upstream_rps,
+        burst=settings.upstream_burst,
+        max_wait_s=RATE_LIMIT_MAX_WAIT_S,
+    )
+
+
+def build_worker(
+    settings: Settings,
+    redis: Redis,
+    tenants: TenantDirectory,
+    http: httpx.AsyncClient,
+    token_http: httpx.Client,
+    *,
+    clock: Clock = system_clock,
+) -> Worker:
+    """A worker wired to Redis, the Gemini API and the tenants' credentials."""
+    keys = Keys(settings.redis_key_prefix)
+    credentials = CredentialSource(tenants, settings.token_uri, token_http)
+    client = GeminiClient(http, settings.upstream_base_url, upstream_limiter(settings, redis, keys))
+    store = JobStore(redis, keys, clock)
+    schedule = Schedule(redis, keys)
+    steps = Steps(store, GeminiProvider(client), credentials.for_tenant, settings, clock)
+    sweeper = Sweeper(store, schedule, [t.id for t in tenants])
+    return Worker(store, schedule, steps, settings, sweeper)
+
+
 async def run_worker(settings: Settings) -> None:
     """Run one worker process until SIGTERM."""
     redis = connect(settings.redis_url, cluster=settings.redis_cluster)
-    keys = Keys(settings.redis_key_prefix)
     tenants = TenantDirectory.from_file(settings.tenants_file)
     timeout = httpx.Timeout(
         settings.upstream_timeout_s, connect=min(10.0, settings.upstream_timeout_s)
     )
-    async with (
-        httpx.AsyncClient(timeout=timeout, limits=http_limits(settings)) as http,
-    ):
+    async with httpx.AsyncClient(timeout=timeout, limits=http_limits(settings)) as http:
         with httpx.Client(timeout=timeout) as token_http:
-            credentials = CredentialSource(tenants, settings.token_uri, token_http)
-            provider = GeminiProvider(GeminiClient(http, settings.upstream_base_url))
-            store = JobStore(redis, keys, system_clock)
-            steps = Steps(store, provider, credentials.for_tenant, settings, system_clock)
-            worker = Worker(store, Schedule(redis, keys), steps, settings)
+            worker = build_worker(settings, redis, tenants, http, token_http)
             print(f"WORKER_READY pid={os.getpid()}", flush=True)
             async with stop_signals() as stop:
                 await worker.run(stop, grace_s=settings.lease_s)

@@ -13,6 +13,7 @@ dead-lettered: FAILED, with the last error kept.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from core import lifecycle
 from core.clock import Clock
 from core.errors import JobError, Retryable
 from core.job import Job, decode_examples
+from core.ratelimit import RateLimited
 from core.settings import Settings
 from core.states import JobState
 from core.store import JobStore, Lease
@@ -97,6 +99,8 @@ class Steps:
             log.warning("job %s failed upstream: %s", job.name, exc.message)
             await self._fail(lease, job, exc.job_error())
             return None
+        except RateLimited as exc:  # Our own budget, not the job's fault: no attempt counted.
+            return exc.retry_after_s
         except (UpstreamError, Retryable) as exc:
             return await self._retry_later(lease, job, exc.message, exc.retry_after_s)
 
@@ -227,6 +231,21 @@ class Steps:
         if job.tuned_model:
             return UpstreamRef(job.tuned_model, job.operation)
         return self._provider.ref_for(job.tuned_model_id)
+
+    async def dead_letter(self, lease: Lease, job: Job) -> None:
+        """The job was handed out too often without a visit finishing: give up on it."""
+        error = JobError(
+            code_pb2.ABORTED,
+            f"dead-lettered after {lease.deliveries - 1} deliveries that did not finish "
+            "(the worker crashed, stalled or met an unexpected error each time)",
+            "DEAD_LETTERED",
+        )
+        log.error("job %s: %s", job.name, error.message)
+        if job.deleted:
+            await self._store.remove(lease)
+            return
+        with contextlib.suppress(JobGone):
+            await self._fail(lease, job, error)
 
     async def _fail(self, lease: Lease, job: Job, error: JobError) -> None:
         await self._update(lease, job, lambda j: lifecycle.failed(j, error, self._clock()))

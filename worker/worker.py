@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from core.errors import LeaseLost, TuningError
 from core.schedule import Schedule
 from core.settings import Settings
 from core.store import JobStore, Lease, LeaseHeld
 from worker.steps import Steps
+from worker.sweep import Sweeper
 
 log = logging.getLogger(__name__)
 
@@ -25,16 +27,29 @@ log = logging.getLogger(__name__)
 class Worker:
     """Runs visits concurrently, up to `settings.worker_concurrency` at a time."""
 
-    def __init__(self, store: JobStore, schedule: Schedule, steps: Steps, settings: Settings):
+    def __init__(
+        self,
+        store: JobStore,
+        schedule: Schedule,
+        steps: Steps,
+        settings: Settings,
+        sweeper: Sweeper | None = None,
+    ):
         self._store = store
         self._schedule = schedule
         self._steps = steps
         self._settings = settings
+        self._sweeper = sweeper
+        self._next_sweep = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self, stop: asyncio.Event, *, grace_s: float = 30.0) -> None:
-        """Work until `stop` is set, then let visits in progress finish within `grace_s`."""
+        """Work until `stop` is set, then let visits in progress finish within `grace_s`.
+
+        A worker that starts sweeps first, then every `sweep_interval_s`.
+        """
         while not stop.is_set():
+            await self._maybe_sweep()
             free = self._settings.worker_concurrency - len(self._tasks)
             claimed = await self._claim(free) if free > 0 else []
             for tenant, job_id in claimed:
@@ -44,6 +59,17 @@ class Worker:
             if len(claimed) < free or free <= 0:
                 await self._idle(stop)
         await self._drain(grace_s)
+
+    async def _maybe_sweep(self) -> None:
+        now = time.monotonic()
+        if self._sweeper is None or now < self._next_sweep:
+            return
+        self._next_sweep = now + self._settings.sweep_interval_s
+        try:
+            await self._sweeper.sweep()
+        except TuningError as exc:
+            log.warning("sweep failed: %s", exc.message)
+            self._next_sweep = now + min(5.0, self._settings.sweep_interval_s)
 
     async def _claim(self, count: int) -> list[tuple[str, str]]:
         try:
@@ -88,28 +114,33 @@ class Worker:
             await self._schedule.remove(tenant, job_id)
             return
         lease, current = acquired
+        if lease.deliveries > self._settings.max_deliveries:
+            await self._steps.dead_letter(lease, current.job)
+            await asyncio.shield(self._finish(lease, None, finished=True))
+            return
         keeper = asyncio.create_task(self._keep(lease))
+        finished = True
         try:
             next_s = await self._steps.visit(lease, current.job)
         except LeaseLost:
             log.warning("job %s/%s: lease lost to another worker; stopping", tenant, job_id)
             return
-        except Exception:  # A bug must not kill the worker; the job comes due again.
-            log.exception("job %s/%s: unexpected error", tenant, job_id)
-            next_s = self._settings.retry_max_s
+        except Exception:  # A bug must not kill the worker; the job comes due again,
+            log.exception("job %s/%s: unexpected error", tenant, job_id)  # and counts.
+            next_s, finished = self._settings.retry_max_s, False
         finally:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
-        await asyncio.shield(self._finish(lease, next_s))
+        await asyncio.shield(self._finish(lease, next_s, finished=finished))
 
-    async def _finish(self, lease: Lease, next_s: float | None) -> None:
+    async def _finish(self, lease: Lease, next_s: float | None, *, finished: bool) -> None:
         try:
             if next_s is None:
                 await self._schedule.remove(lease.tenant, lease.job_id)
             else:
                 await self._schedule.due_in(lease.tenant, lease.job_id, next_s)
-            await self._store.release(lease)
+            await self._store.release(lease, finished=finished)
         except TuningError as exc:
             # The claim's lease runs out and the job comes due again: nothing is lost.
             log.warning("job %s: could not reschedule: %s", lease.job_id, exc.message)

@@ -8,10 +8,11 @@ Each request waits at most the caller's remaining deadline (worker.deadline).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
+from core.ratelimit import Unlimited
 from worker.credentials import TokenSource
 from worker.deadline import remaining_s
 from worker.gemini.errors import error_from_response
@@ -20,12 +21,21 @@ from worker.upstream_errors import UpstreamRejected, UpstreamRetryable, Upstream
 Json = dict[str, Any]
 
 
+class Limiter(Protocol):
+    async def acquire(self) -> None:
+        """Wait for the right to send one request (core.ratelimit)."""
+        ...
+
+
 class GeminiClient:
     """Calls on `tunedModels` and their operations; answers are proto3-JSON dicts."""
 
-    def __init__(self, http: httpx.AsyncClient, base_url: str) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, base_url: str, limiter: Limiter | None = None
+    ) -> None:
         self._http = http
         self._base = base_url.rstrip("/")
+        self._limiter: Limiter = limiter or Unlimited()
 
     async def create_tuned_model(self, auth: TokenSource, model_id: str, body: Json) -> Json:
         """POST /v1beta/tunedModels?tunedModelId=ID; answers the long-running Operation."""
@@ -106,6 +116,7 @@ class GeminiClient:
     async def _send(self, auth: TokenSource, method: str, path: str, **kwargs: Any) -> Json:
         timeout = _timeout(self._http.timeout)
         headers = await auth.headers()
+        await self._limiter.acquire()
         try:
             response = await self._http.request(
                 method, self._base + path, headers=headers, timeout=timeout, **kwargs

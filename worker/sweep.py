@@ -1,0 +1,40 @@
+"""Reconciliation: put back on the schedule every unfinished job a crash left off it.
+
+The schedule is the worker's to-do list; the per-tenant active sets (updated in the same
+scripts that change a job's state) are the record of what is unfinished. A job can be
+in the second and missing from the first when a process died between two writes in
+different hash slots (the API between storing and queueing a job), or when Redis lost
+recent writes in a failover. Each sweep schedules such jobs, due now; the visit that
+follows compares the job with the upstream's truth and repairs it: a model created but
+not recorded is adopted (409), a job stuck in CREATING is submitted again under the same
+id, a cancel not yet confirmed is confirmed, a deleted job is cleaned up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from core.schedule import Schedule
+from core.store import JobStore
+
+log = logging.getLogger(__name__)
+
+
+class Sweeper:
+    """Compares each tenant's active set with the schedule."""
+
+    def __init__(self, store: JobStore, schedule: Schedule, tenants: Iterable[str]) -> None:
+        self._store = store
+        self._schedule = schedule
+        self._tenants = list(tenants)
+
+    async def sweep(self) -> int:
+        """Schedule every unfinished job that is not scheduled; how many there were."""
+        repaired = 0
+        for tenant in self._tenants:
+            missing = await self._schedule.ensure(tenant, await self._store.active_ids(tenant))
+            if missing:
+                log.warning("sweep: %d unscheduled jobs of tenant %s put back", missing, tenant)
+            repaired += missing
+        return repaired
