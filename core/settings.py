@@ -144,6 +144,19 @@ class Settings:
         return cls(**values)
 
 
+def to_env(settings: Settings) -> dict[str, str]:
+    """The environment that `Settings.from_env` turns back into `settings`."""
+    env = {}
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, tuple):
+            value = ",".join(value)
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        env[f.metadata["env"]] = str(value)
+    return env
+
+
 def _parse(env: str, raw: str, default: Any) -> Any:
     try:
         if isinstance(default, bool):

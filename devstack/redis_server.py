@@ -43,9 +43,16 @@ def free_port() -> int:
 class RedisServer:
     """A redis-server child process in its own temporary directory."""
 
-    def __init__(self, *, appendonly: bool = False, maxmemory_bytes: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        appendonly: bool = False,
+        maxmemory_bytes: int = 0,
+        maxmemory_policy: str = "noeviction",
+    ) -> None:
         self._appendonly = appendonly
         self._maxmemory_bytes = maxmemory_bytes
+        self._maxmemory_policy = maxmemory_policy
         self._dir = tempfile.TemporaryDirectory(prefix="redis-")
         self._process: subprocess.Popen[bytes] | None = None
         self.port = 0
@@ -57,22 +64,35 @@ class RedisServer:
     def start(self) -> RedisServer:
         for _ in range(START_ATTEMPTS):
             self.port = free_port()
-            with open(Path(self._dir.name) / "redis.log", "ab") as log:
-                self._process = subprocess.Popen(
-                    self._command(), cwd=self._dir.name, stdout=log, stderr=subprocess.STDOUT
-                )
-            if self._wait_ready():
+            if self._launch():
                 return self
             self._kill()
         raise RuntimeError("redis-server did not start")
+
+    def _launch(self) -> bool:
+        with open(Path(self._dir.name) / "redis.log", "ab") as log:
+            self._process = subprocess.Popen(
+                self._command(), cwd=self._dir.name, stdout=log, stderr=subprocess.STDOUT
+            )
+        return self._wait_ready()
+
+    def crash(self) -> None:
+        """SIGKILL the server, as a node failure would; its files stay for `restart`."""
+        self._kill()
+
+    def restart(self) -> None:
+        """Start again on the same port and directory (reloading the AOF, if any)."""
+        if not self._launch():
+            raise RuntimeError(f"redis-server did not restart on port {self.port}")
 
     def _command(self) -> list[str]:
         command = [find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1"]
         command += ["--save", "", "--dir", self._dir.name, "--loglevel", "warning"]
         command += ["--appendonly", "yes" if self._appendonly else "no"]
+        command += ["--appendfsync", "everysec"]
+        command += ["--maxmemory-policy", self._maxmemory_policy]
         if self._maxmemory_bytes:
             command += ["--maxmemory", str(self._maxmemory_bytes)]
-            command += ["--maxmemory-policy", "noeviction"]
         return command
 
     def _wait_ready(self) -> bool:

@@ -13,7 +13,7 @@ from grpc_reflection.v1alpha import reflection
 
 from core.clock import Clock, system_clock
 from core.keys import Keys
-from core.redis_client import Redis, connect
+from core.redis_client import Redis, connect, refuse_evicting_redis
 from core.schedule import Schedule
 from core.settings import Settings
 from core.signals import stop_signals
@@ -29,14 +29,31 @@ HEALTH_CHECK_INTERVAL_S = 2.0
 
 
 class ApiServer:
-    """A running API server: `port` is the bound port, `stop` drains it."""
+    """A running API server: `port` is the bound port, `stop` drains it.
+
+    Health says SERVING only while Redis answers (checked every few seconds) and not
+    while draining.
+    """
 
     def __init__(
-        self, server: grpc.aio.Server, port: int, health: health_aio.HealthServicer
+        self,
+        server: grpc.aio.Server,
+        port: int,
+        health: health_aio.HealthServicer,
+        redis: Redis,
+        check_interval_s: float = HEALTH_CHECK_INTERVAL_S,
     ) -> None:
         self.server = server
         self.port = port
         self.health = health
+        self._redis = redis
+        self._check_interval_s = check_interval_s
+        self._stopping = asyncio.Event()
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def start_watching(self) -> None:
+        await self.set_serving(await self._redis_answers())
+        self._watcher = asyncio.create_task(self._watch_redis())
 
     async def set_serving(self, serving: bool) -> None:
         status = (
@@ -47,8 +64,28 @@ class ApiServer:
         for name in ("", SERVICE.full_name):
             await self.health.set(name, status)
 
+    async def _redis_answers(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except Exception:  # noqa: BLE001 (any failure to answer means not serving)
+            return False
+
+    async def _watch_redis(self) -> None:
+        serving = True
+        while not self._stopping.is_set():
+            ok = await self._redis_answers()
+            if ok != serving:
+                serving = ok
+                log.warning("redis %s: health %s", "answers" if ok else "unreachable", ok)
+                await self.set_serving(ok)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._check_interval_s)
+
     async def stop(self, grace_s: float) -> None:
         """Report NOT_SERVING, refuse new RPCs, give in-flight ones `grace_s` to finish."""
+        self._stopping.set()
+        if self._watcher is not None:
+            await self._watcher
         await self.set_serving(False)
         await self.server.stop(grace_s)
 
@@ -60,6 +97,7 @@ async def start_api(
     *,
     listen: str | None = None,
     clock: Clock = system_clock,
+    health_check_s: float = HEALTH_CHECK_INTERVAL_S,
 ) -> ApiServer:
     """Build and start the API on `listen` (default: settings.grpc_listen; port 0 = any)."""
     keys = Keys(settings.redis_key_prefix)
@@ -79,38 +117,21 @@ async def start_api(
     reflection.enable_server_reflection(names, server)
     port = server.add_insecure_port(listen or settings.grpc_listen)
     await server.start()
-    started = ApiServer(server, port, health_servicer)
-    await started.set_serving(True)
+    started = ApiServer(server, port, health_servicer, redis, health_check_s)
+    await started.start_watching()
     return started
-
-
-async def watch_redis(api: ApiServer, redis: Redis, stop: asyncio.Event) -> None:
-    """Keep health SERVING only while Redis answers."""
-    serving = True
-    while not stop.is_set():
-        try:
-            ok = bool(await redis.ping())
-        except Exception:  # noqa: BLE001 (any failure to answer means not serving)
-            ok = False
-        if ok != serving:
-            serving = ok
-            log.warning("redis %s: health %s", "back" if ok else "unreachable", ok)
-            await api.set_serving(ok)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), HEALTH_CHECK_INTERVAL_S)
 
 
 async def serve(settings: Settings) -> None:
     """Run the API until SIGTERM, then drain and return."""
     redis = connect(settings.redis_url, cluster=settings.redis_cluster)
+    await refuse_evicting_redis(redis)
     tenants = TenantDirectory.from_file(settings.tenants_file)
     api = await start_api(settings, redis, tenants)
     log.info("API listening on port %d", api.port)
     print(f"API_READY port={api.port}", flush=True)
     async with stop_signals() as stop:
-        watcher = asyncio.create_task(watch_redis(api, redis, stop))
         await stop.wait()
         log.info("stopping: draining for up to %.1fs", settings.grpc_grace_s)
         await api.stop(settings.grpc_grace_s)
-        await watcher
     await redis.aclose()

@@ -20,20 +20,23 @@ import httpx
 
 from core.keys import Keys
 from core.redis_client import Redis
-from core.settings import Settings
+from core.settings import Settings, to_env
 from core.store import JobStore
 from core.tenants import TenantDirectory
+from devstack.processes import Child, start_module
 from devstack.tenants import LocalTenant, write_tenant_files
 from emulator import EmulatorConfig, load_grants, running_emulator
 from service.server import ApiServer, start_api
 from tests.clocks import FakeClock
 from tuning.v1 import tuning_job_pb2, tuning_service_pb2, tuning_service_pb2_grpc
-from worker.main import build_worker
+from worker.main import build_steps, build_worker
+from worker.steps import Steps
 from worker.worker import Worker
 
 State = tuning_job_pb2.TuningJob.State
 TERMINAL = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED})
 BASE_MODEL = "models/gemini-1.5-flash-001-tuning"
+TOKEN_TTL_S = 30 * 24 * 3600
 READONLY_SCOPE = "https://www.googleapis.com/auth/generative-language.tuning.readonly"
 
 
@@ -114,8 +117,9 @@ class System:
     tenants_file: Path
     store: JobStore
     _stack: AsyncExitStack
-    _worker: asyncio.Task[None] | None = None
-    _worker_stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _workers: list[asyncio.Task[None]] = field(default_factory=list)
+    _workers_stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _workers_clients: AsyncExitStack = field(default_factory=AsyncExitStack)
 
     def auth(self, tenant: str = "team-a") -> tuple[tuple[str, str], ...]:
         return (("authorization", f"Bearer {self.tenants[tenant].token}"),)
@@ -186,22 +190,40 @@ class System:
             answer = await http.post("/_emulator/faults", json={"rules": list(rules)})
             answer.raise_for_status()
 
-    async def start_worker(self) -> None:
-        if self._worker is not None:
-            return
-        self._worker_stop = asyncio.Event()
-        worker = await _build_worker(self._stack, self.settings, self.redis, self.tenants_file)
-        self._worker = asyncio.create_task(worker.run(self._worker_stop, grace_s=5.0))
+    async def start_worker(self, count: int = 1) -> None:
+        """Start `count` more in-process workers."""
+        for _ in range(count):
+            worker = await _build_worker(
+                self._workers_clients, self.settings, self.redis, self.tenants_file
+            )
+            self._workers.append(asyncio.create_task(worker.run(self._workers_stop, grace_s=5.0)))
 
     async def stop_worker(self) -> None:
-        if self._worker is not None:
-            self._worker_stop.set()
-            await self._worker
-            self._worker = None
+        """Stop every in-process worker (SIGTERM's path: finish, release, return)."""
+        self._workers_stop.set()
+        await asyncio.gather(*self._workers)
+        self._workers.clear()
+        self._workers_stop = asyncio.Event()
+        await self._workers_clients.aclose()  # only once no worker can use them
+
+    async def worker_process(self, work_dir: Path, **overrides: Any) -> Child:
+        """A real `python -m worker` process on this system's Redis and emulator."""
+        settings = dataclasses.replace(self.settings, **overrides)
+        child = await start_module("worker", "worker", [], to_env(settings), work_dir)
+        await child.wait_ready("WORKER_READY")
+        return child
 
     async def keys(self) -> list[bytes]:
         """Every Redis key of this test."""
         return [k async for k in self.redis.scan_iter(match=f"{self.settings.redis_key_prefix}:*")]
+
+
+async def build_system_steps(system: System) -> Steps:
+    """A second, independent worker's steps (for races a test arranges by hand)."""
+    http = await system._stack.enter_async_context(httpx.AsyncClient(timeout=10.0))
+    token_http = system._stack.enter_context(httpx.Client(timeout=10.0))
+    tenants = TenantDirectory.from_file(system.tenants_file)
+    return build_steps(system.settings, system.redis, tenants, http, token_http)
 
 
 async def _build_worker(
@@ -227,7 +249,11 @@ async def running_system(
     tenants_file, grants_file = write_tenant_files(work_dir, list(tenants.values()))
     clock = FakeClock()
     async with AsyncExitStack() as stack:
-        config = EmulatorConfig(steps_per_second=1.0, grants=load_grants(grants_file))
+        # Tests jump the emulator's clock by hours to finish training; tokens must outlive
+        # that (their expiry has tests of its own).
+        config = EmulatorConfig(
+            steps_per_second=1.0, grants=load_grants(grants_file), token_ttl_s=TOKEN_TTL_S
+        )
         emulator_url = await stack.enter_async_context(running_emulator(config, clock))
         settings = test_settings(
             redis_url,
@@ -238,7 +264,11 @@ async def running_system(
             **overrides,
         )
         api = await start_api(
-            settings, redis, TenantDirectory.from_file(tenants_file), listen="127.0.0.1:0"
+            settings,
+            redis,
+            TenantDirectory.from_file(tenants_file),
+            listen="127.0.0.1:0",
+            health_check_s=0.1,
         )
         stack.push_async_callback(api.stop, 1.0)
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{api.port}")

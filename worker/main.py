@@ -10,7 +10,7 @@ import httpx
 from core.clock import Clock, system_clock
 from core.keys import Keys
 from core.ratelimit import RedisTokenBucket, Unlimited
-from core.redis_client import Redis, connect
+from core.redis_client import Redis, connect, refuse_evicting_redis
 from core.schedule import Schedule
 from core.settings import Settings
 from core.signals import stop_signals
@@ -60,18 +60,33 @@ def build_worker(
 ) -> Worker:
     """A worker wired to Redis, the Gemini API and the tenants' credentials."""
     keys = Keys(settings.redis_key_prefix)
+    steps = build_steps(settings, redis, tenants, http, token_http, clock=clock)
+    schedule = Schedule(redis, keys)
+    sweeper = Sweeper(steps.store, schedule, [t.id for t in tenants])
+    return Worker(steps.store, schedule, steps, settings, sweeper)
+
+
+def build_steps(
+    settings: Settings,
+    redis: Redis,
+    tenants: TenantDirectory,
+    http: httpx.AsyncClient,
+    token_http: httpx.Client,
+    *,
+    clock: Clock = system_clock,
+) -> Steps:
+    """What a worker does to each job, wired to the Gemini API and the credentials."""
+    keys = Keys(settings.redis_key_prefix)
     credentials = CredentialSource(tenants, settings.token_uri, token_http)
     client = GeminiClient(http, settings.upstream_base_url, upstream_limiter(settings, redis, keys))
     store = JobStore(redis, keys, clock)
-    schedule = Schedule(redis, keys)
-    steps = Steps(store, GeminiProvider(client), credentials.for_tenant, settings, clock)
-    sweeper = Sweeper(store, schedule, [t.id for t in tenants])
-    return Worker(store, schedule, steps, settings, sweeper)
+    return Steps(store, GeminiProvider(client), credentials.for_tenant, settings, clock)
 
 
 async def run_worker(settings: Settings) -> None:
     """Run one worker process until SIGTERM."""
     redis = connect(settings.redis_url, cluster=settings.redis_cluster)
+    await refuse_evicting_redis(redis)
     tenants = TenantDirectory.from_file(settings.tenants_file)
     timeout = httpx.Timeout(
         settings.upstream_timeout_s, connect=min(10.0, settings.upstream_timeout_s)

@@ -79,6 +79,10 @@ class Steps:
         self._clock = clock
         self._rng = rng or random.Random()
 
+    @property
+    def store(self) -> JobStore:
+        return self._store
+
     async def visit(self, lease: Lease, job: Job) -> float | None:
         """Advance the job as far as it can go now; seconds until the next visit, or None."""
         try:
