@@ -67,3 +67,17 @@ async def test_delete_hides_the_job_and_deletes_the_model_upstream(system: Syste
 
     await system.eventually(record_gone)
     assert (await system.upstream_stats())["models"] == 0
+
+
+async def test_cancel_while_creating_waits_for_upstream_then_cancels_there(
+    system: System,
+) -> None:
+    await system.inject_faults({"route": "tunedModels.create", "hold_s": 1.0})
+    job = await system.create()
+    await system.wait_for(job.name, {State.CREATING})
+    assert (await system.cancel(job.name)).state == State.CANCELLING
+    done = await system.wait_for(job.name, {State.CANCELLED, State.SUCCEEDED, State.FAILED})
+    assert done.state == State.CANCELLED
+    assert done.tuned_model  # the model the create made was recorded, then cancelled
+    assert await system.upstream_requests("operations.cancel") == 1
+    assert (await system.upstream_stats())["models"] == 0  # and deleted
