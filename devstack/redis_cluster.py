@@ -11,18 +11,18 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
 import redis
 
-from devstack.redis_server import find_redis_server, free_port
+from devstack.redis_server import ManagedServer, find_redis_server, free_port
 
 NODES = 3
 BUS_PORT_OFFSET = 10000
 READY_TIMEOUT_S = 20.0
 
 
-class RedisCluster:
+class RedisCluster(ManagedServer):
     """Three masters, no replicas, all 16384 slots covered."""
 
     def __init__(self) -> None:
@@ -34,7 +34,7 @@ class RedisCluster:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.ports[0]}/0"
 
-    def start(self) -> RedisCluster:
+    def start(self) -> Self:
         self.ports = [_free_node_port() for _ in range(NODES)]
         try:
             for port in self.ports:
@@ -87,17 +87,6 @@ class RedisCluster:
             except subprocess.TimeoutExpired:
                 process.kill()
         self._dir.cleanup()
-
-    def __enter__(self) -> RedisCluster:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _free_node_port() -> int:

@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import redis
 
@@ -40,7 +41,28 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class RedisServer:
+class ManagedServer:
+    """`with` starts the server and stops it, whatever happens inside."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class RedisServer(ManagedServer):
     """A redis-server child process in its own temporary directory."""
 
     def __init__(
@@ -61,7 +83,7 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> RedisServer:
+    def start(self) -> Self:
         for _ in range(START_ATTEMPTS):
             self.port = free_port()
             if self._launch():
@@ -124,14 +146,3 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self._kill()
         self._dir.cleanup()
-
-    def __enter__(self) -> RedisServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

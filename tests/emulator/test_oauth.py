@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import httpx
 import pytest
 from google.auth import exceptions as auth_exceptions
-from google.auth import transport
 from google.oauth2.credentials import Credentials
 
 from tests.clocks import FakeClock
@@ -24,6 +22,7 @@ from tests.emulator.helpers import (
     model_body,
     token_form,
 )
+from worker.google_transport import HttpxRequest
 
 REALM = 'Bearer realm="https://accounts.google.com/"'
 
@@ -157,41 +156,6 @@ async def test_cloud_platform_scope_may_create(http: httpx.AsyncClient) -> None:
     assert operation["metadata"]["tunedModel"] == "tunedModels/cloud-model"
 
 
-class _Response(transport.Response):
-    """google-auth's view of an httpx response."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self._response = response
-
-    @property
-    def status(self) -> int:
-        return self._response.status_code
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return dict(self._response.headers)
-
-    @property
-    def data(self) -> bytes:
-        return self._response.content
-
-
-class _Request(transport.Request):
-    """A blocking google-auth transport over httpx (google-auth ships none for httpx)."""
-
-    def __call__(
-        self,
-        url: str,
-        method: str = "GET",
-        body: bytes | None = None,
-        headers: dict[str, str] | None = None,
-        timeout: float | None = None,
-        **kwargs: Any,
-    ) -> _Response:
-        with httpx.Client(timeout=timeout or 10.0) as client:
-            return _Response(client.request(method, url, content=body, headers=headers))
-
-
 def _credentials(emulator_url: str, refresh_token: str) -> Credentials:
     # google-auth's constructor has no annotations.
     return Credentials(  # type: ignore[no-untyped-call]
@@ -208,7 +172,8 @@ async def test_google_auth_refresh_gets_a_usable_token(
 ) -> None:
     credentials = _credentials(emulator_url, OWNER.refresh_token)
 
-    await asyncio.to_thread(credentials.refresh, _Request())
+    with HttpxRequest.session() as request:
+        await asyncio.to_thread(credentials.refresh, request)
     response = await http.get(
         "/v1beta/tunedModels", headers={"Authorization": f"Bearer {credentials.token}"}
     )
@@ -220,5 +185,8 @@ async def test_google_auth_refresh_gets_a_usable_token(
 async def test_google_auth_reports_invalid_grant(emulator_url: str) -> None:
     credentials = _credentials(emulator_url, "revoked-token")
 
-    with pytest.raises(auth_exceptions.RefreshError, match="invalid_grant"):
-        await asyncio.to_thread(credentials.refresh, _Request())
+    with (
+        HttpxRequest.session() as request,
+        pytest.raises(auth_exceptions.RefreshError, match="invalid_grant"),
+    ):
+        await asyncio.to_thread(credentials.refresh, request)
