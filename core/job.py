@@ -65,6 +65,7 @@ class Job:
     hyperparameters: Hyperparameters = field(default_factory=Hyperparameters)
     labels: dict[str, str] = field(default_factory=dict)
     example_count: int = 0
+    dataset: str = ""
     request_hash: str = ""
     tuned_model: str = ""
     operation: str = ""
@@ -116,6 +117,11 @@ class Job:
         if data["error"] is not None:
             data["error"] = JobError(**data["error"])
         return cls(**data)
+
+
+def random_id(prefix: str) -> str:
+    """A random resource id: a letter, then 19 lowercase base32 characters (95 bits)."""
+    return prefix + base64.b32encode(secrets.token_bytes(12)).decode().lower()[:19]
 
 
 def new_job_id(tenant: str, request_id: str) -> str:

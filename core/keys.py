@@ -28,6 +28,10 @@ class Keys:
         """String: the training examples, kept until the upstream has them."""
         return f"{self._tenant(tenant)}:data:{job_id}"
 
+    def dataset(self, tenant: str, dataset_id: str) -> str:
+        """Hash: a dataset's `doc` (metadata, statistics, warnings) and its `examples`."""
+        return f"{self._tenant(tenant)}:dataset:{dataset_id}"
+
     def tenant_index(self, tenant: str) -> str:
         """Sorted set: job ids scored by a per-tenant sequence, for newest-first paging."""
         return f"{self._tenant(tenant)}:index"

@@ -62,6 +62,11 @@ class Settings:
     max_output_chars: int = setting(
         "TUNING_MAX_OUTPUT_CHARS", 5_000, "Longest `output` of one example, in characters."
     )
+    dataset_max_bytes: int = setting(
+        "TUNING_DATASET_MAX_BYTES",
+        4 * 1024 * 1024,
+        "Largest dataset UploadDataset accepts, in bytes (AI Studio's cap is 4 MB).",
+    )
     upstream_base_url: str = setting(
         "TUNING_UPSTREAM_BASE_URL",
         "https://generativelanguage.googleapis.com",

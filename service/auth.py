@@ -57,7 +57,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
 
 def _with_tenant(handler: Handler, tenant: Tenant | None) -> Handler:
-    behavior: Any = handler.unary_unary
+    streaming = handler.request_streaming
+    behavior: Any = handler.stream_unary if streaming else handler.unary_unary
 
     async def authenticated(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         if tenant is None:
@@ -73,7 +74,10 @@ def _with_tenant(handler: Handler, tenant: Tenant | None) -> Handler:
         finally:
             _tenant.reset(reset)
 
-    return grpc.unary_unary_rpc_method_handler(
+    kind = (
+        grpc.stream_unary_rpc_method_handler if streaming else grpc.unary_unary_rpc_method_handler
+    )
+    return kind(
         authenticated,
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,

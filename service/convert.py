@@ -7,10 +7,11 @@ import hashlib
 from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2, status_pb2
 
+from core.dataset_store import DatasetRecord
 from core.errors import ERROR_DOMAIN, JobError
 from core.job import Example, Hyperparameters, Job
 from core.states import JobState
-from tuning.v1 import tuning_job_pb2, tuning_service_pb2
+from tuning.v1 import dataset_pb2, tuning_job_pb2, tuning_service_pb2
 
 State = tuning_job_pb2.TuningJob.State
 
@@ -36,6 +37,7 @@ def job_from_request(
         hyperparameters=_hyperparameters(spec.hyperparameters),
         labels=dict(spec.labels),
         example_count=len(examples),
+        dataset=spec.dataset,
         request_hash=request_hash(request),
         create_time=now,
         update_time=now,
@@ -64,6 +66,7 @@ def job_to_proto(job: Job) -> tuning_job_pb2.TuningJob:
         base_model=job.base_model,
         hyperparameters=_hyperparameters_to_proto(job.hyperparameters),
         labels=job.labels,
+        dataset=job.dataset,
         state=State.Value(job.state.value),
         tuned_model=job.tuned_model,
         progress=tuning_job_pb2.Progress(
@@ -95,6 +98,32 @@ def _hyperparameters_to_proto(h: Hyperparameters) -> tuning_job_pb2.Hyperparamet
         message.learning_rate = h.learning_rate
     elif h.learning_rate_multiplier is not None:
         message.learning_rate_multiplier = h.learning_rate_multiplier
+    return message
+
+
+def dataset_to_proto(record: DatasetRecord) -> dataset_pb2.Dataset:
+    s = record.stats
+    message = dataset_pb2.Dataset(
+        name=record.name,
+        display_name=record.display_name,
+        format=dataset_pb2.Dataset.Format.Value(record.format.value),
+        input_field=record.input_field,
+        output_field=record.output_field,
+        stats=dataset_pb2.DatasetStats(
+            example_count=s.examples,
+            input_chars=s.input_chars,
+            output_chars=s.output_chars,
+            longest_input_chars=s.max_input_chars,
+            longest_output_chars=s.max_output_chars,
+            duplicate_count=s.duplicates,
+            size_bytes=s.bytes,
+        ),
+        warnings=[
+            dataset_pb2.DatasetWarning(location=w.location, field=w.field, message=w.message)
+            for w in record.warnings
+        ],
+    )
+    _set_time(message.create_time, record.create_time)
     return message
 
 

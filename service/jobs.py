@@ -6,26 +6,41 @@ job store's compare-and-set and the state machine in core.lifecycle.
 
 from __future__ import annotations
 
+import math
+
 from core import lifecycle
 from core.clock import Clock
+from core.dataset_store import DatasetStore
 from core.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound
-from core.job import JOB_NAME_PREFIX, Job, encode_examples, new_job_id
+from core.job import JOB_NAME_PREFIX, Example, Job, Progress, encode_examples, new_job_id
 from core.schedule import Schedule
 from core.settings import Settings
 from core.states import JobState
 from core.store import JobStore
 from service import listing
 from service.convert import job_from_request
+from service.datasets import dataset_id_of
 from service.validation import validate_create
 from service.wire import ParsedCreate
+
+DEFAULT_EPOCHS = 5
+DEFAULT_BATCH_SIZE = 4
 
 
 class JobsApi:
     """The tuning API's behaviour, behind the thin gRPC servicer."""
 
-    def __init__(self, store: JobStore, schedule: Schedule, settings: Settings, clock: Clock):
+    def __init__(
+        self,
+        store: JobStore,
+        schedule: Schedule,
+        datasets: DatasetStore,
+        settings: Settings,
+        clock: Clock,
+    ):
         self._store = store
         self._schedule = schedule
+        self._datasets = datasets
         self._settings = settings
         self._clock = clock
 
@@ -39,9 +54,10 @@ class JobsApi:
             job_id=new_job_id(tenant, request.request_id),
             now=self._clock(),
         )
+        job, content = await self._training_data(job, examples)
         if request.validate_only:
-            return job
-        stored, created = await self._store.create(job, encode_examples(examples))
+            return job.replace(progress=Progress(total_steps=estimated_total_steps(job)))
+        stored, created = await self._store.create(job, content)
         if stored.deleted:
             raise AlreadyExists(
                 f"request_id {request.request_id!r} made {stored.name}, which was deleted; "
@@ -52,6 +68,20 @@ class JobsApi:
             # Also on a retry: if the first attempt died before queueing, this repairs it.
             await self._schedule.due_in(tenant, stored.id, 0)
         return stored
+
+    async def _training_data(self, job: Job, examples: list[Example]) -> tuple[Job, bytes]:
+        """The examples to store with the job: inline ones, or the referenced dataset's."""
+        if not job.dataset:
+            return job, encode_examples(examples)
+        dataset_id = dataset_id_of(job.dataset, "tuning_job.dataset")
+        record = await self._datasets.get(job.tenant, dataset_id)
+        content = await self._datasets.examples(job.tenant, dataset_id)
+        if record is None or content is None:
+            raise InvalidArgument(
+                f"{job.dataset} not found",
+                [FieldViolation("tuning_job.dataset", "not found; upload it with UploadDataset")],
+            )
+        return job.replace(example_count=record.stats.examples), content
 
     async def get(self, tenant: str, name: str) -> Job:
         job = await self._store.get(tenant, job_id_of(name))
@@ -91,6 +121,13 @@ class JobsApi:
             raise NotFound(f"{name} not found")
         await self._store.update(tenant, job_id, lifecycle.delete_requested)
         await self._schedule.due_in(tenant, job_id, 0)
+
+
+def estimated_total_steps(job: Job) -> int:
+    """ceil(examples * epochs / batch size), with the upstream's defaults (5 epochs, batch 4)."""
+    epochs = job.hyperparameters.epoch_count or DEFAULT_EPOCHS
+    batch = job.hyperparameters.batch_size or DEFAULT_BATCH_SIZE
+    return math.ceil(job.example_count * epochs / batch)
 
 
 def job_id_of(name: str) -> str:

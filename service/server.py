@@ -12,6 +12,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from core.clock import Clock, system_clock
+from core.dataset_store import DatasetStore
 from core.keys import Keys
 from core.redis_client import Redis, connect, refuse_evicting_redis
 from core.schedule import Schedule
@@ -20,6 +21,7 @@ from core.signals import stop_signals
 from core.store import JobStore
 from core.tenants import TenantDirectory
 from service.auth import AuthInterceptor
+from service.datasets import DatasetsApi
 from service.jobs import JobsApi
 from service.servicer import SERVICE, TuningServicer, generic_handler
 
@@ -101,7 +103,8 @@ async def start_api(
 ) -> ApiServer:
     """Build and start the API on `listen` (default: settings.grpc_listen; port 0 = any)."""
     keys = Keys(settings.redis_key_prefix)
-    api = JobsApi(JobStore(redis, keys, clock), Schedule(redis, keys), settings, clock)
+    datasets = DatasetStore(redis, keys)
+    api = JobsApi(JobStore(redis, keys, clock), Schedule(redis, keys), datasets, settings, clock)
     max_bytes = settings.grpc_max_message_bytes
     server = grpc.aio.server(
         interceptors=[AuthInterceptor(tenants)],
@@ -110,7 +113,8 @@ async def start_api(
             ("grpc.max_send_message_length", max_bytes),
         ],
     )
-    server.add_generic_rpc_handlers([generic_handler(TuningServicer(api))])
+    servicer = TuningServicer(api, DatasetsApi(datasets, settings, clock))
+    server.add_generic_rpc_handlers([generic_handler(servicer)])
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (SERVICE.full_name, health.SERVICE_NAME, reflection.SERVICE_NAME)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 from google.protobuf import empty_pb2, message_factory
 
 from service.auth import current_tenant
-from service.convert import job_to_proto
+from service.convert import dataset_to_proto, job_to_proto
+from service.datasets import DatasetsApi
 from service.errors import mapped_errors
 from service.jobs import JobsApi
 from service.wire import ParsedCreate, parse_create
-from tuning.v1 import tuning_job_pb2, tuning_service_pb2
+from tuning.v1 import dataset_pb2, tuning_job_pb2, tuning_service_pb2
 
 Context = grpc.aio.ServicerContext[Any, Any]
 SERVICE = tuning_service_pb2.DESCRIPTOR.services_by_name["TuningService"]
@@ -21,8 +23,9 @@ SERVICE = tuning_service_pb2.DESCRIPTOR.services_by_name["TuningService"]
 class TuningServicer:
     """Implements tuning.v1.TuningService."""
 
-    def __init__(self, api: JobsApi) -> None:
+    def __init__(self, api: JobsApi, datasets: DatasetsApi) -> None:
         self._api = api
+        self._datasets = datasets
 
     @mapped_errors
     async def CreateTuningJob(
@@ -63,6 +66,20 @@ class TuningServicer:
         await self._api.delete(current_tenant(), request.name)
         return empty_pb2.Empty()
 
+    @mapped_errors
+    async def UploadDataset(
+        self,
+        requests: AsyncIterator[tuning_service_pb2.UploadDatasetRequest],
+        context: Context,
+    ) -> dataset_pb2.Dataset:
+        return dataset_to_proto(await self._datasets.upload(current_tenant(), requests))
+
+    @mapped_errors
+    async def GetDataset(
+        self, request: tuning_service_pb2.GetDatasetRequest, context: Context
+    ) -> dataset_pb2.Dataset:
+        return dataset_to_proto(await self._datasets.get(current_tenant(), request.name))
+
 
 # CreateTuningJob gets its own deserializer: it also reports oneof fields the parser
 # would drop (see service.wire).
@@ -75,7 +92,12 @@ def generic_handler(servicer: TuningServicer) -> grpc.GenericRpcHandler:
     for method in SERVICE.methods:
         request_type = message_factory.GetMessageClass(method.input_type)
         response_type = message_factory.GetMessageClass(method.output_type)
-        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+        kind = (
+            grpc.stream_unary_rpc_method_handler
+            if method.client_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
+        handlers[method.name] = kind(
             getattr(servicer, method.name),
             request_deserializer=_DESERIALIZERS.get(method.name, request_type.FromString),
             response_serializer=response_type.SerializeToString,

@@ -37,7 +37,7 @@ def validate_create(parsed: ParsedCreate, settings: Settings) -> None:
         job = request.tuning_job
         violations += _job_fields(job, settings)
         violations += _hyperparameters(job.hyperparameters, parsed.both_learning_rates)
-        violations += _examples(job.training_examples, settings)
+        violations += _source(job, settings)
         violations += _labels(job.labels)
     if violations:
         raise InvalidArgument(_summary(violations), violations[:MAX_REPORTED])
@@ -88,6 +88,14 @@ def _hyperparameters(hyper: tuning_job_pb2.Hyperparameters, both_rates: bool) ->
         value = getattr(hyper, chosen)
         if not (math.isfinite(value) and value > 0):
             yield FieldViolation(f"{path}.{chosen}", "must be a positive number")
+
+
+def _source(job: tuning_job_pb2.TuningJob, settings: Settings) -> Violations:
+    """Exactly one of inline examples and a dataset reference."""
+    if job.dataset and job.training_examples:
+        yield FieldViolation("tuning_job.dataset", "set either dataset or training_examples")
+    elif not job.dataset:
+        yield from _examples(job.training_examples, settings)
 
 
 def _examples(examples: Sequence[tuning_job_pb2.TrainingExample], settings: Settings) -> Violations:

@@ -28,7 +28,7 @@ from devstack.tenants import LocalTenant, write_tenant_files
 from emulator import EmulatorConfig, load_grants, running_emulator
 from service.server import ApiServer, start_api
 from tests.clocks import FakeClock
-from tuning.v1 import tuning_job_pb2, tuning_service_pb2, tuning_service_pb2_grpc
+from tuning.v1 import dataset_pb2, tuning_job_pb2, tuning_service_pb2, tuning_service_pb2_grpc
 from worker.main import build_steps, build_worker
 from worker.steps import Steps
 from worker.worker import Worker
@@ -131,6 +131,24 @@ class System:
             request_id=request_id, tuning_job=job_spec(**fields)
         )
         return await self.stub.CreateTuningJob(request, metadata=self.auth(tenant))
+
+    async def upload(
+        self,
+        content: bytes,
+        fmt: str = "JSONL",
+        tenant: str = "team-a",
+        *,
+        chunk_bytes: int = 1000,
+        **fields: Any,
+    ) -> dataset_pb2.Dataset:
+        """UploadDataset: the metadata message, then `content` in chunks."""
+        spec = dataset_pb2.Dataset(format=dataset_pb2.Dataset.Format.Value(fmt), **fields)
+        parts = [tuning_service_pb2.UploadDatasetRequest(dataset=spec)]
+        parts += [
+            tuning_service_pb2.UploadDatasetRequest(chunk=content[i : i + chunk_bytes])
+            for i in range(0, len(content), chunk_bytes)
+        ]
+        return await self.stub.UploadDataset(iter(parts), metadata=self.auth(tenant))
 
     async def get(self, name: str, tenant: str = "team-a") -> tuning_job_pb2.TuningJob:
         request = tuning_service_pb2.GetTuningJobRequest(name=name)

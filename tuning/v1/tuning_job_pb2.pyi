@@ -107,6 +107,7 @@ class TuningJob(_message.Message):
     START_TIME_FIELD_NUMBER: _builtins.int
     END_TIME_FIELD_NUMBER: _builtins.int
     STATUS_FETCH_TIME_FIELD_NUMBER: _builtins.int
+    DATASET_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Output only. `tuningJobs/{tuning_job}`."""
     display_name: _builtins.str
@@ -119,6 +120,10 @@ class TuningJob(_message.Message):
     """Output only."""
     tuned_model: _builtins.str
     """Output only. The upstream model, `tunedModels/{id}`, once it exists."""
+    dataset: _builtins.str
+    """Input: `datasets/{dataset}`, an uploaded dataset to tune on, instead of
+    `training_examples`. Set exactly one of the two.
+    """
     @_builtins.property
     def hyperparameters(self) -> Global___Hyperparameters:
         """Optional. Unset fields take the upstream's defaults."""
@@ -185,10 +190,11 @@ class TuningJob(_message.Message):
         start_time: _timestamp_pb2.Timestamp | None = ...,
         end_time: _timestamp_pb2.Timestamp | None = ...,
         status_fetch_time: _timestamp_pb2.Timestamp | None = ...,
+        dataset: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "error", b"error", "hyperparameters", b"hyperparameters", "progress", b"progress", "start_time", b"start_time", "status_fetch_time", b"status_fetch_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_model", b"base_model", "create_time", b"create_time", "description", b"description", "display_name", b"display_name", "end_time", b"end_time", "error", b"error", "hyperparameters", b"hyperparameters", "labels", b"labels", "name", b"name", "progress", b"progress", "snapshots", b"snapshots", "start_time", b"start_time", "state", b"state", "status_fetch_time", b"status_fetch_time", "training_examples", b"training_examples", "tuned_model", b"tuned_model", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_model", b"base_model", "create_time", b"create_time", "dataset", b"dataset", "description", b"description", "display_name", b"display_name", "end_time", b"end_time", "error", b"error", "hyperparameters", b"hyperparameters", "labels", b"labels", "name", b"name", "progress", b"progress", "snapshots", b"snapshots", "start_time", b"start_time", "state", b"state", "status_fetch_time", b"status_fetch_time", "training_examples", b"training_examples", "tuned_model", b"tuned_model", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

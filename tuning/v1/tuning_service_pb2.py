@@ -23,10 +23,11 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
+from tuning.v1 import dataset_pb2 as tuning_dot_v1_dot_dataset__pb2
 from tuning.v1 import tuning_job_pb2 as tuning_dot_v1_dot_tuning__job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1etuning/v1/tuning_service.proto\x12\ttuning.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1atuning/v1/tuning_job.proto\"m\n\x16\x43reateTuningJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12(\n\ntuning_job\x18\x02 \x01(\x0b\x32\x14.tuning.v1.TuningJob\x12\x15\n\rvalidate_only\x18\x03 \x01(\x08\"#\n\x13GetTuningJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"N\n\x15ListTuningJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x03 \x01(\t\"\\\n\x16ListTuningJobsResponse\x12)\n\x0btuning_jobs\x18\x01 \x03(\x0b\x32\x14.tuning.v1.TuningJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"&\n\x16\x43\x61ncelTuningJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"&\n\x16\x44\x65leteTuningJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t2\x92\x03\n\rTuningService\x12J\n\x0f\x43reateTuningJob\x12!.tuning.v1.CreateTuningJobRequest\x1a\x14.tuning.v1.TuningJob\x12\x44\n\x0cGetTuningJob\x12\x1e.tuning.v1.GetTuningJobRequest\x1a\x14.tuning.v1.TuningJob\x12U\n\x0eListTuningJobs\x12 .tuning.v1.ListTuningJobsRequest\x1a!.tuning.v1.ListTuningJobsResponse\x12J\n\x0f\x43\x61ncelTuningJob\x12!.tuning.v1.CancelTuningJobRequest\x1a\x14.tuning.v1.TuningJob\x12L\n\x0f\x44\x65leteTuningJob\x12!.tuning.v1.DeleteTuningJobRequest\x1a\x16.google.protobuf.EmptyB7\n\x16\x63om.internal.tuning.v1P\x01Z\x1binternal/tuning/v1;tuningv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1etuning/v1/tuning_service.proto\x12\ttuning.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x17tuning/v1/dataset.proto\x1a\x1atuning/v1/tuning_job.proto\"V\n\x14UploadDatasetRequest\x12%\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x12.tuning.v1.DatasetH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"!\n\x11GetDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"m\n\x16\x43reateTuningJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12(\n\ntuning_job\x18\x02 \x01(\x0b\x32\x14.tuning.v1.TuningJob\x12\x15\n\rvalidate_only\x18\x03 \x01(\x08\"#\n\x13GetTuningJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"N\n\x15ListTuningJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x03 \x01(\t\"\\\n\x16ListTuningJobsResponse\x12)\n\x0btuning_jobs\x18\x01 \x03(\x0b\x32\x14.tuning.v1.TuningJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"&\n\x16\x43\x61ncelTuningJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"&\n\x16\x44\x65leteTuningJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t2\x9a\x04\n\rTuningService\x12J\n\x0f\x43reateTuningJob\x12!.tuning.v1.CreateTuningJobRequest\x1a\x14.tuning.v1.TuningJob\x12\x44\n\x0cGetTuningJob\x12\x1e.tuning.v1.GetTuningJobRequest\x1a\x14.tuning.v1.TuningJob\x12U\n\x0eListTuningJobs\x12 .tuning.v1.ListTuningJobsRequest\x1a!.tuning.v1.ListTuningJobsResponse\x12J\n\x0f\x43\x61ncelTuningJob\x12!.tuning.v1.CancelTuningJobRequest\x1a\x14.tuning.v1.TuningJob\x12L\n\x0f\x44\x65leteTuningJob\x12!.tuning.v1.DeleteTuningJobRequest\x1a\x16.google.protobuf.Empty\x12\x46\n\rUploadDataset\x12\x1f.tuning.v1.UploadDatasetRequest\x1a\x12.tuning.v1.Dataset(\x01\x12>\n\nGetDataset\x12\x1c.tuning.v1.GetDatasetRequest\x1a\x12.tuning.v1.DatasetB7\n\x16\x63om.internal.tuning.v1P\x01Z\x1binternal/tuning/v1;tuningv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,18 +35,22 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tuning.v1.tuning_service_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\026com.internal.tuning.v1P\001Z\033internal/tuning/v1;tuningv1'
-  _globals['_CREATETUNINGJOBREQUEST']._serialized_start=102
-  _globals['_CREATETUNINGJOBREQUEST']._serialized_end=211
-  _globals['_GETTUNINGJOBREQUEST']._serialized_start=213
-  _globals['_GETTUNINGJOBREQUEST']._serialized_end=248
-  _globals['_LISTTUNINGJOBSREQUEST']._serialized_start=250
-  _globals['_LISTTUNINGJOBSREQUEST']._serialized_end=328
-  _globals['_LISTTUNINGJOBSRESPONSE']._serialized_start=330
-  _globals['_LISTTUNINGJOBSRESPONSE']._serialized_end=422
-  _globals['_CANCELTUNINGJOBREQUEST']._serialized_start=424
-  _globals['_CANCELTUNINGJOBREQUEST']._serialized_end=462
-  _globals['_DELETETUNINGJOBREQUEST']._serialized_start=464
-  _globals['_DELETETUNINGJOBREQUEST']._serialized_end=502
-  _globals['_TUNINGSERVICE']._serialized_start=505
-  _globals['_TUNINGSERVICE']._serialized_end=907
+  _globals['_UPLOADDATASETREQUEST']._serialized_start=127
+  _globals['_UPLOADDATASETREQUEST']._serialized_end=213
+  _globals['_GETDATASETREQUEST']._serialized_start=215
+  _globals['_GETDATASETREQUEST']._serialized_end=248
+  _globals['_CREATETUNINGJOBREQUEST']._serialized_start=250
+  _globals['_CREATETUNINGJOBREQUEST']._serialized_end=359
+  _globals['_GETTUNINGJOBREQUEST']._serialized_start=361
+  _globals['_GETTUNINGJOBREQUEST']._serialized_end=396
+  _globals['_LISTTUNINGJOBSREQUEST']._serialized_start=398
+  _globals['_LISTTUNINGJOBSREQUEST']._serialized_end=476
+  _globals['_LISTTUNINGJOBSRESPONSE']._serialized_start=478
+  _globals['_LISTTUNINGJOBSRESPONSE']._serialized_end=570
+  _globals['_CANCELTUNINGJOBREQUEST']._serialized_start=572
+  _globals['_CANCELTUNINGJOBREQUEST']._serialized_end=610
+  _globals['_DELETETUNINGJOBREQUEST']._serialized_start=612
+  _globals['_DELETETUNINGJOBREQUEST']._serialized_end=650
+  _globals['_TUNINGSERVICE']._serialized_start=653
+  _globals['_TUNINGSERVICE']._serialized_end=1191
 # @@protoc_insertion_point(module_scope)

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
+from tuning.v1 import dataset_pb2 as tuning_dot_v1_dot_dataset__pb2
 from tuning.v1 import tuning_job_pb2 as tuning_dot_v1_dot_tuning__job__pb2
 from tuning.v1 import tuning_service_pb2 as tuning_dot_v1_dot_tuning__service__pb2
 
@@ -68,6 +69,16 @@ class TuningServiceStub:
                 request_serializer=tuning_dot_v1_dot_tuning__service__pb2.DeleteTuningJobRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.UploadDataset = channel.stream_unary(
+                '/tuning.v1.TuningService/UploadDataset',
+                request_serializer=tuning_dot_v1_dot_tuning__service__pb2.UploadDatasetRequest.SerializeToString,
+                response_deserializer=tuning_dot_v1_dot_dataset__pb2.Dataset.FromString,
+                _registered_method=True)
+        self.GetDataset = channel.unary_unary(
+                '/tuning.v1.TuningService/GetDataset',
+                request_serializer=tuning_dot_v1_dot_tuning__service__pb2.GetDatasetRequest.SerializeToString,
+                response_deserializer=tuning_dot_v1_dot_dataset__pb2.Dataset.FromString,
+                _registered_method=True)
 
 
 class TuningServiceServicer:
@@ -119,6 +130,23 @@ class TuningServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UploadDataset(self, request_iterator, context):
+        """Uploads and validates a dataset: first a message with `dataset` (its format and
+        field names), then the content in `chunk`s. A dataset with any problem is refused
+        whole, with a field violation per problem naming the line or row and the field
+        (e.g. `lines[12].output`); warnings that do not stop tuning come back on the Dataset.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDataset(self, request, context):
+        """Reads a dataset's metadata, statistics and warnings (never its examples).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TuningServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -146,6 +174,16 @@ def add_TuningServiceServicer_to_server(servicer, server):
                     servicer.DeleteTuningJob,
                     request_deserializer=tuning_dot_v1_dot_tuning__service__pb2.DeleteTuningJobRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'UploadDataset': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadDataset,
+                    request_deserializer=tuning_dot_v1_dot_tuning__service__pb2.UploadDatasetRequest.FromString,
+                    response_serializer=tuning_dot_v1_dot_dataset__pb2.Dataset.SerializeToString,
+            ),
+            'GetDataset': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDataset,
+                    request_deserializer=tuning_dot_v1_dot_tuning__service__pb2.GetDatasetRequest.FromString,
+                    response_serializer=tuning_dot_v1_dot_dataset__pb2.Dataset.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -290,6 +328,60 @@ class TuningService:
             '/tuning.v1.TuningService/DeleteTuningJob',
             tuning_dot_v1_dot_tuning__service__pb2.DeleteTuningJobRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadDataset(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/tuning.v1.TuningService/UploadDataset',
+            tuning_dot_v1_dot_tuning__service__pb2.UploadDatasetRequest.SerializeToString,
+            tuning_dot_v1_dot_dataset__pb2.Dataset.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDataset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tuning.v1.TuningService/GetDataset',
+            tuning_dot_v1_dot_tuning__service__pb2.GetDatasetRequest.SerializeToString,
+            tuning_dot_v1_dot_dataset__pb2.Dataset.FromString,
             options,
             channel_credentials,
             insecure,

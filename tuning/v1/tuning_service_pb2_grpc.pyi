@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import empty_pb2 as _empty_pb2
 from grpc import aio as _aio
+from tuning.v1 import dataset_pb2 as _dataset_pb2
 from tuning.v1 import tuning_job_pb2 as _tuning_job_pb2
 from tuning.v1 import tuning_service_pb2 as _tuning_service_pb2
 import abc as _abc_1
@@ -59,6 +60,14 @@ class TuningServiceStub:
     """Deletes a job, and its tuned model upstream. The job disappears at once;
     a worker cancels and deletes the upstream resources afterwards.
     """
+    UploadDataset: _grpc.StreamUnaryMultiCallable[_tuning_service_pb2.UploadDatasetRequest, _dataset_pb2.Dataset]
+    """Uploads and validates a dataset: first a message with `dataset` (its format and
+    field names), then the content in `chunk`s. A dataset with any problem is refused
+    whole, with a field violation per problem naming the line or row and the field
+    (e.g. `lines[12].output`); warnings that do not stop tuning come back on the Dataset.
+    """
+    GetDataset: _grpc.UnaryUnaryMultiCallable[_tuning_service_pb2.GetDatasetRequest, _dataset_pb2.Dataset]
+    """Reads a dataset's metadata, statistics and warnings (never its examples)."""
 
 @_typing.type_check_only
 class TuningServiceAsyncStub(TuningServiceStub):
@@ -89,6 +98,14 @@ class TuningServiceAsyncStub(TuningServiceStub):
     """Deletes a job, and its tuned model upstream. The job disappears at once;
     a worker cancels and deletes the upstream resources afterwards.
     """
+    UploadDataset: _aio.StreamUnaryMultiCallable[_tuning_service_pb2.UploadDatasetRequest, _dataset_pb2.Dataset]  # type: ignore[assignment]
+    """Uploads and validates a dataset: first a message with `dataset` (its format and
+    field names), then the content in `chunk`s. A dataset with any problem is refused
+    whole, with a field violation per problem naming the line or row and the field
+    (e.g. `lines[12].output`); warnings that do not stop tuning come back on the Dataset.
+    """
+    GetDataset: _aio.UnaryUnaryMultiCallable[_tuning_service_pb2.GetDatasetRequest, _dataset_pb2.Dataset]  # type: ignore[assignment]
+    """Reads a dataset's metadata, statistics and warnings (never its examples)."""
 
 class TuningServiceServicer(metaclass=_abc_1.ABCMeta):
     """Fine-tunes Gemini models on behalf of the calling tenant. Every call carries
@@ -146,5 +163,25 @@ class TuningServiceServicer(metaclass=_abc_1.ABCMeta):
         """Deletes a job, and its tuned model upstream. The job disappears at once;
         a worker cancels and deletes the upstream resources afterwards.
         """
+
+    @_abc_1.abstractmethod
+    def UploadDataset(
+        self,
+        request_iterator: _MaybeAsyncIterator[_tuning_service_pb2.UploadDatasetRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_dataset_pb2.Dataset, _abc.Awaitable[_dataset_pb2.Dataset]]:
+        """Uploads and validates a dataset: first a message with `dataset` (its format and
+        field names), then the content in `chunk`s. A dataset with any problem is refused
+        whole, with a field violation per problem naming the line or row and the field
+        (e.g. `lines[12].output`); warnings that do not stop tuning come back on the Dataset.
+        """
+
+    @_abc_1.abstractmethod
+    def GetDataset(
+        self,
+        request: _tuning_service_pb2.GetDatasetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_dataset_pb2.Dataset, _abc.Awaitable[_dataset_pb2.Dataset]]:
+        """Reads a dataset's metadata, statistics and warnings (never its examples)."""
 
 def add_TuningServiceServicer_to_server(servicer: TuningServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,126 @@
+"""UploadDataset and GetDataset: receive, validate (core.datasets), store per tenant."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from core.clock import Clock
+from core.dataset_store import DATASET_NAME_PREFIX, DatasetRecord, DatasetStore
+from core.datasets import DatasetFormat, DatasetOptions, parse_dataset
+from core.errors import FieldViolation, InvalidArgument, NotFound
+from core.job import encode_examples, random_id
+from core.settings import Settings
+from tuning.v1 import dataset_pb2, tuning_service_pb2
+
+DEFAULT_INPUT_FIELD = "text_input"
+DEFAULT_OUTPUT_FIELD = "output"
+
+
+class DatasetsApi:
+    """The dataset RPCs' behaviour."""
+
+    def __init__(self, store: DatasetStore, settings: Settings, clock: Clock) -> None:
+        self._store = store
+        self._settings = settings
+        self._clock = clock
+
+    async def upload(
+        self, tenant: str, parts: AsyncIterator[tuning_service_pb2.UploadDatasetRequest]
+    ) -> DatasetRecord:
+        """Read the metadata, then the chunks; refuse the whole dataset on any problem."""
+        spec = await _first_part(parts)
+        fmt = _format(spec)
+        options = self._options(spec)
+        raw = await _read_content(parts, self._settings.dataset_max_bytes)
+        # Parsing 4 MB of bad lines takes seconds of CPU: keep it off the event loop.
+        report = await asyncio.to_thread(parse_dataset, raw, fmt, options)
+        if not report.ok:
+            count = len(report.violations)
+            first = report.violations[0]
+            raise InvalidArgument(
+                f"dataset refused ({count} problem{'s' * (count > 1)}): "
+                f"{first.field}: {first.description}",
+                list(report.violations),
+            )
+        record = DatasetRecord(
+            id=random_id("d"),
+            tenant=tenant,
+            display_name=spec.display_name,
+            format=fmt,
+            input_field=options.input_field,
+            output_field=options.output_field,
+            stats=report.stats,
+            warnings=report.warnings,
+            create_time=self._clock(),
+        )
+        await self._store.save(record, encode_examples(list(report.examples)))
+        return record
+
+    def _options(self, spec: dataset_pb2.Dataset) -> DatasetOptions:
+        return DatasetOptions(
+            input_field=spec.input_field or DEFAULT_INPUT_FIELD,
+            output_field=spec.output_field or DEFAULT_OUTPUT_FIELD,
+            max_bytes=self._settings.dataset_max_bytes,
+            min_examples=self._settings.min_examples,
+            max_input_chars=self._settings.max_input_chars,
+            max_output_chars=self._settings.max_output_chars,
+        )
+
+    async def get(self, tenant: str, name: str) -> DatasetRecord:
+        record = await self._store.get(tenant, dataset_id_of(name, "name"))
+        if record is None:
+            raise NotFound(f"{name} not found")
+        return record
+
+
+def dataset_id_of(name: str, field: str) -> str:
+    """The id in `datasets/{id}`; INVALID_ARGUMENT naming `field` otherwise."""
+    dataset_id = name.removeprefix(DATASET_NAME_PREFIX)
+    if not name.startswith(DATASET_NAME_PREFIX) or not dataset_id or "/" in dataset_id:
+        raise InvalidArgument(
+            f"invalid dataset name {name!r}", [FieldViolation(field, "must be datasets/{id}")]
+        )
+    return dataset_id
+
+
+async def _first_part(
+    parts: AsyncIterator[tuning_service_pb2.UploadDatasetRequest],
+) -> dataset_pb2.Dataset:
+    first = await anext(parts, None)
+    if first is None or first.WhichOneof("part") != "dataset":
+        raise InvalidArgument(
+            "the first message must carry `dataset` (format and field names), "
+            "the following ones `chunk`",
+            [FieldViolation("dataset", "required in the first message")],
+        )
+    return first.dataset
+
+
+def _format(spec: dataset_pb2.Dataset) -> DatasetFormat:
+    if spec.format == dataset_pb2.Dataset.FORMAT_UNSPECIFIED:
+        raise InvalidArgument(
+            "dataset.format is required",
+            [FieldViolation("dataset.format", "required: JSONL, CSV or JSON")],
+        )
+    return DatasetFormat(dataset_pb2.Dataset.Format.Name(spec.format))
+
+
+async def _read_content(
+    parts: AsyncIterator[tuning_service_pb2.UploadDatasetRequest], max_bytes: int
+) -> bytes:
+    """The chunks joined; stops reading as soon as the content is too large."""
+    content = bytearray()
+    async for part in parts:
+        if part.WhichOneof("part") != "chunk":
+            raise InvalidArgument(
+                "only the first message may carry `dataset`",
+                [FieldViolation("dataset", "repeated after the first message")],
+            )
+        content += part.chunk
+        if len(content) > max_bytes:
+            raise InvalidArgument(
+                f"the dataset is larger than {max_bytes} bytes",
+                [FieldViolation("content", f"more than {max_bytes} bytes; split the dataset")],
+            )
+    return bytes(content)
