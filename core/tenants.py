@@ -9,6 +9,11 @@ The tenants file (TUNING_TENANTS_FILE) is JSON:
 Only digests of bearer tokens are stored, never the tokens. Several digests per
 tenant allow rotation. `credentials_file` is an OAuth `authorized_user` JSON, read by
 workers only; a relative path is relative to the tenants file.
+
+An entry may say `"role": "admin"` (default `"tenant"`): an operator who may call the
+CredentialService, and nothing else. The file is a mounted secret, read again when it
+changes (`TenantDirectory.watch`), so tokens rotate and tenants come and go without a
+restart.
 """
 
 from __future__ import annotations
@@ -19,16 +24,29 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
+
+from core.reloading import ReloadingFile
 
 TENANT_ID = re.compile(r"[a-z][a-z0-9-]{0,62}")
 
 
+class Role(StrEnum):
+    """What a principal may call: TuningService as a tenant, CredentialService as an admin."""
+
+    TENANT = "tenant"
+    ADMIN = "admin"
+
+
 @dataclass(frozen=True)
 class Tenant:
+    """A principal of the tenants file (a team, or with role admin an operator)."""
+
     id: str
     token_digests: tuple[bytes, ...]
     credentials_file: Path | None
+    role: Role = Role.TENANT
 
 
 def token_digest(token: str) -> bytes:
@@ -36,19 +54,47 @@ def token_digest(token: str) -> bytes:
 
 
 class TenantDirectory:
-    """Who may call, and as which tenant."""
+    """Who may call, and as which tenant.
+
+    Built from a list (`from_file`: fixed), or following its file (`watch`): then every
+    lookup sees the file's latest content that parsed (see core.reloading).
+    """
 
     def __init__(self, tenants: list[Tenant]) -> None:
-        self._by_id = {t.id: t for t in tenants}
+        self._fixed = {t.id: t for t in tenants}
+        self._file: ReloadingFile[dict[str, Tenant]] | None = None
+
+    @property
+    def _by_id(self) -> dict[str, Tenant]:
+        return self._fixed if self._file is None else self._file.current()
 
     @classmethod
     def from_file(cls, path: str | Path) -> TenantDirectory:
+        """The directory in `path`; a file that cannot be loaded stops the process."""
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
-            return cls([_tenant(entry, path.parent) for entry in data["tenants"]])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return cls(list(load_tenants(path).values()))
+        except (OSError, ValueError) as exc:
             raise SystemExit(f"cannot load tenants file {path}: {exc}") from None
+
+    @classmethod
+    def watch(cls, path: str | Path) -> TenantDirectory:
+        """The directory of the file `path`, read again when the file changes (a changed
+        file that does not parse is logged and ignored). One that cannot be loaded at
+        start stops the process."""
+        path = Path(path)
+        directory = cls([])
+        try:
+            directory._file = ReloadingFile(path, load_tenants)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"cannot load tenants file {path}: {exc}") from None
+        return directory
+
+    def reread(self) -> TenantDirectory:
+        """Look at the file now, whatever the interval (a fixed directory: nothing to do)."""
+        if self._file is not None:
+            self._file.reread()
+        return self
 
     def authenticate(self, token: str) -> Tenant | None:
         """The tenant whose token this is. Compares every digest, in constant time each."""
@@ -63,8 +109,26 @@ class TenantDirectory:
     def get(self, tenant_id: str) -> Tenant | None:
         return self._by_id.get(tenant_id)
 
+    def tenant(self, tenant_id: str) -> Tenant | None:
+        """The principal `tenant_id` if it is a tenant (not an admin)."""
+        found = self._by_id.get(tenant_id)
+        return found if found is not None and found.role == Role.TENANT else None
+
     def __iter__(self) -> Iterator[Tenant]:
         return iter(self._by_id.values())
+
+
+def load_tenants(path: Path) -> dict[str, Tenant]:
+    """The tenants file's entries by id; OSError or ValueError if it is unusable."""
+    try:
+        data = json.loads(path.read_text())
+        tenants = [_tenant(entry, path.parent) for entry in data["tenants"]]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"not a tenants file: {type(exc).__name__} {exc}") from None
+    by_id = {t.id: t for t in tenants}
+    if len(by_id) != len(tenants):
+        raise ValueError("a tenant id appears twice")
+    return by_id
 
 
 def _tenant(entry: dict[str, object], base: Path) -> Tenant:
@@ -79,4 +143,13 @@ def _tenant(entry: dict[str, object], base: Path) -> Tenant:
         id=tenant_id,
         token_digests=tuple(bytes.fromhex(str(d)) for d in digests),
         credentials_file=None if creds is None else base / str(creds),
+        role=_role(tenant_id, entry.get("role", Role.TENANT.value)),
     )
+
+
+def _role(tenant_id: str, raw: object) -> Role:
+    try:
+        return Role(str(raw))
+    except ValueError:
+        roles = ", ".join(r.value for r in Role)
+        raise ValueError(f"tenant {tenant_id}: role {raw!r} is not one of {roles}") from None

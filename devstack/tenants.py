@@ -2,17 +2,20 @@
 
 Writes the API's tenants file (token digests only), each tenant's OAuth
 `authorized_user` file, and the emulator's grants file that makes those OAuth
-credentials valid at the emulated token endpoint.
+credentials valid at the emulated token endpoint. Admins (role admin) get a token and
+nothing else. Optionally writes an encryption keys file with a fresh key.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.tenants import token_digest
+from core.crypto import new_key
+from core.tenants import Role, token_digest
 from worker.upstream_errors import TUNING_SCOPE
 
 
@@ -27,6 +30,7 @@ class LocalTenant:
     refresh_token: str = field(default_factory=lambda: "rt-" + secrets.token_urlsafe(32))
     scopes: tuple[str, ...] = (TUNING_SCOPE,)
     quota_project: str = ""
+    role: Role = Role.TENANT
 
     def authorized_user(self) -> dict[str, str]:
         info = {
@@ -49,24 +53,48 @@ class LocalTenant:
 
 
 def write_tenant_files(directory: Path, tenants: list[LocalTenant]) -> tuple[Path, Path]:
-    """Write tenants.json (+ one credential file each) and grants.json; their paths."""
-    entries = []
-    for tenant in tenants:
+    """Write tenants.json (+ one credential file per tenant) and grants.json; their paths."""
+    teams = [t for t in tenants if t.role == Role.TENANT]
+    for tenant in teams:
         credentials = directory / f"{tenant.id}-oauth.json"
         credentials.write_text(json.dumps(tenant.authorized_user()))
         credentials.chmod(0o600)
-        entries.append(
-            {
-                "id": tenant.id,
-                "token_sha256": [token_digest(tenant.token).hex()],
-                "credentials_file": credentials.name,
-            }
-        )
-    tenants_file = directory / "tenants.json"
-    tenants_file.write_text(json.dumps({"tenants": entries}, indent=2))
+    tenants_file = write_tenants_file(directory, tenants)
     grants_file = directory / "grants.json"
-    grants_file.write_text(json.dumps({"grants": [t.grant() for t in tenants]}, indent=2))
+    grants_file.write_text(json.dumps({"grants": [t.grant() for t in teams]}, indent=2))
     return tenants_file, grants_file
+
+
+def write_tenants_file(directory: Path, tenants: list[LocalTenant]) -> Path:
+    """(Re)write tenants.json for `tenants` at once, as a mounted secret changes: a new
+    file renamed over the old one. Its path."""
+    entries = [tenants_entry(t) for t in tenants]
+    return write_atomically(directory / "tenants.json", json.dumps({"tenants": entries}, indent=2))
+
+
+def tenants_entry(tenant: LocalTenant) -> dict[str, object]:
+    """The tenant's entry in tenants.json."""
+    entry: dict[str, object] = {"id": tenant.id, "token_sha256": [token_digest(tenant.token).hex()]}
+    if tenant.role == Role.TENANT:
+        entry["credentials_file"] = f"{tenant.id}-oauth.json"
+    else:
+        entry["role"] = tenant.role.value
+    return entry
+
+
+def write_keys_file(path: Path, keys: list[tuple[str, str]]) -> Path:
+    """Write an encryption keys file of (id, base64 key) pairs, the first encrypting."""
+    content = json.dumps({"keys": [{"id": key_id, "key": key} for key_id, key in keys]})
+    return write_atomically(path, content)
+
+
+def write_atomically(path: Path, content: str) -> Path:
+    """Write `content` to a new file and rename it over `path` (readable only by us)."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    temporary.write_text(content)
+    temporary.chmod(0o600)
+    os.replace(temporary, path)
+    return path
 
 
 def main() -> None:
@@ -76,12 +104,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("directory", type=Path)
     parser.add_argument("tenants", nargs="+")
+    parser.add_argument("--admin", action="append", default=[], help="an admin principal")
+    parser.add_argument(
+        "--keys", action="store_true", help="also write keys.json, one fresh encryption key"
+    )
     args = parser.parse_args()
     args.directory.mkdir(parents=True, exist_ok=True)
     tenants = [LocalTenant(t) for t in args.tenants]
+    tenants += [LocalTenant(a, role=Role.ADMIN) for a in args.admin]
     write_tenant_files(args.directory, tenants)
+    if args.keys:
+        write_keys_file(args.directory / "keys.json", [("k1", new_key())])
     for tenant in tenants:
-        print(f"{tenant.id}: bearer token {tenant.token}")
+        print(f"{tenant.id} ({tenant.role.value}): bearer token {tenant.token}")
 
 
 if __name__ == "__main__":

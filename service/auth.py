@@ -1,40 +1,107 @@
-"""Caller authentication: `authorization: Bearer <token>` metadata names the tenant.
+"""Caller authentication and roles.
 
-The interceptor wraps every TuningService method so the check runs in the handler's
-own task, and the tenant travels to the handler in a context variable. Health and
-reflection stay open, as probes and tools expect.
+A caller is a principal of the tenants file, named by `authorization: Bearer <token>`
+metadata or, under mutual TLS, by its client certificate's subject Common Name (then a
+bearer token, if also sent, must name the same principal). Each protected service needs
+a role: `tuning.v1.TuningService` a tenant, `tuning.v1.CredentialService` an admin; an
+unknown or missing identity is UNAUTHENTICATED, the wrong role PERMISSION_DENIED.
+
+The interceptor wraps every protected method so the check runs in the handler's own
+task, where the RPC's context (metadata, the peer's certificate) is at hand and the
+tenants file's latest version is consulted; the tenant travels to the handler in a
+context variable. Health and reflection stay open, as probes and tools expect.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 from grpc_status import rpc_status
 
-from core.errors import Unauthenticated
-from core.tenants import Tenant, TenantDirectory
+from core.errors import PermissionDenied, TuningError, Unauthenticated
+from core.tenants import Role, Tenant, TenantDirectory
 from service.errors import to_status
+from service.tls import peer_common_name
 
 _tenant: ContextVar[str] = ContextVar("tenant")
 if TYPE_CHECKING:
     Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
+    Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 PROTECTED_PREFIX = "/tuning.v1."
+SERVICE_ROLES: Mapping[str, Role] = {
+    "tuning.v1.TuningService": Role.TENANT,
+    "tuning.v1.CredentialService": Role.ADMIN,
+}
+"""The role each protected service needs; a protected service not listed needs admin."""
 
 
 def current_tenant() -> str:
-    """The authenticated tenant of the RPC being handled."""
+    """The authenticated principal of the RPC being handled."""
     return _tenant.get()
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """Refuses RPCs without a known tenant token with UNAUTHENTICATED."""
+def authenticate(directory: TenantDirectory, token: str | None, common_name: str | None) -> Tenant:
+    """The principal named by a bearer token and/or a verified certificate's Common Name."""
+    by_token = directory.authenticate(token) if token else None
+    if token and by_token is None:
+        raise _token_invalid()
+    if common_name is None:
+        if by_token is None:
+            raise _token_invalid()
+        return by_token
+    by_cert = directory.get(common_name)
+    if by_cert is None:
+        raise Unauthenticated(
+            f"the client certificate's Common Name {common_name[:64]!r} names no tenant",
+            reason="CERTIFICATE_UNKNOWN",
+        )
+    if by_token is not None and by_token.id != by_cert.id:
+        raise PermissionDenied(
+            "the bearer token and the client certificate name different principals",
+            reason="PRINCIPAL_MISMATCH",
+        )
+    return by_cert
 
-    def __init__(self, directory: TenantDirectory) -> None:
+
+def authorize(principal: Tenant, required: Role) -> None:
+    """PermissionDenied unless `principal` has the `required` role."""
+    if principal.role != required:
+        raise PermissionDenied(
+            f"this service needs the {required.value} role; the caller has "
+            f"the {principal.role.value} role",
+            reason=f"{required.value.upper()}_ROLE_REQUIRED",
+        )
+
+
+def bearer_token(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
+    """The token of an `authorization: Bearer <token>` entry, if any."""
+    for key, value in metadata or ():
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    return None
+
+
+def _token_invalid() -> Unauthenticated:
+    return Unauthenticated(
+        "missing or unknown bearer token: send 'authorization: Bearer <tenant token>'",
+        reason="TOKEN_INVALID",
+    )
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Admits each RPC to a protected service only for a known principal with its role."""
+
+    def __init__(
+        self, directory: TenantDirectory, roles: Mapping[str, Role] = SERVICE_ROLES
+    ) -> None:
         self._directory = directory
+        self._roles = roles
 
     async def intercept_service(
         self,
@@ -44,31 +111,29 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None or not details.method.startswith(PROTECTED_PREFIX):
             return handler
-        tenant = self._authenticate(details.invocation_metadata or ())
-        return _with_tenant(handler, tenant)
+        service = details.method[1:].partition("/")[0]
+        required = self._roles.get(service, Role.ADMIN)
 
-    def _authenticate(self, metadata: Any) -> Tenant | None:
-        for key, value in metadata:
-            if key == "authorization" and isinstance(value, str):
-                scheme, _, token = value.partition(" ")
-                if scheme.lower() == "bearer" and token:
-                    return self._directory.authenticate(token.strip())
-        return None
+        def admit(context: Context) -> Tenant:
+            token = bearer_token(context.invocation_metadata())
+            principal = authenticate(self._directory, token, peer_common_name(context))
+            authorize(principal, required)
+            return principal
+
+        return _admitted(handler, admit)
 
 
-def _with_tenant(handler: Handler, tenant: Tenant | None) -> Handler:
+def _admitted(handler: Handler, admit: Callable[[Context], Tenant]) -> Handler:
     streaming = handler.request_streaming
     behavior: Any = handler.stream_unary if streaming else handler.unary_unary
 
-    async def authenticated(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        if tenant is None:
-            error = Unauthenticated(
-                "missing or unknown bearer token: send 'authorization: Bearer <tenant token>'",
-                reason="TOKEN_INVALID",
-            )
-            await context.abort_with_status(rpc_status.to_status(to_status(error)))
-        assert tenant is not None
-        reset = _tenant.set(tenant.id)
+    async def authenticated(request: Any, context: Context) -> Any:
+        try:
+            principal = admit(context)
+        except TuningError as exc:
+            await context.abort_with_status(rpc_status.to_status(to_status(exc)))
+            raise  # abort_with_status raises; this keeps the flow explicit
+        reset = _tenant.set(principal.id)
         try:
             return await behavior(request, context)
         finally:

@@ -7,9 +7,18 @@ ask for a token at once. No scopes are asked for at refresh: the token carries w
 tenant granted, so a grant without the tuning scope meets the upstream's own 403, which
 the worker explains (worker.upstream_errors.UpstreamScopeInsufficient).
 
+A tenant's credential comes from Redis when an operator stored one through the
+CredentialService (sealed with AES-GCM, opened here with the key ring), else from the
+tenant's `credentials_file`. Redis is looked at again at most every `recheck_s` per
+tenant (a changed record, told by its nonce, is used from then on); the file at every
+use (its modification time and size). `CredentialSource.for_tenant` answers at once
+with a per-tenant `TokenSource` that resolves the current credential when it is asked
+for headers, so the worker's steps stay synchronous in choosing it.
+
 A credential the token endpoint refused (`invalid_grant`: revoked, expired, or the
-password changed) is remembered as refused until its file changes, so every job of
-that tenant fails at once with the same clear error instead of asking again and again.
+password changed) is remembered as refused until it changes (a new file, a new stored
+record), so every job of that tenant fails at once with the same clear error instead of
+asking again and again.
 
 Tokens never leave this module except in the Authorization header of a request.
 """
@@ -18,6 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,9 +38,14 @@ import google.auth.exceptions
 import httpx
 from google.oauth2.credentials import Credentials
 
+from core.authorized_user import refusal_kind
+from core.credential_store import CredentialStore, StoredCredential, unseal
+from core.crypto import CannotDecrypt, KeyRingSource
+from core.google_transport import HttpxRequest
 from core.tenants import TenantDirectory
-from worker.google_transport import HttpxRequest
 from worker.upstream_errors import CredentialError, UpstreamRetryable
+
+DEFAULT_RECHECK_S = 5.0
 
 
 class TokenSource(Protocol):
@@ -86,10 +104,7 @@ class OAuthTokenSource:
 
 
 def _refused(tenant: str, exc: google.auth.exceptions.RefreshError) -> CredentialError:
-    # The refresh error's text can carry the response body; keep only its error code.
-    text = str(exc)
-    known = ("invalid_grant", "invalid_client", "unauthorized_client", "invalid_scope")
-    kind = next((k for k in known if k in text), "refresh_failed")
+    kind = refusal_kind(exc)  # never the error's text: it can carry the response body
     return CredentialError(
         f"the OAuth credential of tenant {tenant!r} was refused by the token endpoint "
         f"({kind}): it was revoked, expired or is not valid for this OAuth client. "
@@ -99,19 +114,104 @@ def _refused(tenant: str, exc: google.auth.exceptions.RefreshError) -> Credentia
     )
 
 
-class CredentialSource:
-    """Token sources per tenant, from the files named in the tenants file.
+class TenantTokenSource:
+    """A tenant's TokenSource that follows its credential: each call asks the
+    CredentialSource which credential is current, then uses that one."""
 
-    A file that changes (a re-granted credential) is read again on the next use.
+    def __init__(
+        self, tenant_id: str, resolve: Callable[[str], Awaitable[OAuthTokenSource]]
+    ) -> None:
+        self._tenant_id = tenant_id
+        self._resolve = resolve
+
+    async def headers(self) -> dict[str, str]:
+        return await (await self._resolve(self._tenant_id)).headers()
+
+    async def refresh(self) -> None:
+        await (await self._resolve(self._tenant_id)).refresh()
+
+
+@dataclass
+class _StoredState:
+    """What this worker last saw of a tenant's credential in Redis."""
+
+    checked_s: float = -math.inf
+    version: bytes | None = None
+    source: OAuthTokenSource | CredentialError | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class CredentialSource:
+    """Token sources per tenant: the credential stored in Redis, else the tenant's file.
+
+    A stored credential that changes is noticed within `recheck_s`; a file that changes
+    (a re-granted credential) is read again on the next use.
     """
 
-    def __init__(self, tenants: TenantDirectory, token_uri: str, http: httpx.Client) -> None:
+    def __init__(
+        self,
+        tenants: TenantDirectory,
+        token_uri: str,
+        http: httpx.Client,
+        *,
+        store: CredentialStore | None = None,
+        keys: KeyRingSource | None = None,
+        recheck_s: float = DEFAULT_RECHECK_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._tenants = tenants
         self._token_uri = token_uri
         self._request = HttpxRequest(http)
+        self._store = store
+        self._keys = keys
+        self._recheck_s = recheck_s
+        self._monotonic = monotonic
         self._sources: dict[str, tuple[tuple[float, int], OAuthTokenSource]] = {}
+        self._stored: dict[str, _StoredState] = {}
+        self._handles: dict[str, TenantTokenSource] = {}
 
-    def for_tenant(self, tenant_id: str) -> OAuthTokenSource:
+    def for_tenant(self, tenant_id: str) -> TenantTokenSource:
+        """The tenant's token source; which credential it uses is decided at each call."""
+        handle = self._handles.get(tenant_id)
+        if handle is None:
+            handle = self._handles[tenant_id] = TenantTokenSource(tenant_id, self.resolve)
+        return handle
+
+    async def resolve(self, tenant_id: str) -> OAuthTokenSource:
+        """The tenant's current credential: the one stored in Redis, else its file."""
+        stored = await self._from_store(tenant_id)
+        return stored if stored is not None else self._from_file(tenant_id)
+
+    async def _from_store(self, tenant_id: str) -> OAuthTokenSource | None:
+        if self._store is None:
+            return None
+        state = self._stored.setdefault(tenant_id, _StoredState())
+        async with state.lock:  # One look at Redis at a time per tenant.
+            if self._monotonic() - state.checked_s >= self._recheck_s:
+                await self._recheck(self._store, tenant_id, state)
+        if isinstance(state.source, CredentialError):
+            raise state.source
+        return state.source
+
+    async def _recheck(self, store: CredentialStore, tenant_id: str, state: _StoredState) -> None:
+        record = await store.get(tenant_id)
+        state.checked_s = self._monotonic()
+        if record is None:
+            state.version, state.source = None, None
+        elif record.version != state.version or isinstance(state.source, CredentialError):
+            # A new record, or one that could not be opened (the key ring may have changed).
+            state.version, state.source = record.version, self._open(record)
+
+    def _open(self, record: StoredCredential) -> OAuthTokenSource | CredentialError:
+        if self._keys is None:
+            return _undecryptable(record.tenant, "this worker has no encryption keys file")
+        try:
+            user = unseal(self._keys.current(), record)
+        except CannotDecrypt as exc:
+            return _undecryptable(record.tenant, exc.message)
+        return OAuthTokenSource(record.tenant, user.credentials(self._token_uri), self._request)
+
+    def _from_file(self, tenant_id: str) -> OAuthTokenSource:
         path = self._path(tenant_id)
         version = _file_version(path, tenant_id)
         cached = self._sources.get(tenant_id)
@@ -122,11 +222,19 @@ class CredentialSource:
         return source
 
     def _path(self, tenant_id: str) -> Path:
-        tenant = self._tenants.get(tenant_id)
-        if tenant is None or tenant.credentials_file is None:
+        tenant = self._tenants.get(tenant_id) or self._tenants.reread().get(tenant_id)
+        if tenant is None:
+            # The API knew the tenant when it took the job: this worker's copy of the
+            # tenants file is behind (a Secret reaches pods at different times).
+            raise UpstreamRetryable(
+                f"tenant {tenant_id!r} is not in this worker's tenants file yet",
+                reason="TENANT_UNKNOWN_TO_WORKER",
+                retry_after_s=5.0,
+            )
+        if tenant.credentials_file is None:
             raise CredentialError(
-                f"tenant {tenant_id!r} has no OAuth credential configured; "
-                "an operator must install one",
+                f"tenant {tenant_id!r} has no OAuth credential configured; an operator "
+                "must install one (CredentialService.SetTenantCredential)",
                 reason="CREDENTIAL_MISSING",
             )
         return tenant.credentials_file
@@ -171,4 +279,13 @@ def _unreadable(tenant_id: str, exc: Exception) -> CredentialError:
     return CredentialError(
         f"cannot read the OAuth credential of tenant {tenant_id!r}: {type(exc).__name__}",
         reason="CREDENTIAL_UNREADABLE",
+    )
+
+
+def _undecryptable(tenant_id: str, why: str) -> CredentialError:
+    return CredentialError(
+        f"the OAuth credential stored for tenant {tenant_id!r} cannot be decrypted: {why}. "
+        "The encryption keys file must hold the key that sealed it (or the credential "
+        "must be set again).",
+        reason="CREDENTIAL_UNDECRYPTABLE",
     )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +26,8 @@ async def redis_contents(system: System) -> bytes:
             chunks.append(await system.redis.get(key) or b"")
         elif kind == b"zset":
             chunks += await system.redis.zrange(key, 0, -1)
+        elif kind == b"set":
+            chunks += list(await system.redis.smembers(key))
         else:
             pytest.fail(f"unexpected key type {kind} for {key!r}")
     return b"\n".join(chunks)
@@ -40,7 +45,26 @@ async def full_run(system: System) -> list[Message]:
     scoped = await system.create("team-ro")
     answers += [await system.wait_for(scoped.name, {State.FAILED}, tenant="team-ro")]
     answers += [await system.list_jobs(), await system.list_jobs("team-ro")]
+    answers += await stored_credential_run(system)
     return answers
+
+
+async def stored_credential_run(system: System) -> list[Message]:
+    """An admin stores team-b's credential (its file then goes); a job runs with it."""
+    info = system.tenants["team-b"].authorized_user()
+    answers: list[Message] = [await system.set_credential("team-b", json.dumps(info))]
+    (system.tenants_file.parent / "team-b-oauth.json").unlink()
+    answers += [await system.get_credential("team-b")]
+    job = await system.create("team-b")
+    done = await system.finish_training(job.name, "team-b")
+    assert done.state == State.SUCCEEDED, done.error.message
+    return [*answers, job, done]
+
+
+def encryption_keys(system: System) -> list[str]:
+    """The keys file's keys, base64 as in the file and as raw bytes in latin-1 form."""
+    keys = json.loads(Path(system.settings.encryption_keys_file).read_text())["keys"]
+    return [k["key"] for k in keys] + [base64.b64decode(k["key"]).decode("latin-1") for k in keys]
 
 
 async def test_no_token_or_secret_appears_anywhere(
@@ -54,10 +78,13 @@ async def test_no_token_or_secret_appears_anywhere(
         "grpc": b"\n".join(m.SerializeToString() for m in answers),
     }
     assert len(haystacks["logs"]) > 0 and len(haystacks["redis"]) > 0
+    assert any(key.endswith(b":credential") for key in await system.keys())  # scanned too
     secrets = [
         s for t in system.tenants.values() for s in (t.refresh_token, t.client_secret, t.token)
     ]
     for where, haystack in haystacks.items():
         for secret in secrets:
             assert secret.encode() not in haystack, f"a secret leaked into {where}"
+        for key in encryption_keys(system):
+            assert key.encode("latin-1") not in haystack, f"an encryption key leaked into {where}"
         assert not re.search(rb"ya29\.", haystack), f"an access token leaked into {where}"

@@ -9,6 +9,7 @@ import pytest
 from google.auth import exceptions as auth_exceptions
 from google.oauth2.credentials import Credentials
 
+from core.google_transport import HttpxRequest
 from tests.clocks import FakeClock
 from tests.emulator.helpers import (
     CLOUD,
@@ -22,7 +23,6 @@ from tests.emulator.helpers import (
     model_body,
     token_form,
 )
-from worker.google_transport import HttpxRequest
 
 REALM = 'Bearer realm="https://accounts.google.com/"'
 

@@ -15,7 +15,7 @@ from devstack.tenants import LocalTenant, write_tenant_files
 from emulator import EmulatorConfig, load_grants, running_emulator
 from tests.clocks import FakeClock
 from tests.harness import local_tenants
-from worker.credentials import CredentialSource, OAuthTokenSource
+from worker.credentials import CredentialSource, TokenSource
 from worker.gemini import GeminiClient
 
 
@@ -26,8 +26,9 @@ class Upstream:
     client: GeminiClient
     credentials: CredentialSource
     tenants: dict[str, LocalTenant]
+    token_http: httpx.Client
 
-    def auth(self, tenant: str = "team-a") -> OAuthTokenSource:
+    def auth(self, tenant: str = "team-a") -> TokenSource:
         return self.credentials.for_tenant(tenant)
 
     async def stats(self) -> dict[str, Any]:
@@ -57,4 +58,5 @@ async def upstream(tmp_path: Path) -> AsyncIterator[Upstream]:
             credentials = CredentialSource(
                 TenantDirectory.from_file(tenants_file), url + "/token", token_http
             )
-            yield Upstream(url, clock, GeminiClient(http, url), credentials, tenants)
+            client = GeminiClient(http, url)
+            yield Upstream(url, clock, client, credentials, tenants, token_http)

@@ -1,4 +1,4 @@
-"""google-auth's transport interface over httpx, so the worker has one HTTP stack.
+"""google-auth's transport interface over httpx, so each process has one HTTP stack.
 
 google-auth ships transports for requests, urllib3 and aiohttp but none for httpx;
 refreshing a credential only needs `Request.__call__`, which is small to provide.
@@ -16,7 +16,7 @@ import httpx
 DEFAULT_TIMEOUT_S = 30.0
 
 
-class _Response(google.auth.transport.Response):
+class HttpxResponse(google.auth.transport.Response):
     def __init__(self, response: httpx.Response) -> None:
         self._response = response
 
@@ -54,11 +54,11 @@ class HttpxRequest(google.auth.transport.Request):
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
         **kwargs: object,
-    ) -> _Response:
+    ) -> HttpxResponse:
         try:
             response = self._client.request(
                 method, url, content=body, headers=headers, timeout=timeout or DEFAULT_TIMEOUT_S
             )
         except httpx.HTTPError as exc:
             raise google.auth.exceptions.TransportError(f"{method} {url}: {exc}") from exc
-        return _Response(response)
+        return HttpxResponse(response)

@@ -1,0 +1,109 @@
+"""Checking a credential before it is stored: one refresh at the platform's token endpoint.
+
+The refresh asks for no scopes (as the workers do), so the answer's `scope` lists
+everything the tenant granted. google-auth keeps that list (`granted_scopes`) only when
+scopes were asked for; the token endpoint's answer is therefore also read from the
+transport, which is ours. A credential is accepted only if the grant includes the
+generative-language.tuning scope: without it every job would fail upstream with 403.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import google.auth.exceptions
+import httpx
+
+from core.authorized_user import TUNING_SCOPE, AuthorizedUser, refusal_kind, regrant_command
+from core.errors import FailedPrecondition, Unavailable
+from core.google_transport import HttpxRequest, HttpxResponse
+
+
+class _ScopeRecorder(HttpxRequest):
+    """An HttpxRequest that keeps the `scope` of the last JSON answer it received."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        super().__init__(client)
+        self.scopes: tuple[str, ...] | None = None
+
+    def __call__(
+        self,
+        url: str,
+        method: str = "GET",
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        **kwargs: object,
+    ) -> HttpxResponse:
+        response = super().__call__(url, method, body, headers, timeout, **kwargs)
+        try:
+            scope = json.loads(response.data).get("scope")
+        except (ValueError, AttributeError):
+            scope = None
+        if isinstance(scope, str):
+            self.scopes = tuple(scope.split())
+        return response
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A credential the token endpoint accepted, and the scopes it carries."""
+
+    user: AuthorizedUser
+    scopes: tuple[str, ...]
+
+
+class TokenEndpoint:
+    """The OAuth token endpoint the workers refresh tenants' credentials at."""
+
+    def __init__(self, http: httpx.Client, token_uri: str) -> None:
+        self._http = http
+        self._token_uri = token_uri
+
+    async def check(self, tenant: str, user: AuthorizedUser) -> Checked:
+        """Refresh `user` once. FailedPrecondition if it is refused or lacks the tuning
+        scope, Unavailable if the endpoint cannot be reached.
+
+        The answer carries the refresh token the endpoint may have rotated (RFC 6749
+        allows it to issue a new one), so the stored credential is the live one."""
+        request = _ScopeRecorder(self._http)
+        credentials = user.credentials(self._token_uri)
+        try:
+            await asyncio.to_thread(credentials.refresh, request)
+        except google.auth.exceptions.RefreshError as exc:
+            raise _refused(tenant, refusal_kind(exc)) from None
+        except google.auth.exceptions.TransportError:
+            raise Unavailable(
+                "the OAuth token endpoint cannot be reached to check the credential; retry",
+                retry_after_s=5.0,
+                reason="TOKEN_ENDPOINT_UNAVAILABLE",
+            ) from None
+        granted = tuple(credentials.granted_scopes or request.scopes or ())
+        if TUNING_SCOPE not in granted:
+            raise _scope_missing(tenant)
+        refresh_token = credentials.refresh_token or user.refresh_token
+        return Checked(
+            dataclasses.replace(user, refresh_token=refresh_token), tuple(sorted(granted))
+        )
+
+
+def _refused(tenant: str, kind: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"the token endpoint refused the credential for tenant {tenant!r} ({kind}): it was "
+        "revoked, expired, or is not valid for its OAuth client. Grant it again "
+        f"({regrant_command()}) and set the new one.",
+        reason="CREDENTIAL_REFUSED",
+    )
+
+
+def _scope_missing(tenant: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"the credential for tenant {tenant!r} was granted without the scope {TUNING_SCOPE} "
+        f"that tuning requires. Grant it again with that scope ({regrant_command()}) and "
+        "set the new one.",
+        reason="SCOPE_MISSING",
+    )
