@@ -85,6 +85,8 @@ class Retryable(TuningError):
 class ResourceExhausted(Retryable):
     code = code_pb2.RESOURCE_EXHAUSTED
     reason = "RESOURCE_EXHAUSTED"
+    subject = ""
+    """What ran out, for QuotaFailure (e.g. `tenant:search`)."""
 
 
 class Unavailable(Retryable):

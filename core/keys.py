@@ -32,6 +32,10 @@ class Keys:
         """Hash: a dataset's `doc` (metadata, statistics, warnings) and its `examples`."""
         return f"{self._tenant(tenant)}:dataset:{dataset_id}"
 
+    def tenant_credential(self, tenant: str) -> str:
+        """Hash: the tenant's OAuth credential sealed with AES-GCM, and its metadata."""
+        return f"{self._tenant(tenant)}:credential"
+
     def tenant_index(self, tenant: str) -> str:
         """Sorted set: job ids scored by a per-tenant sequence, for newest-first paging."""
         return f"{self._tenant(tenant)}:index"
@@ -40,6 +44,18 @@ class Keys:
         """Set: ids of the tenant's jobs that still need a worker (unfinished, or deleted
         and not yet cleaned up). The reconciliation sweep re-schedules from it."""
         return f"{self._tenant(tenant)}:active"
+
+    def tenant_queue(self, tenant: str) -> str:
+        """Sorted set: the tenant's jobs waiting for admission, in arrival order."""
+        return f"{self._tenant(tenant)}:queue"
+
+    def tenant_running(self, tenant: str) -> str:
+        """Set: the tenant's admitted, unfinished jobs (counted against its running quota)."""
+        return f"{self._tenant(tenant)}:running"
+
+    def admission_ring(self) -> str:
+        """Sorted set: tenants with queued jobs, scored by when they were last served."""
+        return f"{self.prefix}:{{admission}}:tenants"
 
     def tenant_seq(self, tenant: str) -> str:
         """Counter behind `tenant_index` scores (unique, so page cursors never tie)."""

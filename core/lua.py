@@ -12,7 +12,8 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# KEYS: job, data, index, seq, active. ARGV: request_hash, doc, state, examples, job_id.
+# KEYS: job, data, index, seq, active, queue. ARGV: request_hash, doc, state, examples, job_id.
+# A new job joins its tenant's queue, waiting for admission (core.admission).
 # Returns {1, doc} when created, {0, request_hash, doc} when the job already exists.
 CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -25,11 +26,13 @@ redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'state', ARGV[3], 'version', 1, 'epo
 redis.call('SET', KEYS[2], ARGV[4])
 redis.call('ZADD', KEYS[3], seq, ARGV[5])
 redis.call('SADD', KEYS[5], ARGV[5])
+redis.call('ZADD', KEYS[6], seq, ARGV[5])
 return {1, ARGV[2]}
 """
 
-# Compare-and-set of a job's document. KEYS: job, index, active.
-# ARGV: expected_version, epoch ('' = not a worker), doc, state, unindex, job_id, active.
+# Compare-and-set of a job's document. KEYS: job, index, active, queue, running.
+# ARGV: expected_version, epoch ('' = not a worker), doc, state, unindex, job_id, active,
+# ended ('1' when the job is finished or deleted: it leaves the queue and the running set).
 # Returns the new version, or -1 gone, -2 lease lost (fenced), -3 version conflict.
 SAVE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
@@ -43,6 +46,10 @@ if ARGV[7] == '1' then
   redis.call('SADD', KEYS[3], ARGV[6])
 else
   redis.call('SREM', KEYS[3], ARGV[6])
+end
+if ARGV[8] == '1' then
+  redis.call('ZREM', KEYS[4], ARGV[6])
+  redis.call('SREM', KEYS[5], ARGV[6])
 end
 return v
 """
@@ -86,13 +93,27 @@ return 1
 """
 
 # Remove a job for good, if the caller still holds its lease.
-# KEYS: job, data, index, active. ARGV: epoch, job_id. Returns 1, or 0 if the lease was lost.
+# KEYS: job, data, index, active, queue, running. ARGV: epoch, job_id.
+# Returns 1, or 0 if the lease was lost.
 REMOVE = """
 if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[2])
 redis.call('SREM', KEYS[4], ARGV[2])
+redis.call('ZREM', KEYS[5], ARGV[2])
+redis.call('SREM', KEYS[6], ARGV[2])
 return 1
+"""
+
+# Admit the tenant's oldest queued job if the tenant runs fewer than ARGV[1] jobs.
+# KEYS: queue, running. Returns {1, job_id}, {0} if nothing is queued, {-1} if at quota.
+ADMIT = """
+local head = redis.call('ZRANGE', KEYS[1], 0, 0)
+if #head == 0 then return {0} end
+if redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[1]) then return {-1} end
+redis.call('ZREM', KEYS[1], head[1])
+redis.call('SADD', KEYS[2], head[1])
+return {1, head[1]}
 """
 
 # Hand out up to ARGV[1] due members, pushing each one's due time ARGV[2] ms ahead in
@@ -140,7 +161,8 @@ return added
 # or books one in the future and is told how long to wait for it, so callers are served
 # in order and the rate is never exceeded. A booking longer than ARGV[3] ms is refused
 # (returns minus the wait): such a caller should come back later instead of queueing.
-# KEYS: bucket. ARGV: rate per second, burst, max_wait_ms.
+# KEYS: bucket. ARGV: rate per second, burst, max_wait_ms, cost (1 to take a token, 0 to
+# only ask whether one is there).
 TOKEN_BUCKET = (
     NOW_MS
     + """
@@ -152,6 +174,7 @@ tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
 local wait = 0
 if tokens < 1 then wait = math.ceil((1 - tokens) * 1000 / rate) end
 if wait > max_wait then return -wait end
+if tonumber(ARGV[4]) == 0 then return wait end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - 1), 'ts', now)
 redis.call('PEXPIRE', KEYS[1], math.ceil((burst + 1) * 1000 / rate) + 1000)
 return wait

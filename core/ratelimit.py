@@ -42,11 +42,18 @@ class RedisTokenBucket:
 
     async def acquire(self) -> None:
         """Wait for a token; RateLimited if the wait would be longer than allowed."""
+        await self._take(cost=1)
+
+    async def check(self) -> None:
+        """RateLimited if `acquire` would be refused now; takes nothing."""
+        await self._take(cost=0)
+
+    async def _take(self, *, cost: int) -> None:
         with translated_errors():
-            wait_ms = int(await self._script(keys=[self._key], args=self._args))
+            wait_ms = int(await self._script(keys=[self._key], args=[*self._args, cost]))
         if wait_ms < 0:
             raise RateLimited("upstream request budget spent", retry_after_s=-wait_ms / 1000)
-        if wait_ms:
+        if wait_ms and cost:
             await asyncio.sleep(wait_ms / 1000)
 
 

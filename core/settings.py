@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from core.quotas import TenantQuotas
+
 DEFAULT_BASE_MODELS = ("models/gemini-1.5-flash-001-tuning", "models/gemini-1.0-pro-001")
 
 
@@ -44,6 +46,31 @@ class Settings:
         "TUNING_TENANTS_FILE",
         "/etc/tuning/tenants.json",
         "JSON file of tenants: token digests and OAuth credential files (see README).",
+    )
+    tls_cert_file: str = setting(
+        "TUNING_TLS_CERT_FILE",
+        "",
+        "API: PEM server certificate chain for TLS (empty: plaintext gRPC).",
+    )
+    tls_key_file: str = setting(
+        "TUNING_TLS_KEY_FILE", "", "API: PEM private key of `TUNING_TLS_CERT_FILE`."
+    )
+    tls_client_ca_file: str = setting(
+        "TUNING_TLS_CLIENT_CA_FILE",
+        "",
+        "API: PEM CA certificates for mutual TLS; set, clients must present a certificate "
+        "it signed, whose Common Name may name the tenant.",
+    )
+    encryption_keys_file: str = setting(
+        "TUNING_ENCRYPTION_KEYS_FILE",
+        "",
+        "JSON file of AES-256-GCM keys sealing tenants' credentials in Redis; the first "
+        "encrypts (empty: SetTenantCredential is refused).",
+    )
+    credential_recheck_s: float = setting(
+        "TUNING_CREDENTIAL_RECHECK_S",
+        5.0,
+        "Worker: how often, per tenant, it looks for a changed credential in Redis.",
     )
     base_models: tuple[str, ...] = setting(
         "TUNING_BASE_MODELS",
@@ -79,6 +106,21 @@ class Settings:
     )
     upstream_timeout_s: float = setting(
         "TUNING_UPSTREAM_TIMEOUT_S", 30.0, "Worker: timeout of one upstream HTTP request."
+    )
+    tenant_max_running: int = setting(
+        "TUNING_TENANT_MAX_RUNNING",
+        20,
+        "Jobs one tenant may have running at once; more wait QUEUED (tenants file may override).",
+    )
+    tenant_creates_per_minute: float = setting(
+        "TUNING_TENANT_CREATES_PER_MINUTE",
+        60.0,
+        "CreateTuningJob calls one tenant may make per minute (tenants file may override).",
+    )
+    tenant_create_burst: int = setting(
+        "TUNING_TENANT_CREATE_BURST",
+        20,
+        "CreateTuningJob calls one tenant may make at once above that rate.",
     )
     upstream_rps: float = setting(
         "TUNING_UPSTREAM_RPS",
@@ -137,6 +179,14 @@ class Settings:
         True,
         "Worker: delete the partial tuned model upstream after a cancel.",
     )
+
+    def default_quotas(self) -> TenantQuotas:
+        """The quotas of a tenant the tenants file says nothing special about."""
+        return TenantQuotas(
+            max_running=self.tenant_max_running,
+            creates_per_minute=self.tenant_creates_per_minute,
+            create_burst=self.tenant_create_burst,
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

@@ -66,7 +66,7 @@ class JobStore:
         """
         k, t = self._keys, job.tenant
         keys = [k.job(t, job.id), k.job_data(t, job.id), k.tenant_index(t), k.tenant_seq(t)]
-        keys.append(k.tenant_active(t))
+        keys += [k.tenant_active(t), k.tenant_queue(t)]
         args = [job.request_hash, job.to_json(), job.state.value, examples, job.id]
         with translated_errors():
             reply = await self._create(keys=keys, args=args)
@@ -134,8 +134,10 @@ class JobStore:
             int(unindex),
             new.id,
             int(new.needs_worker),
+            int(new.deleted or new.state.terminal),
         ]
         keys = [k.job(t, new.id), k.tenant_index(t), k.tenant_active(t)]
+        keys += [k.tenant_queue(t), k.tenant_running(t)]
         with translated_errors():
             reply = await self._save(keys=keys, args=args)
         return _saved(reply, new)
@@ -202,6 +204,12 @@ class JobStore:
             )
         return bool(reply)
 
+    async def queued_ids(self, tenant: str) -> list[str]:
+        """Ids of the tenant's jobs waiting for admission, oldest first."""
+        with translated_errors():
+            members: list[Any] = await self._redis.zrange(self._keys.tenant_queue(tenant), 0, -1)
+        return [_text(m) for m in members]
+
     async def active_ids(self, tenant: str) -> list[str]:
         """Ids of the tenant's jobs that still need a worker."""
         with translated_errors():
@@ -222,7 +230,14 @@ class JobStore:
         k, t, j = self._keys, lease.tenant, lease.job_id
         with translated_errors():
             reply = await self._remove(
-                keys=[k.job(t, j), k.job_data(t, j), k.tenant_index(t), k.tenant_active(t)],
+                keys=[
+                    k.job(t, j),
+                    k.job_data(t, j),
+                    k.tenant_index(t),
+                    k.tenant_active(t),
+                    k.tenant_queue(t),
+                    k.tenant_running(t),
+                ],
                 args=[lease.epoch, j],
             )
         return bool(reply)

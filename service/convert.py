@@ -57,9 +57,10 @@ def _hyperparameters(h: tuning_job_pb2.Hyperparameters) -> Hyperparameters:
     )
 
 
-def job_to_proto(job: Job) -> tuning_job_pb2.TuningJob:
+def job_to_proto(job: Job, queue_position: int = 0) -> tuning_job_pb2.TuningJob:
     """The job as callers see it (never the training examples)."""
     message = tuning_job_pb2.TuningJob(
+        queue_position=queue_position,
         name=job.name,
         display_name=job.display_name,
         description=job.description,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from core.clock import Clock
 from core.dataset_store import DATASET_NAME_PREFIX, DatasetRecord, DatasetStore
@@ -13,6 +15,7 @@ from core.job import encode_examples, random_id
 from core.settings import Settings
 from tuning.v1 import dataset_pb2, tuning_service_pb2
 
+DRAIN_LIMIT_BYTES = 16 * 1024 * 1024
 DEFAULT_INPUT_FIELD = "text_input"
 DEFAULT_OUTPUT_FIELD = "output"
 
@@ -28,11 +31,20 @@ class DatasetsApi:
     async def upload(
         self, tenant: str, parts: AsyncIterator[tuning_service_pb2.UploadDatasetRequest]
     ) -> DatasetRecord:
-        """Read the metadata, then the chunks; refuse the whole dataset on any problem."""
-        spec = await _first_part(parts)
-        fmt = _format(spec)
-        options = self._options(spec)
-        raw = await _read_content(parts, self._settings.dataset_max_bytes)
+        """Read the metadata, then the chunks; refuse the whole dataset on any problem.
+
+        A refusal first reads what the client is still sending (up to a bound): a
+        client-streaming call that the server ends early makes the client's next send
+        fail, and gRPC then reports that local failure (INTERNAL) instead of our answer.
+        """
+        try:
+            spec = await _first_part(parts)
+            fmt = _format(spec)
+            options = self._options(spec)
+            raw = await _read_content(parts, self._settings.dataset_max_bytes)
+        except InvalidArgument:
+            await _drain(parts, DRAIN_LIMIT_BYTES)
+            raise
         # Parsing 4 MB of bad lines takes seconds of CPU: keep it off the event loop.
         report = await asyncio.to_thread(parse_dataset, raw, fmt, options)
         if not report.ok:
@@ -98,12 +110,24 @@ async def _first_part(
 
 
 def _format(spec: dataset_pb2.Dataset) -> DatasetFormat:
-    if spec.format == dataset_pb2.Dataset.FORMAT_UNSPECIFIED:
+    # proto3 enums are open: a number this server does not know arrives as is.
+    known = spec.format in dataset_pb2.Dataset.Format.values()
+    if not known or spec.format == dataset_pb2.Dataset.FORMAT_UNSPECIFIED:
         raise InvalidArgument(
             "dataset.format is required",
             [FieldViolation("dataset.format", "required: JSONL, CSV or JSON")],
         )
     return DatasetFormat(dataset_pb2.Dataset.Format.Name(spec.format))
+
+
+async def _drain(parts: AsyncIterator[Any], limit_bytes: int) -> None:
+    """Read and drop the rest of a refused upload, up to `limit_bytes`."""
+    seen = 0
+    with contextlib.suppress(InvalidArgument):
+        async for part in parts:
+            seen += part.ByteSize()
+            if seen > limit_bytes:
+                return
 
 
 async def _read_content(

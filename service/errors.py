@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -14,11 +14,13 @@ from grpc_status import rpc_status
 
 from core.errors import (
     ERROR_DOMAIN,
+    FieldViolation,
     InvalidArgument,
     ResourceExhausted,
     Retryable,
     TuningError,
 )
+from service.wire import Malformed
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +43,28 @@ def to_status(exc: TuningError) -> status_pb2.Status:
         status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
     if isinstance(exc, ResourceExhausted):
         quota = error_details_pb2.QuotaFailure()
-        quota.violations.add(subject=exc.reason, description=exc.message)
+        quota.violations.add(subject=exc.subject or exc.reason, description=exc.message)
         status.details.add().Pack(quota)
     return status
 
 
 def internal_status() -> status_pb2.Status:
     return status_pb2.Status(code=code_pb2.INTERNAL, message="internal error; it has been logged")
+
+
+def refuse_malformed(request: Any) -> None:
+    if isinstance(request, Malformed):
+        raise InvalidArgument(
+            f"the request is not a valid {request.method} message ({request.error})",
+            [FieldViolation("request", "not a valid protobuf message for this method")],
+        )
+
+
+async def well_formed(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """A request stream whose every message is checked like a unary request."""
+    async for request in requests:
+        refuse_malformed(request)
+        yield request
 
 
 def mapped_errors(handler: Handler) -> Handler:
@@ -59,6 +76,7 @@ def mapped_errors(handler: Handler) -> Handler:
     @wraps(handler)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
+            refuse_malformed(request)
             return await handler(self, request, context)
         except grpc.aio.AbortError:
             raise

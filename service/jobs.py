@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from core import lifecycle
+from core.admission import Admission
 from core.clock import Clock
 from core.dataset_store import DatasetStore
 from core.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound
@@ -20,6 +21,7 @@ from core.store import JobStore
 from service import listing
 from service.convert import job_from_request
 from service.datasets import dataset_id_of
+from service.quota import CreateQuota
 from service.validation import validate_create
 from service.wire import ParsedCreate
 
@@ -30,17 +32,21 @@ DEFAULT_BATCH_SIZE = 4
 class JobsApi:
     """The tuning API's behaviour, behind the thin gRPC servicer."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 (the API's collaborators, each one of a kind)
         self,
         store: JobStore,
         schedule: Schedule,
         datasets: DatasetStore,
+        admission: Admission,
+        create_quota: CreateQuota,
         settings: Settings,
         clock: Clock,
     ):
         self._store = store
         self._schedule = schedule
         self._datasets = datasets
+        self._admission = admission
+        self._create_quota = create_quota
         self._settings = settings
         self._clock = clock
 
@@ -56,7 +62,9 @@ class JobsApi:
         )
         job, content = await self._training_data(job, examples)
         if request.validate_only:
+            await self._create_quota.check(tenant)
             return job.replace(progress=Progress(total_steps=estimated_total_steps(job)))
+        await self._create_quota.take(tenant)
         stored, created = await self._store.create(job, content)
         if stored.deleted:
             raise AlreadyExists(
@@ -65,9 +73,15 @@ class JobsApi:
                 reason="REQUEST_ID_REUSED",
             )
         if created or stored.state == JobState.QUEUED:
-            # Also on a retry: if the first attempt died before queueing, this repairs it.
-            await self._schedule.due_in(tenant, stored.id, 0)
+            # Also on a retry: if the first attempt died before this, it is repaired here.
+            await self._admission.waiting(tenant)
         return stored
+
+    async def queue_position(self, job: Job) -> int:
+        """Where a QUEUED job waits in its tenant's queue (0 when it is not waiting)."""
+        if job.state != JobState.QUEUED:
+            return 0
+        return await self._admission.position(job.tenant, job.id)
 
     async def _training_data(self, job: Job, examples: list[Example]) -> tuple[Job, bytes]:
         """The examples to store with the job: inline ones, or the referenced dataset's."""

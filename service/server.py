@@ -7,11 +7,14 @@ import contextlib
 import logging
 
 import grpc
+import httpx
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from core.admission import Admission, QuotasFor
 from core.clock import Clock, system_clock
+from core.crypto import watch_keys
 from core.dataset_store import DatasetStore
 from core.keys import Keys
 from core.redis_client import Redis, connect, refuse_evicting_redis
@@ -21,13 +24,17 @@ from core.signals import stop_signals
 from core.store import JobStore
 from core.tenants import TenantDirectory
 from service.auth import AuthInterceptor
+from service.credential_servicer import add_credential_service
 from service.datasets import DatasetsApi
 from service.jobs import JobsApi
+from service.quota import CreateQuota
 from service.servicer import SERVICE, TuningServicer, generic_handler
+from service.tls import server_credentials
 
 log = logging.getLogger(__name__)
 
 HEALTH_CHECK_INTERVAL_S = 2.0
+TOKEN_TIMEOUT_S = 30.0
 
 
 class ApiServer:
@@ -44,8 +51,11 @@ class ApiServer:
         health: health_aio.HealthServicer,
         redis: Redis,
         check_interval_s: float = HEALTH_CHECK_INTERVAL_S,
+        *,
+        resources: contextlib.ExitStack | None = None,
     ) -> None:
         self.server = server
+        self._resources = resources or contextlib.ExitStack()  # closed after the drain
         self.port = port
         self.health = health
         self._redis = redis
@@ -90,6 +100,7 @@ class ApiServer:
             await self._watcher
         await self.set_serving(False)
         await self.server.stop(grace_s)
+        self._resources.close()
 
 
 async def start_api(
@@ -100,11 +111,31 @@ async def start_api(
     listen: str | None = None,
     clock: Clock = system_clock,
     health_check_s: float = HEALTH_CHECK_INTERVAL_S,
+    quotas_for: QuotasFor | None = None,
+    token_http: httpx.Client | None = None,
 ) -> ApiServer:
-    """Build and start the API on `listen` (default: settings.grpc_listen; port 0 = any)."""
+    """Build and start the API on `listen` (default: settings.grpc_listen; port 0 = any).
+
+    `tenants` may follow its file (`TenantDirectory.watch`). `token_http` reaches the
+    OAuth token endpoint for the CredentialService (default: a client of its own).
+    TLS and the encryption keys come from `settings`.
+    """
+    resources = contextlib.ExitStack()
+    if token_http is None:
+        token_http = resources.enter_context(httpx.Client(timeout=TOKEN_TIMEOUT_S))
     keys = Keys(settings.redis_key_prefix)
     datasets = DatasetStore(redis, keys)
-    api = JobsApi(JobStore(redis, keys, clock), Schedule(redis, keys), datasets, settings, clock)
+    schedule = Schedule(redis, keys)
+    quotas = quotas_for or (lambda _tenant: settings.default_quotas())
+    api = JobsApi(
+        JobStore(redis, keys, clock),
+        schedule,
+        datasets,
+        Admission(redis, keys, schedule, quotas),
+        CreateQuota(redis, keys, quotas),
+        settings,
+        clock,
+    )
     max_bytes = settings.grpc_max_message_bytes
     server = grpc.aio.server(
         interceptors=[AuthInterceptor(tenants)],
@@ -117,25 +148,44 @@ async def start_api(
     server.add_generic_rpc_handlers([generic_handler(servicer)])
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    names = (SERVICE.full_name, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    key_ring = watch_keys(settings.encryption_keys_file)
+    admin = add_credential_service(
+        server,
+        settings=settings,
+        redis=redis,
+        tenants=tenants,
+        keys=key_ring,
+        token_http=token_http,
+        clock=clock,
+    )
+    names = (SERVICE.full_name, admin, health.SERVICE_NAME, reflection.SERVICE_NAME)
     reflection.enable_server_reflection(names, server)
-    port = server.add_insecure_port(listen or settings.grpc_listen)
+    port = _listen(server, listen or settings.grpc_listen, settings)
     await server.start()
-    started = ApiServer(server, port, health_servicer, redis, health_check_s)
+    started = ApiServer(server, port, health_servicer, redis, health_check_s, resources=resources)
     await started.start_watching()
     return started
+
+
+def _listen(server: grpc.aio.Server, address: str, settings: Settings) -> int:
+    """Bind `address`, with TLS (mutual if a client CA is set) or plaintext; the port."""
+    credentials = server_credentials(settings)
+    if credentials is None:
+        return server.add_insecure_port(address)
+    return server.add_secure_port(address, credentials)
 
 
 async def serve(settings: Settings) -> None:
     """Run the API until SIGTERM, then drain and return."""
     redis = connect(settings.redis_url, cluster=settings.redis_cluster)
     await refuse_evicting_redis(redis)
-    tenants = TenantDirectory.from_file(settings.tenants_file)
-    api = await start_api(settings, redis, tenants)
-    log.info("API listening on port %d", api.port)
-    print(f"API_READY port={api.port}", flush=True)
-    async with stop_signals() as stop:
-        await stop.wait()
-        log.info("stopping: draining for up to %.1fs", settings.grpc_grace_s)
-        await api.stop(settings.grpc_grace_s)
+    tenants = TenantDirectory.watch(settings.tenants_file)
+    with httpx.Client(timeout=settings.upstream_timeout_s) as token_http:
+        api = await start_api(settings, redis, tenants, token_http=token_http)
+        log.info("API listening on port %d", api.port)
+        print(f"API_READY port={api.port}", flush=True)
+        async with stop_signals() as stop:
+            await stop.wait()
+            log.info("stopping: draining for up to %.1fs", settings.grpc_grace_s)
+            await api.stop(settings.grpc_grace_s)
     await redis.aclose()

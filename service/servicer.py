@@ -11,9 +11,9 @@ from google.protobuf import empty_pb2, message_factory
 from service.auth import current_tenant
 from service.convert import dataset_to_proto, job_to_proto
 from service.datasets import DatasetsApi
-from service.errors import mapped_errors
+from service.errors import mapped_errors, well_formed
 from service.jobs import JobsApi
-from service.wire import ParsedCreate, parse_create
+from service.wire import ParsedCreate, parse_create, tolerant
 from tuning.v1 import dataset_pb2, tuning_job_pb2, tuning_service_pb2
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -31,13 +31,15 @@ class TuningServicer:
     async def CreateTuningJob(
         self, request: ParsedCreate, context: Context
     ) -> tuning_job_pb2.TuningJob:
-        return job_to_proto(await self._api.create(current_tenant(), request))
+        job = await self._api.create(current_tenant(), request)
+        return job_to_proto(job, await self._api.queue_position(job))
 
     @mapped_errors
     async def GetTuningJob(
         self, request: tuning_service_pb2.GetTuningJobRequest, context: Context
     ) -> tuning_job_pb2.TuningJob:
-        return job_to_proto(await self._api.get(current_tenant(), request.name))
+        job = await self._api.get(current_tenant(), request.name)
+        return job_to_proto(job, await self._api.queue_position(job))
 
     @mapped_errors
     async def ListTuningJobs(
@@ -49,8 +51,9 @@ class TuningServicer:
             page_token=request.page_token,
             filter_text=request.filter,
         )
+        messages = [job_to_proto(j, await self._api.queue_position(j)) for j in jobs]
         return tuning_service_pb2.ListTuningJobsResponse(
-            tuning_jobs=[job_to_proto(j) for j in jobs], next_page_token=token
+            tuning_jobs=messages, next_page_token=token
         )
 
     @mapped_errors
@@ -72,7 +75,9 @@ class TuningServicer:
         requests: AsyncIterator[tuning_service_pb2.UploadDatasetRequest],
         context: Context,
     ) -> dataset_pb2.Dataset:
-        return dataset_to_proto(await self._datasets.upload(current_tenant(), requests))
+        return dataset_to_proto(
+            await self._datasets.upload(current_tenant(), well_formed(requests))
+        )
 
     @mapped_errors
     async def GetDataset(
@@ -99,7 +104,9 @@ def generic_handler(servicer: TuningServicer) -> grpc.GenericRpcHandler:
         )
         handlers[method.name] = kind(
             getattr(servicer, method.name),
-            request_deserializer=_DESERIALIZERS.get(method.name, request_type.FromString),
+            request_deserializer=tolerant(
+                method.name, _DESERIALIZERS.get(method.name, request_type.FromString)
+            ),
             response_serializer=response_type.SerializeToString,
         )
     return grpc.method_handlers_generic_handler(SERVICE.full_name, handlers)

@@ -18,17 +18,25 @@ from typing import Any
 import grpc
 import httpx
 
+from core.crypto import new_key
 from core.keys import Keys
 from core.redis_client import Redis
 from core.settings import Settings, to_env
 from core.store import JobStore
-from core.tenants import TenantDirectory
+from core.tenants import Role, TenantDirectory
 from devstack.processes import Child, start_module
-from devstack.tenants import LocalTenant, write_tenant_files
+from devstack.tenants import LocalTenant, write_keys_file, write_tenant_files
 from emulator import EmulatorConfig, load_grants, running_emulator
 from service.server import ApiServer, start_api
 from tests.clocks import FakeClock
-from tuning.v1 import dataset_pb2, tuning_job_pb2, tuning_service_pb2, tuning_service_pb2_grpc
+from tuning.v1 import (
+    credential_service_pb2,
+    credential_service_pb2_grpc,
+    dataset_pb2,
+    tuning_job_pb2,
+    tuning_service_pb2,
+    tuning_service_pb2_grpc,
+)
 from worker.main import build_steps, build_worker
 from worker.steps import Steps
 from worker.worker import Worker
@@ -40,13 +48,18 @@ TOKEN_TTL_S = 30 * 24 * 3600
 READONLY_SCOPE = "https://www.googleapis.com/auth/generative-language.tuning.readonly"
 
 
+ADMIN = "ops"
+
+
 def local_tenants() -> dict[str, LocalTenant]:
     """team-a and team-b are ordinary; team-b bills a quota project; team-ro's grant
-    lacks the tuning scope (read-only), as a team that skipped the guide's step would."""
+    lacks the tuning scope (read-only), as a team that skipped the guide's step would.
+    `ops` is an admin: it may call the CredentialService and nothing else."""
     return {
         "team-a": LocalTenant("team-a"),
         "team-b": LocalTenant("team-b", quota_project="proj-b"),
         "team-ro": LocalTenant("team-ro", scopes=(READONLY_SCOPE,)),
+        ADMIN: LocalTenant(ADMIN, role=Role.ADMIN),
     }
 
 
@@ -123,6 +136,29 @@ class System:
 
     def auth(self, tenant: str = "team-a") -> tuple[tuple[str, str], ...]:
         return (("authorization", f"Bearer {self.tenants[tenant].token}"),)
+
+    @property
+    def admin_stub(self) -> credential_service_pb2_grpc.CredentialServiceAsyncStub:
+        """The CredentialService on this system's channel."""
+        return credential_service_pb2_grpc.CredentialServiceStub(self.channel)
+
+    async def set_credential(
+        self, tenant: str, authorized_user_json: str, *, caller: str = ADMIN
+    ) -> credential_service_pb2.TenantCredential:
+        request = credential_service_pb2.SetTenantCredentialRequest(
+            tenant=tenant, authorized_user_json=authorized_user_json
+        )
+        return await self.admin_stub.SetTenantCredential(request, metadata=self.auth(caller))
+
+    async def get_credential(
+        self, tenant: str, *, caller: str = ADMIN
+    ) -> credential_service_pb2.TenantCredential:
+        request = credential_service_pb2.GetTenantCredentialRequest(tenant=tenant)
+        return await self.admin_stub.GetTenantCredential(request, metadata=self.auth(caller))
+
+    async def delete_credential(self, tenant: str, *, caller: str = ADMIN) -> None:
+        request = credential_service_pb2.DeleteTenantCredentialRequest(tenant=tenant)
+        await self.admin_stub.DeleteTenantCredential(request, metadata=self.auth(caller))
 
     async def create(
         self, tenant: str = "team-a", request_id: str = "", **fields: Any
@@ -240,7 +276,7 @@ async def build_system_steps(system: System) -> Steps:
     """A second, independent worker's steps (for races a test arranges by hand)."""
     http = await system._stack.enter_async_context(httpx.AsyncClient(timeout=10.0))
     token_http = system._stack.enter_context(httpx.Client(timeout=10.0))
-    tenants = TenantDirectory.from_file(system.tenants_file)
+    tenants = TenantDirectory.watch(system.tenants_file)
     return build_steps(system.settings, system.redis, tenants, http, token_http)
 
 
@@ -249,7 +285,7 @@ async def _build_worker(
 ) -> Worker:
     http = await stack.enter_async_context(httpx.AsyncClient(timeout=10.0))
     token_http = stack.enter_context(httpx.Client(timeout=10.0))
-    return build_worker(settings, redis, TenantDirectory.from_file(tenants_file), http, token_http)
+    return build_worker(settings, redis, TenantDirectory.watch(tenants_file), http, token_http)
 
 
 @asynccontextmanager
@@ -262,9 +298,15 @@ async def running_system(
     with_worker: bool = True,
     **overrides: Any,
 ) -> AsyncIterator[System]:
-    """Start emulator, API and (unless told not to) a worker; stop them on exit."""
+    """Start emulator, API and (unless told not to) a worker; stop them on exit.
+
+    The tenants file is followed as in production (`TenantDirectory.watch`); a keys file
+    with one key, `k1`, seals stored credentials unless `encryption_keys_file` is given.
+    """
     tenants = local_tenants()
     tenants_file, grants_file = write_tenant_files(work_dir, list(tenants.values()))
+    keys_file = write_keys_file(work_dir / "keys.json", [("k1", new_key())])
+    overrides = {"encryption_keys_file": str(keys_file), **overrides}
     clock = FakeClock()
     async with AsyncExitStack() as stack:
         # Tests jump the emulator's clock by hours to finish training; tokens must outlive
@@ -273,20 +315,20 @@ async def running_system(
             steps_per_second=1.0, grants=load_grants(grants_file), token_ttl_s=TOKEN_TTL_S
         )
         emulator_url = await stack.enter_async_context(running_emulator(config, clock))
-        settings = test_settings(
-            redis_url,
-            prefix,
-            upstream_base_url=emulator_url,
-            token_uri=emulator_url + "/token",
-            tenants_file=str(tenants_file),
-            **overrides,
-        )
+        wiring = {
+            "upstream_base_url": emulator_url,
+            "token_uri": emulator_url + "/token",
+            "tenants_file": str(tenants_file),
+        }
+        settings = test_settings(redis_url, prefix, **(wiring | overrides))
+        token_http = stack.enter_context(httpx.Client(timeout=10.0))
         api = await start_api(
             settings,
             redis,
-            TenantDirectory.from_file(tenants_file),
+            TenantDirectory.watch(tenants_file),
             listen="127.0.0.1:0",
             health_check_s=0.1,
+            token_http=token_http,
         )
         stack.push_async_callback(api.stop, 1.0)
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{api.port}")

@@ -7,7 +7,10 @@ import os
 
 import httpx
 
+from core.admission import Admission, QuotasFor
 from core.clock import Clock, system_clock
+from core.credential_store import CredentialStore
+from core.crypto import watch_keys
 from core.keys import Keys
 from core.ratelimit import RedisTokenBucket, Unlimited
 from core.redis_client import Redis, connect, refuse_evicting_redis
@@ -57,13 +60,16 @@ def build_worker(
     token_http: httpx.Client,
     *,
     clock: Clock = system_clock,
+    quotas_for: QuotasFor | None = None,
 ) -> Worker:
     """A worker wired to Redis, the Gemini API and the tenants' credentials."""
     keys = Keys(settings.redis_key_prefix)
     steps = build_steps(settings, redis, tenants, http, token_http, clock=clock)
     schedule = Schedule(redis, keys)
-    sweeper = Sweeper(steps.store, schedule, [t.id for t in tenants])
-    return Worker(steps.store, schedule, steps, settings, sweeper)
+    quotas = quotas_for or (lambda _tenant: settings.default_quotas())
+    admission = Admission(redis, keys, schedule, quotas)
+    sweeper = Sweeper(steps.store, schedule, admission, [t.id for t in tenants])
+    return Worker(steps.store, schedule, steps, settings, sweeper=sweeper, admission=admission)
 
 
 def build_steps(
@@ -77,7 +83,14 @@ def build_steps(
 ) -> Steps:
     """What a worker does to each job, wired to the Gemini API and the credentials."""
     keys = Keys(settings.redis_key_prefix)
-    credentials = CredentialSource(tenants, settings.token_uri, token_http)
+    credentials = CredentialSource(
+        tenants,
+        settings.token_uri,
+        token_http,
+        store=CredentialStore(redis, keys),
+        keys=watch_keys(settings.encryption_keys_file),
+        recheck_s=settings.credential_recheck_s,
+    )
     client = GeminiClient(http, settings.upstream_base_url, upstream_limiter(settings, redis, keys))
     store = JobStore(redis, keys, clock)
     return Steps(store, GeminiProvider(client), credentials.for_tenant, settings, clock)
@@ -87,7 +100,7 @@ async def run_worker(settings: Settings) -> None:
     """Run one worker process until SIGTERM."""
     redis = connect(settings.redis_url, cluster=settings.redis_cluster)
     await refuse_evicting_redis(redis)
-    tenants = TenantDirectory.from_file(settings.tenants_file)
+    tenants = TenantDirectory.watch(settings.tenants_file)
     timeout = httpx.Timeout(
         settings.upstream_timeout_s, connect=min(10.0, settings.upstream_timeout_s)
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+from core.admission import Admission
 from core.schedule import Schedule
 from core.store import JobStore
 
@@ -24,16 +25,28 @@ log = logging.getLogger(__name__)
 class Sweeper:
     """Compares each tenant's active set with the schedule."""
 
-    def __init__(self, store: JobStore, schedule: Schedule, tenants: Iterable[str]) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        schedule: Schedule,
+        admission: Admission,
+        tenants: Iterable[str],
+    ) -> None:
         self._store = store
         self._schedule = schedule
+        self._admission = admission
         self._tenants = list(tenants)
 
     async def sweep(self) -> int:
-        """Schedule every unfinished job that is not scheduled; how many there were."""
+        """Schedule every admitted unfinished job that is not scheduled, and make sure every
+        tenant with queued jobs is in the admission ring; how many jobs were repaired."""
         repaired = 0
         for tenant in self._tenants:
-            missing = await self._schedule.ensure(tenant, await self._store.active_ids(tenant))
+            queued = set(await self._store.queued_ids(tenant))
+            if queued:
+                await self._admission.waiting(tenant)
+            admitted = [j for j in await self._store.active_ids(tenant) if j not in queued]
+            missing = await self._schedule.ensure(tenant, admitted)
             if missing:
                 log.warning("sweep: %d unscheduled jobs of tenant %s put back", missing, tenant)
             repaired += missing

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import time
 
+from core.admission import Admission
 from core.errors import LeaseLost, TuningError
 from core.schedule import Schedule
 from core.settings import Settings
@@ -33,13 +34,16 @@ class Worker:
         schedule: Schedule,
         steps: Steps,
         settings: Settings,
+        *,
         sweeper: Sweeper | None = None,
+        admission: Admission | None = None,
     ):
         self._store = store
         self._schedule = schedule
         self._steps = steps
         self._settings = settings
         self._sweeper = sweeper
+        self._admission = admission
         self._next_sweep = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -50,6 +54,7 @@ class Worker:
         """
         while not stop.is_set():
             await self._maybe_sweep()
+            await self._admit()
             free = self._settings.worker_concurrency - len(self._tasks)
             claimed = await self._claim(free) if free > 0 else []
             for tenant, job_id in claimed:
@@ -70,6 +75,15 @@ class Worker:
         except TuningError as exc:
             log.warning("sweep failed: %s", exc.message)
             self._next_sweep = now + min(5.0, self._settings.sweep_interval_s)
+
+    async def _admit(self) -> None:
+        """One admission round: at most one queued job per tenant starts (core.admission)."""
+        if self._admission is None:
+            return
+        try:
+            await self._admission.round()
+        except TuningError as exc:
+            log.warning("admission round failed: %s", exc.message)
 
     async def _claim(self, count: int) -> list[tuple[str, str]]:
         try:

@@ -18,11 +18,12 @@ import pytest
 import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from core.admission import Admission
 from core.errors import LeaseLost
 from core.job import new_job_id
 from core.keys import Keys
 from core.redis_client import connect, refuse_evicting_redis
-from core.schedule import Schedule, member
+from core.schedule import Schedule
 from devstack.redis_server import RedisServer
 from tests.conftest import SystemFactory
 from tests.harness import (
@@ -65,7 +66,10 @@ async def test_01_worker_killed_after_the_upstream_create_adopts_the_model(
 async def test_02_a_worker_dying_after_it_took_a_job_loses_nothing(api_only: System) -> None:
     job = await api_only.create()
     tenant, job_id = "team-a", job.name.split("/")[1]
-    schedule = Schedule(api_only.redis, Keys(api_only.settings.redis_key_prefix))
+    keys = Keys(api_only.settings.redis_key_prefix)
+    schedule = Schedule(api_only.redis, keys)
+    quotas = api_only.settings.default_quotas()
+    assert await Admission(api_only.redis, keys, schedule, lambda _: quotas).round() == 1
     assert await schedule.claim(10, lease_s=0.3) == [(tenant, job_id)]
     assert await api_only.store.acquire(tenant, job_id, lease_s=0.3) is not None
     # ... and that worker dies here, before its first write.
@@ -207,7 +211,10 @@ async def test_12_creates_cut_off_by_their_deadline_leave_nothing_half_written(
             )
     keys = Keys(api_only.settings.redis_key_prefix)
     schedule = Schedule(api_only.redis, keys)
-    await Sweeper(api_only.store, schedule, ["team-a"]).sweep()
+    quotas = api_only.settings.default_quotas()
+    admission = Admission(api_only.redis, keys, schedule, lambda _: quotas)
+    await Sweeper(api_only.store, schedule, admission, ["team-a"]).sweep()
+    stored = 0
     for request_id in request_ids:
         job_id = new_job_id("team-a", request_id)
         parts = [
@@ -215,9 +222,12 @@ async def test_12_creates_cut_off_by_their_deadline_leave_nothing_half_written(
             await api_only.redis.exists(keys.job_data("team-a", job_id)),
             await api_only.redis.zscore(keys.tenant_index("team-a"), job_id) is not None,
             await api_only.redis.sismember(keys.tenant_active("team-a"), job_id),
-            await api_only.redis.zscore(keys.schedule(), member("team-a", job_id)) is not None,
+            await api_only.redis.zscore(keys.tenant_queue("team-a"), job_id) is not None,
         ]
         assert len({bool(p) for p in parts}) == 1, f"{request_id} is half-written: {parts}"
+        stored += bool(parts[0])
+    if stored:  # and a round will visit them
+        assert await api_only.redis.zscore(keys.admission_ring(), "team-a") is not None
 
 
 def _request(request_id: str) -> tuning_service_pb2.CreateTuningJobRequest:
@@ -287,7 +297,7 @@ async def _api_requests(system: System) -> int:
 async def test_a_job_left_unscheduled_by_a_crash_is_found_by_the_sweep(api_only: System) -> None:
     job = await api_only.create()
     keys = Keys(api_only.settings.redis_key_prefix)
-    # The API died between storing the job and queueing it:
-    await api_only.redis.zrem(keys.schedule(), member("team-a", job.name.split("/")[1]))
+    # The API died between storing the job and telling admission its tenant waits:
+    await api_only.redis.zrem(keys.admission_ring(), "team-a")
     await api_only.start_worker()  # a worker that starts sweeps first
     assert (await api_only.finish_training(job.name)).state == State.SUCCEEDED

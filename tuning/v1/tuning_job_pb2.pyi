@@ -108,6 +108,7 @@ class TuningJob(_message.Message):
     END_TIME_FIELD_NUMBER: _builtins.int
     STATUS_FETCH_TIME_FIELD_NUMBER: _builtins.int
     DATASET_FIELD_NUMBER: _builtins.int
+    QUEUE_POSITION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Output only. `tuningJobs/{tuning_job}`."""
     display_name: _builtins.str
@@ -123,6 +124,10 @@ class TuningJob(_message.Message):
     dataset: _builtins.str
     """Input: `datasets/{dataset}`, an uploaded dataset to tune on, instead of
     `training_examples`. Set exactly one of the two.
+    """
+    queue_position: _builtins.int
+    """Output only. While QUEUED: the job's 1-based place in its tenant's queue (a tenant
+    runs at most its quota of jobs at once; the rest wait). 0 otherwise.
     """
     @_builtins.property
     def hyperparameters(self) -> Global___Hyperparameters:
@@ -191,10 +196,11 @@ class TuningJob(_message.Message):
         end_time: _timestamp_pb2.Timestamp | None = ...,
         status_fetch_time: _timestamp_pb2.Timestamp | None = ...,
         dataset: _builtins.str = ...,
+        queue_position: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "error", b"error", "hyperparameters", b"hyperparameters", "progress", b"progress", "start_time", b"start_time", "status_fetch_time", b"status_fetch_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_model", b"base_model", "create_time", b"create_time", "dataset", b"dataset", "description", b"description", "display_name", b"display_name", "end_time", b"end_time", "error", b"error", "hyperparameters", b"hyperparameters", "labels", b"labels", "name", b"name", "progress", b"progress", "snapshots", b"snapshots", "start_time", b"start_time", "state", b"state", "status_fetch_time", b"status_fetch_time", "training_examples", b"training_examples", "tuned_model", b"tuned_model", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_model", b"base_model", "create_time", b"create_time", "dataset", b"dataset", "description", b"description", "display_name", b"display_name", "end_time", b"end_time", "error", b"error", "hyperparameters", b"hyperparameters", "labels", b"labels", "name", b"name", "progress", b"progress", "queue_position", b"queue_position", "snapshots", b"snapshots", "start_time", b"start_time", "state", b"state", "status_fetch_time", b"status_fetch_time", "training_examples", b"training_examples", "tuned_model", b"tuned_model", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,117 @@
+"""Per-tenant quotas and fairness: running jobs, create rate, one job per tenant per round."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+
+from core.admission import Admission
+from core.job import Job, encode_examples
+from core.keys import Keys
+from core.quotas import TenantQuotas
+from core.redis_client import Redis
+from core.schedule import Schedule
+from core.store import JobStore
+from tests.conftest import SystemFactory
+from tests.harness import State, examples
+from tests.rpc_errors import detail, reason
+
+
+async def test_jobs_beyond_the_running_quota_wait_with_their_queue_position(
+    make_system: SystemFactory,
+) -> None:
+    async with make_system(tenant_max_running=2) as system:
+        jobs = [await system.create(display_name=f"job {n}") for n in range(5)]
+        for job in jobs[:2]:
+            await system.wait_for(job.name, {State.RUNNING})
+        waiting = [await system.get(job.name) for job in jobs[2:]]
+        assert [j.state for j in waiting] == [State.QUEUED] * 3
+        assert [j.queue_position for j in waiting] == [1, 2, 3]
+        listed = {j.name: j.queue_position for j in (await system.list_jobs()).tuning_jobs}
+        assert listed[jobs[4].name] == 3
+        await system.finish_training(jobs[0].name)  # both running jobs end upstream
+        for job in jobs[2:4]:
+            await system.wait_for(job.name, {State.RUNNING})
+        assert (await system.get(jobs[4].name)).queue_position == 1
+
+
+async def test_the_create_rate_is_limited_per_tenant_with_retry_info_and_quota_failure(
+    make_system: SystemFactory,
+) -> None:
+    async with make_system(
+        with_worker=False, tenant_creates_per_minute=6, tenant_create_burst=2
+    ) as system:
+        for _ in range(2):
+            await system.create()
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await system.create(display_name="one too many")
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert reason(caught.value) == "CREATE_RATE_EXCEEDED"
+        assert detail(caught.value, error_details_pb2.RetryInfo).retry_delay.seconds >= 9
+        failure = detail(caught.value, error_details_pb2.QuotaFailure)
+        assert failure.violations[0].subject == "tenant:team-a"
+        assert len((await system.list_jobs()).tuning_jobs) == 2  # nothing stored for it
+        await system.create("team-b")  # another tenant is not affected
+
+
+async def test_validate_only_checks_the_quota_without_spending_it(
+    make_system: SystemFactory,
+) -> None:
+    from tests.harness import job_spec
+    from tuning.v1 import tuning_service_pb2
+
+    async with make_system(
+        with_worker=False, tenant_creates_per_minute=1, tenant_create_burst=1
+    ) as system:
+        dry_run = tuning_service_pb2.CreateTuningJobRequest(
+            tuning_job=job_spec(), validate_only=True
+        )
+        for _ in range(3):
+            await system.stub.CreateTuningJob(dry_run, metadata=system.auth())
+        await system.create()  # the one real create still has its token
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await system.stub.CreateTuningJob(dry_run, metadata=system.auth())
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+async def test_a_flood_does_not_delay_another_tenants_job_past_one_round(
+    redis: Redis, prefix: str
+) -> None:
+    keys = Keys(prefix)
+    store, schedule = JobStore(redis, keys), Schedule(redis, keys)
+    admission = Admission(redis, keys, schedule, lambda _: TenantQuotas(10_000, 60, 20))
+    content = encode_examples([])
+    for n in range(1000):
+        await store.create(Job(id=f"a{n:04d}", tenant="team-a", base_model="m"), content)
+    await admission.waiting("team-a")
+    await admission.round()  # team-a is being served
+    await store.create(Job(id="b0001", tenant="team-b", base_model="m"), content)
+    await admission.waiting("team-b")
+    await admission.round()  # the very next round serves team-b's single job
+    admitted = {job_id for _, job_id in await schedule.claim(5000, lease_s=60)}
+    assert "b0001" in admitted
+    assert len(admitted) == 3  # a0000, a0001 and b0001: one per tenant per round
+    assert await admission.position("team-a", "a0002") == 1
+
+
+async def test_a_single_job_starts_while_another_tenants_flood_waits(
+    make_system: SystemFactory,
+) -> None:
+    async with make_system(
+        with_worker=False,
+        tenant_max_running=1000,
+        tenant_creates_per_minute=10_000,
+        tenant_create_burst=1000,
+    ) as system:
+        for n in range(150):
+            await system.create(display_name=f"flood {n}", training_examples=examples(20))
+        await system.start_worker()
+        mine = await system.create("team-b", display_name="just one")
+        await system.wait_for(mine.name, {State.RUNNING}, tenant="team-b")
+        still_queued = [
+            j
+            for j in (await system.list_jobs(page_size=200)).tuning_jobs
+            if j.state == State.QUEUED
+        ]
+        assert len(still_queued) >= 100, "team-b waited for most of team-a's flood"
