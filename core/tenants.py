@@ -10,6 +10,9 @@ Only digests of bearer tokens are stored, never the tokens. Several digests per
 tenant allow rotation. `credentials_file` is an OAuth `authorized_user` JSON, read by
 workers only; a relative path is relative to the tenants file.
 
+An entry may carry `"quotas": {"max_running": 5, "creates_per_minute": 30, "create_burst": 10}`
+(any of them) to differ from the defaults in the settings.
+
 An entry may say `"role": "admin"` (default `"tenant"`): an operator who may call the
 CredentialService, and nothing else. The file is a mounted secret, read again when it
 changes (`TenantDirectory.watch`), so tokens rotate and tenants come and go without a
@@ -22,11 +25,12 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from core.quotas import QuotaOverrides, TenantQuotas
 from core.reloading import ReloadingFile
 
 TENANT_ID = re.compile(r"[a-z][a-z0-9-]{0,62}")
@@ -47,6 +51,7 @@ class Tenant:
     token_digests: tuple[bytes, ...]
     credentials_file: Path | None
     role: Role = Role.TENANT
+    quotas: QuotaOverrides = field(default_factory=QuotaOverrides)
 
 
 def token_digest(token: str) -> bytes:
@@ -117,6 +122,19 @@ class TenantDirectory:
     def __iter__(self) -> Iterator[Tenant]:
         return iter(self._by_id.values())
 
+    def tenant_ids(self) -> list[str]:
+        """The ids of the tenants (not admins), as the file says now."""
+        return [t.id for t in self._by_id.values() if t.role == Role.TENANT]
+
+    def quotas_for(self, defaults: TenantQuotas) -> Callable[[str], TenantQuotas]:
+        """Each tenant's quotas: `defaults` with the tenants file's overrides, read live."""
+
+        def quotas(tenant_id: str) -> TenantQuotas:
+            found = self._by_id.get(tenant_id)
+            return defaults if found is None else found.quotas.over(defaults)
+
+        return quotas
+
 
 def load_tenants(path: Path) -> dict[str, Tenant]:
     """The tenants file's entries by id; OSError or ValueError if it is unusable."""
@@ -144,7 +162,15 @@ def _tenant(entry: dict[str, object], base: Path) -> Tenant:
         token_digests=tuple(bytes.fromhex(str(d)) for d in digests),
         credentials_file=None if creds is None else base / str(creds),
         role=_role(tenant_id, entry.get("role", Role.TENANT.value)),
+        quotas=_quotas(tenant_id, entry.get("quotas")),
     )
+
+
+def _quotas(tenant_id: str, raw: object) -> QuotaOverrides:
+    try:
+        return QuotaOverrides.from_json(raw)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"tenant {tenant_id}: {exc}") from None
 
 
 def _role(tenant_id: str, raw: object) -> Role:

@@ -31,6 +31,7 @@ class LocalTenant:
     scopes: tuple[str, ...] = (TUNING_SCOPE,)
     quota_project: str = ""
     role: Role = Role.TENANT
+    quotas: dict[str, float] = field(default_factory=dict)
 
     def authorized_user(self) -> dict[str, str]:
         info = {
@@ -79,6 +80,8 @@ def tenants_entry(tenant: LocalTenant) -> dict[str, object]:
         entry["credentials_file"] = f"{tenant.id}-oauth.json"
     else:
         entry["role"] = tenant.role.value
+    if tenant.quotas:
+        entry["quotas"] = tenant.quotas
     return entry
 
 

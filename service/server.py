@@ -126,7 +126,7 @@ async def start_api(
     keys = Keys(settings.redis_key_prefix)
     datasets = DatasetStore(redis, keys)
     schedule = Schedule(redis, keys)
-    quotas = quotas_for or (lambda _tenant: settings.default_quotas())
+    quotas = quotas_for or tenants.quotas_for(settings.default_quotas())
     api = JobsApi(
         JobStore(redis, keys, clock),
         schedule,

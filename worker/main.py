@@ -66,9 +66,9 @@ def build_worker(
     keys = Keys(settings.redis_key_prefix)
     steps = build_steps(settings, redis, tenants, http, token_http, clock=clock)
     schedule = Schedule(redis, keys)
-    quotas = quotas_for or (lambda _tenant: settings.default_quotas())
+    quotas = quotas_for or tenants.quotas_for(settings.default_quotas())
     admission = Admission(redis, keys, schedule, quotas)
-    sweeper = Sweeper(steps.store, schedule, admission, [t.id for t in tenants])
+    sweeper = Sweeper(steps.store, schedule, admission, tenants.tenant_ids)
     return Worker(steps.store, schedule, steps, settings, sweeper=sweeper, admission=admission)
 
 

@@ -13,7 +13,7 @@ id, a cancel not yet confirmed is confirmed, a deleted job is cleaned up.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from core.admission import Admission
 from core.schedule import Schedule
@@ -30,18 +30,18 @@ class Sweeper:
         store: JobStore,
         schedule: Schedule,
         admission: Admission,
-        tenants: Iterable[str],
+        tenants: Callable[[], Iterable[str]],
     ) -> None:
         self._store = store
         self._schedule = schedule
         self._admission = admission
-        self._tenants = list(tenants)
+        self._tenants = tenants  # asked at every sweep: the tenants file can change
 
     async def sweep(self) -> int:
         """Schedule every admitted unfinished job that is not scheduled, and make sure every
         tenant with queued jobs is in the admission ring; how many jobs were repaired."""
         repaired = 0
-        for tenant in self._tenants:
+        for tenant in self._tenants():
             queued = set(await self._store.queued_ids(tenant))
             if queued:
                 await self._admission.waiting(tenant)

@@ -213,7 +213,7 @@ async def test_12_creates_cut_off_by_their_deadline_leave_nothing_half_written(
     schedule = Schedule(api_only.redis, keys)
     quotas = api_only.settings.default_quotas()
     admission = Admission(api_only.redis, keys, schedule, lambda _: quotas)
-    await Sweeper(api_only.store, schedule, admission, ["team-a"]).sweep()
+    await Sweeper(api_only.store, schedule, admission, lambda: ["team-a"]).sweep()
     stored = 0
     for request_id in request_ids:
         job_id = new_job_id("team-a", request_id)

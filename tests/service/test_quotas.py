@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+
 import grpc
 import pytest
 from google.rpc import error_details_pb2
@@ -13,6 +16,7 @@ from core.quotas import TenantQuotas
 from core.redis_client import Redis
 from core.schedule import Schedule
 from core.store import JobStore
+from devstack.tenants import write_tenant_files
 from tests.conftest import SystemFactory
 from tests.harness import State, examples
 from tests.rpc_errors import detail, reason
@@ -115,3 +119,19 @@ async def test_a_single_job_starts_while_another_tenants_flood_waits(
             if j.state == State.QUEUED
         ]
         assert len(still_queued) >= 100, "team-b waited for most of team-a's flood"
+
+
+async def test_a_tenants_own_quota_comes_from_the_tenants_file_without_restart(
+    make_system: SystemFactory,
+) -> None:
+    async with make_system(tenant_max_running=10) as system:
+        tenants = dict(system.tenants)
+        tenants["team-a"] = dataclasses.replace(tenants["team-a"], quotas={"max_running": 1})
+        write_tenant_files(system.tenants_file.parent, list(tenants.values()))
+        await asyncio.sleep(1.1)  # the file is looked at again at most once a second
+        jobs = [await system.create(display_name=f"job {n}") for n in range(3)]
+        others = [await system.create("team-b", display_name=f"b {n}") for n in range(3)]
+        await system.wait_for(jobs[0].name, {State.RUNNING})
+        for job in others:  # team-b keeps the default of 10
+            await system.wait_for(job.name, {State.RUNNING}, tenant="team-b")
+        assert [(await system.get(j.name)).queue_position for j in jobs[1:]] == [1, 2]
