@@ -102,7 +102,7 @@ class Settings:
     token_uri: str = setting(
         "TUNING_TOKEN_URI",
         "https://oauth2.googleapis.com/token",
-        "Worker: OAuth token endpoint used to refresh tenants' credentials.",
+        "API and worker: OAuth token endpoint that refreshes tenants' credentials.",
     )
     upstream_timeout_s: float = setting(
         "TUNING_UPSTREAM_TIMEOUT_S", 30.0, "Worker: timeout of one upstream HTTP request."

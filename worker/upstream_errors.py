@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from google.rpc import code_pb2
 
+from core.authorized_user import TUNING_SCOPE
 from core.errors import JobError, TuningError
 
 UPSTREAM_DOMAIN = "generativelanguage.googleapis.com"
-TUNING_SCOPE = "https://www.googleapis.com/auth/generative-language.tuning"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 SCOPE_INSUFFICIENT = "ACCESS_TOKEN_SCOPE_INSUFFICIENT"
 

@@ -8,13 +8,13 @@ import datetime
 import pytest
 from google.oauth2.credentials import Credentials
 
+from core.authorized_user import TUNING_SCOPE
 from core.google_transport import HttpxRequest
 from core.upstream import UpstreamRef
 from tests.worker.conftest import Upstream
 from worker.credentials import OAuthTokenSource
 from worker.gemini.wire import status_from_operation
 from worker.upstream_errors import (
-    TUNING_SCOPE,
     UpstreamAlreadyExists,
     UpstreamNotFound,
     UpstreamRejected,
