@@ -36,6 +36,25 @@ class Settings:
         "TUNING_REDIS_KEY_PREFIX", "tj", "Prefix of every Redis key (lets deployments share one)."
     )
     grpc_listen: str = setting("TUNING_GRPC_LISTEN", "[::]:50051", "API: gRPC listen address.")
+    metrics_listen: str = setting(
+        "TUNING_METRICS_LISTEN",
+        "0.0.0.0:9090",
+        "API and worker: Prometheus /metrics HTTP listen address (empty: none).",
+    )
+    worker_health_listen: str = setting(
+        "TUNING_WORKER_HEALTH_LISTEN",
+        "[::]:8081",
+        "Worker: gRPC health (grpc.health.v1) listen address for its probes.",
+    )
+    grpc_keepalive_s: float = setting(
+        "TUNING_GRPC_KEEPALIVE_S", 30.0, "API: HTTP/2 keepalive ping interval to clients."
+    )
+    grpc_max_connection_age_s: float = setting(
+        "TUNING_GRPC_MAX_CONNECTION_AGE_S",
+        300.0,
+        "API: connections are closed gracefully after this long, so load spreads "
+        "across replicas behind a ClusterIP Service.",
+    )
     grpc_grace_s: float = setting(
         "TUNING_GRPC_GRACE_S", 10.0, "API: seconds in-flight RPCs get to finish on SIGTERM."
     )
