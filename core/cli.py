@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 
+from core import logs
 from core.settings import Settings, markdown_table
 
 
@@ -19,8 +19,5 @@ def settings_from_command_line(prog: str, description: str) -> Settings:
     )
     parser.add_argument("--log-level", default=os.environ.get("TUNING_LOG_LEVEL", "INFO"))
     args = parser.parse_args()
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    logs.configure(args.log_level)
     return Settings.from_env(os.environ)

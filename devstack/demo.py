@@ -74,6 +74,8 @@ async def local_stack(options: DemoOptions, work_dir: Path) -> AsyncIterator[Sta
             "TUNING_GRPC_LISTEN": "127.0.0.1:0",
             "TUNING_POLL_MIN_S": "0.5",
             "TUNING_POLL_MAX_S": "1.0",
+            "TUNING_METRICS_LISTEN": "127.0.0.1:0",
+            "TUNING_WORKER_HEALTH_LISTEN": "127.0.0.1:0",
         }
         api = await _start(stack, work_dir, "service", [], env, "API_READY")
         await _start(stack, work_dir, "worker", [], env, "WORKER_READY")

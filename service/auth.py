@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import grpc
 from grpc_status import rpc_status
 
+from core import logs
 from core.errors import PermissionDenied, TuningError, Unauthenticated
 from core.tenants import Role, Tenant, TenantDirectory
 from service.errors import to_status
@@ -134,9 +135,11 @@ def _admitted(handler: Handler, admit: Callable[[Context], Tenant]) -> Handler:
             await context.abort_with_status(rpc_status.to_status(to_status(exc)))
             raise  # abort_with_status raises; this keeps the flow explicit
         reset = _tenant.set(principal.id)
+        log_reset = logs.tenant.set(principal.id)
         try:
             return await behavior(request, context)
         finally:
+            logs.tenant.reset(log_reset)
             _tenant.reset(reset)
 
     kind = (

@@ -17,6 +17,7 @@ from core.clock import Clock, system_clock
 from core.crypto import watch_keys
 from core.dataset_store import DatasetStore
 from core.keys import Keys
+from core.metrics import Metrics
 from core.redis_client import Redis, connect, refuse_evicting_redis
 from core.schedule import Schedule
 from core.settings import Settings
@@ -27,6 +28,7 @@ from service.auth import AuthInterceptor
 from service.credential_servicer import add_credential_service
 from service.datasets import DatasetsApi
 from service.jobs import JobsApi
+from service.observability import ObservabilityInterceptor
 from service.quota import CreateQuota
 from service.servicer import SERVICE, TuningServicer, generic_handler
 from service.tls import server_credentials
@@ -113,6 +115,7 @@ async def start_api(
     health_check_s: float = HEALTH_CHECK_INTERVAL_S,
     quotas_for: QuotasFor | None = None,
     token_http: httpx.Client | None = None,
+    metrics: Metrics | None = None,
 ) -> ApiServer:
     """Build and start the API on `listen` (default: settings.grpc_listen; port 0 = any).
 
@@ -136,13 +139,12 @@ async def start_api(
         settings,
         clock,
     )
-    max_bytes = settings.grpc_max_message_bytes
     server = grpc.aio.server(
-        interceptors=[AuthInterceptor(tenants)],
-        options=[
-            ("grpc.max_receive_message_length", max_bytes),
-            ("grpc.max_send_message_length", max_bytes),
+        interceptors=[
+            ObservabilityInterceptor(metrics or Metrics.create()),
+            AuthInterceptor(tenants),
         ],
+        options=server_options(settings),
     )
     servicer = TuningServicer(api, DatasetsApi(datasets, settings, clock))
     server.add_generic_rpc_handlers([generic_handler(servicer)])
@@ -167,6 +169,27 @@ async def start_api(
     return started
 
 
+def server_options(settings: Settings) -> list[tuple[str, int]]:
+    """Message size limits, keepalive, and a maximum connection age.
+
+    Behind a ClusterIP Service a client's HTTP/2 connection stays on one replica for
+    as long as it lives; closing connections gracefully after `grpc_max_connection_age_s`
+    makes clients reconnect, and so spreads load onto replicas added since.
+    """
+    max_bytes = settings.grpc_max_message_bytes
+    keepalive_ms = int(settings.grpc_keepalive_s * 1000)
+    return [
+        ("grpc.max_receive_message_length", max_bytes),
+        ("grpc.max_send_message_length", max_bytes),
+        ("grpc.keepalive_time_ms", keepalive_ms),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.max_connection_age_ms", int(settings.grpc_max_connection_age_s * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(settings.grpc_grace_s * 1000)),
+    ]
+
+
 def _listen(server: grpc.aio.Server, address: str, settings: Settings) -> int:
     """Bind `address`, with TLS (mutual if a client CA is set) or plaintext; the port."""
     credentials = server_credentials(settings)
@@ -180,8 +203,11 @@ async def serve(settings: Settings) -> None:
     redis = connect(settings.redis_url, cluster=settings.redis_cluster)
     await refuse_evicting_redis(redis)
     tenants = TenantDirectory.watch(settings.tenants_file)
+    metrics = Metrics.create()
+    if settings.metrics_listen:
+        metrics.serve(settings.metrics_listen)
     with httpx.Client(timeout=settings.upstream_timeout_s) as token_http:
-        api = await start_api(settings, redis, tenants, token_http=token_http)
+        api = await start_api(settings, redis, tenants, token_http=token_http, metrics=metrics)
         log.info("API listening on port %d", api.port)
         print(f"API_READY port={api.port}", flush=True)
         async with stop_signals() as stop:

@@ -20,6 +20,7 @@ import httpx
 
 from core.crypto import new_key
 from core.keys import Keys
+from core.metrics import Metrics
 from core.redis_client import Redis
 from core.settings import Settings, to_env
 from core.store import JobStore
@@ -73,6 +74,8 @@ def test_settings(redis_url: str, prefix: str, **overrides: Any) -> Settings:
         worker_idle_s=0.02,
         lease_s=5.0,
         retry_base_s=0.05,
+        metrics_listen="",
+        worker_health_listen="127.0.0.1:0",
         retry_max_s=0.2,
     )
     return dataclasses.replace(base, **overrides)
@@ -130,6 +133,8 @@ class System:
     tenants_file: Path
     store: JobStore
     _stack: AsyncExitStack
+    api_metrics: Metrics = field(default_factory=Metrics.create)
+    worker_metrics: Metrics = field(default_factory=Metrics.create)
     _workers: list[asyncio.Task[None]] = field(default_factory=list)
     _workers_stop: asyncio.Event = field(default_factory=asyncio.Event)
     _workers_clients: AsyncExitStack = field(default_factory=AsyncExitStack)
@@ -248,7 +253,11 @@ class System:
         """Start `count` more in-process workers."""
         for _ in range(count):
             worker = await _build_worker(
-                self._workers_clients, self.settings, self.redis, self.tenants_file
+                self._workers_clients,
+                self.settings,
+                self.redis,
+                self.tenants_file,
+                self.worker_metrics,
             )
             self._workers.append(asyncio.create_task(worker.run(self._workers_stop, grace_s=5.0)))
 
@@ -281,11 +290,12 @@ async def build_system_steps(system: System) -> Steps:
 
 
 async def _build_worker(
-    stack: AsyncExitStack, settings: Settings, redis: Redis, tenants_file: Path
+    stack: AsyncExitStack, settings: Settings, redis: Redis, tenants_file: Path, metrics: Metrics
 ) -> Worker:
     http = await stack.enter_async_context(httpx.AsyncClient(timeout=10.0))
     token_http = stack.enter_context(httpx.Client(timeout=10.0))
-    return build_worker(settings, redis, TenantDirectory.watch(tenants_file), http, token_http)
+    tenants = TenantDirectory.watch(tenants_file)
+    return build_worker(settings, redis, tenants, http, token_http, metrics=metrics)
 
 
 @asynccontextmanager
@@ -322,6 +332,7 @@ async def running_system(
         }
         settings = test_settings(redis_url, prefix, **(wiring | overrides))
         token_http = stack.enter_context(httpx.Client(timeout=10.0))
+        api_metrics = Metrics.create()
         api = await start_api(
             settings,
             redis,
@@ -329,6 +340,7 @@ async def running_system(
             listen="127.0.0.1:0",
             health_check_s=0.1,
             token_http=token_http,
+            metrics=api_metrics,
         )
         stack.push_async_callback(api.stop, 1.0)
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{api.port}")
@@ -345,6 +357,7 @@ async def running_system(
             tenants_file=tenants_file,
             store=JobStore(redis, Keys(prefix)),
             _stack=stack,
+            api_metrics=api_metrics,
         )
         stack.push_async_callback(system.stop_worker)
         if with_worker:

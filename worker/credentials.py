@@ -63,7 +63,14 @@ class TokenSource(Protocol):
 class OAuthTokenSource:
     """One tenant's user credential: refreshed ahead of expiry, one refresh at a time."""
 
-    def __init__(self, tenant: str, credentials: Credentials, request: HttpxRequest) -> None:
+    def __init__(
+        self,
+        tenant: str,
+        credentials: Credentials,
+        request: HttpxRequest,
+        on_refresh: Callable[[str], None] | None = None,
+    ) -> None:
+        self._on_refresh = on_refresh or (lambda _outcome: None)
         self._tenant = tenant
         self._credentials = credentials
         self._request = request
@@ -95,12 +102,15 @@ class OAuthTokenSource:
         try:
             await asyncio.to_thread(self._credentials.refresh, self._request)
         except google.auth.exceptions.RefreshError as exc:
+            self._on_refresh("refused")
             self._refused = _refused(self._tenant, exc)
             raise self._refused from None
         except google.auth.exceptions.TransportError as exc:
+            self._on_refresh("unreachable")
             raise UpstreamRetryable(
                 f"token endpoint unreachable: {type(exc).__name__}", retry_after_s=5.0
             ) from None
+        self._on_refresh("ok")
 
 
 def _refused(tenant: str, exc: google.auth.exceptions.RefreshError) -> CredentialError:
@@ -158,7 +168,9 @@ class CredentialSource:
         keys: KeyRingSource | None = None,
         recheck_s: float = DEFAULT_RECHECK_S,
         monotonic: Callable[[], float] = time.monotonic,
+        on_refresh: Callable[[str], None] | None = None,
     ) -> None:
+        self._on_refresh = on_refresh
         self._tenants = tenants
         self._token_uri = token_uri
         self._request = HttpxRequest(http)
@@ -209,7 +221,9 @@ class CredentialSource:
             user = unseal(self._keys.current(), record)
         except CannotDecrypt as exc:
             return _undecryptable(record.tenant, exc.message)
-        return OAuthTokenSource(record.tenant, user.credentials(self._token_uri), self._request)
+        return OAuthTokenSource(
+            record.tenant, user.credentials(self._token_uri), self._request, self._on_refresh
+        )
 
     def _from_file(self, tenant_id: str) -> OAuthTokenSource:
         path = self._path(tenant_id)
@@ -217,7 +231,9 @@ class CredentialSource:
         cached = self._sources.get(tenant_id)
         if cached is not None and cached[0] == version:
             return cached[1]
-        source = OAuthTokenSource(tenant_id, self._load(path, tenant_id), self._request)
+        source = OAuthTokenSource(
+            tenant_id, self._load(path, tenant_id), self._request, self._on_refresh
+        )
         self._sources[tenant_id] = (version, source)
         return source
 

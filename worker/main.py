@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 
@@ -12,6 +13,7 @@ from core.clock import Clock, system_clock
 from core.credential_store import CredentialStore
 from core.crypto import watch_keys
 from core.keys import Keys
+from core.metrics import Metrics
 from core.ratelimit import RedisTokenBucket, Unlimited
 from core.redis_client import Redis, connect, refuse_evicting_redis
 from core.schedule import Schedule
@@ -22,6 +24,8 @@ from core.tenants import TenantDirectory
 from worker.credentials import CredentialSource
 from worker.gemini import GeminiClient, GeminiProvider
 from worker.gemini.client import Limiter
+from worker.health import WorkerHealth
+from worker.observer import Observer
 from worker.steps import Steps
 from worker.sweep import Sweeper
 from worker.worker import Worker
@@ -29,6 +33,7 @@ from worker.worker import Worker
 log = logging.getLogger(__name__)
 
 RATE_LIMIT_MAX_WAIT_S = 2.0
+OBSERVE_INTERVAL_S = 15.0
 
 
 def http_limits(settings: Settings) -> httpx.Limits:
@@ -61,10 +66,11 @@ def build_worker(
     *,
     clock: Clock = system_clock,
     quotas_for: QuotasFor | None = None,
+    metrics: Metrics | None = None,
 ) -> Worker:
     """A worker wired to Redis, the Gemini API and the tenants' credentials."""
     keys = Keys(settings.redis_key_prefix)
-    steps = build_steps(settings, redis, tenants, http, token_http, clock=clock)
+    steps = build_steps(settings, redis, tenants, http, token_http, clock=clock, metrics=metrics)
     schedule = Schedule(redis, keys)
     quotas = quotas_for or tenants.quotas_for(settings.default_quotas())
     admission = Admission(redis, keys, schedule, quotas)
@@ -80,9 +86,11 @@ def build_steps(
     token_http: httpx.Client,
     *,
     clock: Clock = system_clock,
+    metrics: Metrics | None = None,
 ) -> Steps:
     """What a worker does to each job, wired to the Gemini API and the credentials."""
     keys = Keys(settings.redis_key_prefix)
+    counted = metrics or Metrics.create()
     credentials = CredentialSource(
         tenants,
         settings.token_uri,
@@ -90,10 +98,39 @@ def build_steps(
         store=CredentialStore(redis, keys),
         keys=watch_keys(settings.encryption_keys_file),
         recheck_s=settings.credential_recheck_s,
+        on_refresh=lambda outcome: counted.token_refreshes.labels(outcome).inc(),
     )
-    client = GeminiClient(http, settings.upstream_base_url, upstream_limiter(settings, redis, keys))
+    limiter = upstream_limiter(settings, redis, keys)
+    client = GeminiClient(http, settings.upstream_base_url, limiter, counted)
     store = JobStore(redis, keys, clock)
-    return Steps(store, GeminiProvider(client), credentials.for_tenant, settings, clock)
+    provider = GeminiProvider(client)
+    return Steps(store, provider, credentials.for_tenant, settings, clock, metrics=counted)
+
+
+async def _serve(
+    settings: Settings, redis: Redis, tenants: TenantDirectory, worker: Worker, metrics: Metrics
+) -> None:
+    """Run the worker with its health endpoint, metrics and observer until SIGTERM."""
+    if settings.metrics_listen:
+        metrics.serve(settings.metrics_listen)
+    health = WorkerHealth(redis, settings.worker_health_listen)
+    await health.start()
+    keys = Keys(settings.redis_key_prefix)
+    observer = Observer(
+        redis, keys, JobStore(redis, keys), metrics, tenants.tenant_ids, system_clock
+    )
+    print(f"WORKER_READY pid={os.getpid()} health_port={health.port}", flush=True)
+    async with stop_signals() as stop:
+        sampling = asyncio.create_task(observer.run(stop, OBSERVE_INTERVAL_S))
+        draining = asyncio.create_task(_report_draining(stop, health))
+        await worker.run(stop, grace_s=settings.lease_s)
+        await asyncio.gather(sampling, draining)
+    await health.stop()
+
+
+async def _report_draining(stop: asyncio.Event, health: WorkerHealth) -> None:
+    await stop.wait()
+    await health.draining()
 
 
 async def run_worker(settings: Settings) -> None:
@@ -106,9 +143,8 @@ async def run_worker(settings: Settings) -> None:
     )
     async with httpx.AsyncClient(timeout=timeout, limits=http_limits(settings)) as http:
         with httpx.Client(timeout=timeout) as token_http:
-            worker = build_worker(settings, redis, tenants, http, token_http)
-            print(f"WORKER_READY pid={os.getpid()}", flush=True)
-            async with stop_signals() as stop:
-                await worker.run(stop, grace_s=settings.lease_s)
+            metrics = Metrics.create()
+            worker = build_worker(settings, redis, tenants, http, token_http, metrics=metrics)
+            await _serve(settings, redis, tenants, worker, metrics)
     await redis.aclose()
     log.info("worker stopped")

@@ -25,6 +25,7 @@ from core import lifecycle
 from core.clock import Clock
 from core.errors import JobError, Retryable
 from core.job import Job, decode_examples
+from core.metrics import Metrics
 from core.ratelimit import RateLimited
 from core.settings import Settings
 from core.states import JobState
@@ -71,7 +72,9 @@ class Steps:
         clock: Clock,
         *,
         rng: random.Random | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._store = store
         self._provider = provider
         self._auth_for = auth_for
@@ -104,8 +107,12 @@ class Steps:
             await self._fail(lease, job, exc.job_error())
             return None
         except RateLimited as exc:  # Our own budget, not the job's fault: no attempt counted.
+            self._count_retry("rate_limited")
             return exc.retry_after_s
         except (UpstreamError, Retryable) as exc:
+            self._count_retry(
+                "upstream_429" if getattr(exc, "http_status", 0) == 429 else "transient"
+            )
             return await self._retry_later(lease, job, exc.message, exc.retry_after_s)
 
     async def _step(self, lease: Lease, job: Job) -> Outcome:
@@ -221,6 +228,10 @@ class Steps:
             "job %s: attempt %d failed (%s); again in %.1fs", job.name, job.attempts, why, delay_s
         )
         return delay_s
+
+    def _count_retry(self, reason: str) -> None:
+        if self._metrics is not None:
+            self._metrics.upstream_retries.labels(reason).inc()
 
     def _backoff_s(self, attempt: int) -> float:
         """Full jitter: uniform between 0 and the capped exponential."""

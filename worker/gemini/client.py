@@ -7,11 +7,14 @@ Each request waits at most the caller's remaining deadline (worker.deadline).
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import httpx
 
+from core.metrics import Metrics
 from core.ratelimit import Unlimited
 from worker.credentials import TokenSource
 from worker.deadline import remaining_s
@@ -31,8 +34,13 @@ class GeminiClient:
     """Calls on `tunedModels` and their operations; answers are proto3-JSON dicts."""
 
     def __init__(
-        self, http: httpx.AsyncClient, base_url: str, limiter: Limiter | None = None
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        limiter: Limiter | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._http = http
         self._base = base_url.rstrip("/")
         self._limiter: Limiter = limiter or Unlimited()
@@ -117,21 +125,35 @@ class GeminiClient:
         timeout = _timeout(self._http.timeout)
         headers = await auth.headers()
         await self._limiter.acquire()
+        route, started, outcome = _route(method, path), time.perf_counter(), "error"
         try:
             response = await self._http.request(
                 method, self._base + path, headers=headers, timeout=timeout, **kwargs
             )
+            outcome = str(response.status_code)
         except httpx.TimeoutException as exc:
+            outcome = "timeout"
             raise UpstreamRetryable(
                 f"{method} {path} timed out", status="DEADLINE_EXCEEDED"
             ) from exc
         except httpx.TransportError as exc:
+            outcome = "transport_error"
             raise UpstreamRetryable(
                 f"{method} {path} failed: {type(exc).__name__}", status="UNAVAILABLE"
             ) from exc
+        finally:
+            if self._metrics is not None:
+                self._metrics.upstream_requests.labels(route, outcome).inc()
+                self._metrics.upstream_latency.labels(route).observe(time.perf_counter() - started)
         if response.is_error:
             raise error_from_response(response)
         return response.json() if response.content else {}
+
+
+def _route(method: str, path: str) -> str:
+    """`GET /v1beta/tunedModels/*/operations/*`: the request without its ids, for a label."""
+    path = re.sub(r"tunedModels/[^/:]+", "tunedModels/*", path)
+    return f"{method} {re.sub(r'operations/[^/:]+', 'operations/*', path)}"
 
 
 def _page_params(page_size: int, page_token: str) -> dict[str, str]:

@@ -1,0 +1,94 @@
+"""Prometheus metrics of both processes, on a registry each process makes in main().
+
+Names follow Prometheus conventions: counters end in `_total`, durations are seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Every metric the service exports."""
+
+    registry: CollectorRegistry
+    rpcs: Counter
+    rpc_latency: Histogram
+    upstream_requests: Counter
+    upstream_latency: Histogram
+    upstream_retries: Counter
+    token_refreshes: Counter
+    queue_depth: Gauge
+    oldest_queued_age: Gauge
+    schedule_due: Gauge
+    jobs: Gauge
+    status_cache_age: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
+        r = registry or CollectorRegistry()
+        return cls(
+            registry=r,
+            rpcs=Counter("tuning_rpcs", "gRPC calls handled.", ["method", "code"], registry=r),
+            rpc_latency=Histogram(
+                "tuning_rpc_duration_seconds",
+                "gRPC handling time.",
+                ["method"],
+                buckets=LATENCY_BUCKETS_S,
+                registry=r,
+            ),
+            upstream_requests=Counter(
+                "tuning_upstream_requests",
+                "Requests to the upstream tuning API.",
+                ["method", "status"],
+                registry=r,
+            ),
+            upstream_latency=Histogram(
+                "tuning_upstream_request_duration_seconds",
+                "Upstream request time.",
+                ["method"],
+                buckets=LATENCY_BUCKETS_S,
+                registry=r,
+            ),
+            upstream_retries=Counter(
+                "tuning_upstream_retries",
+                "Job steps put off to retry, by reason.",
+                ["reason"],
+                registry=r,
+            ),
+            token_refreshes=Counter(
+                "tuning_token_refreshes",
+                "OAuth token refreshes, by outcome.",
+                ["outcome"],
+                registry=r,
+            ),
+            queue_depth=Gauge(
+                "tuning_queue_depth", "Jobs waiting for admission.", ["tenant"], registry=r
+            ),
+            oldest_queued_age=Gauge(
+                "tuning_oldest_queued_job_age_seconds",
+                "Age of the oldest queued job.",
+                ["tenant"],
+                registry=r,
+            ),
+            schedule_due=Gauge(
+                "tuning_schedule_due", "Admitted jobs whose next visit is due now.", registry=r
+            ),
+            jobs=Gauge("tuning_jobs", "Unfinished jobs by state.", ["tenant", "state"], registry=r),
+            status_cache_age=Gauge(
+                "tuning_status_cache_age_seconds",
+                "Oldest status fetched from upstream among running jobs.",
+                ["tenant"],
+                registry=r,
+            ),
+        )
+
+    def serve(self, listen: str) -> None:
+        """Serve /metrics over HTTP on `host:port` (a thread of prometheus_client's)."""
+        host, _, port = listen.rpartition(":")
+        start_http_server(int(port), addr=host.strip("[]") or "0.0.0.0", registry=self.registry)

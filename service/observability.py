@@ -1,0 +1,74 @@
+"""Per-RPC observability: a request id in every log line, and RPC counts and latency.
+
+The request id comes from the caller's `x-request-id` metadata, or is made here, and
+is sent back in the initial metadata so a caller can quote it.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import grpc
+
+from core import logs
+from core.metrics import Metrics
+
+if TYPE_CHECKING:
+    Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
+
+REQUEST_ID_KEY = "x-request-id"
+
+
+class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
+    """Outermost interceptor: sees every RPC, including the refused ones."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(details)
+        if handler is None or handler.response_streaming:
+            return handler  # reflection's streaming calls are not counted
+        request_id = _request_id(details.invocation_metadata or ())
+        return _observed(handler, str(details.method), request_id, self._metrics)
+
+
+def _request_id(metadata: Any) -> str:
+    for key, value in metadata:
+        if key == REQUEST_ID_KEY and isinstance(value, str) and 0 < len(value) <= 128:
+            return value
+    return uuid.uuid4().hex
+
+
+def _observed(handler: Handler, method: str, request_id: str, metrics: Metrics) -> Handler:
+    streaming = handler.request_streaming
+    behavior: Any = handler.stream_unary if streaming else handler.unary_unary
+
+    async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        reset = logs.request_id.set(request_id)
+        started = time.perf_counter()
+        await context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
+        try:
+            return await behavior(request, context)
+        finally:
+            code = context.code() or grpc.StatusCode.OK
+            name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+            metrics.rpcs.labels(method, name).inc()
+            metrics.rpc_latency.labels(method).observe(time.perf_counter() - started)
+            logs.request_id.reset(reset)
+
+    kind = (
+        grpc.stream_unary_rpc_method_handler if streaming else grpc.unary_unary_rpc_method_handler
+    )
+    return kind(
+        observed,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )

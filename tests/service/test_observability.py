@@ -1,0 +1,136 @@
+"""What operators see: JSON logs without secrets, RPC metrics, request ids, /metrics, drain."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from prometheus_client import generate_latest
+
+from core import logs
+from core.metrics import Metrics
+from core.settings import to_env
+from devstack.processes import start_module
+from devstack.redis_server import free_port
+from tests.harness import System
+from tuning.v1 import tuning_service_pb2, tuning_service_pb2_grpc
+
+
+def sample(metrics: Metrics, name: str, **labels: str) -> float:
+    value = metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+def test_log_lines_are_json_with_context_and_secrets_redacted() -> None:
+    record = logging.LogRecord(
+        "worker",
+        logging.INFO,
+        __file__,
+        1,
+        "refreshing with refresh_token=1//0gSecretSecretSecret and Bearer ya29.abc.def",
+        None,
+        None,
+    )
+    tokens = [logs.request_id.set("req-1"), logs.tenant.set("team-a"), logs.job.set("tuningJobs/j")]
+    try:
+        line = json.loads(logs.JsonFormatter().format(record))
+    finally:
+        for var, token in zip((logs.request_id, logs.tenant, logs.job), tokens, strict=True):
+            var.reset(token)
+    assert line["request_id"] == "req-1" and line["tenant"] == "team-a"
+    assert line["job"] == "tuningJobs/j" and line["level"] == "INFO"
+    assert "Secret" not in line["msg"] and "ya29" not in line["msg"]
+    assert line["msg"].count("[REDACTED]") == 2
+
+
+async def test_rpcs_are_counted_by_method_and_code_with_a_request_id(api_only: System) -> None:
+    job = await api_only.create()
+    call = api_only.stub.GetTuningJob(
+        tuning_service_pb2.GetTuningJobRequest(name=job.name),
+        metadata=(*api_only.auth(), ("x-request-id", "trace-42")),
+    )
+    await call
+    assert ("x-request-id", "trace-42") in list(await call.initial_metadata())
+    with pytest.raises(grpc.aio.AioRpcError):
+        await api_only.get("tuningJobs/nope")
+    with pytest.raises(grpc.aio.AioRpcError):
+        await api_only.stub.ListTuningJobs(tuning_service_pb2.ListTuningJobsRequest())
+    m, prefix = api_only.api_metrics, "/tuning.v1.TuningService/"
+    assert sample(m, "tuning_rpcs_total", method=prefix + "CreateTuningJob", code="OK") == 1
+    assert sample(m, "tuning_rpcs_total", method=prefix + "GetTuningJob", code="NOT_FOUND") == 1
+    assert (
+        sample(m, "tuning_rpcs_total", method=prefix + "ListTuningJobs", code="UNAUTHENTICATED")
+        == 1
+    )
+    assert sample(m, "tuning_rpc_duration_seconds_count", method=prefix + "GetTuningJob") == 2
+
+
+async def test_the_worker_exports_upstream_requests_refreshes_and_queue_gauges(
+    system: System,
+) -> None:
+    job = await system.create()
+    await system.finish_training(job.name)
+    m = system.worker_metrics
+    created = sample(
+        m, "tuning_upstream_requests_total", method="POST /v1beta/tunedModels", status="200"
+    )
+    assert created == 1
+    assert sample(m, "tuning_token_refreshes_total", outcome="ok") >= 1
+    text = generate_latest(m.registry).decode()
+    assert "tuning_upstream_request_duration_seconds_bucket" in text
+
+
+async def test_metrics_are_served_over_http() -> None:
+    metrics = Metrics.create()
+    port = free_port()
+    metrics.serve(f"127.0.0.1:{port}")
+    metrics.rpcs.labels("/x", "OK").inc()
+    async with httpx.AsyncClient() as http:
+        body = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    assert 'tuning_rpcs_total{code="OK",method="/x"} 1.0' in body
+
+
+async def test_sigterm_drains_in_flight_rpcs_then_exits_zero(
+    api_only: System, tmp_path: Path
+) -> None:
+    env = to_env(api_only.settings) | {
+        "TUNING_GRPC_LISTEN": "127.0.0.1:0",
+        "TUNING_GRPC_GRACE_S": "10",
+    }
+    child = await start_module("service", "service", [], env, tmp_path)
+    try:
+        port = (await child.wait_ready("API_READY")).split("port=")[1]
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub: Any = tuning_service_pb2_grpc.TuningServiceStub(channel)
+            upload = stub.UploadDataset(metadata=api_only.auth())
+            await upload.write(_dataset_header())
+            child.process.send_signal(signal.SIGTERM)  # mid-upload
+            await asyncio.sleep(0.5)
+            await upload.write(tuning_service_pb2.UploadDatasetRequest(chunk=_rows(25)))
+            await upload.done_writing()
+            dataset = await upload  # the in-flight call finishes
+            assert dataset.stats.example_count == 25
+        assert await child.process.wait() == 0
+    finally:
+        await child.stop()
+
+
+def _dataset_header() -> tuning_service_pb2.UploadDatasetRequest:
+    from tuning.v1 import dataset_pb2
+
+    return tuning_service_pb2.UploadDatasetRequest(
+        dataset=dataset_pb2.Dataset(format=dataset_pb2.Dataset.JSONL)
+    )
+
+
+def _rows(count: int) -> bytes:
+    return "".join(
+        json.dumps({"text_input": str(n), "output": "x"}) + "\n" for n in range(count)
+    ).encode()

@@ -1,0 +1,42 @@
+"""The worker's gRPC health endpoint and its sampled gauges."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from core.keys import Keys
+from core.redis_client import Redis
+from tests.harness import System
+from worker.health import WorkerHealth
+from worker.observer import Observer
+
+
+async def test_health_is_serving_until_the_worker_drains(redis: Redis) -> None:
+    health = WorkerHealth(redis, "127.0.0.1:0")
+    await health.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{health.port}") as channel:
+            stub: Any = health_pb2_grpc.HealthStub(channel)
+            request = health_pb2.HealthCheckRequest()
+            assert (await stub.Check(request)).status == health_pb2.HealthCheckResponse.SERVING
+            await health.draining()
+            assert (await stub.Check(request)).status == health_pb2.HealthCheckResponse.NOT_SERVING
+    finally:
+        await health.stop()
+
+
+async def test_queue_gauges_follow_the_queues(api_only: System) -> None:
+    for _ in range(3):
+        await api_only.create()
+    keys = Keys(api_only.settings.redis_key_prefix)
+    m = api_only.worker_metrics
+    observer = Observer(api_only.redis, keys, api_only.store, m, lambda: ["team-a"], time.time)
+    await observer.sample()
+    assert m.registry.get_sample_value("tuning_queue_depth", {"tenant": "team-a"}) == 3
+    assert m.registry.get_sample_value("tuning_jobs", {"tenant": "team-a", "state": "QUEUED"}) == 3
+    age = m.registry.get_sample_value("tuning_oldest_queued_job_age_seconds", {"tenant": "team-a"})
+    assert age is not None and age >= 0

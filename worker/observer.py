@@ -1,0 +1,69 @@
+"""Gauges read from Redis every few seconds: queues, due visits, jobs by state, cache age."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from core.clock import Clock
+from core.errors import TuningError
+from core.keys import Keys
+from core.metrics import Metrics
+from core.redis_client import Redis, translated_errors
+from core.states import JobState
+from core.store import JobStore
+
+log = logging.getLogger(__name__)
+
+
+class Observer:
+    """Samples what the metrics endpoint cannot compute on its own."""
+
+    def __init__(  # noqa: PLR0917 (collaborators)
+        self,
+        redis: Redis,
+        keys: Keys,
+        store: JobStore,
+        metrics: Metrics,
+        tenants: Callable[[], Iterable[str]],
+        clock: Clock,
+    ) -> None:
+        self._redis, self._keys, self._store = redis, keys, store
+        self._metrics, self._tenants, self._clock = metrics, tenants, clock
+
+    async def run(self, stop: asyncio.Event, interval_s: float) -> None:
+        while not stop.is_set():
+            try:
+                await self.sample()
+            except TuningError as exc:
+                log.warning("metrics sample failed: %s", exc.message)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval_s)
+
+    async def sample(self) -> None:
+        now = self._clock()
+        with translated_errors():
+            due: Any = await self._redis.zcount(self._keys.schedule(), "-inf", int(now * 1000))
+        self._metrics.schedule_due.set(int(due))
+        for tenant in self._tenants():
+            await self._sample_tenant(tenant, now)
+
+    async def _sample_tenant(self, tenant: str, now: float) -> None:
+        queued = await self._store.queued_ids(tenant)
+        self._metrics.queue_depth.labels(tenant).set(len(queued))
+        oldest = await self._store.get(tenant, queued[0]) if queued else None
+        self._metrics.oldest_queued_age.labels(tenant).set(
+            0 if oldest is None else max(0.0, now - oldest.create_time)
+        )
+        jobs = [await self._store.get(tenant, j) for j in await self._store.active_ids(tenant)]
+        states = Counter(j.state for j in jobs if j is not None)
+        for state in JobState:
+            if not state.terminal:
+                self._metrics.jobs.labels(tenant, state.value).set(states.get(state, 0))
+        fetched = [j.status_fetch_time for j in jobs if j and j.state == JobState.RUNNING]
+        ages = [now - t for t in fetched if t is not None]
+        self._metrics.status_cache_age.labels(tenant).set(max(ages, default=0.0))
