@@ -21,3 +21,18 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+
+# buf (protobuf lint and breaking-change checks, tests/test_protos_buf.py) from npm into
+# .tools/. Without npm the setup goes on, and that test fails saying why.
+buf_version=1.75.0
+if [ "$(.tools/node_modules/.bin/buf --version 2>/dev/null || true)" != "$buf_version" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "installing buf $buf_version into .tools ..." >&2
+    # --ignore-scripts: the package's postinstall only swaps its node launcher for the binary.
+    npm install --prefix .tools --no-save --no-audit --no-fund --ignore-scripts \
+      --loglevel=error "@bufbuild/buf@$buf_version" >&2 \
+      || echo "warning: npm could not install buf; tests/test_protos_buf.py will fail" >&2
+  else
+    echo "warning: npm not found, buf not installed; tests/test_protos_buf.py will fail" >&2
+  fi
+fi
