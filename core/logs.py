@@ -37,6 +37,23 @@ def redact(text: str) -> str:
     return text
 
 
+_CONTEXT = (("request_id", request_id), ("tenant", tenant), ("job", job))
+
+
+class ContextFilter(logging.Filter):
+    """Stamps the context variables onto each record as it is emitted.
+
+    Handlers filter in the emitting task, so the record keeps the request, tenant and
+    job it was logged under even if it is formatted later, elsewhere.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, var in _CONTEXT:
+            if not hasattr(record, name):
+                setattr(record, name, var.get())
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record, with the context variables above when they are set."""
 
@@ -48,9 +65,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": redact(record.getMessage()),
         }
-        for name, var in (("request_id", request_id), ("tenant", tenant), ("job", job)):
-            if var.get():
-                entry[name] = var.get()
+        for name, var in _CONTEXT:
+            value = getattr(record, name, None) or var.get()
+            if value:
+                entry[name] = value
         if record.exc_info:
             entry["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False)
@@ -60,6 +78,7 @@ def configure(level: str) -> None:
     """Send the root logger's records to stderr as JSON lines."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -14,8 +14,10 @@ import contextlib
 import logging
 import time
 
+from core import logs
 from core.admission import Admission
 from core.errors import LeaseLost, TuningError
+from core.job import JOB_NAME_PREFIX
 from core.schedule import Schedule
 from core.settings import Settings
 from core.store import JobStore, Lease, LeaseHeld
@@ -117,6 +119,9 @@ class Worker:
 
     async def visit(self, tenant: str, job_id: str) -> None:
         """Take the job's lease, advance it, reschedule it, give the lease back."""
+        # Each visit is a task of its own: these label every log line about this job.
+        logs.tenant.set(tenant)
+        logs.job.set(JOB_NAME_PREFIX + job_id)
         try:
             acquired = await self._store.acquire(tenant, job_id, self._settings.lease_s)
         except LeaseHeld:

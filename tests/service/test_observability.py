@@ -111,6 +111,7 @@ async def test_sigterm_drains_in_flight_rpcs_then_exits_zero(
             stub: Any = tuning_service_pb2_grpc.TuningServiceStub(channel)
             upload = stub.UploadDataset(metadata=api_only.auth())
             await upload.write(_dataset_header())
+            await upload.initial_metadata()  # sent as the handler starts: the call is in flight
             child.process.send_signal(signal.SIGTERM)  # mid-upload
             await asyncio.sleep(0.5)
             await upload.write(tuning_service_pb2.UploadDatasetRequest(chunk=_rows(25)))

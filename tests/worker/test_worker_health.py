@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from typing import Any
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from core import logs
 from core.keys import Keys
 from core.redis_client import Redis
-from tests.harness import System
+from tests.harness import State, System
 from worker.health import WorkerHealth
 from worker.observer import Observer
 
@@ -40,3 +44,19 @@ async def test_queue_gauges_follow_the_queues(api_only: System) -> None:
     assert m.registry.get_sample_value("tuning_jobs", {"tenant": "team-a", "state": "QUEUED"}) == 3
     age = m.registry.get_sample_value("tuning_oldest_queued_job_age_seconds", {"tenant": "team-a"})
     assert age is not None and age >= 0
+
+
+async def test_worker_log_lines_name_the_tenant_and_the_job(
+    system: System, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    caplog.handler.setFormatter(logs.JsonFormatter())
+    caplog.handler.addFilter(logs.ContextFilter())
+    job = await system.create()
+    await system.wait_for(job.name, {State.RUNNING})
+    lines = [
+        json.loads(caplog.handler.format(r)) for r in caplog.records if r.name.startswith("worker")
+    ]
+    about_job = [line for line in lines if "submitted" in line["msg"]]
+    assert about_job, "the worker logged the submission"
+    assert all(line["tenant"] == "team-a" and line["job"] == job.name for line in about_job)
