@@ -36,6 +36,7 @@ from service.tls import server_credentials
 log = logging.getLogger(__name__)
 
 HEALTH_CHECK_INTERVAL_S = 2.0
+LIVENESS = "liveness"
 TOKEN_TIMEOUT_S = 30.0
 
 
@@ -66,6 +67,9 @@ class ApiServer:
         self._watcher: asyncio.Task[None] | None = None
 
     async def start_watching(self) -> None:
+        # `liveness` says only that the process works: a Redis outage must not make
+        # Kubernetes restart every replica (readiness, on the other names, follows Redis).
+        await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
         await self.set_serving(await self._redis_answers())
         self._watcher = asyncio.create_task(self._watch_redis())
 

@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from core.redis_client import Redis
 
 CHECK_INTERVAL_S = 2.0
+LIVENESS = "liveness"
 
 
 class WorkerHealth:
@@ -31,6 +32,8 @@ class WorkerHealth:
 
     async def start(self) -> None:
         await self._server.start()
+        # `liveness` is the process itself; "" also needs Redis (see service.server).
+        await self._health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
         self._watcher = asyncio.create_task(self._watch())
 
     async def _watch(self) -> None:

@@ -148,6 +148,8 @@ async def test_06_a_lost_redis_fails_fast_and_the_service_recovers_by_itself(
 
             server.crash()
             await s.eventually(lambda: health_is(health_pb2.HealthCheckResponse.NOT_SERVING))
+            alive = await health.Check(health_pb2.HealthCheckRequest(service="liveness"))
+            assert alive.status == health_pb2.HealthCheckResponse.SERVING  # no restart wanted
             started = time.monotonic()
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await s.list_jobs()
