@@ -9,6 +9,7 @@ stops everything with SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import statistics
 import tempfile
@@ -21,7 +22,7 @@ from pathlib import Path
 import grpc
 
 from devstack.processes import Child, start_module
-from devstack.redis_server import RedisServer
+from devstack.redis_server import RedisServer, free_port
 from devstack.tenants import LocalTenant, write_tenant_files
 from tuning.v1 import tuning_job_pb2, tuning_service_pb2, tuning_service_pb2_grpc
 
@@ -48,6 +49,7 @@ class Stack:
     redis_url: str
     tenant: LocalTenant
     log_dir: Path
+    metrics_urls: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def load_examples(path: Path = SAMPLE_DATASET) -> list[tuning_job_pb2.TrainingExample]:
@@ -74,13 +76,34 @@ async def local_stack(options: DemoOptions, work_dir: Path) -> AsyncIterator[Sta
             "TUNING_GRPC_LISTEN": "127.0.0.1:0",
             "TUNING_POLL_MIN_S": "0.5",
             "TUNING_POLL_MAX_S": "1.0",
-            "TUNING_METRICS_LISTEN": "127.0.0.1:0",
             "TUNING_WORKER_HEALTH_LISTEN": "127.0.0.1:0",
         }
-        api = await _start(stack, work_dir, "service", [], env, "API_READY")
-        await _start(stack, work_dir, "worker", [], env, "WORKER_READY")
+        metrics = {name: f"127.0.0.1:{free_port()}" for name in ("service", "worker")}
+        api = await _start(
+            stack,
+            work_dir,
+            "service",
+            [],
+            env | {"TUNING_METRICS_LISTEN": metrics["service"]},
+            "API_READY",
+        )
+        await _start(
+            stack,
+            work_dir,
+            "worker",
+            [],
+            env | {"TUNING_METRICS_LISTEN": metrics["worker"]},
+            "WORKER_READY",
+        )
         port = api.ready_line.split("port=")[1]
-        yield Stack(f"127.0.0.1:{port}", emulator_url, redis.url, tenant, work_dir)
+        yield Stack(
+            f"127.0.0.1:{port}",
+            emulator_url,
+            redis.url,
+            tenant,
+            work_dir,
+            metrics_urls={n: f"http://{a}/metrics" for n, a in metrics.items()},
+        )
 
 
 async def _start(  # noqa: PLR0917 (one call shape, four call sites)
@@ -191,6 +214,8 @@ async def _serve_until_interrupted(stack: Stack) -> None:
         f"  grpcurl -plaintext -H 'authorization: Bearer {stack.tenant.token}' "
         f"{stack.api_target} tuning.v1.TuningService/ListTuningJobs"
     )
+    for name, url in stack.metrics_urls.items():
+        print(f"  metrics of the {name}: curl {url}")
     print("Press Ctrl-C to stop.")
     from core.signals import stop_signals
 
