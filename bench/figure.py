@@ -1,0 +1,71 @@
+"""A measured figure, its baseline, the ratio and whether it meets its goal."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    unit: str
+    ours: float
+    baseline: float
+    goal: str
+    """e.g. `ratio >= 0.85`"""
+    passed: bool
+    details: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        return self.ours / self.baseline if self.baseline else float("inf")
+
+
+def figure(  # noqa: PLR0917 (a figure is these six things)
+    name: str,
+    unit: str,
+    ours: float,
+    baseline: float,
+    goal: str,
+    meets: Callable[[float], bool],
+    **details: float,
+) -> Figure:
+    """Build a figure; `meets` decides pass or fail from the ratio ours / baseline."""
+    ratio = ours / baseline if baseline else float("inf")
+    return Figure(name, unit, ours, baseline, goal, meets(ratio), dict(details))
+
+
+def table(figures: list[Figure]) -> str:
+    rows = [
+        f"| {'figure':<28} | {'ours':>12} | {'baseline':>12} | {'ratio':>7} "
+        f"| {'goal':<16} | pass |",
+        f"|{'-' * 30}|{'-' * 14}|{'-' * 14}|{'-' * 9}|{'-' * 18}|------|",
+    ]
+    for f in figures:
+        rows.append(
+            f"| {f.name:<28} | {f.ours:>12.4g} | {f.baseline:>12.4g} | {f.ratio:>7.3f} | "
+            f"{f.goal:<16} | {'yes' if f.passed else 'NO':<4} |"
+        )
+    return "\n".join(rows)
+
+
+def write_json(figures: list[Figure], path: Path | None = None) -> Path:
+    path = path or RESULTS / "latest.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "figures": [dataclasses.asdict(f) | {"ratio": f.ratio} for f in figures],
+    }
+    path.write_text(json.dumps(payload, indent=2))
+    return path

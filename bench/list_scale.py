@@ -1,0 +1,72 @@
+"""A page of 50 from a tenant with 100,000 jobs, against the same page from one with 1,000.
+
+Paging walks a per-tenant index from a cursor, so the big tenant's page should cost
+about what the small tenant's does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from typing import Any
+
+import grpc
+
+from bench.figure import Figure, figure, table
+from bench.stack import bench_stack
+from core.job import Job, encode_examples
+from core.keys import Keys
+from core.redis_client import connect
+from core.store import JobStore
+from tuning.v1 import tuning_service_pb2
+
+BIG, SMALL = "bench-team", "small-team"
+
+
+async def fill(store: JobStore, tenant: str, count: int) -> None:
+    content = encode_examples([])
+    for start in range(0, count, 100):
+        await asyncio.gather(
+            *(
+                store.create(Job(id=f"j{n:07d}", tenant=tenant, base_model="m"), content)
+                for n in range(start, min(count, start + 100))
+            )
+        )
+
+
+async def page_p50(channel: grpc.aio.Channel, metadata: Any, samples: int) -> float:
+    call: Any = channel.unary_unary(
+        "/tuning.v1.TuningService/ListTuningJobs",
+        request_serializer=None,
+        response_deserializer=None,
+    )
+    request = tuning_service_pb2.ListTuningJobsRequest(page_size=50).SerializeToString()
+    times = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        await call(request, metadata=metadata)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+async def measure(big: int = 100_000, small: int = 1_000, samples: int = 300) -> list[Figure]:
+    async with bench_stack(extra_tenants=[SMALL]) as stack:
+        redis = connect(stack.settings.redis_url, timeout_s=30.0)
+        store = JobStore(redis, Keys(stack.settings.redis_key_prefix))
+        await fill(store, BIG, big)
+        await fill(store, SMALL, small)
+        await redis.aclose()
+        async with grpc.aio.insecure_channel(stack.api_target) as channel:
+            await page_p50(channel, stack.metadata, 30)  # warm up
+            ours = await page_p50(channel, stack.metadata, samples)
+            base = await page_p50(channel, stack.metadata_of(SMALL), samples)
+    return [
+        figure(
+            f"list page p50 ({big} vs {small})", "s", ours, base, "ratio <= 1.3", lambda r: r <= 1.3
+        )
+    ]
+
+
+if __name__ == "__main__":
+    print(table(asyncio.run(measure())))

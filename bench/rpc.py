@@ -1,0 +1,164 @@
+"""Status read and create throughput, each against a bare gRPC echo of the same size.
+
+Client, servers and Redis share the machine's cores; the baseline shares them too, in
+the same run, with the same client code, concurrency and metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import grpc
+
+from bench.figure import Figure, figure, table
+from bench.load import LoadResult, run_load
+from bench.stack import BenchStack, bench_stack, start
+from tuning.v1 import tuning_job_pb2, tuning_service_pb2
+
+CONCURRENCY = 32
+ROUNDS = 3
+
+
+def raw(channel: grpc.aio.Channel, method: str) -> Any:
+    """A call sending and returning bytes as they are."""
+    return channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+
+
+def job_request(examples: int = 20) -> tuning_service_pb2.CreateTuningJobRequest:
+    rows = [
+        tuning_job_pb2.TrainingExample(text_input=f"{n}", output=f"{n + 1}")
+        for n in range(examples)
+    ]
+    return tuning_service_pb2.CreateTuningJobRequest(
+        tuning_job=tuning_job_pb2.TuningJob(
+            base_model="models/gemini-1.5-flash-001-tuning", training_examples=rows
+        )
+    )
+
+
+@asynccontextmanager
+async def echo_channel(stack: BenchStack, response_bytes: int) -> AsyncIterator[grpc.aio.Channel]:
+    async with AsyncExitStack() as exits:
+        echo = await start(
+            exits,
+            stack.work_dir,
+            "bench.echo",
+            "ECHO_READY",
+            {},
+            ["--response-bytes", str(response_bytes)],
+        )
+        port = echo.ready_line.split("port=")[1]
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield channel
+
+
+async def load_on(
+    channel: grpc.aio.Channel, method: str, request: bytes, stack: BenchStack, requests: int
+) -> LoadResult:
+    call: Any = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+    return await run_load(
+        lambda: call(request, metadata=stack.metadata),
+        concurrency=CONCURRENCY,
+        requests=requests,
+        warmup=requests // 10,
+    )
+
+
+async def alternating(
+    ours: Callable[[], Awaitable[LoadResult]],
+    baseline: Callable[[], Awaitable[LoadResult]],
+    rounds: int = ROUNDS,
+) -> tuple[LoadResult, LoadResult]:
+    """Measure ours and the baseline in turns; the median round of each.
+
+    The machine is shared: a burst of someone else's work during one measurement would
+    skew a single pair. Alternating spreads such bursts over both sides.
+    """
+    mine, theirs = [], []
+    for _ in range(rounds):
+        mine.append(await ours())
+        theirs.append(await baseline())
+    return _median(mine), _median(theirs)
+
+
+def _median(results: list[LoadResult]) -> LoadResult:
+    return sorted(results, key=lambda r: r.throughput)[len(results) // 2]
+
+
+async def status_read(requests: int = 8_000) -> list[Figure]:
+    """GetTuningJob on a job whose status is cached, against the echo."""
+    async with bench_stack(workers=1) as stack, grpc.aio.insecure_channel(stack.api_target) as ch:
+        create: Any = ch.unary_unary(
+            "/tuning.v1.TuningService/CreateTuningJob",
+            request_serializer=None,
+            response_deserializer=tuning_job_pb2.TuningJob.FromString,
+        )
+        job = await create(job_request().SerializeToString(), metadata=stack.metadata)
+        await asyncio.sleep(3)  # the worker submits it; a few snapshots arrive
+        get = tuning_service_pb2.GetTuningJobRequest(name=job.name).SerializeToString()
+        size = len(
+            await raw(ch, "/tuning.v1.TuningService/GetTuningJob")(get, metadata=stack.metadata)
+        )
+        async with echo_channel(stack, size) as echo:
+            ours, base = await alternating(
+                lambda: load_on(ch, "/tuning.v1.TuningService/GetTuningJob", get, stack, requests),
+                lambda: load_on(echo, "/bench.Echo/Echo", get, stack, requests),
+            )
+    return [
+        figure(
+            "status read throughput",
+            "req/s",
+            ours.throughput,
+            base.throughput,
+            "ratio >= 0.85",
+            lambda r: r >= 0.85,
+            response_bytes=size,
+        ),
+        figure(
+            "status read p99 latency",
+            "s",
+            ours.p99_s,
+            base.p99_s,
+            "ratio <= 1.5",
+            lambda r: r <= 1.5,
+        ),
+    ]
+
+
+async def create(requests: int = 3_000) -> list[Figure]:
+    """CreateTuningJob (authenticated, validated, stored, queued), against the echo."""
+    async with bench_stack() as stack, grpc.aio.insecure_channel(stack.api_target) as ch:
+        request = job_request().SerializeToString()
+        method = "/tuning.v1.TuningService/CreateTuningJob"
+        size = len(await raw(ch, method)(request, metadata=stack.metadata))
+        async with echo_channel(stack, size) as echo:
+            ours, base = await alternating(
+                lambda: load_on(ch, method, request, stack, requests),
+                lambda: load_on(echo, "/bench.Echo/Echo", request, stack, requests),
+            )
+    return [
+        figure(
+            "create throughput",
+            "req/s",
+            ours.throughput,
+            base.throughput,
+            "ratio >= 0.5",
+            lambda r: r >= 0.5,
+            request_bytes=len(request),
+        ),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("figure", choices=["status_read", "create"])
+    chosen = {"status_read": status_read, "create": create}[parser.parse_args().figure]
+    print(table(asyncio.run(chosen())))
+
+
+if __name__ == "__main__":
+    main()
