@@ -25,6 +25,7 @@ from core import logs
 from core.errors import PermissionDenied, TuningError, Unauthenticated
 from core.tenants import Role, Tenant, TenantDirectory
 from service.errors import to_status
+from service.handlers import behavior_of, rewrapped
 from service.tls import peer_common_name
 
 _tenant: ContextVar[str] = ContextVar("tenant")
@@ -125,8 +126,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
 
 def _admitted(handler: Handler, admit: Callable[[Context], Tenant]) -> Handler:
-    streaming = handler.request_streaming
-    behavior: Any = handler.stream_unary if streaming else handler.unary_unary
+    behavior: Any = behavior_of(handler)
 
     async def authenticated(request: Any, context: Context) -> Any:
         try:
@@ -142,11 +142,4 @@ def _admitted(handler: Handler, admit: Callable[[Context], Tenant]) -> Handler:
             logs.tenant.reset(log_reset)
             _tenant.reset(reset)
 
-    kind = (
-        grpc.stream_unary_rpc_method_handler if streaming else grpc.unary_unary_rpc_method_handler
-    )
-    return kind(
-        authenticated,
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
+    return rewrapped(handler, authenticated)

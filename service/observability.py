@@ -15,6 +15,7 @@ import grpc
 
 from core import logs
 from core.metrics import Metrics
+from service.handlers import behavior_of, rewrapped
 
 if TYPE_CHECKING:
     Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
@@ -48,8 +49,7 @@ def _request_id(metadata: Any) -> str:
 
 
 def _observed(handler: Handler, method: str, request_id: str, metrics: Metrics) -> Handler:
-    streaming = handler.request_streaming
-    behavior: Any = handler.stream_unary if streaming else handler.unary_unary
+    behavior: Any = behavior_of(handler)
 
     async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         reset = logs.request_id.set(request_id)
@@ -64,11 +64,4 @@ def _observed(handler: Handler, method: str, request_id: str, metrics: Metrics) 
             metrics.rpc_latency.labels(method).observe(time.perf_counter() - started)
             logs.request_id.reset(reset)
 
-    kind = (
-        grpc.stream_unary_rpc_method_handler if streaming else grpc.unary_unary_rpc_method_handler
-    )
-    return kind(
-        observed,
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
+    return rewrapped(handler, observed)
