@@ -1,7 +1,8 @@
 """Per-RPC observability: a request id in every log line, and RPC counts and latency.
 
 The request id comes from the caller's `x-request-id` metadata, or is made here, and
-is sent back in the initial metadata so a caller can quote it.
+is sent back (in the trailing metadata; for uploads, at once in the initial metadata) so
+a caller can quote it.
 """
 
 from __future__ import annotations
@@ -50,11 +51,17 @@ def _request_id(metadata: Any) -> str:
 
 def _observed(handler: Handler, method: str, request_id: str, metrics: Metrics) -> Handler:
     behavior: Any = behavior_of(handler)
+    streaming = handler.request_streaming
 
     async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         reset = logs.request_id.set(request_id)
         started = time.perf_counter()
-        await context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
+        if streaming:
+            # A long upload learns its request id at once (and so can a test, that the
+            # call is in flight); unary calls get it in the trailers, at no extra cost.
+            await context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
+        else:
+            context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
         try:
             return await behavior(request, context)
         finally:

@@ -57,7 +57,7 @@ async def test_rpcs_are_counted_by_method_and_code_with_a_request_id(api_only: S
         metadata=(*api_only.auth(), ("x-request-id", "trace-42")),
     )
     await call
-    assert ("x-request-id", "trace-42") in list(await call.initial_metadata())
+    assert ("x-request-id", "trace-42") in list(await call.trailing_metadata())
     with pytest.raises(grpc.aio.AioRpcError):
         await api_only.get("tuningJobs/nope")
     with pytest.raises(grpc.aio.AioRpcError):
