@@ -42,7 +42,7 @@ async def refuse_evicting_redis(redis: Redis) -> None:
     except redis_errors.ResponseError as exc:
         log.warning("cannot read maxmemory-policy (%s); make sure it is noeviction", exc)
         return
-    policy = _text(reply.get("maxmemory-policy") or reply.get(b"maxmemory-policy") or b"")
+    policy = text(reply.get("maxmemory-policy") or reply.get(b"maxmemory-policy") or b"")
     if policy and policy != EVICTION_FREE:
         raise SystemExit(
             f"Redis maxmemory-policy is {policy!r}: it may evict jobs. "
@@ -50,8 +50,11 @@ async def refuse_evicting_redis(redis: Redis) -> None:
         )
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+def text(value: Any) -> str:
+    """A Redis reply as str: bytes decoded, None as ""."""
+    if isinstance(value, bytes):
+        return value.decode()
+    return "" if value is None else str(value)
 
 
 @contextmanager

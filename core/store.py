@@ -18,7 +18,7 @@ from core.errors import AlreadyExists, Conflict, LeaseLost
 from core.job import Job
 from core.keys import Keys
 from core.lua import ACQUIRE, CREATE, RELEASE, REMOVE, RENEW, SAVE
-from core.redis_client import Redis, translated_errors
+from core.redis_client import Redis, text, translated_errors
 
 MAX_CAS_ATTEMPTS = 20
 
@@ -72,7 +72,7 @@ class JobStore:
             reply = await self._create(keys=keys, args=args)
         if reply[0] == 1:
             return job, True
-        if _text(reply[1]) != job.request_hash:
+        if text(reply[1]) != job.request_hash:
             raise AlreadyExists(
                 "request_id was already used for a different job; "
                 "use a new request_id for a new job",
@@ -114,7 +114,7 @@ class JobStore:
             )
             async with self._redis.pipeline(transaction=False) as pipe:
                 for job_id, _ in ids:
-                    pipe.hget(self._keys.job(tenant, _text(job_id)), "doc")
+                    pipe.hget(self._keys.job(tenant, text(job_id)), "doc")
                 docs = await pipe.execute()
         return [
             (int(seq), None if doc is None else Job.from_json(doc))
@@ -208,13 +208,13 @@ class JobStore:
         """Ids of the tenant's jobs waiting for admission, oldest first."""
         with translated_errors():
             members: list[Any] = await self._redis.zrange(self._keys.tenant_queue(tenant), 0, -1)
-        return [_text(m) for m in members]
+        return [text(m) for m in members]
 
     async def active_ids(self, tenant: str) -> list[str]:
         """Ids of the tenant's jobs that still need a worker."""
         with translated_errors():
             members = await self._redis.smembers(self._keys.tenant_active(tenant))
-        return sorted(_text(m) for m in members)
+        return sorted(text(m) for m in members)
 
     async def examples(self, tenant: str, job_id: str) -> bytes | None:
         with translated_errors():
@@ -251,9 +251,3 @@ def _saved(reply: int, new: Job) -> Versioned:
     if reply == -3:
         raise Conflict(f"job {new.id} changed since it was read")
     return Versioned(new, int(reply))
-
-
-def _text(value: bytes | str | None) -> str:
-    if isinstance(value, bytes):
-        return value.decode()
-    return value or ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from core.admission import QuotasFor
 from core.errors import ResourceExhausted
 from core.keys import Keys
+from core.quotas import TenantQuotas
 from core.ratelimit import RateLimited, RedisTokenBucket
 from core.redis_client import Redis
 
@@ -16,6 +17,9 @@ class CreateQuota:
         self._redis = redis
         self._keys = keys
         self._quotas_for = quotas_for
+        # One bucket per tenant and quota: building one registers its script, which the
+        # hot path need not repeat; a changed quota (tenants file) makes a new one.
+        self._buckets: dict[tuple[str, TenantQuotas], RedisTokenBucket] = {}
 
     async def take(self, tenant: str) -> None:
         """Spend one create; RESOURCE_EXHAUSTED with RetryInfo and QuotaFailure if none is left."""
@@ -33,6 +37,13 @@ class CreateQuota:
 
     def _bucket(self, tenant: str) -> RedisTokenBucket:
         quotas = self._quotas_for(tenant)
+        bucket = self._buckets.get((tenant, quotas))
+        if bucket is None:
+            bucket = self._new_bucket(tenant, quotas)
+            self._buckets[(tenant, quotas)] = bucket
+        return bucket
+
+    def _new_bucket(self, tenant: str, quotas: TenantQuotas) -> RedisTokenBucket:
         return RedisTokenBucket(
             self._redis,
             self._keys,

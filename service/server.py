@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 
 import grpc
 import httpx
 from grpc_health.v1 import _async as health_aio
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from core.admission import Admission, QuotasFor
 from core.clock import Clock, system_clock
 from core.crypto import watch_keys
 from core.dataset_store import DatasetStore
+from core.health import CHECK_INTERVAL_S, RedisHealth
 from core.keys import Keys
 from core.metrics import Metrics
 from core.redis_client import Redis, connect, refuse_evicting_redis
@@ -35,25 +35,20 @@ from service.tls import server_credentials
 
 log = logging.getLogger(__name__)
 
-HEALTH_CHECK_INTERVAL_S = 2.0
-LIVENESS = "liveness"
 TOKEN_TIMEOUT_S = 30.0
 
 
 class ApiServer:
     """A running API server: `port` is the bound port, `stop` drains it.
 
-    Health says SERVING only while Redis answers (checked every few seconds) and not
-    while draining.
+    Health follows Redis (core.health) and reports NOT_SERVING while draining.
     """
 
     def __init__(
         self,
         server: grpc.aio.Server,
         port: int,
-        health: health_aio.HealthServicer,
-        redis: Redis,
-        check_interval_s: float = HEALTH_CHECK_INTERVAL_S,
+        health: RedisHealth,
         *,
         resources: contextlib.ExitStack | None = None,
     ) -> None:
@@ -61,50 +56,10 @@ class ApiServer:
         self._resources = resources or contextlib.ExitStack()  # closed after the drain
         self.port = port
         self.health = health
-        self._redis = redis
-        self._check_interval_s = check_interval_s
-        self._stopping = asyncio.Event()
-        self._watcher: asyncio.Task[None] | None = None
-
-    async def start_watching(self) -> None:
-        # `liveness` says only that the process works: a Redis outage must not make
-        # Kubernetes restart every replica (readiness, on the other names, follows Redis).
-        await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
-        await self.set_serving(await self._redis_answers())
-        self._watcher = asyncio.create_task(self._watch_redis())
-
-    async def set_serving(self, serving: bool) -> None:
-        status = (
-            health_pb2.HealthCheckResponse.SERVING
-            if serving
-            else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
-        for name in ("", SERVICE.full_name):
-            await self.health.set(name, status)
-
-    async def _redis_answers(self) -> bool:
-        try:
-            return bool(await self._redis.ping())
-        except Exception:  # noqa: BLE001 (any failure to answer means not serving)
-            return False
-
-    async def _watch_redis(self) -> None:
-        serving = True
-        while not self._stopping.is_set():
-            ok = await self._redis_answers()
-            if ok != serving:
-                serving = ok
-                log.warning("redis %s: health %s", "answers" if ok else "unreachable", ok)
-                await self.set_serving(ok)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._check_interval_s)
 
     async def stop(self, grace_s: float) -> None:
         """Report NOT_SERVING, refuse new RPCs, give in-flight ones `grace_s` to finish."""
-        self._stopping.set()
-        if self._watcher is not None:
-            await self._watcher
-        await self.set_serving(False)
+        await self.health.draining()
         await self.server.stop(grace_s)
         self._resources.close()
 
@@ -116,7 +71,7 @@ async def start_api(
     *,
     listen: str | None = None,
     clock: Clock = system_clock,
-    health_check_s: float = HEALTH_CHECK_INTERVAL_S,
+    health_check_s: float = CHECK_INTERVAL_S,
     quotas_for: QuotasFor | None = None,
     token_http: httpx.Client | None = None,
     metrics: Metrics | None = None,
@@ -168,9 +123,9 @@ async def start_api(
     reflection.enable_server_reflection(names, server)
     port = _listen(server, listen or settings.grpc_listen, settings)
     await server.start()
-    started = ApiServer(server, port, health_servicer, redis, health_check_s, resources=resources)
-    await started.start_watching()
-    return started
+    redis_health = RedisHealth(health_servicer, redis, ("", SERVICE.full_name), health_check_s)
+    await redis_health.start()
+    return ApiServer(server, port, redis_health, resources=resources)
 
 
 def server_options(settings: Settings) -> list[tuple[str, int]]:

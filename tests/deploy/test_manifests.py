@@ -24,10 +24,10 @@ import pytest
 import yaml
 
 from core.crypto import KeyRing
+from core.health import LIVENESS
 from core.settings import Settings
 from core.tenants import load_tenants
 from emulator.config import load_grants
-from service.server import LIVENESS
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
