@@ -37,9 +37,17 @@ class BenchStack:
 
 @asynccontextmanager
 async def bench_stack(
-    *, workers: int = 0, extra_tenants: list[str] | None = None, **overrides: object
+    *,
+    workers: int = 0,
+    extra_tenants: list[str] | None = None,
+    emulator_args: tuple[str, ...] = ("--steps-per-second", "1"),
+    **overrides: object,
 ) -> AsyncIterator[BenchStack]:
-    """Redis, the emulator, the API and `workers` workers, each its own process."""
+    """Redis, the emulator, the API and `workers` workers, each its own process.
+
+    `emulator_args` are added to the emulator's command line (its fault and pace knobs);
+    `overrides` replace fields of the settings every process gets.
+    """
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         work_dir = Path(tmp)
         tenant = LocalTenant(TENANT)
@@ -58,8 +66,7 @@ async def bench_stack(
                     "0",
                     "--grants-file",
                     str(grants_file),
-                    "--steps-per-second",
-                    "1",
+                    *emulator_args,
                 ],
             )
             url = emulator.ready_line.split()[1]
