@@ -20,6 +20,10 @@ class Keys:
     def _tenant(self, tenant: str) -> str:
         return f"{self.prefix}:{{t.{tenant}}}"
 
+    def tenant_scoped_prefix(self) -> str:
+        """What every tenant's keys start with (the near cache tracks writes under it)."""
+        return f"{self.prefix}:{{t."
+
     def job(self, tenant: str, job_id: str) -> str:
         """Hash: the job's control fields (state, version, epoch, lease_until) and `doc`."""
         return f"{self._tenant(tenant)}:job:{job_id}"

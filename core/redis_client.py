@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,6 +11,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
+from redis.asyncio.connection import parse_url
 
 from core.errors import ResourceExhausted, Unavailable
 
@@ -27,6 +30,62 @@ def connect(url: str, *, cluster: bool = False, timeout_s: float = 2.0) -> Redis
     if cluster:
         return aioredis.RedisCluster.from_url(url, **options)
     return aioredis.Redis.from_url(url, **options)
+
+
+Address = tuple[str, int]
+
+
+class RedisEndpoints:
+    """The primaries behind a Redis URL, and plain RESP2 clients for each.
+
+    For connections that hold per-connection server state (client tracking): they
+    must reach one chosen node, speak RESP2 (pub/sub replies inline) and never time out
+    while idle.
+    """
+
+    def __init__(self, url: str, *, cluster: bool = False, timeout_s: float = 2.0) -> None:
+        self._options: dict[str, Any] = dict(parse_url(url))
+        self._options |= {"protocol": 2, "socket_connect_timeout": timeout_s}
+        self._seed: Address = (
+            self._options.pop("host", "localhost"),
+            self._options.pop("port", 6379),
+        )
+        self._cluster = cluster
+        self._timeout_s = timeout_s
+        self._known: list[Address] = [self._seed]
+
+    def client(self, address: Address) -> aioredis.Redis:
+        host, port = address
+        return aioredis.Redis(host=host, port=port, **self._options)
+
+    async def primaries(self) -> list[Address]:
+        """The seed address, or on a cluster every primary (asked of a known node)."""
+        if not self._cluster:
+            return [self._seed]
+        for address in [self._seed, *self._known]:
+            with contextlib.suppress(redis_errors.RedisError, OSError):
+                self._known = await self._cluster_primaries(address)
+                return self._known
+        raise Unavailable("no Redis Cluster node answers CLUSTER SLOTS", retry_after_s=1.0)
+
+    async def _cluster_primaries(self, address: Address) -> list[Address]:
+        client = self.client(address)
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                slots = await client.execute_command("CLUSTER SLOTS")  # type: ignore[no-untyped-call]
+        finally:
+            await client.aclose()
+        return sorted({_primary_of(entry, address[0]) for entry in _slot_ranges(slots)})
+
+
+def _slot_ranges(reply: Any) -> list[Any]:
+    # redis-py parses CLUSTER SLOTS into {(start, end): {"primary": (host, port), ...}}.
+    return list(reply.values()) if isinstance(reply, dict) else list(reply)
+
+
+def _primary_of(entry: Any, seed_host: str) -> Address:
+    host, port = entry["primary"] if isinstance(entry, dict) else entry[2][:2]
+    return (text(host) or seed_host, int(port))
 
 
 EVICTION_FREE = "noeviction"

@@ -32,6 +32,18 @@ class Settings:
     redis_cluster: bool = setting(
         "TUNING_REDIS_CLUSTER", False, "Talk to `TUNING_REDIS_URL` as a Redis Cluster."
     )
+    status_cache_entries: int = setting(
+        "TUNING_STATUS_CACHE_ENTRIES",
+        10_000,
+        "API: jobs whose status each replica keeps in memory, kept current by Redis client "
+        "tracking (0: read Redis on every GetTuningJob).",
+    )
+    status_cache_max_stale_s: float = setting(
+        "TUNING_STATUS_CACHE_MAX_STALE_S",
+        1.0,
+        "API: the most a cached status may lag Redis if invalidations stop arriving; "
+        "past it reads go to Redis.",
+    )
     redis_key_prefix: str = setting(
         "TUNING_REDIS_KEY_PREFIX", "tj", "Prefix of every Redis key (lets deployments share one)."
     )

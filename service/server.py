@@ -18,19 +18,22 @@ from core.dataset_store import DatasetStore
 from core.health import CHECK_INTERVAL_S, RedisHealth
 from core.keys import Keys
 from core.metrics import Metrics
-from core.redis_client import Redis, connect, refuse_evicting_redis
+from core.near_cache import NearCache
+from core.redis_client import Redis, RedisEndpoints, connect, refuse_evicting_redis
 from core.schedule import Schedule
 from core.settings import Settings
 from core.signals import stop_signals
 from core.store import JobStore
 from core.tenants import TenantDirectory
-from service.auth import AuthInterceptor
+from service.auth import Authenticator
 from service.credential_servicer import add_credential_service
 from service.datasets import DatasetsApi
+from service.handlers import Registrar, chained
 from service.jobs import JobsApi
-from service.observability import ObservabilityInterceptor
+from service.observability import Observer
 from service.quota import CreateQuota
 from service.servicer import SERVICE, TuningServicer, generic_handler
+from service.status import CachedStatus, StatusReader
 from service.tls import server_credentials
 
 log = logging.getLogger(__name__)
@@ -51,9 +54,11 @@ class ApiServer:
         health: RedisHealth,
         *,
         resources: contextlib.ExitStack | None = None,
+        status_cache: NearCache[CachedStatus] | None = None,
     ) -> None:
         self.server = server
         self._resources = resources or contextlib.ExitStack()  # closed after the drain
+        self.status_cache = status_cache
         self.port = port
         self.health = health
 
@@ -61,6 +66,8 @@ class ApiServer:
         """Report NOT_SERVING, refuse new RPCs, give in-flight ones `grace_s` to finish."""
         await self.health.draining()
         await self.server.stop(grace_s)
+        if self.status_cache is not None:
+            await self.status_cache.aclose()
         self._resources.close()
 
 
@@ -98,20 +105,19 @@ async def start_api(
         settings,
         clock,
     )
-    server = grpc.aio.server(
-        interceptors=[
-            ObservabilityInterceptor(metrics or Metrics.create()),
-            AuthInterceptor(tenants),
-        ],
-        options=server_options(settings),
-    )
-    servicer = TuningServicer(api, DatasetsApi(datasets, settings, clock))
-    server.add_generic_rpc_handlers([generic_handler(servicer)])
+    server = grpc.aio.server(options=server_options(settings))
+    observer = Observer(metrics or Metrics.create())
+    auth = Authenticator(tenants, mutual_tls=bool(settings.tls_client_ca_file))
+    registrar = Registrar(server, chained(auth.wrap, observer.wrap))
+    status_cache = status_cache_of(settings, keys)
+    status = StatusReader(api, JobStore(redis, keys, clock), keys, status_cache)
+    servicer = TuningServicer(api, DatasetsApi(datasets, settings, clock), status)
+    registrar.add_generic_rpc_handlers([generic_handler(servicer)])
     health_servicer = health_aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar.stand_in)
     key_ring = watch_keys(settings.encryption_keys_file)
     admin = add_credential_service(
-        server,
+        registrar,
         settings=settings,
         redis=redis,
         tenants=tenants,
@@ -120,12 +126,29 @@ async def start_api(
         clock=clock,
     )
     names = (SERVICE.full_name, admin, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    # Reflection picks its asyncio flavor by the server's type, so it gets the server
+    # itself; its one method streams and is open to all, so nothing would wrap it.
     reflection.enable_server_reflection(names, server)
     port = _listen(server, listen or settings.grpc_listen, settings)
     await server.start()
     redis_health = RedisHealth(health_servicer, redis, ("", SERVICE.full_name), health_check_s)
     await redis_health.start()
-    return ApiServer(server, port, redis_health, resources=resources)
+    if status_cache is not None:
+        await status_cache.start()
+    return ApiServer(server, port, redis_health, resources=resources, status_cache=status_cache)
+
+
+def status_cache_of(settings: Settings, keys: Keys) -> NearCache[CachedStatus] | None:
+    """The replica's near cache of job statuses, unless switched off."""
+    if settings.status_cache_entries <= 0:
+        return None
+    endpoints = RedisEndpoints(settings.redis_url, cluster=settings.redis_cluster)
+    return NearCache(
+        endpoints,
+        keys.tenant_scoped_prefix(),
+        max_entries=settings.status_cache_entries,
+        max_stale_s=settings.status_cache_max_stale_s,
+    )
 
 
 def server_options(settings: Settings) -> list[tuple[str, int]]:

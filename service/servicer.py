@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -13,6 +13,7 @@ from service.convert import dataset_to_proto, job_to_proto
 from service.datasets import DatasetsApi
 from service.errors import mapped_errors, well_formed
 from service.jobs import JobsApi
+from service.status import StatusReader
 from service.wire import ParsedCreate, parse_create, tolerant
 from tuning.v1 import dataset_pb2, tuning_job_pb2, tuning_service_pb2
 
@@ -23,9 +24,10 @@ SERVICE = tuning_service_pb2.DESCRIPTOR.services_by_name["TuningService"]
 class TuningServicer:
     """Implements tuning.v1.TuningService."""
 
-    def __init__(self, api: JobsApi, datasets: DatasetsApi) -> None:
+    def __init__(self, api: JobsApi, datasets: DatasetsApi, status: StatusReader) -> None:
         self._api = api
         self._datasets = datasets
+        self._status = status
 
     @mapped_errors
     async def CreateTuningJob(
@@ -37,9 +39,9 @@ class TuningServicer:
     @mapped_errors
     async def GetTuningJob(
         self, request: tuning_service_pb2.GetTuningJobRequest, context: Context
-    ) -> tuning_job_pb2.TuningJob:
-        job = await self._api.get(current_tenant(), request.name)
-        return job_to_proto(job, await self._api.queue_position(job))
+    ) -> bytes:
+        """The serialized TuningJob (see service.status), sent as it is."""
+        return await self._status.answer(current_tenant(), request.name)
 
     @mapped_errors
     async def ListTuningJobs(
@@ -107,6 +109,15 @@ def generic_handler(servicer: TuningServicer) -> grpc.GenericRpcHandler:
             request_deserializer=tolerant(
                 method.name, _DESERIALIZERS.get(method.name, request_type.FromString)
             ),
-            response_serializer=response_type.SerializeToString,
+            response_serializer=_serialized_or(response_type.SerializeToString),
         )
     return grpc.method_handlers_generic_handler(SERVICE.full_name, handlers)
+
+
+def _serialized_or(serialize: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
+    """A serializer that sends bytes as they are (answers serialized ahead, and cached)."""
+
+    def serializer(message: Any) -> bytes:
+        return message if isinstance(message, bytes) else serialize(message)
+
+    return serializer
