@@ -6,15 +6,16 @@ bearer token, if also sent, must name the same principal). Each protected servic
 a role: `tuning.v1.TuningService` a tenant, `tuning.v1.CredentialService` an admin; an
 unknown or missing identity is UNAUTHENTICATED, the wrong role PERMISSION_DENIED.
 
-The interceptor wraps every protected method so the check runs in the handler's own
-task, where the RPC's context (metadata, the peer's certificate) is at hand and the
-tenants file's latest version is consulted; the tenant travels to the handler in a
-context variable. Health and reflection stay open, as probes and tools expect.
+`Authenticator.wrap` wraps every protected method once, at registration
+(service.handlers), so the check runs in the handler's own task, where the RPC's context
+(metadata, the peer's certificate) is at hand and the tenants file's latest version is
+consulted; the tenant travels to the handler in a context variable. Health and
+reflection stay open, as probes and tools expect.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -96,29 +97,35 @@ def _token_invalid() -> Unauthenticated:
     )
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """Admits each RPC to a protected service only for a known principal with its role."""
+class Authenticator:
+    """Admits each RPC to a protected service only for a known principal with its role.
+
+    `mutual_tls`: the server asks for client certificates, so a certificate's Common Name
+    can name the caller; without it, no certificate is looked for.
+    """
 
     def __init__(
-        self, directory: TenantDirectory, roles: Mapping[str, Role] = SERVICE_ROLES
+        self,
+        directory: TenantDirectory,
+        roles: Mapping[str, Role] = SERVICE_ROLES,
+        *,
+        mutual_tls: bool = False,
     ) -> None:
         self._directory = directory
         self._roles = roles
+        self._mutual_tls = mutual_tls
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        handler = await continuation(details)
-        if handler is None or not details.method.startswith(PROTECTED_PREFIX):
+    def wrap(self, method: str, handler: Handler) -> Handler:
+        if not method.startswith(PROTECTED_PREFIX) or handler.response_streaming:
             return handler
-        service = details.method[1:].partition("/")[0]
+        service = method[1:].partition("/")[0]
         required = self._roles.get(service, Role.ADMIN)
+        directory, mutual_tls = self._directory, self._mutual_tls
 
         def admit(context: Context) -> Tenant:
             token = bearer_token(context.invocation_metadata())
-            principal = authenticate(self._directory, token, peer_common_name(context))
+            common_name = peer_common_name(context) if mutual_tls else None
+            principal = authenticate(directory, token, common_name)
             authorize(principal, required)
             return principal
 

@@ -21,6 +21,7 @@ from core.tenants import TenantDirectory
 from service.auth import current_tenant
 from service.credentials_admin import CredentialInfo, CredentialsAdmin, Origin
 from service.errors import mapped_errors
+from service.handlers import Registrar
 from service.oauth_check import TokenEndpoint
 from tuning.v1 import credential_service_pb2, credential_service_pb2_grpc
 
@@ -81,7 +82,7 @@ def _set_time(field: timestamp_pb2.Timestamp, seconds: float | None) -> None:
 
 
 def add_credential_service(
-    server: grpc.aio.Server,
+    server: Registrar,
     *,
     settings: Settings,
     redis: Redis,
@@ -99,6 +100,6 @@ def add_credential_service(
         clock,
     )
     credential_service_pb2_grpc.add_CredentialServiceServicer_to_server(
-        CredentialServicer(admin), server
+        CredentialServicer(admin), server.stand_in
     )
     return str(CREDENTIAL_SERVICE.full_name)

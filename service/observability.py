@@ -1,5 +1,7 @@
 """Per-RPC observability: a request id in every log line, and RPC counts and latency.
 
+Applied to each method handler once, at registration (service.handlers).
+
 The request id comes from the caller's `x-request-id` metadata, or is made here, and
 is sent back (in the trailing metadata; for uploads, at once in the initial metadata) so
 a caller can quote it.
@@ -7,9 +9,9 @@ a caller can quote it.
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
@@ -24,36 +26,49 @@ if TYPE_CHECKING:
 REQUEST_ID_KEY = "x-request-id"
 
 
-class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
-    """Outermost interceptor: sees every RPC, including the refused ones."""
+class Observer:
+    """Outermost wrapper: sees every unary and upload RPC, including the refused ones."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
+        self._ids = RequestIds()
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        handler = await continuation(details)
-        if handler is None or handler.response_streaming:
-            return handler  # reflection's streaming calls are not counted
-        request_id = _request_id(details.invocation_metadata or ())
-        return _observed(handler, str(details.method), request_id, self._metrics)
+    def wrap(self, method: str, handler: Handler) -> Handler:
+        if handler.response_streaming:
+            return handler  # health's Watch and reflection are not counted
+        return _observed(handler, method, self._ids, self._metrics)
 
 
-def _request_id(metadata: Any) -> str:
-    for key, value in metadata:
-        if key == REQUEST_ID_KEY and isinstance(value, str) and 0 < len(value) <= 128:
-            return value
-    return uuid.uuid4().hex
+class RequestIds:
+    """Request ids unique across replicas: a random per-process part and a counter."""
+
+    def __init__(self) -> None:
+        self._process = uuid.uuid4().hex[:12]
+        self._next = itertools.count(1)
+
+    def of(self, metadata: Any) -> str:
+        """The caller's `x-request-id`, if it sent a usable one, or a new id."""
+        for key, value in metadata or ():
+            if key == REQUEST_ID_KEY and isinstance(value, str) and 0 < len(value) <= 128:
+                return value
+        return f"{self._process}{next(self._next):08x}"
 
 
-def _observed(handler: Handler, method: str, request_id: str, metrics: Metrics) -> Handler:
+def _observed(handler: Handler, method: str, ids: RequestIds, metrics: Metrics) -> Handler:
     behavior: Any = behavior_of(handler)
     streaming = handler.request_streaming
+    latency = metrics.rpc_latency.labels(method)
+    counts: dict[str, Any] = {}
+
+    def count(code: grpc.StatusCode | None) -> None:
+        name = (code or grpc.StatusCode.OK).name if not isinstance(code, int) else str(code)
+        counter = counts.get(name)
+        if counter is None:
+            counter = counts[name] = metrics.rpcs.labels(method, name)
+        counter.inc()
 
     async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        request_id = ids.of(context.invocation_metadata())
         reset = logs.request_id.set(request_id)
         started = time.perf_counter()
         if streaming:
@@ -65,10 +80,8 @@ def _observed(handler: Handler, method: str, request_id: str, metrics: Metrics) 
         try:
             return await behavior(request, context)
         finally:
-            code = context.code() or grpc.StatusCode.OK
-            name = code.name if isinstance(code, grpc.StatusCode) else str(code)
-            metrics.rpcs.labels(method, name).inc()
-            metrics.rpc_latency.labels(method).observe(time.perf_counter() - started)
+            count(context.code())
+            latency.observe(time.perf_counter() - started)
             logs.request_id.reset(reset)
 
     return rewrapped(handler, observed)
