@@ -58,6 +58,15 @@ def table(figures: list[Figure]) -> str:
     return "\n".join(rows)
 
 
+def details(figures: list[Figure]) -> str:
+    """One line per figure with details: what else was measured alongside."""
+    return "\n".join(
+        f"{f.name}: " + ", ".join(f"{k}={v:.4g}" for k, v in f.details.items())
+        for f in figures
+        if f.details
+    )
+
+
 def write_json(figures: list[Figure], path: Path | None = None) -> Path:
     path = path or RESULTS / "latest.json"
     path.parent.mkdir(parents=True, exist_ok=True)

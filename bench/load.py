@@ -15,10 +15,16 @@ class LoadResult:
     seconds: float
     p50_s: float
     p99_s: float
+    server_cpu_s: float = 0.0
+    """CPU time the server process used over the run, warm-up included, when measured."""
 
     @property
     def throughput(self) -> float:
         return self.requests / self.seconds
+
+    def server_cpu_us(self, warmup: int) -> float:
+        """Server CPU microseconds per request (of `requests` plus `warmup`)."""
+        return self.server_cpu_s / (self.requests + warmup) * 1e6
 
 
 async def run_load(

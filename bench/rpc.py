@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import grpc
 
-from bench.figure import Figure, figure, table
+from bench.figure import Figure, details, figure, table
 from bench.load import LoadResult, run_load
+from bench.proc import cpu_seconds
 from bench.stack import BenchStack, bench_stack, start
 from tuning.v1 import tuning_job_pb2, tuning_service_pb2
 
@@ -41,7 +43,10 @@ def job_request(examples: int = 20) -> tuning_service_pb2.CreateTuningJobRequest
 
 
 @asynccontextmanager
-async def echo_channel(stack: BenchStack, response_bytes: int) -> AsyncIterator[grpc.aio.Channel]:
+async def echo_channel(
+    stack: BenchStack, response_bytes: int
+) -> AsyncIterator[tuple[grpc.aio.Channel, int]]:
+    """A channel to a new echo server, and the server's process id."""
     async with AsyncExitStack() as exits:
         echo = await start(
             exits,
@@ -53,19 +58,27 @@ async def echo_channel(stack: BenchStack, response_bytes: int) -> AsyncIterator[
         )
         port = echo.ready_line.split("port=")[1]
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield channel
+            yield channel, echo.process.pid
 
 
-async def load_on(
-    channel: grpc.aio.Channel, method: str, request: bytes, stack: BenchStack, requests: int
+async def load_on(  # noqa: PLR0917
+    channel: grpc.aio.Channel,
+    method: str,
+    request: bytes,
+    stack: BenchStack,
+    requests: int,
+    server_pid: int,
 ) -> LoadResult:
+    """Closed-loop load on `method`, with the CPU time the server process spent on it."""
     call: Any = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
-    return await run_load(
+    cpu_before = cpu_seconds(server_pid)
+    result = await run_load(
         lambda: call(request, metadata=stack.metadata),
         concurrency=CONCURRENCY,
         requests=requests,
         warmup=requests // 10,
     )
+    return dataclasses.replace(result, server_cpu_s=cpu_seconds(server_pid) - cpu_before)
 
 
 async def alternating(
@@ -103,10 +116,11 @@ async def status_read(requests: int = 8_000) -> list[Figure]:
         size = len(
             await raw(ch, "/tuning.v1.TuningService/GetTuningJob")(get, metadata=stack.metadata)
         )
-        async with echo_channel(stack, size) as echo:
+        method, api = "/tuning.v1.TuningService/GetTuningJob", stack.pids["api"]
+        async with echo_channel(stack, size) as (echo, echo_pid):
             ours, base = await alternating(
-                lambda: load_on(ch, "/tuning.v1.TuningService/GetTuningJob", get, stack, requests),
-                lambda: load_on(echo, "/bench.Echo/Echo", get, stack, requests),
+                lambda: load_on(ch, method, get, stack, requests, api),
+                lambda: load_on(echo, "/bench.Echo/Echo", get, stack, requests, echo_pid),
             )
     return [
         figure(
@@ -117,6 +131,8 @@ async def status_read(requests: int = 8_000) -> list[Figure]:
             "ratio >= 0.85",
             lambda r: r >= 0.85,
             response_bytes=size,
+            server_cpu_us=ours.server_cpu_us(requests // 10),
+            echo_cpu_us=base.server_cpu_us(requests // 10),
         ),
         figure(
             "status read p99 latency",
@@ -135,10 +151,11 @@ async def create(requests: int = 3_000) -> list[Figure]:
         request = job_request().SerializeToString()
         method = "/tuning.v1.TuningService/CreateTuningJob"
         size = len(await raw(ch, method)(request, metadata=stack.metadata))
-        async with echo_channel(stack, size) as echo:
+        api = stack.pids["api"]
+        async with echo_channel(stack, size) as (echo, echo_pid):
             ours, base = await alternating(
-                lambda: load_on(ch, method, request, stack, requests),
-                lambda: load_on(echo, "/bench.Echo/Echo", request, stack, requests),
+                lambda: load_on(ch, method, request, stack, requests, api),
+                lambda: load_on(echo, "/bench.Echo/Echo", request, stack, requests, echo_pid),
             )
     return [
         figure(
@@ -149,6 +166,8 @@ async def create(requests: int = 3_000) -> list[Figure]:
             "ratio >= 0.5",
             lambda r: r >= 0.5,
             request_bytes=len(request),
+            server_cpu_us=ours.server_cpu_us(requests // 10),
+            echo_cpu_us=base.server_cpu_us(requests // 10),
         ),
     ]
 
@@ -157,7 +176,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("figure", choices=["status_read", "create"])
     chosen = {"status_read": status_read, "create": create}[parser.parse_args().figure]
-    print(table(asyncio.run(chosen())))
+    figures = asyncio.run(chosen())
+    print(table(figures))
+    print(details(figures))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ class BenchStack:
     work_dir: Path
 
     others: dict[str, LocalTenant] = dataclasses.field(default_factory=dict)
+    pids: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Process ids by name: `api`, `emulator`, `worker0`, ..."""
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
@@ -86,10 +88,14 @@ async def bench_stack(
             settings = dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
             env = to_env(settings) | {"TUNING_LOG_LEVEL": "WARNING"}
             api = await start(stack, work_dir, "service", "API_READY", env, [])
+            pids = {"api": api.process.pid, "emulator": emulator.process.pid}
             for n in range(workers):
-                await start(stack, work_dir, "worker", "WORKER_READY", env, [], name=f"worker{n}")
+                worker = await start(
+                    stack, work_dir, "worker", "WORKER_READY", env, [], name=f"worker{n}"
+                )
+                pids[f"worker{n}"] = worker.process.pid
             port = api.ready_line.split("port=")[1]
-            yield BenchStack(f"127.0.0.1:{port}", url, settings, tenant, work_dir, others)
+            yield BenchStack(f"127.0.0.1:{port}", url, settings, tenant, work_dir, others, pids)
 
 
 async def start(  # noqa: PLR0917
