@@ -61,6 +61,11 @@ class Keys:
         """Sorted set: tenants with queued jobs, scored by when they were last served."""
         return f"{self.prefix}:{{admission}}:tenants"
 
+    def tenant_create_bucket(self, tenant: str) -> str:
+        """Hash: the token bucket of the tenant's create quota (in its slot, so the create
+        script can spend it)."""
+        return f"{self._tenant(tenant)}:create-bucket"
+
     def tenant_seq(self, tenant: str) -> str:
         """Counter behind `tenant_index` scores (unique, so page cursors never tie)."""
         return f"{self._tenant(tenant)}:seq"

@@ -12,13 +12,34 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# KEYS: job, data, index, seq, active, queue. ARGV: request_hash, doc, state, examples, job_id.
-# A new job joins its tenant's queue, waiting for admission (core.admission).
-# Returns {1, doc} when created, {0, request_hash, doc} when the job already exists.
-CREATE = """
+# KEYS: job, data, index, seq, active, queue, create bucket. ARGV: request_hash, doc,
+# state, examples, job_id, creates per second (0: no limit), burst.
+# A new job joins its tenant's queue, waiting for admission (core.admission). The tenant's
+# create quota is a token bucket spent here, by new jobs only: a client's retry of a
+# request that already made its job costs nothing. Returns {1, queue position} when
+# created, {0, request_hash, doc, queue position} when the job exists, {-1, wait_ms}
+# when the quota is spent. Queue positions are 1-based, 0 when not queued.
+CREATE = (
+    NOW_MS
+    + """
+local function position()
+  local rank = redis.call('ZRANK', KEYS[6], ARGV[5])
+  if rank then return rank + 1 end
+  return 0
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   local f = redis.call('HMGET', KEYS[1], 'request_hash', 'doc')
-  return {0, f[1], f[2]}
+  return {0, f[1], f[2], position()}
+end
+local rate, burst = tonumber(ARGV[6]), tonumber(ARGV[7])
+if rate > 0 then
+  local b = redis.call('HMGET', KEYS[7], 'tokens', 'ts')
+  local tokens = tonumber(b[1]) or burst
+  local ts = tonumber(b[2]) or now
+  tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
+  if tokens < 1 then return {-1, math.ceil((1 - tokens) * 1000 / rate)} end
+  redis.call('HSET', KEYS[7], 'tokens', tostring(tokens - 1), 'ts', now)
+  redis.call('PEXPIRE', KEYS[7], math.ceil((burst + 1) * 1000 / rate) + 1000)
 end
 local seq = redis.call('INCR', KEYS[4])
 redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'state', ARGV[3], 'version', 1, 'epoch', 0,
@@ -27,8 +48,9 @@ redis.call('SET', KEYS[2], ARGV[4])
 redis.call('ZADD', KEYS[3], seq, ARGV[5])
 redis.call('SADD', KEYS[5], ARGV[5])
 redis.call('ZADD', KEYS[6], seq, ARGV[5])
-return {1, ARGV[2]}
+return {1, position()}
 """
+)
 
 # Compare-and-set of a job's document. KEYS: job, index, active, queue, running.
 # ARGV: expected_version, epoch ('' = not a worker), doc, state, unindex, job_id, active,

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from core.clock import Clock, system_clock
 from core.errors import AlreadyExists, Conflict, LeaseLost
 from core.job import Job
 from core.keys import Keys
 from core.lua import ACQUIRE, CREATE, RELEASE, REMOVE, RENEW, SAVE
+from core.ratelimit import RateLimited
 from core.redis_client import Redis, text, translated_errors
 
 MAX_CAS_ATTEMPTS = 20
@@ -29,6 +30,21 @@ class Versioned:
 
     job: Job
     version: int
+
+
+class CreateRate(NamedTuple):
+    """A tenant's create quota: tokens per second, and how many may be spent at once."""
+
+    per_s: float
+    burst: int
+
+
+class Created(NamedTuple):
+    """What `JobStore.create` stored or found, and its 1-based queue position (0: none)."""
+
+    job: Job
+    created: bool
+    queue_position: int
 
 
 @dataclass(frozen=True)
@@ -59,26 +75,34 @@ class JobStore:
         self._remove = redis.register_script(REMOVE)
         self._release = redis.register_script(RELEASE)
 
-    async def create(self, job: Job, examples: bytes) -> tuple[Job, bool]:
+    async def create(
+        self, job: Job, examples: bytes, *, quota: CreateRate | None = None
+    ) -> Created:
         """Store a new job; if its id exists, return that job (a client retry).
 
-        Raises AlreadyExists when the existing job came from a different request.
+        A new job spends one token of the tenant's `quota` in the same step; RateLimited
+        (with the wait) if there is none. Raises AlreadyExists when the existing job came
+        from a different request.
         """
         k, t = self._keys, job.tenant
         keys = [k.job(t, job.id), k.job_data(t, job.id), k.tenant_index(t), k.tenant_seq(t)]
-        keys += [k.tenant_active(t), k.tenant_queue(t)]
-        args = [job.request_hash, job.to_json(), job.state.value, examples, job.id]
+        keys += [k.tenant_active(t), k.tenant_queue(t), k.tenant_create_bucket(t)]
+        rate = quota or CreateRate(0.0, 1)
+        args: list[Any] = [job.request_hash, job.to_json(), job.state.value, examples, job.id]
+        args += [rate.per_s, rate.burst]
         with translated_errors():
             reply = await self._create(keys=keys, args=args)
         if reply[0] == 1:
-            return job, True
+            return Created(job, True, int(reply[1]))
+        if reply[0] == -1:
+            raise RateLimited("create quota spent", retry_after_s=int(reply[1]) / 1000)
         if text(reply[1]) != job.request_hash:
             raise AlreadyExists(
                 "request_id was already used for a different job; "
                 "use a new request_id for a new job",
                 reason="REQUEST_ID_REUSED",
             )
-        return Job.from_json(reply[2]), False
+        return Created(Job.from_json(reply[2]), False, int(reply[3]))
 
     async def read(self, tenant: str, job_id: str) -> Versioned | None:
         """The job with its version, including a deleted one awaiting clean-up."""

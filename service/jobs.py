@@ -14,6 +14,7 @@ from core.clock import Clock
 from core.dataset_store import DatasetStore
 from core.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound
 from core.job import JOB_NAME_PREFIX, Example, Job, Progress, encode_examples, new_job_id
+from core.ratelimit import RateLimited
 from core.schedule import Schedule
 from core.settings import Settings
 from core.states import JobState
@@ -50,8 +51,12 @@ class JobsApi:
         self._settings = settings
         self._clock = clock
 
-    async def create(self, tenant: str, parsed: ParsedCreate) -> Job:
-        """Validate, store and queue; a repeated request_id answers the job it made."""
+    async def create(self, tenant: str, parsed: ParsedCreate) -> tuple[Job, int]:
+        """Validate, store and queue; a repeated request_id answers the job it made.
+
+        Returns the job and its queue position. One Redis round trip spends the tenant's
+        create quota and stores the job; a second makes sure admission visits the tenant.
+        """
         validate_create(parsed, self._settings)
         request = parsed.request
         job, examples = job_from_request(
@@ -63,9 +68,13 @@ class JobsApi:
         job, content = await self._training_data(job, examples)
         if request.validate_only:
             await self._create_quota.check(tenant)
-            return job.replace(progress=Progress(total_steps=estimated_total_steps(job)))
-        await self._create_quota.take(tenant)
-        stored, created = await self._store.create(job, content)
+            return job.replace(progress=Progress(total_steps=estimated_total_steps(job))), 0
+        try:
+            stored, created, position = await self._store.create(
+                job, content, quota=self._create_quota.rate(tenant)
+            )
+        except RateLimited as exc:
+            raise self._create_quota.exhausted(tenant, exc.retry_after_s) from None
         if stored.deleted:
             raise AlreadyExists(
                 f"request_id {request.request_id!r} made {stored.name}, which was deleted; "
@@ -75,7 +84,7 @@ class JobsApi:
         if created or stored.state == JobState.QUEUED:
             # Also on a retry: if the first attempt died before this, it is repaired here.
             await self._admission.waiting(tenant)
-        return stored
+        return stored, position
 
     async def queue_position(self, job: Job) -> int:
         """Where a QUEUED job waits in its tenant's queue (0 when it is not waiting)."""

@@ -1,59 +1,47 @@
-"""The per-tenant create rate: a token bucket in Redis per tenant, shared by all replicas."""
+"""The per-tenant create rate: a token bucket in Redis per tenant, shared by all replicas.
+
+The bucket is spent by the job store's create script itself (core.lua.CREATE), in the
+same step that stores a new job, so a client's retry of a request that already made its
+job costs no token. Here: each tenant's rate, the read-only check for `validate_only`,
+and the error a caller over its quota gets.
+"""
 
 from __future__ import annotations
 
 from core.admission import QuotasFor
 from core.errors import ResourceExhausted
 from core.keys import Keys
-from core.quotas import TenantQuotas
-from core.ratelimit import RateLimited, RedisTokenBucket
-from core.redis_client import Redis
+from core.lua import TOKEN_BUCKET
+from core.redis_client import Redis, translated_errors
+from core.store import CreateRate
 
 
 class CreateQuota:
     """CreateTuningJob calls per tenant per minute, from each tenant's quotas."""
 
     def __init__(self, redis: Redis, keys: Keys, quotas_for: QuotasFor) -> None:
-        self._redis = redis
         self._keys = keys
         self._quotas_for = quotas_for
-        # One bucket per tenant and quota: building one registers its script, which the
-        # hot path need not repeat; a changed quota (tenants file) makes a new one.
-        self._buckets: dict[tuple[str, TenantQuotas], RedisTokenBucket] = {}
+        self._peek = redis.register_script(TOKEN_BUCKET)
 
-    async def take(self, tenant: str) -> None:
-        """Spend one create; RESOURCE_EXHAUSTED with RetryInfo and QuotaFailure if none is left."""
-        try:
-            await self._bucket(tenant).acquire()
-        except RateLimited as exc:
-            raise self._exhausted(tenant, exc.retry_after_s) from None
+    def rate(self, tenant: str) -> CreateRate:
+        """The tenant's create rate and burst (the tenants file may override the defaults)."""
+        quotas = self._quotas_for(tenant)
+        return CreateRate(quotas.creates_per_minute / 60, max(quotas.create_burst, 1))
 
     async def check(self, tenant: str) -> None:
-        """As `take`, without spending (for validate_only)."""
-        try:
-            await self._bucket(tenant).check()
-        except RateLimited as exc:
-            raise self._exhausted(tenant, exc.retry_after_s) from None
+        """RESOURCE_EXHAUSTED if a create now would be refused; spends nothing."""
+        rate = self.rate(tenant)
+        args = [rate.per_s, rate.burst, 0, 0]  # no wait allowed, cost 0
+        with translated_errors():
+            wait_ms = int(
+                await self._peek(keys=[self._keys.tenant_create_bucket(tenant)], args=args)
+            )
+        if wait_ms < 0:
+            raise self.exhausted(tenant, -wait_ms / 1000)
 
-    def _bucket(self, tenant: str) -> RedisTokenBucket:
-        quotas = self._quotas_for(tenant)
-        bucket = self._buckets.get((tenant, quotas))
-        if bucket is None:
-            bucket = self._new_bucket(tenant, quotas)
-            self._buckets[(tenant, quotas)] = bucket
-        return bucket
-
-    def _new_bucket(self, tenant: str, quotas: TenantQuotas) -> RedisTokenBucket:
-        return RedisTokenBucket(
-            self._redis,
-            self._keys,
-            f"create.{tenant}",
-            rate_per_s=quotas.creates_per_minute / 60,
-            burst=quotas.create_burst,
-            max_wait_s=0,
-        )
-
-    def _exhausted(self, tenant: str, retry_after_s: float) -> ResourceExhausted:
+    def exhausted(self, tenant: str, retry_after_s: float) -> ResourceExhausted:
+        """The error for a create over the quota, with RetryInfo and QuotaFailure."""
         limit = self._quotas_for(tenant).creates_per_minute
         error = ResourceExhausted(
             f"tenant {tenant!r} may create {limit:g} tuning jobs per minute; "

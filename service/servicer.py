@@ -33,8 +33,8 @@ class TuningServicer:
     async def CreateTuningJob(
         self, request: ParsedCreate, context: Context
     ) -> tuning_job_pb2.TuningJob:
-        job = await self._api.create(current_tenant(), request)
-        return job_to_proto(job, await self._api.queue_position(job))
+        job, position = await self._api.create(current_tenant(), request)
+        return job_to_proto(job, position)
 
     @mapped_errors
     async def GetTuningJob(

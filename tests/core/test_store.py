@@ -26,7 +26,7 @@ def store(redis: Redis, prefix: str) -> JobStore:
 
 async def test_create_is_idempotent_on_the_job_id(store: JobStore) -> None:
     assert (await store.create(new_job(), b"[]"))[1] is True
-    again, created = await store.create(new_job(), b"[]")
+    again, created, _ = await store.create(new_job(), b"[]")
     assert created is False and again == new_job()
     with pytest.raises(AlreadyExists):
         await store.create(new_job(request_hash="other"), b"[]")

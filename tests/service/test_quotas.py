@@ -59,6 +59,28 @@ async def test_the_create_rate_is_limited_per_tenant_with_retry_info_and_quota_f
         await system.create("team-b")  # another tenant is not affected
 
 
+async def test_a_retry_of_a_create_that_made_its_job_spends_no_quota(
+    make_system: SystemFactory,
+) -> None:
+    from tests.harness import job_spec
+    from tuning.v1 import tuning_service_pb2
+
+    async with make_system(
+        with_worker=False, tenant_creates_per_minute=1, tenant_create_burst=1
+    ) as system:
+        request = tuning_service_pb2.CreateTuningJobRequest(
+            tuning_job=job_spec(), request_id="retried-3-times"
+        )
+        answers = [
+            await system.stub.CreateTuningJob(request, metadata=system.auth()) for _ in range(4)
+        ]
+        assert len({a.name for a in answers}) == 1
+        assert {a.queue_position for a in answers} == {1}
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await system.create(display_name="a new job")  # the one token went on the first
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 async def test_validate_only_checks_the_quota_without_spending_it(
     make_system: SystemFactory,
 ) -> None:
