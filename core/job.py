@@ -105,7 +105,14 @@ class Job:
         return dataclasses.replace(self, **changes)
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), separators=(",", ":"))
+        # What dataclasses.asdict would give, built directly: asdict deep-copies every
+        # field, and this runs on every create and every status change.
+        data = dict(self.__dict__)
+        data["hyperparameters"] = self.hyperparameters.__dict__
+        data["progress"] = self.progress.__dict__
+        data["snapshots"] = [s.__dict__ for s in self.snapshots]
+        data["error"] = None if self.error is None else self.error.__dict__
+        return json.dumps(data, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Job:

@@ -55,7 +55,11 @@ class JobsApi:
         """Validate, store and queue; a repeated request_id answers the job it made.
 
         Returns the job and its queue position. One Redis round trip spends the tenant's
-        create quota and stores the job; a second makes sure admission visits the tenant.
+        create quota and stores the job. A second puts the tenant in the admission ring,
+        but only when this job made its queue non-empty (position 1): a tenant with jobs
+        already queued is in the ring, or is being put back by whoever queued them or by
+        the round that is checking its queue (core.admission). A retry of a QUEUED job
+        joins too, which repairs a first attempt that died before joining.
         """
         validate_create(parsed, self._settings)
         request = parsed.request
@@ -81,8 +85,7 @@ class JobsApi:
                 "use a new request_id",
                 reason="REQUEST_ID_REUSED",
             )
-        if created or stored.state == JobState.QUEUED:
-            # Also on a retry: if the first attempt died before this, it is repaired here.
+        if (created and position == 1) or (not created and stored.state == JobState.QUEUED):
             await self._admission.waiting(tenant)
         return stored, position
 
