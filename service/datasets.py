@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from core.clock import Clock
-from core.dataset_store import DATASET_NAME_PREFIX, DatasetRecord, DatasetStore
+from core.dataset_store import DATASET_NAME_PREFIX, DatasetRecord, DatasetStore, encode_pairs
 from core.datasets import DatasetFormat, DatasetOptions, parse_dataset
 from core.errors import FieldViolation, InvalidArgument, NotFound
-from core.job import encode_examples, random_id
+from core.job import random_id
 from core.settings import Settings
 from tuning.v1 import dataset_pb2, tuning_service_pb2
 
@@ -66,7 +66,8 @@ class DatasetsApi:
             warnings=report.warnings,
             create_time=self._clock(),
         )
-        await self._store.save(record, encode_examples(list(report.examples)))
+        examples = await asyncio.to_thread(encode_pairs, report.inputs, report.outputs)
+        await self._store.save(record, examples)
         return record
 
     def _options(self, spec: dataset_pb2.Dataset) -> DatasetOptions:
@@ -133,18 +134,20 @@ async def _drain(parts: AsyncIterator[Any], limit_bytes: int) -> None:
 async def _read_content(
     parts: AsyncIterator[tuning_service_pb2.UploadDatasetRequest], max_bytes: int
 ) -> bytes:
-    """The chunks joined; stops reading as soon as the content is too large."""
-    content = bytearray()
+    """The chunks joined, copied once; stops reading as soon as the content is too large."""
+    chunks: list[bytes] = []
+    size_bytes = 0
     async for part in parts:
         if part.WhichOneof("part") != "chunk":
             raise InvalidArgument(
                 "only the first message may carry `dataset`",
                 [FieldViolation("dataset", "repeated after the first message")],
             )
-        content += part.chunk
-        if len(content) > max_bytes:
+        chunks.append(part.chunk)
+        size_bytes += len(part.chunk)
+        if size_bytes > max_bytes:
             raise InvalidArgument(
                 f"the dataset is larger than {max_bytes} bytes",
                 [FieldViolation("content", f"more than {max_bytes} bytes; split the dataset")],
             )
-    return bytes(content)
+    return b"".join(chunks)

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.dataset_store import encode_pairs
 from core.datasets import (
     DatasetFormat,
     DatasetOptions,
@@ -18,7 +19,7 @@ from core.datasets import (
     parse_dataset,
 )
 from core.errors import FieldViolation
-from core.job import Example
+from core.job import Example, decode_examples, encode_examples
 
 BOM = b"\xef\xbb\xbf"
 SMALL = DatasetOptions(min_examples=1, recommended_examples=1)
@@ -246,6 +247,45 @@ def test_a_lone_surrogate_escape_is_refused() -> None:
     assert "lone surrogate U+D800 at character 5" in report.violations[0].description
 
 
+def test_an_escaped_surrogate_pair_is_one_character_not_a_problem() -> None:
+    rows = [*records(24), {"text_input": "smile \U0001f642", "output": "\U0001f642"}]
+    raw = "".join(json.dumps(row) + "\n" for row in rows).encode()  # \\ud83d\\ude42 escapes
+    report = parse_dataset(raw, DatasetFormat.JSONL)
+    assert report.ok
+    assert report.examples[-1] == Example("smile \U0001f642", "\U0001f642")
+
+
+@pytest.mark.parametrize(
+    ("line", "description"),
+    [
+        ('{"text_input": "q", "output": "a"} x', "Extra data (column 36)"),
+        ('{"text_input": "q", "output": "a"}\x0b', "Extra data (column 35)"),
+        ('\ufeff{"text_input": "q", "output": "a"}', "Unexpected UTF-8 BOM"),
+        ('{"text_input": "q", "output": "a"}{}', "Extra data (column 35)"),
+    ],
+)
+def test_a_line_is_judged_as_json_loads_judges_it(line: str, description: str) -> None:
+    raw = jsonl(records(25)) + line.encode() + b"\n"
+    report = parse_dataset(raw, DatasetFormat.JSONL)
+    assert fields(report) == ["lines[26]"]
+    assert description in describe(report, "lines[26]")
+
+
+def test_json_whitespace_around_a_line_is_fine() -> None:
+    lines = [f" \t{json.dumps(row)} \t " for row in records(25)]
+    report = parse_dataset("\n".join(lines).encode(), DatasetFormat.JSONL)
+    assert report.ok
+    assert report.examples == tuple(Example(q, a) for q, a in pairs(25))
+
+
+def test_one_field_for_input_and_output_has_the_input_limit() -> None:
+    options = DatasetOptions(input_field="text", output_field="text", max_output_chars=5)
+    rows: list[dict[str, object]] = [{"text": f"question number {n}"} for n in range(25)]
+    report = parse_dataset(jsonl(rows), DatasetFormat.JSONL, options)
+    assert report.ok
+    assert report.examples[0] == Example("question number 0", "question number 0")
+
+
 def test_deeply_nested_json_is_a_violation_not_a_crash() -> None:
     report = parse_dataset(b"[" * 100_000, DatasetFormat.JSONL)
     assert fields(report) == ["lines[1]", "examples"]
@@ -411,6 +451,23 @@ def test_labels_are_case_folded_and_may_follow_markdown_hashes() -> None:
     assert not [w for w in report.warnings if w.field == "text_input"]
 
 
+def test_spaces_in_labels_count_as_one_space() -> None:
+    rows = formatted(20, "Question  Text :\nContext: c{i}")
+    rows += formatted(5, "question text:\ncontext : c{i}")
+    rows += formatted(1, "question text:\nanswer: a{i}")
+    report = parse_dataset(jsonl(rows), DatasetFormat.JSONL)
+    outliers = [w for w in report.warnings if w.field == "text_input"]
+    assert [w.location for w in outliers] == ["line 26"]
+    assert outliers[0].message.endswith("(question text:, context:)")
+
+
+def test_an_input_holding_a_nul_character_still_has_its_labels_read() -> None:
+    rows = formatted(20, "question: q{i}\x00\ncontext: c{i}") + formatted(5, "answer: {i}\x00")
+    report = parse_dataset(jsonl(rows), DatasetFormat.JSONL)
+    outliers = [w for w in report.warnings if w.field == "text_input"]
+    assert [w.location for w in outliers] == [f"line {n}" for n in range(21, 26)]
+
+
 def test_evenly_mixed_formats_are_not_warned() -> None:
     rows = formatted(13, "question: q{i}") + formatted(12, "context: c{i}\nquestion: q{i}")
     report = parse_dataset(jsonl(rows), DatasetFormat.JSONL)
@@ -502,3 +559,15 @@ def test_any_csv_rows_give_a_report(cells: list[list[str]]) -> None:
     raw = csv_bytes(cells, ("text_input", "output", "extra"))
     report = parse_dataset(raw, DatasetFormat.CSV, PROPERTY_OPTIONS)
     assert_consistent(report, PROPERTY_OPTIONS)
+
+
+# ---- Storing ----------------------------------------------------------------------------------
+
+
+def test_stored_examples_read_back_as_core_job_decodes_them() -> None:
+    odd: dict[str, object] = {"text_input": 'नमस्ते "quoted"\n🙂', "output": "\\ and \t"}
+    rows = [*records(24), odd]
+    report = parse_dataset(jsonl(rows), DatasetFormat.JSONL)
+    encoded = encode_pairs(report.inputs, report.outputs)
+    assert decode_examples(encoded) == list(report.examples)
+    assert decode_examples(encode_examples(list(report.examples))) == list(report.examples)
