@@ -41,10 +41,18 @@ async def cache(redis_server: RedisServer, prefix: str) -> AsyncIterator[NearCac
 
 
 async def filled(cache: NearCache[str], key: str, redis: Redis) -> str | None:
-    fill = cache.begin(key)
-    value = await redis.get(key)
-    if value is not None:
+    """Read `key` into the cache, again if the invalidation of an earlier write (which
+    may arrive during the read) made the cache refuse it; what the cache then holds."""
+    deadline = time.monotonic() + BOUND_S
+    while time.monotonic() < deadline:
+        fill = cache.begin(key)
+        value = await redis.get(key)
+        if value is None:
+            return None
         cache.store(fill, text(value))
+        if cache.lookup(key) is not None:
+            break
+        await asyncio.sleep(0.005)
     return cache.lookup(key)
 
 
