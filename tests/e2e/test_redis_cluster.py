@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from redis.crc import key_slot
 
-from core.redis_client import connect
+from core.near_cache import NearCache
+from core.redis_client import RedisEndpoints, connect
 from devstack.redis_cluster import RedisCluster
 from tests.harness import State, running_system
 
@@ -34,4 +37,39 @@ async def test_jobs_run_end_to_end_on_a_redis_cluster(
         assert len(page.tuning_jobs) == 1 and page.next_page_token
         await s.delete(jobs["team-a"].name)
         assert [j.name for j in (await s.list_jobs("team-a")).tuning_jobs] == [cancelled.name]
+        cache = s.api.status_cache
+        assert cache is not None and len(cache) > 0  # reads were served by the near cache
     await client.aclose()
+
+
+async def test_the_near_cache_hears_writes_on_every_primary(
+    cluster: RedisCluster, prefix: str
+) -> None:
+    endpoints = RedisEndpoints(cluster.url, cluster=True)
+    assert len(await endpoints.primaries()) == 3
+    client = connect(cluster.url, cluster=True)
+    cache: NearCache[str] = NearCache(endpoints, f"{prefix}:", heartbeat_s=0.05)
+    await cache.start()
+    try:
+        keys = [f"{prefix}:{{t.tenant-{n}}}:job:1" for n in range(24)]  # spread over slots
+        assert len({key_slot(k.encode()) * 3 // 16384 for k in keys}) == 3
+        await asyncio.wait_for(_until(lambda: cache.begin("probe") is not None), 5.0)
+        for key in keys:
+            await client.set(key, "RUNNING")
+        await asyncio.sleep(0.1)  # the invalidations of those first writes pass
+        for key in keys:
+            cache.store(cache.begin(key), "RUNNING")
+        assert all(cache.lookup(k) == "RUNNING" for k in keys)
+        for key in keys:
+            await client.set(key, "SUCCEEDED")
+        await asyncio.wait_for(_until(lambda: all(cache.lookup(k) is None for k in keys)), 1.0)
+    finally:
+        await cache.aclose()
+        await client.aclose()
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    for _ in range(100_000):  # the caller's wait_for bounds the time
+        if check():
+            return
+        await asyncio.sleep(0.005)
