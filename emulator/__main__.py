@@ -36,6 +36,13 @@ _FLAGS: tuple[tuple[str, str, Callable[[str], object], str | None, str], ...] = 
         None,
         "JSON file of fault rules pending from the start (the POST /_emulator/faults body)",
     ),
+    (
+        "--rate-limit-rps",
+        "EMULATOR_RATE_LIMIT_RPS",
+        int,
+        "0",
+        "quota: API requests admitted in any sliding second, 429 above it (0: no limit)",
+    ),
 )
 
 
@@ -64,6 +71,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         token_ttl_s=args.token_ttl_s,
         grants=grants,
         faults=faults,
+        rate_limit_rps=args.rate_limit_rps,
     )
 
 
@@ -90,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if not config.grants:
         _log.warning("no grants configured: every POST /token will be refused")
+    if config.rate_limit_rps:
+        _log.info("rate limit: %d requests per sliding second", config.rate_limit_rps)
     if config.faults:
         _log.info("%d fault rule(s) pending from %s", len(config.faults), args.faults_file)
     asyncio.run(serve(config, args.host, args.port))

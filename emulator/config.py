@@ -57,6 +57,9 @@ class EmulatorConfig:
         page_size_max: larger requested page sizes are clamped to this; default 1000.
         faults: fault rules pending from the start (``--faults-file``), as if posted to
             ``POST /_emulator/faults`` first; default none.
+        rate_limit_rps: a quota on API requests (every route but ``POST /token``): at most
+            this many in any sliding second of the injected clock, 429 above it (see
+            ``emulator.ratelimit``); default 0, no limit.
     """
 
     steps_per_second: float = 2.0
@@ -65,8 +68,11 @@ class EmulatorConfig:
     page_size_default: int = 10
     page_size_max: int = 1000
     faults: tuple[FaultRule, ...] = ()
+    rate_limit_rps: int = 0
 
     def __post_init__(self) -> None:
+        if self.rate_limit_rps < 0:
+            raise ValueError("rate_limit_rps must be 0 (no limit) or positive")
         if self.steps_per_second <= 0:
             raise ValueError("steps_per_second must be positive")
         if self.token_ttl_s <= 0:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from emulator.protojson import duration
+
 JsonObject = dict[str, Any]
 
 SERVICE = "generativelanguage.googleapis.com"
@@ -119,3 +121,28 @@ def model_already_exists(model_name: str) -> ApiError:
 def route_not_found(path: str) -> ApiError:
     """404 for a path (or method on a path) the API does not bind."""
     return ApiError(404, f"Method not found: {path}")
+
+
+def resource_exhausted(
+    message: str, retry_delay_s: float, quota_id: str = "RequestsPerMinutePerProjectPerModel"
+) -> ApiError:
+    """429 RESOURCE_EXHAUSTED with QuotaFailure, Help and RetryInfo, as the real 429 has."""
+    return ApiError(429, message, details=quota_details(retry_delay_s, quota_id))
+
+
+def quota_details(retry_delay_s: float, quota_id: str) -> tuple[JsonObject, ...]:
+    """QuotaFailure (naming ``quota_id``), Help and RetryInfo (``retry_delay_s``)."""
+    violation = {
+        "quotaMetric": f"{SERVICE}/generate_requests_per_model",
+        "quotaId": quota_id,
+        "quotaDimensions": {"location": "global"},
+    }
+    link = {
+        "description": "Learn more about Gemini API quotas",
+        "url": "https://ai.google.dev/gemini-api/docs/rate-limits",
+    }
+    return (
+        {"@type": TYPE_PREFIX + "google.rpc.QuotaFailure", "violations": [violation]},
+        {"@type": TYPE_PREFIX + "google.rpc.Help", "links": [link]},
+        {"@type": TYPE_PREFIX + "google.rpc.RetryInfo", "retryDelay": duration(retry_delay_s)},
+    )

@@ -55,8 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emulator.errors import SERVICE, TYPE_PREFIX, ApiError, JsonObject
-from emulator.protojson import duration
+from emulator.errors import ApiError, JsonObject, resource_exhausted
 from emulator.routes import MODELS_CREATE, ROUTE_NAMES
 from emulator.training import Stop
 
@@ -168,8 +167,9 @@ class FaultRule:
         if self.status is None:
             return None
         message = self.message or _MESSAGES.get(self.status, "Emulated fault.")
-        details = _quota_details(self.retry_delay_s) if self.status == 429 else ()
-        return ApiError(self.status, message, details=details)
+        if self.status == 429:
+            return resource_exhausted(message, self.retry_delay_s)
+        return ApiError(self.status, message)
 
     def to_json(self, times: int) -> JsonObject:
         """The rule as ``POST /_emulator/faults`` takes it, with ``times`` remaining."""
@@ -292,21 +292,3 @@ def _training(value: Any) -> Stop | None:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _quota_details(retry_delay_s: float) -> tuple[JsonObject, ...]:
-    """QuotaFailure, Help and RetryInfo, as the real 429 carries them."""
-    violation = {
-        "quotaMetric": f"{SERVICE}/generate_requests_per_model",
-        "quotaId": "RequestsPerMinutePerProjectPerModel",
-        "quotaDimensions": {"location": "global"},
-    }
-    link = {
-        "description": "Learn more about Gemini API quotas",
-        "url": "https://ai.google.dev/gemini-api/docs/rate-limits",
-    }
-    return (
-        {"@type": TYPE_PREFIX + "google.rpc.QuotaFailure", "violations": [violation]},
-        {"@type": TYPE_PREFIX + "google.rpc.Help", "links": [link]},
-        {"@type": TYPE_PREFIX + "google.rpc.RetryInfo", "retryDelay": duration(retry_delay_s)},
-    )

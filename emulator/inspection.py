@@ -20,7 +20,9 @@ async def stats(request: web.Request) -> web.Response:
 
     ``requests``: counts per ``"<METHOD> <route>"``; ``models``: live models; ``creates``:
     successful creates; ``user_projects``: authenticated API requests per
-    ``x-goog-user-project`` value; ``tokens_issued``: successful ``/token`` exchanges.
+    ``x-goog-user-project`` value; ``tokens_issued``: successful ``/token`` exchanges;
+    ``rate_limit``: the quota (``rps``, 0 for none) and the API requests it ``admitted`` and
+    ``refused`` with 429 (``POST /token`` is neither).
     """
     state = state_of(request)
     return ok(
@@ -30,6 +32,7 @@ async def stats(request: web.Request) -> web.Response:
             "creates": state.models.creates,
             "user_projects": dict(sorted(state.user_projects.items())),
             "tokens_issued": state.tokens.issued_count,
+            "rate_limit": state.rate_limit.stats(),
         }
     )
 

@@ -1,4 +1,4 @@
-"""Request middlewares: the error envelope, request counting and fault injection."""
+"""Request middlewares: the error envelope, request counting, the rate limit and faults."""
 
 from __future__ import annotations
 
@@ -8,14 +8,17 @@ from contextvars import ContextVar
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from emulator.errors import ApiError, route_not_found
+from emulator.errors import ApiError, resource_exhausted, route_not_found
 from emulator.faults import FaultRule
-from emulator.routes import Route
-from emulator.state import state_of
+from emulator.routes import OAUTH_TOKEN, Route
+from emulator.state import EmulatorState, state_of
 from emulator.training import Stop
 
 # Which API method each registered aiohttp route serves (filled by ``create_app``).
 ROUTE_OF: web.AppKey[dict[web.AbstractRoute, Route]] = web.AppKey("emulator_route_of")
+
+# The QuotaFailure quotaId of the rate limit's 429 (emulator.ratelimit).
+RATE_LIMIT_QUOTA_ID = "RequestsPerSecondPerProject"
 
 # The training stop of the fault rule applied to the request being handled, read by the
 # create handler. A context variable set only around the handler call, so it cannot leak into
@@ -52,16 +55,32 @@ async def envelope_errors(request: web.Request, handler: Handler) -> web.StreamR
 
 @web.middleware
 async def count_and_inject_faults(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count each API request by route, and apply a pending fault rule if one matches."""
+    """Count each API request by route, enforce the rate limit, then apply a fault rule.
+
+    A request the rate limit refuses goes no further: it uses up no fault rule.
+    """
     route = request.app[ROUTE_OF].get(request.match_info.route)
     if route is None:
         return await handler(request)
     state = state_of(request)
     state.requests[f"{request.method} {route.name}"] += 1
+    if route != OAUTH_TOKEN:
+        _enforce_rate_limit(state)
     rule = state.faults.take(route.name)
     if rule is None:
         return await handler(request)
     return await _with_fault(request, handler, rule)
+
+
+def _enforce_rate_limit(state: EmulatorState) -> None:
+    """429 RESOURCE_EXHAUSTED if the request is over the quota (``emulator.ratelimit``)."""
+    retry_delay_s = state.rate_limit.admit(state.clock())
+    if retry_delay_s is not None:
+        raise resource_exhausted(
+            f"Quota exceeded: at most {state.rate_limit.rps} requests per second.",
+            retry_delay_s,
+            quota_id=RATE_LIMIT_QUOTA_ID,
+        )
 
 
 async def _with_fault(

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from emulator.config import EmulatorConfig
 from emulator.faults import FaultBook
+from emulator.ratelimit import SlidingWindowLimit
 from emulator.store import ModelStore
 from emulator.tokens import TokenBook
 
@@ -26,6 +27,7 @@ class EmulatorState:
         tokens: issued access tokens.
         models: the tuned models and their operations.
         faults: pending injected faults.
+        rate_limit: the request quota (``config.rate_limit_rps``) and its counts.
         requests: request counts keyed ``"<METHOD> <route name>"``.
         user_projects: authenticated API requests per ``x-goog-user-project`` header value.
     """
@@ -35,6 +37,7 @@ class EmulatorState:
     tokens: TokenBook
     models: ModelStore = field(default_factory=ModelStore)
     faults: FaultBook = field(default_factory=FaultBook)
+    rate_limit: SlidingWindowLimit = field(default_factory=lambda: SlidingWindowLimit(0))
     requests: Counter[str] = field(default_factory=Counter)
     user_projects: Counter[str] = field(default_factory=Counter)
 
@@ -42,7 +45,9 @@ class EmulatorState:
     def create(cls, config: EmulatorConfig, clock: Clock) -> EmulatorState:
         """A fresh state: no models, no tokens, the configured faults pending."""
         tokens = TokenBook(config.grants, config.token_ttl_s)
-        return cls(config, clock, tokens, faults=FaultBook(config.faults))
+        faults = FaultBook(config.faults)
+        limit = SlidingWindowLimit(config.rate_limit_rps)
+        return cls(config, clock, tokens, faults=faults, rate_limit=limit)
 
 
 STATE = web.AppKey("emulator_state", EmulatorState)

@@ -166,4 +166,5 @@ async def test_stats_count_requests_per_route(
         "creates": 1,
         "user_projects": {},
         "tokens_issued": 1,
+        "rate_limit": {"rps": 0, "admitted": 5, "refused": 0},
     }

@@ -68,4 +68,16 @@ async def test_fresh_emulator_reports_zeroes(http: httpx.AsyncClient) -> None:
         "creates": 0,
         "user_projects": {},
         "tokens_issued": 0,
+        "rate_limit": {"rps": 0, "admitted": 0, "refused": 0},
     }
+
+
+async def test_without_a_rate_limit_every_api_request_is_admitted(
+    http: httpx.AsyncClient, owner: dict[str, str]
+) -> None:
+    for _ in range(25):
+        await http.get("/v1beta/tunedModels", headers=owner)
+
+    stats = await emulator_stats(http)
+
+    assert stats["rate_limit"] == {"rps": 0, "admitted": 25, "refused": 0}
