@@ -1,28 +1,46 @@
-"""`python -m bench`: every implemented figure, then the table, also written as JSON."""
+"""`python -m bench`: every figure, then the table, also written as JSON.
+
+`python -m bench status_read create ...` runs the named figures only.
+"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+from collections.abc import Awaitable, Callable
 
-from bench import dataset_validation, list_scale, rpc
-from bench.figure import Figure, table, write_json
+from bench import coalescing, dataset_validation, fleet, list_scale, rpc, tracking
+from bench.figure import Figure, details, table, write_json
 
-NOT_YET = (
-    "coalescing (1,000 pollers x 50 jobs)",
-    "tracking 10,000 jobs (memory, request rate)",
-    "fleet under quota (4 workers, 429 share)",
-)
+FIGURES: dict[str, Callable[[], Awaitable[list[Figure]]]] = {
+    "status_read": rpc.status_read,
+    "create": rpc.create,
+    "coalescing": coalescing.measure,
+    "list_scale": list_scale.measure,
+    "tracking": tracking.measure,
+    "dataset_validation": dataset_validation.ameasure,
+    "fleet": fleet.measure,
+}
 
 
-async def measure_all() -> list[Figure]:
-    figures = [*await rpc.status_read(), *await rpc.create(), *await list_scale.measure()]
-    return [*figures, *dataset_validation.measure()]
+async def measure(names: list[str]) -> list[Figure]:
+    figures: list[Figure] = []
+    for name in names:
+        print(f"measuring {name} ...", flush=True)
+        figures += await FIGURES[name]()
+    return figures
 
 
 def main() -> None:
-    figures = asyncio.run(measure_all())
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("figures", nargs="*", help=f"any of {', '.join(FIGURES)} (default: all)")
+    names = parser.parse_args().figures or list(FIGURES)
+    unknown = sorted(set(names) - set(FIGURES))
+    if unknown:
+        parser.error(f"unknown figures: {', '.join(unknown)}")
+    figures = asyncio.run(measure(names))
     print(table(figures))
-    print(f"\nnot measured yet: {'; '.join(NOT_YET)}")
+    print(details(figures))
     print(f"written to {write_json(figures)}")
 
 
