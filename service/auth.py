@@ -20,12 +20,11 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
-from grpc_status import rpc_status
 
 from core import logs
 from core.errors import PermissionDenied, TuningError, Unauthenticated
 from core.tenants import Role, Tenant, TenantDirectory
-from service.errors import to_status
+from service.errors import abort, to_status
 from service.handlers import behavior_of, rewrapped
 from service.tls import peer_common_name
 
@@ -139,8 +138,8 @@ def _admitted(handler: Handler, admit: Callable[[Context], Tenant]) -> Handler:
         try:
             principal = admit(context)
         except TuningError as exc:
-            await context.abort_with_status(rpc_status.to_status(to_status(exc)))
-            raise  # abort_with_status raises; this keeps the flow explicit
+            await abort(context, to_status(exc))
+            raise  # abort raises; this keeps the flow explicit
         reset = _tenant.set(principal.id)
         log_reset = logs.tenant.set(principal.id)
         try:

@@ -12,6 +12,7 @@ from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from core import logs
 from core.errors import (
     ERROR_DOMAIN,
     FieldViolation,
@@ -23,6 +24,8 @@ from core.errors import (
 from service.wire import Malformed
 
 log = logging.getLogger(__name__)
+
+REQUEST_ID_KEY = "x-request-id"
 
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 
@@ -85,6 +88,18 @@ def mapped_errors(handler: Handler) -> Handler:
         except Exception:
             log.exception("unexpected error in %s", handler.__name__)
             status = internal_status()
-        await context.abort_with_status(rpc_status.to_status(status))
+        await abort(context, status)
 
     return wrapper  # type: ignore[return-value]
+
+
+async def abort(context: grpc.aio.ServicerContext[Any, Any], status: status_pb2.Status) -> None:
+    """End the RPC with `status`, naming the request it failed: a `google.rpc.RequestInfo`
+    detail and an `x-request-id` trailer carry the id the logs use (core.logs)."""
+    request_id = logs.request_id.get()
+    trailers: tuple[tuple[str, str | bytes], ...] = ()
+    if request_id:
+        status.details.add().Pack(error_details_pb2.RequestInfo(request_id=request_id))
+        trailers = ((REQUEST_ID_KEY, request_id),)
+    answer = rpc_status.to_status(status)
+    await context.abort(answer.code, answer.details, (*answer.trailing_metadata, *trailers))

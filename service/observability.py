@@ -2,9 +2,12 @@
 
 Applied to each method handler once, at registration (service.handlers).
 
-The request id comes from the caller's `x-request-id` metadata, or is made here, and
-is sent back (in the trailing metadata; for uploads, at once in the initial metadata) so
-a caller can quote it.
+The request id comes from the caller's `x-request-id` metadata, or is made here. Every
+error names it (a `google.rpc.RequestInfo` detail and an `x-request-id` trailer), and an
+upload gets it at once in the initial metadata, so a caller can quote it. A successful
+unary call does not repeat it: a caller that wants to find one in the logs sends its own
+`x-request-id`: a trailer on every answer is work for both ends on the hottest path
+(GetTuningJob), for an id callers need when something failed.
 """
 
 from __future__ import annotations
@@ -18,12 +21,11 @@ import grpc
 
 from core import logs
 from core.metrics import Metrics
+from service.errors import REQUEST_ID_KEY
 from service.handlers import behavior_of, rewrapped
 
 if TYPE_CHECKING:
     Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
-
-REQUEST_ID_KEY = "x-request-id"
 
 
 class Observer:
@@ -73,10 +75,8 @@ def _observed(handler: Handler, method: str, ids: RequestIds, metrics: Metrics) 
         started = time.perf_counter()
         if streaming:
             # A long upload learns its request id at once (and so can a test, that the
-            # call is in flight); unary calls get it in the trailers, at no extra cost.
+            # call is in flight). A failed call carries it in its error (service.errors).
             await context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
-        else:
-            context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
         try:
             return await behavior(request, context)
         finally:

@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from google.rpc import error_details_pb2
 from prometheus_client import generate_latest
 
 from core import logs
@@ -20,6 +21,7 @@ from core.settings import to_env
 from devstack.processes import start_module
 from devstack.redis_server import free_port
 from tests.harness import System
+from tests.rpc_errors import detail
 from tuning.v1 import tuning_service_pb2, tuning_service_pb2_grpc
 
 
@@ -50,18 +52,23 @@ def test_log_lines_are_json_with_context_and_secrets_redacted() -> None:
     assert line["msg"].count("[REDACTED]") == 2
 
 
-async def test_rpcs_are_counted_by_method_and_code_with_a_request_id(api_only: System) -> None:
+async def test_rpcs_are_counted_by_method_and_code_and_errors_name_their_request(
+    api_only: System,
+) -> None:
     job = await api_only.create()
-    call = api_only.stub.GetTuningJob(
-        tuning_service_pb2.GetTuningJobRequest(name=job.name),
-        metadata=(*api_only.auth(), ("x-request-id", "trace-42")),
-    )
-    await call
-    assert ("x-request-id", "trace-42") in list(await call.trailing_metadata())
-    with pytest.raises(grpc.aio.AioRpcError):
-        await api_only.get("tuningJobs/nope")
-    with pytest.raises(grpc.aio.AioRpcError):
+    await api_only.get(job.name)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await api_only.stub.GetTuningJob(
+            tuning_service_pb2.GetTuningJobRequest(name="tuningJobs/nope"),
+            metadata=(*api_only.auth(), ("x-request-id", "trace-42")),
+        )
+    assert ("x-request-id", "trace-42") in list(caught.value.trailing_metadata() or ())
+    assert detail(caught.value, error_details_pb2.RequestInfo).request_id == "trace-42"
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
         await api_only.stub.ListTuningJobs(tuning_service_pb2.ListTuningJobsRequest())
+    made_up = detail(refused.value, error_details_pb2.RequestInfo).request_id
+    assert len(made_up) >= 16
+    assert ("x-request-id", made_up) in list(refused.value.trailing_metadata() or ())
     m, prefix = api_only.api_metrics, "/tuning.v1.TuningService/"
     assert sample(m, "tuning_rpcs_total", method=prefix + "CreateTuningJob", code="OK") == 1
     assert sample(m, "tuning_rpcs_total", method=prefix + "GetTuningJob", code="NOT_FOUND") == 1
