@@ -102,6 +102,20 @@ def _median(results: list[LoadResult]) -> LoadResult:
     return sorted(results, key=lambda r: r.throughput)[len(results) // 2]
 
 
+async def running(channel: grpc.aio.Channel, get: bytes, stack: BenchStack) -> None:
+    """Wait until the worker has submitted the job: a RUNNING job's answer is cached."""
+    call: Any = channel.unary_unary(
+        "/tuning.v1.TuningService/GetTuningJob",
+        request_serializer=None,
+        response_deserializer=tuning_job_pb2.TuningJob.FromString,
+    )
+    for _ in range(600):
+        if (await call(get, metadata=stack.metadata)).state == tuning_job_pb2.TuningJob.RUNNING:
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the job was not RUNNING after 60 s; is the worker up?")
+
+
 async def status_read(requests: int = 8_000) -> list[Figure]:
     """GetTuningJob on a job whose status is cached, against the echo."""
     async with bench_stack(workers=1) as stack, grpc.aio.insecure_channel(stack.api_target) as ch:
@@ -111,8 +125,8 @@ async def status_read(requests: int = 8_000) -> list[Figure]:
             response_deserializer=tuning_job_pb2.TuningJob.FromString,
         )
         job = await create(job_request().SerializeToString(), metadata=stack.metadata)
-        await asyncio.sleep(3)  # the worker submits it; a few snapshots arrive
         get = tuning_service_pb2.GetTuningJobRequest(name=job.name).SerializeToString()
+        await running(ch, get, stack)
         size = len(
             await raw(ch, "/tuning.v1.TuningService/GetTuningJob")(get, metadata=stack.metadata)
         )
