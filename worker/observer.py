@@ -7,10 +7,12 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.clock import Clock
 from core.errors import TuningError
+from core.job import Job
 from core.keys import Keys
 from core.metrics import Metrics
 from core.redis_client import Redis, translated_errors
@@ -59,11 +61,38 @@ class Observer:
         self._metrics.oldest_queued_age.labels(tenant).set(
             0 if oldest is None else max(0.0, now - oldest.create_time)
         )
-        jobs = [await self._store.get(tenant, j) for j in await self._store.active_ids(tenant)]
-        states = Counter(j.state for j in jobs if j is not None)
+        tally = await self._tally(tenant)
         for state in JobState:
             if not state.terminal:
-                self._metrics.jobs.labels(tenant, state.value).set(states.get(state, 0))
-        fetched = [j.status_fetch_time for j in jobs if j and j.state == JobState.RUNNING]
-        ages = [now - t for t in fetched if t is not None]
-        self._metrics.status_cache_age.labels(tenant).set(max(ages, default=0.0))
+                self._metrics.jobs.labels(tenant, state.value).set(tally.states.get(state, 0))
+        stale_s = 0.0 if tally.oldest_fetch is None else max(0.0, now - tally.oldest_fetch)
+        self._metrics.status_cache_age.labels(tenant).set(stale_s)
+
+    async def _tally(self, tenant: str) -> _Tally:
+        """Count the tenant's unfinished jobs one record at a time.
+
+        A worker may track tens of thousands of jobs: holding every record at once to
+        count them would raise its resident memory by kilobytes per job at each sample.
+        """
+        tally = _Tally()
+        for job_id in await self._store.active_ids(tenant):
+            job = await self._store.get(tenant, job_id)
+            if job is not None:
+                tally.add(job)
+        return tally
+
+
+@dataclass
+class _Tally:
+    """Unfinished jobs by state, and the oldest status fetch among the RUNNING ones."""
+
+    states: Counter[JobState] = field(default_factory=Counter)
+    oldest_fetch: float | None = None
+
+    def add(self, job: Job) -> None:
+        self.states[job.state] += 1
+        fetched = job.status_fetch_time
+        if job.state == JobState.RUNNING and fetched is not None:
+            self.oldest_fetch = (
+                fetched if self.oldest_fetch is None else min(self.oldest_fetch, fetched)
+            )

@@ -46,6 +46,21 @@ async def test_queue_gauges_follow_the_queues(api_only: System) -> None:
     assert age is not None and age >= 0
 
 
+async def test_job_gauges_count_running_jobs_and_their_oldest_status(system: System) -> None:
+    jobs = [await system.create() for _ in range(3)]
+    for job in jobs:
+        await system.wait_for(job.name, {State.RUNNING})
+    keys = Keys(system.settings.redis_key_prefix)
+    m = system.worker_metrics
+    later = time.time() + 100.0
+    observer = Observer(system.redis, keys, system.store, m, lambda: ["team-a"], lambda: later)
+    await observer.sample()
+    assert m.registry.get_sample_value("tuning_jobs", {"tenant": "team-a", "state": "RUNNING"}) == 3
+    assert m.registry.get_sample_value("tuning_jobs", {"tenant": "team-a", "state": "QUEUED"}) == 0
+    age = m.registry.get_sample_value("tuning_status_cache_age_seconds", {"tenant": "team-a"})
+    assert age is not None and 100.0 <= age < 100.0 + 15.0
+
+
 async def test_worker_log_lines_name_the_tenant_and_the_job(
     system: System, caplog: pytest.LogCaptureFixture
 ) -> None:

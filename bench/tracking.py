@@ -1,0 +1,369 @@
+"""Tracking: one worker process tracking 10,000 running jobs, its memory and upstream rate.
+
+Setup (not measured): the jobs are created through the real API; the bench runs the
+admission rounds itself (see `submit_all`) and a setup worker with no upstream budget
+submits every job to the emulator, whose training is so slow that every job stays
+RUNNING. The setup worker stops, every job is made due at once (`due_now`), and exactly
+one worker process starts with the configured budget `B` requests/s (burst `b`) and
+poll intervals short enough that the jobs want about twice `B`.
+
+Measured, sampling once a second from the moment that worker is ready:
+
+- memory: the worker's peak resident set (`VmHWM` of /proc/<pid>/status, the kernel's
+  own high-water mark, so nothing between samples is missed), against 300 MB;
+- request rate: upstream requests that spend the budget (every emulator route but
+  `oauth.token`, which the bucket does not meter), counted by the emulator, mean per
+  second over the window after a warm-up, against `B`.
+
+"Never over the budget" is the token bucket's own promise, checked as the upstream sees
+it: over EVERY span between two samples (not only 1-second neighbours, so no short
+burst hides in a long window; the warm-up included), `requests <= B * span_s + b`. A
+full bucket may spend `b` at once and then `B` per second; more than that in any span
+means the fleet-wide bucket leaked. `max_excess` in the details is the largest
+`requests - B * span_s` seen; it must stay at most `b`. It also bounds the mean: over a
+window of `T` seconds the mean can exceed `B` by at most `b / T`, so the rate goal is
+`ratio >= 0.9` plus this check.
+
+The emulator reads its counters at some moment during the stats call, so a span is
+taken at its widest, from the first call's start to the second call's end: requests
+counted between the two reads arrived within it. A stats call slowed by a stalled
+machine therefore cannot fake an excess, only blur the check (`stats_rtt_max_s`);
+per-second rates use the calls' midpoints. `slow_stats_samples` counts stats calls
+slower than 0.1 s: the machine (shared, two cores) stalled, and the worker with it,
+which lowers the mean rate; the bucket rightly does not make up for lost time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import itertools
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import grpc
+import httpx
+
+from bench.figure import Figure, figure, table
+from bench.rpc import job_request
+from bench.stack import BenchStack, bench_stack, start
+from core.admission import Admission
+from core.keys import Keys
+from core.redis_client import connect
+from core.schedule import Schedule
+from core.settings import Settings, to_env
+
+JOBS = 10_000
+BUDGET_RPS = 100.0
+BURST = 10
+WINDOW_S = 45.0
+WARMUP_S = 5.0
+RSS_GOAL_MB = 300.0
+STEPS_PER_SECOND = 1e-4
+"""Emulated training speed: not one step completes during a run, so jobs stay RUNNING."""
+CREATE_CONCURRENCY = 32
+SETUP_CONCURRENCY = 64
+SETUP_TIMEOUT_S = 600.0
+SETUP_POLL_S = 3600.0
+UNMETERED_ROUTES = frozenset({"POST oauth.token"})
+SLOW_STATS_S = 0.1
+"""A stats call slower than this means the emulator (or the machine) stalled."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One look at the worker and the upstream."""
+
+    sent_s: float
+    """When the stats call was sent (monotonic seconds)."""
+    got_s: float
+    """When its answer came back; the emulator read its counters in between."""
+    requests: int
+    """Budgeted upstream requests the emulator has counted so far."""
+    rss_kb: int
+    hwm_kb: int
+
+    @property
+    def at_s(self) -> float:
+        return (self.sent_s + self.got_s) / 2
+
+    @property
+    def rtt_s(self) -> float:
+        return self.got_s - self.sent_s
+
+
+@dataclass(frozen=True)
+class Excess:
+    """The largest `requests - rate * span_s` over every span between two samples."""
+
+    requests: float
+    span_s: float
+
+
+def budgeted_requests(stats: dict[str, Any]) -> int:
+    """Requests counted by the emulator that go through the worker's token bucket."""
+    counts: dict[str, int] = stats["requests"]
+    return sum(n for route, n in counts.items() if route not in UNMETERED_ROUTES)
+
+
+def memory_kb(pid: int) -> tuple[int, int]:
+    """Current (`VmRSS`) and peak (`VmHWM`) resident set of `pid`, in KiB."""
+    fields: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in {"VmRSS", "VmHWM"}:
+            fields[name] = int(value.split()[0])
+    return fields["VmRSS"], fields["VmHWM"]
+
+
+def max_excess(samples: list[Sample], rate_per_s: float) -> Excess:
+    """Over all pairs i < j: the largest `(requests_j - requests_i) - rate * span`.
+
+    `span` is the widest the two reads can be apart, `got_j - sent_i`. With
+    `x_j = requests_j - rate * got_j` and `y_i = requests_i - rate * sent_i` the excess is
+    `max_j (x_j - min_{i<j} y_i)`, found in one pass.
+    """
+    best, best_span = float("-inf"), 0.0
+    low, low_at = samples[0].requests - rate_per_s * samples[0].sent_s, samples[0].sent_s
+    for s in samples[1:]:
+        x = s.requests - rate_per_s * s.got_s
+        if x - low > best:
+            best, best_span = x - low, s.got_s - low_at
+        y = s.requests - rate_per_s * s.sent_s
+        if y <= low:  # the latest low: the shortest span with that excess
+            low, low_at = y, s.sent_s
+    return Excess(best, best_span)
+
+
+def per_second(samples: list[Sample]) -> list[float]:
+    """Requests per second between neighbouring samples."""
+    return [(b.requests - a.requests) / (b.at_s - a.at_s) for a, b in itertools.pairwise(samples)]
+
+
+def rss_figure(samples: list[Sample]) -> Figure:
+    """The worker's peak resident set over the run, against RSS_GOAL_MB."""
+    return figure(
+        "tracking RSS",
+        "MB",
+        max(s.hwm_kb for s in samples) / 1024,
+        RSS_GOAL_MB,
+        "ratio <= 1.0",
+        lambda r: r <= 1.0,
+        rss_start_mb=samples[0].rss_kb / 1024,
+        rss_end_mb=samples[-1].rss_kb / 1024,
+    )
+
+
+def rate_figure(
+    samples: list[Sample], budget_rps: float, burst: int, warmup_s: float, **extra: float
+) -> Figure:
+    """Mean budgeted requests/s after the warm-up, against the budget, never over it.
+
+    The excess is checked over every sample, the warm-up included: a worker that starts
+    with a full bucket may spend `burst` at once, and no more.
+    """
+    skipped = min(round(warmup_s), len(samples) - 2)  # samples are a second apart
+    first, last = samples[skipped], samples[-1]
+    excess = max_excess(samples, budget_rps)
+    rates = per_second(samples)
+    return figure(
+        "tracking request rate",
+        "req/s",
+        (last.requests - first.requests) / (last.at_s - first.at_s),
+        budget_rps,
+        "r>=0.9, <=B*t+burst",
+        lambda r: r >= 0.9 and excess.requests <= burst,
+        burst=burst,
+        window_s=last.at_s - first.at_s,
+        max_1s_rps=max(rates),
+        min_1s_rps=min(rates[skipped:]),
+        max_excess=excess.requests,
+        max_excess_span_s=excess.span_s,
+        stats_rtt_max_s=max(s.rtt_s for s in samples),
+        slow_stats_samples=sum(s.rtt_s > SLOW_STATS_S for s in samples),
+        **extra,
+    )
+
+
+async def read_stats(http: httpx.AsyncClient) -> dict[str, Any]:
+    """The emulator's counters (`GET /_emulator/stats`)."""
+    response = await http.get("/_emulator/stats")
+    response.raise_for_status()
+    stats: dict[str, Any] = response.json()
+    return stats
+
+
+async def sample(http: httpx.AsyncClient, pid: int) -> Sample:
+    sent_s = time.monotonic()
+    stats = await read_stats(http)
+    got_s = time.monotonic()
+    rss_kb, hwm_kb = memory_kb(pid)
+    return Sample(sent_s, got_s, budgeted_requests(stats), rss_kb, hwm_kb)
+
+
+async def sample_every_second(http: httpx.AsyncClient, pid: int, seconds: float) -> list[Sample]:
+    """Samples on a fixed 1-second grid (no drift) for `seconds`."""
+    started = time.monotonic()
+    samples = [await sample(http, pid)]
+    for tick in range(1, int(seconds) + 1):
+        await asyncio.sleep(max(0.0, started + tick - time.monotonic()))
+        samples.append(await sample(http, pid))
+    return samples
+
+
+async def create_jobs(stack: BenchStack, count: int) -> None:
+    """`count` CreateTuningJob calls through the API, `CREATE_CONCURRENCY` at a time."""
+    request = job_request().SerializeToString()
+    left = count
+    async with grpc.aio.insecure_channel(stack.api_target) as channel:
+        create: Any = channel.unary_unary(
+            "/tuning.v1.TuningService/CreateTuningJob",
+            request_serializer=None,
+            response_deserializer=None,
+        )
+
+        async def caller() -> None:
+            nonlocal left
+            while left > 0:
+                left -= 1
+                await create(request, metadata=stack.metadata)
+
+        await asyncio.gather(*(caller() for _ in range(CREATE_CONCURRENCY)))
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], timeout_s: float, what: str, interval_s: float = 0.5
+) -> None:
+    """Ask `check` every `interval_s` until it answers True; TimeoutError after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not done within {timeout_s:.0f}s: {what}")
+        await asyncio.sleep(interval_s)
+
+
+def worker_env(settings: Settings, **overrides: Any) -> dict[str, str]:
+    changed = dataclasses.replace(settings, **overrides)
+    return to_env(changed) | {"TUNING_LOG_LEVEL": "WARNING"}
+
+
+async def submit_all(stack: BenchStack, http: httpx.AsyncClient, jobs: int) -> None:
+    """A setup worker without a budget submits every job; it stops after its last visit.
+
+    The bench runs the admission rounds itself, back to back: a worker runs one round
+    per turn of its loop, which starts one tenant's 10,000 queued jobs at the pace of
+    that worker's visits, minutes for this setup. The setup worker polls no job (its
+    first poll is an hour away), so that its whole effort goes into submitting;
+    `due_now` then hands every job to the measured worker at once.
+    """
+    env = worker_env(
+        stack.settings,
+        upstream_rps=0.0,
+        worker_concurrency=SETUP_CONCURRENCY,
+        poll_min_s=SETUP_POLL_S,
+        poll_max_s=SETUP_POLL_S,
+    )
+
+    async def submitted() -> bool:
+        return int((await read_stats(http))["creates"]) >= jobs
+
+    async with AsyncExitStack() as exits:
+        await start(exits, stack.work_dir, "worker", "WORKER_READY", env, [], name="setup")
+        await admit_all(stack.settings)
+        await wait_until(submitted, SETUP_TIMEOUT_S, f"{jobs} jobs submitted upstream")
+
+
+async def admit_all(settings: Settings) -> int:
+    """Admission rounds (core.admission) until no job is queued; how many started."""
+    keys = Keys(settings.redis_key_prefix)
+    redis = connect(settings.redis_url, timeout_s=30.0)
+    admission = Admission(redis, keys, Schedule(redis, keys), lambda _: settings.default_quotas())
+    admitted = 0
+    try:
+        while started := await admission.round():
+            admitted += started
+    finally:
+        await redis.aclose()
+    return admitted
+
+
+async def due_now(settings: Settings) -> int:
+    """Make every scheduled job due now, as after a worker fleet's outage; how many."""
+    keys = Keys(settings.redis_key_prefix)
+    redis = connect(settings.redis_url, timeout_s=30.0)
+    try:
+        members = cast(list[bytes], await redis.zrange(keys.schedule(), 0, -1))
+        seconds, micros = await redis.time()
+        due: dict[bytes, int] = dict.fromkeys(members, seconds * 1000 + micros // 1000)
+        if due:
+            await redis.zadd(keys.schedule(), due, xx=True)
+        return len(due)
+    finally:
+        await redis.aclose()
+
+
+async def track(stack: BenchStack, http: httpx.AsyncClient, seconds: float) -> list[Sample]:
+    """Start the one measured worker, sample it for `seconds`, stop it."""
+    env = worker_env(stack.settings)
+    async with AsyncExitStack() as exits:
+        worker = await start(
+            exits, stack.work_dir, "worker", "WORKER_READY", env, [], name="tracking"
+        )
+        return await sample_every_second(http, worker.process.pid, seconds)
+
+
+def settings_for(jobs: int, budget_rps: float) -> dict[str, Any]:
+    """Budget and polls: once each job settles at `poll_max_s`, they want twice the budget."""
+    poll_max_s = min(Settings().poll_max_s, jobs / (2 * budget_rps))
+    return {
+        "upstream_rps": budget_rps,
+        "upstream_burst": BURST,
+        "poll_min_s": min(Settings().poll_min_s, poll_max_s),
+        "poll_max_s": poll_max_s,
+    }
+
+
+async def measure(
+    jobs: int = JOBS,
+    budget_rps: float = BUDGET_RPS,
+    seconds: float = WINDOW_S,
+    warmup_s: float = WARMUP_S,
+    *,
+    report: Callable[[str], None] = lambda _: None,
+) -> list[Figure]:
+    """Set up `jobs` RUNNING jobs, then measure one worker tracking them with `budget_rps`."""
+    emulator_args = ("--steps-per-second", str(STEPS_PER_SECOND))
+    overrides = settings_for(jobs, budget_rps)
+    async with (
+        bench_stack(emulator_args=emulator_args, **overrides) as stack,
+        httpx.AsyncClient(base_url=stack.emulator_url, timeout=30.0) as http,
+    ):
+        started = time.monotonic()
+        await create_jobs(stack, jobs)
+        report(f"created {jobs} jobs in {time.monotonic() - started:.1f}s")
+        await submit_all(stack, http, jobs)
+        report(f"submitted {jobs} jobs upstream in {time.monotonic() - started:.1f}s")
+        tracked = await due_now(stack.settings)
+        samples = await track(stack, http, warmup_s + seconds)
+    return [rss_figure(samples), rate_figure(samples, budget_rps, BURST, warmup_s, jobs=tracked)]
+
+
+def main(argv: Iterable[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=JOBS)
+    parser.add_argument("--budget", type=float, default=BUDGET_RPS, help="upstream requests/s")
+    parser.add_argument("--seconds", type=float, default=WINDOW_S, help="measurement window")
+    args = parser.parse_args(None if argv is None else list(argv))
+    found = asyncio.run(measure(args.jobs, args.budget, args.seconds, report=print))
+    print(table(found))
+    for f in found:
+        print(f"{f.name}: " + ", ".join(f"{k}={v:.4g}" for k, v in f.details.items()))
+
+
+if __name__ == "__main__":
+    main()
