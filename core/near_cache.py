@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 INVALIDATE_CHANNEL = "__redis__:invalidate"
 RECONNECT_BACKOFF_S = (0.1, 0.2, 0.5, 1.0, 2.0)
+CLOSE_TIMEOUT_S = 1.0
 
 V = TypeVar("V")
 Clock = Callable[[], float]
@@ -105,7 +106,10 @@ class _Tracker:
 
     async def ping(self) -> None:
         self._pings.append(self._clock())
-        await self._conn.send_command("PING")
+        try:
+            await self._conn.send_command("PING")
+        except AttributeError as exc:  # redis-py, when the connection was closed meanwhile
+            raise redis_errors.ConnectionError("the tracking connection is closed") from exc
 
     async def listen(self, invalidated: Callable[[list[bytes] | None], None]) -> None:
         """Hand each invalidation to `invalidated` (None: everything) until the link fails."""
@@ -153,6 +157,8 @@ class NearCache(Generic[V]):
         self._fills: collections.Counter[str] = collections.Counter()
         self._dirty: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
+        self._trackers: list[_Tracker] = []
+        self._closing = False
         self.flushes = 0
         """How many times everything was dropped (a reconnection or a FLUSHALL)."""
 
@@ -217,18 +223,34 @@ class NearCache(Generic[V]):
         self._task = asyncio.create_task(self._run(), name="near-cache")
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        """Stop tracking and empty the cache.
+
+        Closing is asked for, and the tracking connections are closed under the readers'
+        feet, rather than relying on cancellation alone: redis-py (8.1) can swallow a
+        cancellation that lands while a connection is being set up. Cancellation remains
+        the fallback, repeated until the task ends.
+        """
+        self._closing = True
+        for tracker in self._trackers:
+            await tracker.aclose()
+        task = self._task
+        if task is not None:
+            await asyncio.wait([task], timeout=CLOSE_TIMEOUT_S)
+            while not task.done():
+                task.cancel()
+                await asyncio.wait([task], timeout=0.1)
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         self._flush()
 
     async def _run(self) -> None:
         failures = 0
-        while True:
+        while not self._closing:
             try:
                 await self._track_once()
             except (redis_errors.RedisError, OSError, _Stalled) as exc:
+                if self._closing:
+                    break
                 log.warning("near cache: tracking lost (%s); reads go to Redis meanwhile", exc)
             self._seq += 1
             self._flush()
@@ -238,8 +260,11 @@ class NearCache(Generic[V]):
     async def _track_once(self) -> None:
         addresses = await self._endpoints.primaries()
         trackers = [_Tracker(self._endpoints, a, self._prefix, self._clock) for a in addresses]
+        self._trackers = trackers
         try:
             for tracker in trackers:
+                if self._closing:
+                    return
                 await tracker.open()
             async with asyncio.TaskGroup() as group:
                 for tracker in trackers:
@@ -252,9 +277,20 @@ class NearCache(Generic[V]):
                 await tracker.aclose()
 
     async def _beat(self, trackers: list[_Tracker]) -> None:
-        """Ping every primary; extend freshness by what they answered; give up on silence."""
+        """Ping every primary; extend freshness by what they answered; give up on silence.
+
+        On closing, closes the connections, which ends the readers.
+        """
+        try:
+            await self._pings(trackers)
+        finally:
+            if self._closing:
+                for tracker in trackers:
+                    await tracker.aclose()
+
+    async def _pings(self, trackers: list[_Tracker]) -> None:
         started = self._clock()
-        while True:
+        while not self._closing:
             for tracker in trackers:
                 await tracker.ping()
             acked = min(t.acked_at for t in trackers)

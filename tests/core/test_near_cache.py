@@ -154,3 +154,16 @@ async def test_the_oldest_entry_leaves_when_full(redis_server: RedisServer, pref
         assert [near.lookup(f"{prefix}:{n}") for n in range(3)] == [None, "1", "2"]
     finally:
         await near.aclose()
+
+
+async def test_closing_at_any_moment_of_start_up_ends_tracking(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    """redis-py can swallow a cancellation during connection set-up; close still ends."""
+    for n in range(60):
+        near: NearCache[str] = NearCache(RedisEndpoints(redis_server.url), prefix)
+        await near.start()
+        await asyncio.sleep(n * 0.0001)
+        async with asyncio.timeout(5):
+            await near.aclose()
+        assert near._task is not None and near._task.done()
