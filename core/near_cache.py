@@ -101,13 +101,16 @@ class _Tracker:
         self.acked_at = self._clock()  # subscribed now: nothing before this can be missed
 
     async def _command(self, *args: Any) -> Any:
-        await self._conn.send_command(*args)
+        await self._send(*args)
         return await self._conn.read_response(timeout=math.inf)
 
     async def ping(self) -> None:
         self._pings.append(self._clock())
+        await self._send("PING")
+
+    async def _send(self, *args: Any) -> None:
         try:
-            await self._conn.send_command("PING")
+            await self._conn.send_command(*args)
         except AttributeError as exc:  # redis-py, when the connection was closed meanwhile
             raise redis_errors.ConnectionError("the tracking connection is closed") from exc
 
