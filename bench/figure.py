@@ -46,14 +46,14 @@ def figure(  # noqa: PLR0917 (a figure is these six things)
 
 def table(figures: list[Figure]) -> str:
     rows = [
-        f"| {'figure':<28} | {'ours':>12} | {'baseline':>12} | {'ratio':>7} "
-        f"| {'goal':<16} | pass |",
-        f"|{'-' * 30}|{'-' * 14}|{'-' * 14}|{'-' * 9}|{'-' * 18}|------|",
+        f"| {'figure':<36} | {'ours':>10} | {'baseline':>10} | {'ratio':>7} "
+        f"| {'goal':<21} | pass |",
+        f"|{'-' * 38}|{'-' * 12}|{'-' * 12}|{'-' * 9}|{'-' * 23}|------|",
     ]
     for f in figures:
         rows.append(
-            f"| {f.name:<28} | {f.ours:>12.4g} | {f.baseline:>12.4g} | {f.ratio:>7.3f} | "
-            f"{f.goal:<16} | {'yes' if f.passed else 'NO':<4} |"
+            f"| {f.name:<36} | {f.ours:>10.4g} | {f.baseline:>10.4g} | {f.ratio:>7.3f} | "
+            f"{f.goal:<21} | {'yes' if f.passed else 'NO':<4} |"
         )
     return "\n".join(rows)
 

@@ -12,8 +12,11 @@ import dataclasses
 import hashlib
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from core.errors import JobError
 from core.states import JobState
@@ -105,14 +108,10 @@ class Job:
         return dataclasses.replace(self, **changes)
 
     def to_json(self) -> str:
-        # What dataclasses.asdict would give, built directly: asdict deep-copies every
-        # field, and this runs on every create and every status change.
-        data = dict(self.__dict__)
-        data["hyperparameters"] = self.hyperparameters.__dict__
-        data["progress"] = self.progress.__dict__
-        data["snapshots"] = [s.__dict__ for s in self.snapshots]
-        data["error"] = None if self.error is None else self.error.__dict__
-        return json.dumps(data, separators=(",", ":"))
+        # orjson writes dataclasses (nested ones too) and str enums itself, several times
+        # faster than json.dumps(dataclasses.asdict(...)); this runs on every create and
+        # every status change. tests/core/test_job.py holds it to asdict's content.
+        return orjson.dumps(self).decode()
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Job:
@@ -145,7 +144,17 @@ def new_job_id(tenant: str, request_id: str) -> str:
 
 
 def encode_examples(examples: list[Example]) -> bytes:
-    return json.dumps([[e.text_input, e.output] for e in examples]).encode()
+    return encode_pairs([e.text_input for e in examples], [e.output for e in examples])
+
+
+def encode_pairs(inputs: Sequence[str], outputs: Sequence[str]) -> bytes:
+    """Examples as stored, `[[input, output], ...]`, from their strings as they are.
+
+    A 4 MB dataset has tens of thousands of examples: this needs no `Example` of each,
+    and orjson writes them five times as fast as `json` (as UTF-8 rather than ASCII
+    escapes; the strings were checked to be valid Unicode, as protobuf strings are).
+    """
+    return orjson.dumps(list(zip(inputs, outputs, strict=True)))
 
 
 def decode_examples(raw: bytes) -> list[Example]:
