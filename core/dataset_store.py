@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import orjson
 
 from core.datasets import DatasetFormat, DatasetStats, DatasetWarning
 from core.keys import Keys
@@ -49,16 +46,6 @@ class DatasetRecord:
         data["stats"] = DatasetStats(**data["stats"])
         data["warnings"] = tuple(DatasetWarning(**w) for w in data["warnings"])
         return cls(**data)
-
-
-def encode_pairs(inputs: Sequence[str], outputs: Sequence[str]) -> bytes:
-    """Examples in `core.job.encode_examples`'s format (`decode_examples` reads them), fast.
-
-    A 4 MB dataset has tens of thousands of examples: this takes their strings as they are,
-    without making an `Example` of each, and orjson writes them five times as fast as `json`
-    (as UTF-8 rather than ASCII escapes; the strings were checked to be valid Unicode).
-    """
-    return orjson.dumps(list(zip(inputs, outputs, strict=True)))
 
 
 class DatasetStore:

@@ -9,7 +9,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from core.dataset_store import DatasetRecord
 from core.errors import ERROR_DOMAIN, JobError
-from core.job import Example, Hyperparameters, Job
+from core.job import Hyperparameters, Job, encode_pairs
 from core.states import JobState
 from tuning.v1 import dataset_pb2, tuning_job_pb2, tuning_service_pb2
 
@@ -24,10 +24,11 @@ def request_hash(request: tuning_service_pb2.CreateTuningJobRequest) -> str:
 
 def job_from_request(
     request: tuning_service_pb2.CreateTuningJobRequest, *, tenant: str, job_id: str, now: float
-) -> tuple[Job, list[Example]]:
-    """The job record and examples a validated request describes. Output-only fields are ignored."""
+) -> tuple[Job, bytes]:
+    """The job record a validated request describes, and its inline examples encoded for
+    storage (core.job.encode_pairs). Output-only fields are ignored."""
     spec = request.tuning_job
-    examples = [Example(e.text_input, e.output) for e in spec.training_examples]
+    examples = spec.training_examples
     job = Job(
         id=job_id,
         tenant=tenant,
@@ -42,7 +43,7 @@ def job_from_request(
         create_time=now,
         update_time=now,
     )
-    return job, examples
+    return job, encode_pairs([e.text_input for e in examples], [e.output for e in examples])
 
 
 def _hyperparameters(h: tuning_job_pb2.Hyperparameters) -> Hyperparameters:

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from core.clock import Clock
-from core.dataset_store import DATASET_NAME_PREFIX, DatasetRecord, DatasetStore, encode_pairs
+from core.dataset_store import DATASET_NAME_PREFIX, DatasetRecord, DatasetStore
 from core.datasets import DatasetFormat, DatasetOptions, parse_dataset
 from core.errors import FieldViolation, InvalidArgument, NotFound
-from core.job import random_id
+from core.job import encode_pairs, random_id
 from core.settings import Settings
 from tuning.v1 import dataset_pb2, tuning_service_pb2
 

@@ -13,7 +13,7 @@ from core.admission import Admission
 from core.clock import Clock
 from core.dataset_store import DatasetStore
 from core.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound
-from core.job import JOB_NAME_PREFIX, Example, Job, Progress, encode_examples, new_job_id
+from core.job import JOB_NAME_PREFIX, Job, Progress, new_job_id
 from core.ratelimit import RateLimited
 from core.schedule import Schedule
 from core.settings import Settings
@@ -95,10 +95,10 @@ class JobsApi:
             return 0
         return await self._admission.position(job.tenant, job.id)
 
-    async def _training_data(self, job: Job, examples: list[Example]) -> tuple[Job, bytes]:
+    async def _training_data(self, job: Job, inline: bytes) -> tuple[Job, bytes]:
         """The examples to store with the job: inline ones, or the referenced dataset's."""
         if not job.dataset:
-            return job, encode_examples(examples)
+            return job, inline
         dataset_id = dataset_id_of(job.dataset, "tuning_job.dataset")
         record = await self._datasets.get(job.tenant, dataset_id)
         content = await self._datasets.examples(job.tenant, dataset_id)

@@ -106,9 +106,22 @@ def _examples(examples: Sequence[tuning_job_pb2.TrainingExample], settings: Sett
             f"has {len(examples)} examples; from {settings.min_examples} "
             f"to {settings.max_examples} are accepted",
         )
+    max_input, max_output = settings.max_input_chars, settings.max_output_chars
     for row, example in enumerate(examples):
-        yield from _text(f"{path}[{row}].text_input", example.text_input, settings.max_input_chars)
-        yield from _text(f"{path}[{row}].output", example.output, settings.max_output_chars)
+        given, wanted = example.text_input, example.output
+        if (
+            given.strip()
+            and len(given) <= max_input
+            and wanted.strip()
+            and len(wanted) <= max_output
+        ):
+            continue  # the common case, without building the paths
+        yield from _text(f"{path}[{row}].text_input", given, max_input)
+        yield from _text(f"{path}[{row}].output", wanted, max_output)
+
+
+def _fits(value: str, max_chars: int) -> bool:
+    return len(value) <= max_chars and not value.isspace() and value != ""
 
 
 def _text(path: str, value: str, max_chars: int) -> Violations:

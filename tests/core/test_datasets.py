@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.dataset_store import encode_pairs
 from core.datasets import (
     DatasetFormat,
     DatasetOptions,
@@ -19,7 +18,7 @@ from core.datasets import (
     parse_dataset,
 )
 from core.errors import FieldViolation
-from core.job import Example, decode_examples, encode_examples
+from core.job import Example, decode_examples, encode_examples, encode_pairs
 
 BOM = b"\xef\xbb\xbf"
 SMALL = DatasetOptions(min_examples=1, recommended_examples=1)
