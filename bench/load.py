@@ -15,6 +15,8 @@ class LoadResult:
     seconds: float
     p50_s: float
     p99_s: float
+    warmup: int = 0
+    """Calls made before the timed ones."""
     server_cpu_s: float = 0.0
     """CPU time the server process used over the run, warm-up included, when measured."""
 
@@ -22,9 +24,10 @@ class LoadResult:
     def throughput(self) -> float:
         return self.requests / self.seconds
 
-    def server_cpu_us(self, warmup: int) -> float:
-        """Server CPU microseconds per request (of `requests` plus `warmup`)."""
-        return self.server_cpu_s / (self.requests + warmup) * 1e6
+    @property
+    def server_cpu_us(self) -> float:
+        """Server CPU microseconds per call, warm-up included."""
+        return self.server_cpu_s / (self.requests + self.warmup) * 1e6
 
 
 async def run_load(
@@ -37,7 +40,7 @@ async def run_load(
     await _drive(call, concurrency, requests, latencies)
     elapsed = time.perf_counter() - started
     cuts = statistics.quantiles(latencies, n=100)
-    return LoadResult(requests, elapsed, cuts[49], cuts[98])
+    return LoadResult(requests, elapsed, cuts[49], cuts[98], warmup)
 
 
 async def _drive(

@@ -81,6 +81,21 @@ async def load_on(  # noqa: PLR0917
     return dataclasses.replace(result, server_cpu_s=cpu_seconds(server_pid) - cpu_before)
 
 
+async def against_echo(
+    stack: BenchStack, channel: grpc.aio.Channel, method: str, request: bytes, requests: int
+) -> tuple[LoadResult, LoadResult, int]:
+    """`method` on the API and an echo answering as many bytes, in alternating rounds;
+    the median round of each, and the answer's size."""
+    size = len(await raw(channel, method)(request, metadata=stack.metadata))
+    api = stack.pids["api"]
+    async with echo_channel(stack, size) as (echo, echo_pid):
+        ours, base = await alternating(
+            lambda: load_on(channel, method, request, stack, requests, api),
+            lambda: load_on(echo, "/bench.Echo/Echo", request, stack, requests, echo_pid),
+        )
+    return ours, base, size
+
+
 async def alternating(
     ours: Callable[[], Awaitable[LoadResult]],
     baseline: Callable[[], Awaitable[LoadResult]],
@@ -127,15 +142,8 @@ async def status_read(requests: int = 8_000) -> list[Figure]:
         job = await create(job_request().SerializeToString(), metadata=stack.metadata)
         get = tuning_service_pb2.GetTuningJobRequest(name=job.name).SerializeToString()
         await running(ch, get, stack)
-        size = len(
-            await raw(ch, "/tuning.v1.TuningService/GetTuningJob")(get, metadata=stack.metadata)
-        )
-        method, api = "/tuning.v1.TuningService/GetTuningJob", stack.pids["api"]
-        async with echo_channel(stack, size) as (echo, echo_pid):
-            ours, base = await alternating(
-                lambda: load_on(ch, method, get, stack, requests, api),
-                lambda: load_on(echo, "/bench.Echo/Echo", get, stack, requests, echo_pid),
-            )
+        method = "/tuning.v1.TuningService/GetTuningJob"
+        ours, base, size = await against_echo(stack, ch, method, get, requests)
     return [
         figure(
             "status read throughput",
@@ -145,8 +153,8 @@ async def status_read(requests: int = 8_000) -> list[Figure]:
             "ratio >= 0.85",
             lambda r: r >= 0.85,
             response_bytes=size,
-            server_cpu_us=ours.server_cpu_us(requests // 10),
-            echo_cpu_us=base.server_cpu_us(requests // 10),
+            server_cpu_us=ours.server_cpu_us,
+            echo_cpu_us=base.server_cpu_us,
         ),
         figure(
             "status read p99 latency",
@@ -164,13 +172,7 @@ async def create(requests: int = 3_000) -> list[Figure]:
     async with bench_stack() as stack, grpc.aio.insecure_channel(stack.api_target) as ch:
         request = job_request().SerializeToString()
         method = "/tuning.v1.TuningService/CreateTuningJob"
-        size = len(await raw(ch, method)(request, metadata=stack.metadata))
-        api = stack.pids["api"]
-        async with echo_channel(stack, size) as (echo, echo_pid):
-            ours, base = await alternating(
-                lambda: load_on(ch, method, request, stack, requests, api),
-                lambda: load_on(echo, "/bench.Echo/Echo", request, stack, requests, echo_pid),
-            )
+        ours, base, _ = await against_echo(stack, ch, method, request, requests)
     return [
         figure(
             "create throughput",
@@ -180,8 +182,8 @@ async def create(requests: int = 3_000) -> list[Figure]:
             "ratio >= 0.5",
             lambda r: r >= 0.5,
             request_bytes=len(request),
-            server_cpu_us=ours.server_cpu_us(requests // 10),
-            echo_cpu_us=base.server_cpu_us(requests // 10),
+            server_cpu_us=ours.server_cpu_us,
+            echo_cpu_us=base.server_cpu_us,
         ),
     ]
 

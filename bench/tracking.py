@@ -43,13 +43,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 import grpc
 import httpx
 
 from bench.figure import Figure, figure, table
+from bench.proc import memory_bytes
 from bench.rpc import job_request
 from bench.stack import BenchStack, bench_stack, start
 from core.admission import Admission
@@ -109,16 +109,6 @@ def budgeted_requests(stats: dict[str, Any]) -> int:
     """Requests counted by the emulator that go through the worker's token bucket."""
     counts: dict[str, int] = stats["requests"]
     return sum(n for route, n in counts.items() if route not in UNMETERED_ROUTES)
-
-
-def memory_kb(pid: int) -> tuple[int, int]:
-    """Current (`VmRSS`) and peak (`VmHWM`) resident set of `pid`, in KiB."""
-    fields: dict[str, int] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in {"VmRSS", "VmHWM"}:
-            fields[name] = int(value.split()[0])
-    return fields["VmRSS"], fields["VmHWM"]
 
 
 def max_excess(samples: list[Sample], rate_per_s: float) -> Excess:
@@ -202,8 +192,9 @@ async def sample(http: httpx.AsyncClient, pid: int) -> Sample:
     sent_s = time.monotonic()
     stats = await read_stats(http)
     got_s = time.monotonic()
-    rss_kb, hwm_kb = memory_kb(pid)
-    return Sample(sent_s, got_s, budgeted_requests(stats), rss_kb, hwm_kb)
+    memory = memory_bytes(pid)
+    requests = budgeted_requests(stats)
+    return Sample(sent_s, got_s, requests, memory["VmRSS"] // 1024, memory["VmHWM"] // 1024)
 
 
 async def sample_every_second(http: httpx.AsyncClient, pid: int, seconds: float) -> list[Sample]:

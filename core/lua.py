@@ -12,6 +12,26 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
+# The token bucket's step, for the scripts that spend one (TOKEN_BUCKET, CREATE); needs
+# NOW_MS first. take_token(key, rate per second, burst, max_wait_ms, cost) returns the ms
+# to wait for the token taken (0: at once), or minus the wait if that is over max_wait_ms
+# (nothing taken); cost 0 only asks.
+BUCKET_STEP = """
+local function take_token(key, rate, burst, max_wait, cost)
+  local f = redis.call('HMGET', key, 'tokens', 'ts')
+  local tokens = tonumber(f[1]) or burst
+  local ts = tonumber(f[2]) or now
+  tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
+  local wait = 0
+  if tokens < 1 then wait = math.ceil((1 - tokens) * 1000 / rate) end
+  if wait > max_wait then return -wait end
+  if cost == 0 then return wait end
+  redis.call('HSET', key, 'tokens', tostring(tokens - 1), 'ts', now)
+  redis.call('PEXPIRE', key, math.ceil((burst + 1) * 1000 / rate) + 1000)
+  return wait
+end
+"""
+
 # KEYS: job, data, index, seq, active, queue, create bucket. ARGV: request_hash, doc,
 # state, examples, job_id, creates per second (0: no limit), burst.
 # A new job joins its tenant's queue, waiting for admission (core.admission). The tenant's
@@ -21,6 +41,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 # when the quota is spent. Queue positions are 1-based, 0 when not queued.
 CREATE = (
     NOW_MS
+    + BUCKET_STEP
     + """
 local function position()
   local rank = redis.call('ZRANK', KEYS[6], ARGV[5])
@@ -31,15 +52,10 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   local f = redis.call('HMGET', KEYS[1], 'request_hash', 'doc')
   return {0, f[1], f[2], position()}
 end
-local rate, burst = tonumber(ARGV[6]), tonumber(ARGV[7])
+local rate = tonumber(ARGV[6])
 if rate > 0 then
-  local b = redis.call('HMGET', KEYS[7], 'tokens', 'ts')
-  local tokens = tonumber(b[1]) or burst
-  local ts = tonumber(b[2]) or now
-  tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
-  if tokens < 1 then return {-1, math.ceil((1 - tokens) * 1000 / rate)} end
-  redis.call('HSET', KEYS[7], 'tokens', tostring(tokens - 1), 'ts', now)
-  redis.call('PEXPIRE', KEYS[7], math.ceil((burst + 1) * 1000 / rate) + 1000)
+  local wait = take_token(KEYS[7], rate, tonumber(ARGV[7]), 0, 1)
+  if wait < 0 then return {-1, -wait} end
 end
 local seq = redis.call('INCR', KEYS[4])
 redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'state', ARGV[3], 'version', 1, 'epoch', 0,
@@ -187,18 +203,9 @@ return added
 # only ask whether one is there).
 TOKEN_BUCKET = (
     NOW_MS
+    + BUCKET_STEP
     + """
-local rate, burst, max_wait = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local f = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(f[1]) or burst
-local ts = tonumber(f[2]) or now
-tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
-local wait = 0
-if tokens < 1 then wait = math.ceil((1 - tokens) * 1000 / rate) end
-if wait > max_wait then return -wait end
-if tonumber(ARGV[4]) == 0 then return wait end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - 1), 'ts', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil((burst + 1) * 1000 / rate) + 1000)
-return wait
+return take_token(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
+                  tonumber(ARGV[4]))
 """
 )

@@ -214,6 +214,7 @@ class NearCache(Generic[V]):
                 self._dirty[key] = self._seq
 
     def _flush(self) -> None:
+        self._seq += 1
         self._entries.clear()
         self._flushed_seq = self._seq
         self._fresh_until = -math.inf
@@ -255,7 +256,6 @@ class NearCache(Generic[V]):
                 if self._closing:
                     break
                 log.warning("near cache: tracking lost (%s); reads go to Redis meanwhile", exc)
-            self._seq += 1
             self._flush()
             await asyncio.sleep(RECONNECT_BACKOFF_S[min(failures, len(RECONNECT_BACKOFF_S) - 1)])
             failures += 1

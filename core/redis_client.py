@@ -75,17 +75,8 @@ class RedisEndpoints:
                 slots = await client.execute_command("CLUSTER SLOTS")  # type: ignore[no-untyped-call]
         finally:
             await client.aclose()
-        return sorted({_primary_of(entry, address[0]) for entry in _slot_ranges(slots)})
-
-
-def _slot_ranges(reply: Any) -> list[Any]:
-    # redis-py parses CLUSTER SLOTS into {(start, end): {"primary": (host, port), ...}}.
-    return list(reply.values()) if isinstance(reply, dict) else list(reply)
-
-
-def _primary_of(entry: Any, seed_host: str) -> Address:
-    host, port = entry["primary"] if isinstance(entry, dict) else entry[2][:2]
-    return (text(host) or seed_host, int(port))
+        # A plain client gets CLUSTER SLOTS raw: [[start, end, [host, port, id], ...], ...].
+        return sorted({(text(r[2][0]) or address[0], int(r[2][1])) for r in slots})
 
 
 EVICTION_FREE = "noeviction"

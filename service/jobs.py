@@ -109,12 +109,6 @@ class JobsApi:
             )
         return job.replace(example_count=record.stats.examples), content
 
-    async def get(self, tenant: str, name: str) -> Job:
-        job = await self._store.get(tenant, job_id_of(name))
-        if job is None:
-            raise NotFound(f"{name} not found")
-        return job
-
     async def list(
         self, tenant: str, *, page_size: int, page_token: str, filter_text: str
     ) -> tuple[list[Job], str]:

@@ -96,8 +96,9 @@ async def start_api(
     datasets = DatasetStore(redis, keys)
     schedule = Schedule(redis, keys)
     quotas = quotas_for or tenants.quotas_for(settings.default_quotas())
+    store = JobStore(redis, keys, clock)
     api = JobsApi(
-        JobStore(redis, keys, clock),
+        store,
         schedule,
         datasets,
         Admission(redis, keys, schedule, quotas),
@@ -110,7 +111,7 @@ async def start_api(
     auth = Authenticator(tenants, mutual_tls=bool(settings.tls_client_ca_file))
     registrar = Registrar(server, chained(auth.wrap, observer.wrap))
     status_cache = status_cache_of(settings, keys)
-    status = StatusReader(api, JobStore(redis, keys, clock), keys, status_cache)
+    status = StatusReader(api, store, keys, status_cache)
     servicer = TuningServicer(api, DatasetsApi(datasets, settings, clock), status)
     registrar.add_generic_rpc_handlers([generic_handler(servicer)])
     health_servicer = health_aio.HealthServicer()
