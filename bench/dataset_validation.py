@@ -23,7 +23,7 @@ import grpc
 
 from bench.figure import Figure, figure, table
 from bench.stack import bench_stack
-from core.datasets import DatasetFormat, DatasetOptions, parse_dataset
+from service.dataset_parsing import DatasetFormat, DatasetOptions, parse_dataset
 from tuning.v1 import dataset_pb2, tuning_service_pb2, tuning_service_pb2_grpc
 
 TARGET_BYTES = 4 * 1024 * 1024 - 1024

@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 
-from core.signals import stop_signals
+from core.runtime.signals import stop_signals
 
 
 def handler(payload: bytes) -> grpc.GenericRpcHandler:

@@ -50,7 +50,7 @@ def operator_settings(quota_rps: int) -> FleetBudget:
     A token bucket lets through at most `burst + rate * T` requests in any T seconds. The
     quota grants no burst, so the burst is 1, and the rate is one less than the quota: then
     no second holds more than N grants even when the senders are up to `1 / (N - 1)` s late
-    for their tokens (core.ratelimit drops tokens woken up for later than that, 50 ms). At
+    for their tokens (core.redis.token_bucket drops tokens woken up for later than that, 50 ms). At
     the default `TUNING_UPSTREAM_BURST` of 10 with the rate at N, the bucket would allow
     N + 10 in a second, and any jitter in the requests' arrival puts a second over N.
     """

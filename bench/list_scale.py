@@ -15,10 +15,10 @@ import grpc
 
 from bench.figure import Figure, figure, table
 from bench.stack import bench_stack
-from core.job import Job, encode_examples
-from core.keys import Keys
-from core.redis_client import connect
-from core.store import JobStore
+from core.domain.job import Job, encode_examples
+from core.redis.client import connect
+from core.redis.job_store import JobStore
+from core.redis.keys import Keys
 from tuning.v1 import tuning_service_pb2
 
 BIG, SMALL = "bench-team", "small-team"

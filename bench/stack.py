@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.settings import Settings, to_env
+from core.runtime.settings import Settings, to_env
 from devstack.processes import Child, start_module
 from devstack.redis_server import RedisServer
 from devstack.tenants import LocalTenant, write_tenant_files

@@ -52,11 +52,11 @@ from bench.figure import Figure, figure, table
 from bench.proc import memory_bytes
 from bench.rpc import job_request
 from bench.stack import BenchStack, bench_stack, start
-from core.admission import Admission
-from core.keys import Keys
-from core.redis_client import connect
-from core.schedule import Schedule
-from core.settings import Settings, to_env
+from core.redis.admission import Admission
+from core.redis.client import connect
+from core.redis.keys import Keys
+from core.redis.schedule import Schedule
+from core.runtime.settings import Settings, to_env
 
 JOBS = 10_000
 BUDGET_RPS = 100.0
@@ -270,7 +270,7 @@ async def submit_all(stack: BenchStack, http: httpx.AsyncClient, jobs: int) -> N
 
 
 async def admit_all(settings: Settings) -> int:
-    """Admission rounds (core.admission) until no job is queued; how many started."""
+    """Admission rounds (core.redis.admission) until no job is queued; how many started."""
     keys = Keys(settings.redis_key_prefix)
     redis = connect(settings.redis_url, timeout_s=30.0)
     admission = Admission(redis, keys, Schedule(redis, keys), lambda _: settings.default_quotas())

@@ -217,7 +217,7 @@ async def _serve_until_interrupted(stack: Stack) -> None:
     for name, url in stack.metrics_urls.items():
         print(f"  metrics of the {name}: curl {url}")
     print("Press Ctrl-C to stop.")
-    from core.signals import stop_signals
+    from core.runtime.signals import stop_signals
 
     async with stop_signals() as stop:
         await stop.wait()

@@ -1,6 +1,6 @@
 """A real three-node Redis Cluster on loopback, from the same redis-server binary.
 
-The tests run the system on it to prove what core.keys promises: every script's keys
+The tests run the system on it to prove what core.redis.keys promises: every script's keys
 hash to one slot, so the code that runs on one Redis runs on a cluster unchanged.
 """
 

@@ -14,9 +14,9 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.authorized_user import TUNING_SCOPE
-from core.crypto import new_key
-from core.tenants import Role, token_digest
+from core.security.authorized_user import TUNING_SCOPE
+from core.security.crypto import new_key
+from core.security.tenants import Role, token_digest
 
 
 @dataclass(frozen=True)

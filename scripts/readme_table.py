@@ -1,11 +1,11 @@
-"""Rewrite the configuration table in README.md from core/settings.py."""
+"""Rewrite the configuration table in README.md from core/runtime/settings.py."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from core.settings import markdown_table
+from core.runtime.settings import markdown_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from core.cli import settings_from_command_line
-from service.server import serve
+from core.runtime.cli import settings_from_command_line
+from service.process import serve
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ a role: `tuning.v1.TuningService` a tenant, `tuning.v1.CredentialService` an adm
 unknown or missing identity is UNAUTHENTICATED, the wrong role PERMISSION_DENIED.
 
 `Authenticator.wrap` wraps every protected method once, at registration
-(service.handlers), so the check runs in the handler's own task, where the RPC's context
+(service.wrapping), so the check runs in the handler's own task, where the RPC's context
 (metadata, the peer's certificate) is at hand and the tenants file's latest version is
 consulted; the tenant travels to the handler in a context variable. Health and
 reflection stay open, as probes and tools expect.
@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 
-from core import logs
 from core.errors import PermissionDenied, TuningError, Unauthenticated
-from core.tenants import Role, Tenant, TenantDirectory
+from core.runtime import logs
+from core.security.tenants import Role, Tenant, TenantDirectory
 from service.errors import abort, to_status
-from service.handlers import behavior_of, rewrapped
 from service.tls import peer_common_name
+from service.wrapping import behavior_of, rewrapped
 
 _tenant: ContextVar[str] = ContextVar("tenant")
 if TYPE_CHECKING:

@@ -7,10 +7,10 @@ import hashlib
 from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from core.dataset_store import DatasetRecord
+from core.domain.job import Hyperparameters, Job, encode_pairs
+from core.domain.states import JobState
 from core.errors import ERROR_DOMAIN, JobError
-from core.job import Hyperparameters, Job, encode_pairs
-from core.states import JobState
+from service.dataset_store import DatasetRecord
 from tuning.v1 import dataset_pb2, tuning_job_pb2, tuning_service_pb2
 
 State = tuning_job_pb2.TuningJob.State
@@ -26,7 +26,7 @@ def job_from_request(
     request: tuning_service_pb2.CreateTuningJobRequest, *, tenant: str, job_id: str, now: float
 ) -> tuple[Job, bytes]:
     """The job record a validated request describes, and its inline examples encoded for
-    storage (core.job.encode_pairs). Output-only fields are ignored."""
+    storage (core.domain.job.encode_pairs). Output-only fields are ignored."""
     spec = request.tuning_job
     examples = spec.training_examples
     job = Job(

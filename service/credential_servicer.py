@@ -1,4 +1,4 @@
-"""The CredentialService servicer: read the request, call CredentialsAdmin, map the answer.
+"""The CredentialService servicer: read the request, call CredentialsApi, map the answer.
 
 Only principals with role admin reach it (service.auth checks the role per service).
 """
@@ -11,18 +11,18 @@ import grpc
 import httpx
 from google.protobuf import empty_pb2, timestamp_pb2
 
-from core.clock import Clock
-from core.credential_store import CredentialStore
-from core.crypto import KeyRingSource
-from core.keys import Keys
-from core.redis_client import Redis
-from core.settings import Settings
-from core.tenants import TenantDirectory
+from core.redis.client import Redis
+from core.redis.keys import Keys
+from core.runtime.clock import Clock
+from core.runtime.settings import Settings
+from core.security.credential_store import CredentialStore
+from core.security.crypto import KeyRingSource
+from core.security.tenants import TenantDirectory
 from service.auth import current_tenant
-from service.credentials_admin import CredentialInfo, CredentialsAdmin, Origin
+from service.credentials_api import CredentialInfo, CredentialsApi, Origin
 from service.errors import mapped_errors
-from service.handlers import Registrar
 from service.oauth_check import TokenEndpoint
+from service.wrapping import Registrar
 from tuning.v1 import credential_service_pb2, credential_service_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -36,7 +36,7 @@ _SOURCES = {
 class CredentialServicer(credential_service_pb2_grpc.CredentialServiceServicer):
     """Implements tuning.v1.CredentialService."""
 
-    def __init__(self, admin: CredentialsAdmin) -> None:
+    def __init__(self, admin: CredentialsApi) -> None:
         self._admin = admin
 
     @mapped_errors
@@ -92,7 +92,7 @@ def add_credential_service(
     clock: Clock,
 ) -> str:
     """Register the CredentialService on `server`; its full name (for reflection)."""
-    admin = CredentialsAdmin(
+    admin = CredentialsApi(
         CredentialStore(redis, Keys(settings.redis_key_prefix)),
         tenants,
         keys,

@@ -12,7 +12,6 @@ from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from core import logs
 from core.errors import (
     ERROR_DOMAIN,
     FieldViolation,
@@ -21,7 +20,8 @@ from core.errors import (
     Retryable,
     TuningError,
 )
-from service.wire import Malformed
+from core.runtime import logs
+from service.request_parsing import Malformed
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def mapped_errors(handler: Handler) -> Handler:
 
 async def abort(context: grpc.aio.ServicerContext[Any, Any], status: status_pb2.Status) -> None:
     """End the RPC with `status`, naming the request it failed: a `google.rpc.RequestInfo`
-    detail and an `x-request-id` trailer carry the id the logs use (core.logs)."""
+    detail and an `x-request-id` trailer carry the id the logs use (core.runtime.logs)."""
     request_id = logs.request_id.get()
     trailers: tuple[tuple[str, str | bytes], ...] = ()
     if request_id:

@@ -14,10 +14,10 @@ import json
 import re
 from dataclasses import dataclass
 
+from core.domain.job import Job
+from core.domain.states import JobState
 from core.errors import FieldViolation, InvalidArgument
-from core.job import Job
-from core.states import JobState
-from core.store import JobStore
+from core.redis.job_store import JobStore
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000

@@ -18,9 +18,14 @@ from dataclasses import dataclass
 import google.auth.exceptions
 import httpx
 
-from core.authorized_user import TUNING_SCOPE, AuthorizedUser, refusal_kind, regrant_command
 from core.errors import FailedPrecondition, Unavailable
-from core.google_transport import HttpxRequest, HttpxResponse
+from core.security.authorized_user import (
+    TUNING_SCOPE,
+    AuthorizedUser,
+    refusal_kind,
+    regrant_command,
+)
+from core.security.google_transport import HttpxRequest, HttpxResponse
 
 
 class _ScopeRecorder(HttpxRequest):

@@ -1,6 +1,6 @@
 """Per-RPC observability: a request id in every log line, and RPC counts and latency.
 
-Applied to each method handler once, at registration (service.handlers).
+Applied to each method handler once, at registration (service.wrapping).
 
 The request id comes from the caller's `x-request-id` metadata, or is made here. Every
 error names it (a `google.rpc.RequestInfo` detail and an `x-request-id` trailer), and an
@@ -19,16 +19,16 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 
-from core import logs
-from core.metrics import Metrics
+from core.runtime import logs
+from core.runtime.metrics import Metrics
 from service.errors import REQUEST_ID_KEY
-from service.handlers import behavior_of, rewrapped
+from service.wrapping import behavior_of, rewrapped
 
 if TYPE_CHECKING:
     Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
 
 
-class Observer:
+class RpcObserver:
     """Outermost wrapper: sees every unary and upload RPC, including the refused ones."""
 
     def __init__(self, metrics: Metrics) -> None:

@@ -2,7 +2,7 @@
 
 A job's status changes only when a worker writes it (a poll every few seconds at most)
 and is read by every poller of every caller in between, so each API replica keeps the
-serialized `TuningJob` of the jobs it was asked about (core.near_cache: Redis tells
+serialized `TuningJob` of the jobs it was asked about (service.near_cache: Redis tells
 every replica the moment a job's key is written, and the entry is dropped). A hit costs
 a dictionary lookup and no Redis round trip, and the bytes go out as they are.
 
@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.domain.job import Job
+from core.domain.states import JobState
 from core.errors import NotFound
-from core.job import Job
-from core.keys import Keys
-from core.near_cache import NearCache
-from core.states import JobState
-from core.store import JobStore
+from core.redis.job_store import JobStore
+from core.redis.keys import Keys
 from service.convert import job_to_proto
-from service.jobs import JobsApi, job_id_of
+from service.jobs_api import JobsApi, job_id_of
+from service.near_cache import NearCache
 
 
 @dataclass(frozen=True)

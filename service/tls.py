@@ -14,7 +14,7 @@ from typing import Any
 
 import grpc
 
-from core.settings import Settings
+from core.runtime.settings import Settings
 
 COMMON_NAME = "x509_common_name"
 

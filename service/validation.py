@@ -11,8 +11,8 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 
 from core.errors import FieldViolation, InvalidArgument
-from core.settings import Settings
-from service.wire import ParsedCreate
+from core.runtime.settings import Settings
+from service.request_parsing import ParsedCreate
 from tuning.v1 import tuning_job_pb2
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
@@ -22,7 +22,6 @@ MAX_DISPLAY_NAME_CHARS = 40
 MAX_DESCRIPTION_CHARS = 10_000
 MAX_EPOCHS = 1_000
 MAX_BATCH_SIZE = 1_024
-MAX_REPORTED = 100
 
 Violations = Iterator[FieldViolation]
 
@@ -40,7 +39,7 @@ def validate_create(parsed: ParsedCreate, settings: Settings) -> None:
         violations += _source(job, settings)
         violations += _labels(job.labels)
     if violations:
-        raise InvalidArgument(_summary(violations), violations[:MAX_REPORTED])
+        raise InvalidArgument(_summary(violations), violations[: settings.max_reported_violations])
 
 
 def _summary(violations: list[FieldViolation]) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from core.redis_client import Redis
+from core.redis.client import Redis
 from devstack.redis_server import RedisServer
 from tests.harness import System, running_system
 

@@ -18,17 +18,17 @@ from typing import Any
 import grpc
 import httpx
 
-from core.crypto import new_key
-from core.keys import Keys
-from core.metrics import Metrics
-from core.redis_client import Redis
-from core.settings import Settings, to_env
-from core.store import JobStore
-from core.tenants import Role, TenantDirectory
+from core.redis.client import Redis
+from core.redis.job_store import JobStore
+from core.redis.keys import Keys
+from core.runtime.metrics import Metrics
+from core.runtime.settings import Settings, to_env
+from core.security.crypto import new_key
+from core.security.tenants import Role, TenantDirectory
 from devstack.processes import Child, start_module
 from devstack.tenants import LocalTenant, write_keys_file, write_tenant_files
 from emulator import EmulatorConfig, load_grants, running_emulator
-from service.server import ApiServer, start_api
+from service.process import ApiServer, start_api
 from tests.clocks import FakeClock
 from tuning.v1 import (
     credential_service_pb2,
@@ -38,7 +38,7 @@ from tuning.v1 import (
     tuning_service_pb2,
     tuning_service_pb2_grpc,
 )
-from worker.main import build_steps, build_worker
+from worker.process import build_steps, build_worker
 from worker.steps import Steps
 from worker.worker import Worker
 
@@ -72,7 +72,8 @@ def test_settings(redis_url: str, prefix: str, **overrides: Any) -> Settings:
         poll_min_s=0.05,
         poll_max_s=0.1,
         worker_idle_s=0.02,
-        lease_s=5.0,
+        job_lease_s=5.0,
+        claim_lease_s=5.0,
         retry_base_s=0.05,
         metrics_listen="",
         worker_health_listen="127.0.0.1:0",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import markdown_table
+from core.runtime.settings import markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from core.cli import settings_from_command_line
-from worker.main import run_worker
+from core.runtime.cli import settings_from_command_line
+from worker.process import run_worker
 
 
 def main() -> None:

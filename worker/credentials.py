@@ -38,11 +38,11 @@ import google.auth.exceptions
 import httpx
 from google.oauth2.credentials import Credentials
 
-from core.authorized_user import refusal_kind
-from core.credential_store import CredentialStore, StoredCredential, unseal
-from core.crypto import CannotDecrypt, KeyRingSource
-from core.google_transport import HttpxRequest
-from core.tenants import TenantDirectory
+from core.security.authorized_user import refusal_kind
+from core.security.credential_store import CredentialStore, StoredCredential, unseal
+from core.security.crypto import CannotDecrypt, KeyRingSource
+from core.security.google_transport import HttpxRequest
+from core.security.tenants import TenantDirectory
 from worker.upstream_errors import CredentialError, UpstreamRetryable
 
 DEFAULT_RECHECK_S = 5.0

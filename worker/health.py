@@ -1,6 +1,6 @@
 """The worker's own gRPC health endpoint, for its Kubernetes probes.
 
-Like the API's (core.health): "" follows Redis and turns NOT_SERVING while the worker
+Like the API's (core.runtime.health): "" follows Redis and turns NOT_SERVING while the worker
 drains; `liveness` stays SERVING while the process runs.
 """
 
@@ -10,8 +10,8 @@ import grpc
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2_grpc
 
-from core.health import RedisHealth
-from core.redis_client import Redis
+from core.redis.client import Redis
+from core.runtime.health import RedisHealth
 
 
 class WorkerHealth:

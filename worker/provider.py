@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from core.job import Example, Hyperparameters, Job
-from core.upstream import UpstreamRef, UpstreamStatus
+from core.domain.job import Example, Hyperparameters, Job
+from core.domain.upstream import UpstreamRef, UpstreamStatus
 from worker.credentials import TokenSource
 
 

@@ -2,12 +2,12 @@
 
 A visit may pass through several states: a job submitted while its caller cancelled
 goes on to the cancel in the same visit. Every write goes through the job store with
-the visit's lease (fencing), and through core.lifecycle, so a write that crosses a
+the visit's lease (fencing), and through core.domain.lifecycle, so a write that crosses a
 caller's cancel or delete is re-applied to the fresher record, not lost.
 
 Upstream failures are sorted by kind: a rejection fails the job with the upstream's
 own words; a transient failure comes back later with full-jitter backoff (at least as
-long as the upstream asked), and after `max_deliveries` failed attempts the job is
+long as the upstream asked), and after `max_step_attempts` failed attempts the job is
 dead-lettered: FAILED, with the last error kept.
 """
 
@@ -21,16 +21,16 @@ from dataclasses import dataclass
 
 from google.rpc import code_pb2
 
-from core import lifecycle
-from core.clock import Clock
+from core.domain import lifecycle
+from core.domain.job import Job, decode_examples
+from core.domain.states import JobState
+from core.domain.upstream import UpstreamRef, UpstreamState, UpstreamStatus
 from core.errors import JobError, Retryable
-from core.job import Job, decode_examples
-from core.metrics import Metrics
-from core.ratelimit import RateLimited
-from core.settings import Settings
-from core.states import JobState
-from core.store import JobStore, Lease
-from core.upstream import UpstreamRef, UpstreamState, UpstreamStatus
+from core.redis.job_store import JobStore, Lease
+from core.redis.token_bucket import RateLimited
+from core.runtime.clock import Clock
+from core.runtime.metrics import Metrics
+from core.runtime.settings import Settings
 from worker import deadline
 from worker.credentials import TokenSource
 from worker.provider import TuningProvider, TuningRequest
@@ -212,7 +212,7 @@ class Steps:
         job = await self._update(lease, job, lambda j: lifecycle.attempt_failed(j, now))
         retrying_s = now - (job.retrying_since or now)
         if (
-            job.attempts >= self._settings.max_deliveries
+            job.attempts >= self._settings.max_step_attempts
             or retrying_s >= self._settings.retry_budget_s
         ):
             error = JobError(

@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from core.admission import Admission
-from core.schedule import Schedule
-from core.store import JobStore
+from core.redis.admission import Admission
+from core.redis.job_store import JobStore
+from core.redis.schedule import Schedule
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class Sweeper:
         for tenant in self._tenants():
             queued = set(await self._store.queued_ids(tenant))
             if queued:
-                await self._admission.waiting(tenant)
+                await self._admission.add_to_ring(tenant)
             admitted = [j for j in await self._store.active_ids(tenant) if j not in queued]
             missing = await self._schedule.ensure(tenant, admitted)
             if missing:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from google.rpc import code_pb2
 
-from core.authorized_user import TUNING_SCOPE
 from core.errors import JobError, TuningError
+from core.security.authorized_user import TUNING_SCOPE
 
 UPSTREAM_DOMAIN = "generativelanguage.googleapis.com"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"

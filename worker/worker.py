@@ -1,7 +1,7 @@
 """The worker loop: claim due jobs, visit each under a lease, reschedule, repeat.
 
 Delivery is at least once: a claimed job whose worker dies comes due again when the
-claim's lease runs out (core.schedule), and the job's own lease (core.store) makes
+claim's lease runs out (core.redis.schedule), and the job's own lease (core.redis.job_store) makes
 sure that only one worker acts on it at a time and that a worker which lost its lease
 can no longer write. Upstream side effects are idempotent (the tuned model id is the
 job's own), so a second delivery repeats nothing that matters.
@@ -14,13 +14,13 @@ import contextlib
 import logging
 import time
 
-from core import logs
-from core.admission import Admission
+from core.domain.job import JOB_NAME_PREFIX
 from core.errors import LeaseLost, TuningError
-from core.job import JOB_NAME_PREFIX
-from core.schedule import Schedule
-from core.settings import Settings
-from core.store import JobStore, Lease, LeaseHeld
+from core.redis.admission import Admission
+from core.redis.job_store import JobStore, Lease, LeaseHeld
+from core.redis.schedule import Schedule
+from core.runtime import logs
+from core.runtime.settings import Settings
 from worker.steps import Steps
 from worker.sweep import Sweeper
 
@@ -79,7 +79,7 @@ class Worker:
             self._next_sweep = now + min(5.0, self._settings.sweep_interval_s)
 
     async def _admit(self) -> None:
-        """One admission round: at most one queued job per tenant starts (core.admission)."""
+        """One admission round: at most one queued job per tenant starts (core.redis.admission)."""
         if self._admission is None:
             return
         try:
@@ -89,7 +89,7 @@ class Worker:
 
     async def _claim(self, count: int) -> list[tuple[str, str]]:
         try:
-            return await self._schedule.claim(count, self._settings.lease_s)
+            return await self._schedule.claim(count, self._settings.claim_lease_s)
         except TuningError as exc:
             log.warning("cannot claim work: %s", exc.message)
             return []
@@ -123,7 +123,7 @@ class Worker:
         logs.tenant.set(tenant)
         logs.job.set(JOB_NAME_PREFIX + job_id)
         try:
-            acquired = await self._store.acquire(tenant, job_id, self._settings.lease_s)
+            acquired = await self._store.acquire(tenant, job_id, self._settings.job_lease_s)
         except LeaseHeld:
             return  # Another worker is on it and will reschedule it.
         except TuningError as exc:
@@ -133,7 +133,7 @@ class Worker:
             await self._schedule.remove(tenant, job_id)
             return
         lease, current = acquired
-        if lease.deliveries > self._settings.max_deliveries:
+        if lease.deliveries > self._settings.max_unfinished_visits:
             await self._steps.dead_letter(lease, current.job)
             await asyncio.shield(self._finish(lease, None, finished=True))
             return
@@ -166,15 +166,15 @@ class Worker:
 
     async def _keep(self, lease: Lease) -> None:
         """Renew the lease (and push the claim out) every third of it while a visit runs."""
-        lease_s = self._settings.lease_s
+        lease_s, claim_s = self._settings.job_lease_s, self._settings.claim_lease_s
         while True:
-            await asyncio.sleep(lease_s / 3)
+            await asyncio.sleep(min(lease_s, claim_s) / 3)
             try:
                 if not await self._store.renew(lease, lease_s):
                     log.warning("job %s: lease taken over", lease.job_id)
                     return
                 await self._schedule.due_in(
-                    lease.tenant, lease.job_id, lease_s, only_if_present=True
+                    lease.tenant, lease.job_id, claim_s, only_if_present=True
                 )
             except TuningError as exc:
                 log.warning("job %s: cannot renew lease: %s", lease.job_id, exc.message)

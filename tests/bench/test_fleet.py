@@ -7,9 +7,9 @@ import time
 import pytest
 
 from bench import fleet
-from core.keys import Keys
-from core.ratelimit import RedisTokenBucket
-from core.redis_client import Redis
+from core.redis.client import Redis
+from core.redis.keys import Keys
+from core.redis.token_bucket import RedisTokenBucket
 
 QUOTA_RPS, JOBS, WINDOW_S = 5, 8, 3.0
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from redis.crc import key_slot
 
-from core.near_cache import NearCache
-from core.redis_client import RedisEndpoints, connect
+from core.redis.client import RedisEndpoints, connect
 from devstack.redis_cluster import RedisCluster
+from service.near_cache import NearCache
 from tests.harness import State, running_system
 
 

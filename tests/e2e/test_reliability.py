@@ -18,12 +18,12 @@ import pytest
 import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from core.admission import Admission
+from core.domain.job import new_job_id
 from core.errors import LeaseLost
-from core.job import new_job_id
-from core.keys import Keys
-from core.redis_client import connect, refuse_evicting_redis
-from core.schedule import Schedule
+from core.redis.admission import Admission
+from core.redis.client import connect, refuse_evicting_redis
+from core.redis.keys import Keys
+from core.redis.schedule import Schedule
 from devstack.redis_server import RedisServer
 from tests.conftest import SystemFactory
 from tests.harness import (
@@ -46,7 +46,7 @@ async def test_01_worker_killed_after_the_upstream_create_adopts_the_model(
     api_only: System, tmp_path: Path
 ) -> None:
     await api_only.inject_faults({"route": "tunedModels.create", "hold_s": 5})
-    worker = await api_only.worker_process(tmp_path, lease_s=1.0)
+    worker = await api_only.worker_process(tmp_path, job_lease_s=1.0, claim_lease_s=1.0)
     job = await api_only.create()
 
     async def created() -> bool:
@@ -86,7 +86,7 @@ async def test_03_sigterm_under_load_exits_cleanly_and_loses_or_repeats_nothing(
     await asyncio.sleep(0.3)  # creates are in flight
     started = time.monotonic()
     assert await worker.stop() == 0  # SIGTERM
-    assert time.monotonic() - started < api_only.settings.lease_s + 2
+    assert time.monotonic() - started < api_only.settings.job_lease_s + 2
     await api_only.start_worker()
     for job in jobs:
         assert (await api_only.finish_training(job.name)).state == State.SUCCEEDED
@@ -239,7 +239,7 @@ def _request(request_id: str) -> tuning_service_pb2.CreateTuningJobRequest:
 async def test_15_a_poison_job_is_dead_lettered_and_the_others_flow(
     make_system: SystemFactory,
 ) -> None:
-    async with make_system(with_worker=False, max_deliveries=3, retry_max_s=0.05) as s:
+    async with make_system(with_worker=False, max_unfinished_visits=3, retry_max_s=0.05) as s:
         poison = await s.create(display_name="poison")
         keys = Keys(s.settings.redis_key_prefix)
         await s.redis.set(keys.job_data("team-a", poison.name.split("/")[1]), b"not json")

@@ -9,7 +9,7 @@ import pytest
 from google.auth import exceptions as auth_exceptions
 from google.oauth2.credentials import Credentials
 
-from core.google_transport import HttpxRequest
+from core.security.google_transport import HttpxRequest
 from tests.clocks import FakeClock
 from tests.emulator.helpers import (
     CLOUD,
@@ -172,7 +172,7 @@ async def test_google_auth_refresh_gets_a_usable_token(
 ) -> None:
     credentials = _credentials(emulator_url, OWNER.refresh_token)
 
-    with HttpxRequest.session() as request:
+    with HttpxRequest.session(timeout_s=10.0) as request:
         await asyncio.to_thread(credentials.refresh, request)
     response = await http.get(
         "/v1beta/tunedModels", headers={"Authorization": f"Bearer {credentials.token}"}
@@ -186,7 +186,7 @@ async def test_google_auth_reports_invalid_grant(emulator_url: str) -> None:
     credentials = _credentials(emulator_url, "revoked-token")
 
     with (
-        HttpxRequest.session() as request,
+        HttpxRequest.session(timeout_s=10.0) as request,
         pytest.raises(auth_exceptions.RefreshError, match="invalid_grant"),
     ):
         await asyncio.to_thread(credentials.refresh, request)

@@ -9,7 +9,7 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 
-from core.authorized_user import TUNING_SCOPE
+from core.security.authorized_user import TUNING_SCOPE
 from tests.conftest import SystemFactory
 from tests.harness import ADMIN, READONLY_SCOPE, System
 from tests.rpc_errors import detail, reason, violations

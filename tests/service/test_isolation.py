@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 import pytest
 
-from service.servicer import SERVICE
+from service.tuning_servicer import SERVICE
 from tests.harness import State, System
 from tests.rpc_errors import violations
 from tuning.v1 import credential_service_pb2, tuning_service_pb2

@@ -12,9 +12,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from core.settings import Settings
-from core.tenants import TenantDirectory
-from service.server import ApiServer, start_api
+from core.runtime.settings import Settings
+from core.security.tenants import TenantDirectory
+from service.process import ApiServer, start_api
 from service.tls import server_credentials
 from tests.harness import System, job_spec
 from tests.rpc_errors import reason

@@ -15,9 +15,9 @@ import pytest
 from google.rpc import error_details_pb2
 from prometheus_client import generate_latest
 
-from core import logs
-from core.metrics import Metrics
-from core.settings import to_env
+from core.runtime import logs
+from core.runtime.metrics import Metrics
+from core.runtime.settings import to_env
 from devstack.processes import start_module
 from devstack.redis_server import free_port
 from tests.harness import System

@@ -9,13 +9,13 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 
-from core.admission import Admission
-from core.job import Job, encode_examples
-from core.keys import Keys
-from core.quotas import TenantQuotas
-from core.redis_client import Redis
-from core.schedule import Schedule
-from core.store import JobStore
+from core.domain.job import Job, encode_examples
+from core.domain.quotas import TenantQuotas
+from core.redis.admission import Admission
+from core.redis.client import Redis
+from core.redis.job_store import JobStore
+from core.redis.keys import Keys
+from core.redis.schedule import Schedule
 from devstack.tenants import write_tenant_files
 from tests.conftest import SystemFactory
 from tests.harness import State, examples
@@ -110,10 +110,10 @@ async def test_a_flood_does_not_delay_another_tenants_job_past_one_round(
     content = encode_examples([])
     for n in range(1000):
         await store.create(Job(id=f"a{n:04d}", tenant="team-a", base_model="m"), content)
-    await admission.waiting("team-a")
+    await admission.add_to_ring("team-a")
     await admission.round()  # team-a is being served
     await store.create(Job(id="b0001", tenant="team-b", base_model="m"), content)
-    await admission.waiting("team-b")
+    await admission.add_to_ring("team-b")
     await admission.round()  # the very next round serves team-b's single job
     admitted = {job_id for _, job_id in await schedule.claim(5000, lease_s=60)}
     assert "b0001" in admitted

@@ -11,7 +11,7 @@ import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from core.tenants import Role
+from core.security.tenants import Role
 from devstack.tenants import LocalTenant, write_tenants_file
 from tests.harness import ADMIN, State, System
 from tests.rpc_errors import reason

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, TypeAlias
 import grpc
 import pytest
 
-from core.job import Job, Progress
-from core.keys import Keys
-from core.near_cache import NearCache
-from core.redis_client import Redis
-from core.states import JobState
-from core.tenants import TenantDirectory
-from service.server import start_api
+from core.domain.job import Job, Progress
+from core.domain.states import JobState
+from core.redis.client import Redis
+from core.redis.keys import Keys
+from core.security.tenants import TenantDirectory
+from service.near_cache import NearCache
+from service.process import start_api
 from service.status import CachedStatus
 from tests.harness import System
 from tuning.v1 import tuning_job_pb2, tuning_service_pb2, tuning_service_pb2_grpc

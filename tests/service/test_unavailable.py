@@ -9,12 +9,12 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 
-from core.redis_client import connect
-from core.settings import Settings
-from core.tenants import TenantDirectory
+from core.redis.client import connect
+from core.runtime.settings import Settings
+from core.security.tenants import TenantDirectory
 from devstack.redis_server import free_port
 from devstack.tenants import LocalTenant, write_tenant_files
-from service.server import start_api
+from service.process import start_api
 from tests.rpc_errors import detail
 from tuning.v1 import tuning_service_pb2, tuning_service_pb2_grpc
 

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from core.tenants import TenantDirectory
+from core.security.tenants import TenantDirectory
 from devstack.tenants import LocalTenant, write_tenant_files
 from emulator import EmulatorConfig, load_grants, running_emulator
 from tests.clocks import FakeClock

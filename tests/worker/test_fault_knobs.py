@@ -10,7 +10,7 @@ from google.rpc import code_pb2
 from tests.conftest import SystemFactory
 from tests.harness import State, System
 from tests.worker.conftest import Upstream
-from tests.worker.test_gemini_client import body
+from tests.worker.gemini.test_client import body
 from worker import deadline
 from worker.upstream_errors import UpstreamRetryable
 

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from google.rpc import code_pb2, error_details_pb2
 
-from core.authorized_user import AuthorizedUser
-from core.credential_store import CredentialStore, StoredCredential, seal, unseal
-from core.crypto import CannotDecrypt, KeyRing, new_key
-from core.keys import Keys
-from core.redis_client import Redis
-from core.tenants import TenantDirectory
+from core.redis.client import Redis
+from core.redis.keys import Keys
+from core.security.authorized_user import AuthorizedUser
+from core.security.credential_store import CredentialStore, StoredCredential, seal, unseal
+from core.security.crypto import CannotDecrypt, KeyRing, new_key
+from core.security.tenants import TenantDirectory
 from devstack.tenants import write_keys_file
 from tests.clocks import FakeClock
 from tests.conftest import SystemFactory

@@ -118,7 +118,7 @@ async def test_429_waits_at_least_the_retry_delay_and_does_not_fail(system: Syst
 async def test_a_long_outage_dead_letters_after_the_time_budget_without_a_tight_loop(
     make_system: SystemFactory,
 ) -> None:
-    async with make_system(retry_budget_s=1.0, max_deliveries=1000, retry_max_s=0.3) as system:
+    async with make_system(retry_budget_s=1.0, max_step_attempts=1000, retry_max_s=0.3) as system:
         await system.inject_faults({"route": "tunedModels.create", "status": 503, "times": 1000})
         job = await system.create()
         failed = await system.wait_for(job.name, {State.FAILED})

@@ -11,12 +11,12 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from core import logs
-from core.keys import Keys
-from core.redis_client import Redis
+from core.redis.client import Redis
+from core.redis.keys import Keys
+from core.runtime import logs
 from tests.harness import State, System
+from worker.gauges import GaugeSampler
 from worker.health import WorkerHealth
-from worker.observer import Observer
 
 
 async def test_health_is_serving_until_the_worker_drains(redis: Redis) -> None:
@@ -38,8 +38,8 @@ async def test_queue_gauges_follow_the_queues(api_only: System) -> None:
         await api_only.create()
     keys = Keys(api_only.settings.redis_key_prefix)
     m = api_only.worker_metrics
-    observer = Observer(api_only.redis, keys, api_only.store, m, lambda: ["team-a"], time.time)
-    await observer.sample()
+    gauges = GaugeSampler(api_only.redis, keys, api_only.store, m, lambda: ["team-a"], time.time)
+    await gauges.sample()
     assert m.registry.get_sample_value("tuning_queue_depth", {"tenant": "team-a"}) == 3
     assert m.registry.get_sample_value("tuning_jobs", {"tenant": "team-a", "state": "QUEUED"}) == 3
     age = m.registry.get_sample_value("tuning_oldest_queued_job_age_seconds", {"tenant": "team-a"})
@@ -53,8 +53,8 @@ async def test_job_gauges_count_running_jobs_and_their_oldest_status(system: Sys
     keys = Keys(system.settings.redis_key_prefix)
     m = system.worker_metrics
     later = time.time() + 100.0
-    observer = Observer(system.redis, keys, system.store, m, lambda: ["team-a"], lambda: later)
-    await observer.sample()
+    gauges = GaugeSampler(system.redis, keys, system.store, m, lambda: ["team-a"], lambda: later)
+    await gauges.sample()
     assert m.registry.get_sample_value("tuning_jobs", {"tenant": "team-a", "state": "RUNNING"}) == 3
     assert m.registry.get_sample_value("tuning_jobs", {"tenant": "team-a", "state": "QUEUED"}) == 0
     age = m.registry.get_sample_value("tuning_status_cache_age_seconds", {"tenant": "team-a"})

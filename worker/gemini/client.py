@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 import httpx
 
-from core.metrics import Metrics
-from core.ratelimit import Unlimited
+from core.redis.token_bucket import Unlimited
+from core.runtime.metrics import Metrics
 from worker.credentials import TokenSource
 from worker.deadline import remaining_s
 from worker.gemini.errors import error_from_response
@@ -26,7 +26,7 @@ Json = dict[str, Any]
 
 class Limiter(Protocol):
     async def acquire(self) -> None:
-        """Wait for the right to send one request (core.ratelimit)."""
+        """Wait for the right to send one request (core.redis.token_bucket)."""
         ...
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from core.upstream import UpstreamRef, UpstreamStatus
+from core.domain.upstream import UpstreamRef, UpstreamStatus
 from worker.credentials import TokenSource
 from worker.gemini.client import GeminiClient
-from worker.gemini.wire import status_from_model, status_from_operation, tuned_model_body
+from worker.gemini.json_mapping import status_from_model, status_from_operation, tuned_model_body
 from worker.provider import TuningRequest
 from worker.upstream_errors import UpstreamAlreadyExists, UpstreamNotFound
 

@@ -1,0 +1,37 @@
+"""What an upstream tuning service says about a job, in provider-neutral terms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from core.domain.job import Progress, Snapshot
+from core.errors import JobError
+
+
+class UpstreamState(StrEnum):
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+@dataclass(frozen=True)
+class UpstreamRef:
+    """Where the job lives upstream: the tuned model and its long-running operation."""
+
+    tuned_model: str
+    operation: str = ""
+
+
+@dataclass(frozen=True)
+class UpstreamStatus:
+    """One observation of a job upstream."""
+
+    ref: UpstreamRef
+    state: UpstreamState
+    progress: Progress
+    snapshots: tuple[Snapshot, ...] = ()
+    error: JobError | None = None
+    start_time: float | None = None
+    end_time: float | None = None

@@ -1,0 +1,101 @@
+"""Admission: which queued job starts next, fairly across tenants and within quotas.
+
+A new job waits in its tenant's queue (arrival order). Workers run admission rounds:
+a round visits every tenant that has queued jobs, least recently served first, and
+admits at most ONE job of each, if the tenant runs fewer jobs than its
+`max_running` quota. An admitted job enters the running set and the schedule, where
+workers pick it up. So a tenant with a thousand queued jobs gets one job per round,
+like everyone else: another tenant's single job waits at most one round.
+
+Each step touches one hash slot at a time (the tenant's queue and running set in its
+slot; the ring of tenants and the schedule in theirs). A process dying between two
+steps leaves a job admitted but not scheduled, or a tenant missing from the ring; the
+sweep (worker.sweep) puts both back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from core.domain.quotas import TenantQuotas
+from core.redis.client import Redis, translated_errors
+from core.redis.keys import Keys
+from core.redis.schedule import Schedule
+from core.redis.scripts import ADMIT, NOW_MS
+
+log = logging.getLogger(__name__)
+
+# Mark a tenant served: move it to the back of the ring (ZADD XX with Redis time).
+_SERVED = (
+    NOW_MS
+    + """
+return redis.call('ZADD', KEYS[1], 'XX', now, ARGV[1])
+"""
+)
+# Put a tenant in the ring if it is not there, at the front (score 0).
+_JOIN = "return redis.call('ZADD', KEYS[1], 'NX', 0, ARGV[1])"
+
+
+QuotasFor = Callable[[str], TenantQuotas]
+
+
+class Admission:
+    """Per-tenant queues, the ring of tenants waiting, and admission rounds."""
+
+    def __init__(self, redis: Redis, keys: Keys, schedule: Schedule, quotas_for: QuotasFor):
+        self._redis = redis
+        self._keys = keys
+        self._schedule = schedule
+        self._quotas_for = quotas_for
+        self._admit = redis.register_script(ADMIT)
+        self._served = redis.register_script(_SERVED)
+        self._join = redis.register_script(_JOIN)
+
+    async def add_to_ring(self, tenant: str) -> None:
+        """The tenant has queued jobs: make sure a round will visit it."""
+        with translated_errors():
+            await self._join(keys=[self._keys.admission_ring()], args=[tenant])
+
+    async def position(self, tenant: str, job_id: str) -> int:
+        """1-based place of a queued job in its tenant's queue; 0 if it is not queued."""
+        with translated_errors():
+            rank: Any = await self._redis.zrank(self._keys.tenant_queue(tenant), job_id)
+        return 0 if rank is None else int(rank) + 1
+
+    async def round(self) -> int:
+        """Admit at most one job per waiting tenant; how many were admitted."""
+        with translated_errors():
+            tenants = await self._redis.zrange(self._keys.admission_ring(), 0, -1)
+        admitted = 0
+        for raw in tenants:
+            tenant = raw.decode() if isinstance(raw, bytes) else str(raw)
+            admitted += await self._admit_one(tenant)
+        return admitted
+
+    async def _admit_one(self, tenant: str) -> int:
+        k = self._keys
+        quota = self._quotas_for(tenant).max_running
+        with translated_errors():
+            reply = await self._admit(
+                keys=[k.tenant_queue(tenant), k.tenant_running(tenant)], args=[quota]
+            )
+        if reply[0] == 0:
+            await self._leave_if_empty(tenant)
+            return 0
+        if reply[0] < 0:
+            return 0  # At its quota: the tenant keeps its place.
+        job_id = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
+        await self._schedule.due_in(tenant, job_id, 0)
+        with translated_errors():
+            await self._served(keys=[k.admission_ring()], args=[tenant])
+        return 1
+
+    async def _leave_if_empty(self, tenant: str) -> None:
+        k = self._keys
+        with translated_errors():
+            await self._redis.zrem(k.admission_ring(), tenant)
+            # A job queued meanwhile must not be stranded: check after leaving.
+            if await self._redis.zcard(k.tenant_queue(tenant)):
+                await self._join(keys=[k.admission_ring()], args=[tenant])

@@ -1,0 +1,277 @@
+"""The job store: job records in Redis, written only by compare-and-set.
+
+Every write names the version it read; a write against a newer version is a
+`Conflict` and the caller re-reads and re-applies its change (`JobStore.update`).
+Workers also present their lease epoch, the fencing token `acquire` handed them: once
+another worker has taken the lease over, the old holder's writes are refused inside
+Redis (`LeaseLost`), whatever that worker believes about its lease.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple, cast
+
+from core.domain.job import Job
+from core.errors import AlreadyExists, Conflict, LeaseLost
+from core.redis.client import Redis, text, translated_errors
+from core.redis.keys import Keys
+from core.redis.scripts import ACQUIRE, CREATE, RELEASE, REMOVE, RENEW, SAVE
+from core.redis.token_bucket import RateLimited
+from core.runtime.clock import Clock, system_clock
+
+MAX_CAS_ATTEMPTS = 20
+
+
+@dataclass(frozen=True)
+class Versioned:
+    """A job as read, with the version a compare-and-set must name."""
+
+    job: Job
+    version: int
+
+
+class CreateRate(NamedTuple):
+    """A tenant's create quota: tokens per second, and how many may be spent at once."""
+
+    per_s: float
+    burst: int
+
+
+class Created(NamedTuple):
+    """What `JobStore.create` stored or found, and its 1-based queue position (0: none)."""
+
+    job: Job
+    created: bool
+    queue_position: int
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A worker's hold on one job; `epoch` is its fencing token."""
+
+    tenant: str
+    job_id: str
+    epoch: int
+    deliveries: int = 1
+
+
+class LeaseHeld(Exception):
+    """Another worker holds the job's lease."""
+
+
+class JobStore:
+    """Reads and writes job records of all tenants."""
+
+    def __init__(self, redis: Redis, keys: Keys, clock: Clock = system_clock) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._clock = clock
+        self._create = redis.register_script(CREATE)
+        self._save = redis.register_script(SAVE)
+        self._acquire = redis.register_script(ACQUIRE)
+        self._renew = redis.register_script(RENEW)
+        self._remove = redis.register_script(REMOVE)
+        self._release = redis.register_script(RELEASE)
+
+    async def create(
+        self, job: Job, examples: bytes, *, quota: CreateRate | None = None
+    ) -> Created:
+        """Store a new job; if its id exists, return that job (a client retry).
+
+        A new job spends one token of the tenant's `quota` in the same step; RateLimited
+        (with the wait) if there is none. Raises AlreadyExists when the existing job came
+        from a different request.
+        """
+        k, t = self._keys, job.tenant
+        keys = [k.job(t, job.id), k.job_data(t, job.id), k.tenant_index(t), k.tenant_seq(t)]
+        keys += [k.tenant_active(t), k.tenant_queue(t), k.tenant_create_bucket(t)]
+        rate = quota or CreateRate(0.0, 1)
+        args: list[Any] = [job.request_hash, job.to_json(), job.state.value, examples, job.id]
+        args += [rate.per_s, rate.burst]
+        with translated_errors():
+            reply = await self._create(keys=keys, args=args)
+        if reply[0] == 1:
+            return Created(job, True, int(reply[1]))
+        if reply[0] == -1:
+            raise RateLimited("create quota spent", retry_after_s=int(reply[1]) / 1000)
+        if text(reply[1]) != job.request_hash:
+            raise AlreadyExists(
+                "request_id was already used for a different job; "
+                "use a new request_id for a new job",
+                reason="REQUEST_ID_REUSED",
+            )
+        return Created(Job.from_json(reply[2]), False, int(reply[3]))
+
+    async def read(self, tenant: str, job_id: str) -> Versioned | None:
+        """The job with its version, including a deleted one awaiting clean-up."""
+        with translated_errors():
+            fields = await self._redis.hmget(self._keys.job(tenant, job_id), ["doc", "version"])
+        doc, version = fields[0], fields[1]
+        if doc is None or version is None:
+            return None
+        return Versioned(Job.from_json(doc), int(version))
+
+    async def get(self, tenant: str, job_id: str) -> Job | None:
+        """The job as callers see it: None if it does not exist or was deleted."""
+        found = await self.read(tenant, job_id)
+        if found is None or found.job.deleted:
+            return None
+        return found.job
+
+    async def page(
+        self, tenant: str, *, before_seq: int | None, count: int
+    ) -> list[tuple[int, Job | None]]:
+        """Up to `count` index entries, newest first, before sequence `before_seq`.
+
+        The job is None where the record vanished between the two reads.
+        """
+        high: Any = "+inf" if before_seq is None else f"({before_seq}"
+        index = self._keys.tenant_index(tenant)
+        with translated_errors():
+            ids = cast(
+                list[tuple[bytes, float]],
+                await self._redis.zrevrangebyscore(
+                    index, high, "-inf", start=0, num=count, withscores=True
+                ),
+            )
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for job_id, _ in ids:
+                    pipe.hget(self._keys.job(tenant, text(job_id)), "doc")
+                docs = await pipe.execute()
+        return [
+            (int(seq), None if doc is None else Job.from_json(doc))
+            for (_, seq), doc in zip(ids, docs, strict=True)
+        ]
+
+    async def save(self, current: Versioned, new: Job, *, lease: Lease | None = None) -> Versioned:
+        """Write `new` if the record is still at `current.version` (and the lease holds)."""
+        new = new.replace(update_time=self._clock())
+        k, t = self._keys, new.tenant
+        unindex = new.deleted and not current.job.deleted
+        args: list[str | int] = [
+            current.version,
+            "" if lease is None else lease.epoch,
+            new.to_json(),
+            new.state.value,
+            int(unindex),
+            new.id,
+            int(new.needs_worker),
+            int(new.deleted or new.state.terminal),
+        ]
+        keys = [k.job(t, new.id), k.tenant_index(t), k.tenant_active(t)]
+        keys += [k.tenant_queue(t), k.tenant_running(t)]
+        with translated_errors():
+            reply = await self._save(keys=keys, args=args)
+        return _saved(reply, new)
+
+    async def update(
+        self,
+        tenant: str,
+        job_id: str,
+        change: Callable[[Job], Job | None],
+        *,
+        lease: Lease | None = None,
+    ) -> Job | None:
+        """Apply `change` to the latest record, re-reading and re-applying on conflicts.
+
+        `change` returns the new job, or None to leave the record as it is. Returns the
+        job as stored, or None if it does not exist.
+        """
+        for _ in range(MAX_CAS_ATTEMPTS):
+            current = await self.read(tenant, job_id)
+            if current is None:
+                return None
+            new = change(current.job)
+            if new is None or new == current.job:
+                return current.job
+            try:
+                return (await self.save(current, new, lease=lease)).job
+            except Conflict:
+                continue
+        raise Conflict(f"job {job_id} changed {MAX_CAS_ATTEMPTS} times during one update")
+
+    async def acquire(
+        self, tenant: str, job_id: str, lease_s: float
+    ) -> tuple[Lease, Versioned] | None:
+        """Take the job's lease; None if the job is gone. Raises LeaseHeld if taken."""
+        with translated_errors():
+            reply = await self._acquire(
+                keys=[self._keys.job(tenant, job_id)], args=[int(lease_s * 1000)]
+            )
+        if reply is None:
+            return None
+        if reply[0] == 0:
+            raise LeaseHeld(job_id)
+        lease = Lease(tenant, job_id, int(reply[0]), deliveries=int(reply[3]))
+        return lease, Versioned(Job.from_json(reply[2]), int(reply[1]))
+
+    async def renew(self, lease: Lease, lease_s: float) -> bool:
+        """Extend the lease; False if another worker has taken it over."""
+        with translated_errors():
+            reply = await self._renew(
+                keys=[self._keys.job(lease.tenant, lease.job_id)],
+                args=[lease.epoch, int(lease_s * 1000)],
+            )
+        return bool(reply)
+
+    async def release(self, lease: Lease, *, finished: bool = True) -> bool:
+        """Give the lease back; False if it was no longer ours.
+
+        `finished` says the visit ended normally, which resets the delivery count.
+        """
+        with translated_errors():
+            reply = await self._release(
+                keys=[self._keys.job(lease.tenant, lease.job_id)],
+                args=[lease.epoch, int(finished)],
+            )
+        return bool(reply)
+
+    async def queued_ids(self, tenant: str) -> list[str]:
+        """Ids of the tenant's jobs waiting for admission, oldest first."""
+        with translated_errors():
+            members: list[Any] = await self._redis.zrange(self._keys.tenant_queue(tenant), 0, -1)
+        return [text(m) for m in members]
+
+    async def active_ids(self, tenant: str) -> list[str]:
+        """Ids of the tenant's jobs that still need a worker."""
+        with translated_errors():
+            members = await self._redis.smembers(self._keys.tenant_active(tenant))
+        return sorted(text(m) for m in members)
+
+    async def examples(self, tenant: str, job_id: str) -> bytes | None:
+        with translated_errors():
+            data = await self._redis.get(self._keys.job_data(tenant, job_id))
+        return cast(bytes | None, data)
+
+    async def drop_examples(self, tenant: str, job_id: str) -> None:
+        with translated_errors():
+            await self._redis.delete(self._keys.job_data(tenant, job_id))
+
+    async def remove(self, lease: Lease) -> bool:
+        """Delete the job and its data for good; False if the lease was lost."""
+        k, t, j = self._keys, lease.tenant, lease.job_id
+        with translated_errors():
+            reply = await self._remove(
+                keys=[
+                    k.job(t, j),
+                    k.job_data(t, j),
+                    k.tenant_index(t),
+                    k.tenant_active(t),
+                    k.tenant_queue(t),
+                    k.tenant_running(t),
+                ],
+                args=[lease.epoch, j],
+            )
+        return bool(reply)
+
+
+def _saved(reply: int, new: Job) -> Versioned:
+    if reply == -1:
+        raise Conflict(f"job {new.id} no longer exists")
+    if reply == -2:
+        raise LeaseLost(f"lease on job {new.id} was taken over by another worker")
+    if reply == -3:
+        raise Conflict(f"job {new.id} changed since it was read")
+    return Versioned(new, int(reply))

@@ -1,0 +1,69 @@
+"""The schedule: when a worker should next look at each unfinished job.
+
+One sorted set holds every job that still needs work, scored by the time (ms, Redis
+clock) it is next due. `claim` hands due members to a worker and pushes their due time
+a lease ahead in the same atomic step, so a member whose worker dies comes due again
+by itself: nothing is lost, and nobody waits on a dead worker longer than the lease.
+Whether the worker may then act is decided by the job's own lease (core.redis.job_store).
+"""
+
+from __future__ import annotations
+
+from core.redis.client import Redis, translated_errors
+from core.redis.keys import Keys
+from core.redis.scripts import CLAIM_DUE, DUE_IN, ENSURE_DUE
+
+
+def member(tenant: str, job_id: str) -> str:
+    return f"{tenant}/{job_id}"
+
+
+def parse_member(raw: bytes | str) -> tuple[str, str]:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    tenant, _, job_id = text.partition("/")
+    return tenant, job_id
+
+
+class Schedule:
+    """Due times of unfinished jobs, shared by all workers."""
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._redis = redis
+        self._key = keys.schedule()
+        self._claim = redis.register_script(CLAIM_DUE)
+        self._due_in = redis.register_script(DUE_IN)
+        self._ensure = redis.register_script(ENSURE_DUE)
+
+    async def due_in(
+        self, tenant: str, job_id: str, delay_s: float, *, only_if_present: bool = False
+    ) -> None:
+        """Make the job due `delay_s` from now (Redis time)."""
+        args: list[str | int] = [
+            member(tenant, job_id),
+            int(delay_s * 1000),
+            "XX" if only_if_present else "",
+        ]
+        with translated_errors():
+            await self._due_in(keys=[self._key], args=args)
+
+    async def claim(self, count: int, lease_s: float) -> list[tuple[str, str]]:
+        """Up to `count` due jobs, each pushed `lease_s` ahead in the same step."""
+        with translated_errors():
+            due = await self._claim(keys=[self._key], args=[count, int(lease_s * 1000)])
+        return [parse_member(m) for m in due]
+
+    async def ensure(self, tenant: str, job_ids: list[str]) -> int:
+        """Schedule, due now, each of the jobs that is not scheduled; how many were missing."""
+        if not job_ids:
+            return 0
+        members = [member(tenant, j) for j in job_ids]
+        with translated_errors():
+            return int(await self._ensure(keys=[self._key], args=members))
+
+    async def remove(self, tenant: str, job_id: str) -> None:
+        with translated_errors():
+            await self._redis.zrem(self._key, member(tenant, job_id))
+
+    async def size(self) -> int:
+        with translated_errors():
+            return int(await self._redis.zcard(self._key))

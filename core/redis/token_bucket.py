@@ -1,0 +1,104 @@
+"""A token bucket in Redis that every worker of the fleet draws from.
+
+The upstream's quota is per project, not per pod: however many workers run, together
+they must stay under it. Each upstream request takes a token from one bucket in Redis
+(core.redis.scripts.TOKEN_BUCKET). Short waits are spent in place; a wait longer than
+`max_wait_s` is refused, so that the job comes back later through the schedule instead
+of holding a worker's slot.
+
+A token that must be waited for is a reserved moment: the bucket spaces reservations `1 / rate`
+apart, and each caller sleeps until its own. A caller that wakes up late for it (its process
+was descheduled, collected garbage, or its event loop was busy) would send together with the
+callers whose moments came after, and an upstream that counts requests per second would see
+the fleet's requests bunched above the rate, though the bucket handed them out evenly. So a
+caller that wakes more than `late_s` after its moment drops that token and takes another, at
+the back of the line: the upstream sees requests about as evenly spaced as the bucket granted
+them. The token dropped is spent (the budget errs on the side of the upstream's quota), and a
+retake that would wait longer than `max_wait_s` is refused like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from core.errors import Retryable
+from core.redis.client import Redis, translated_errors
+from core.redis.keys import Keys
+from core.redis.scripts import TOKEN_BUCKET
+
+
+class RateLimited(Retryable):
+    """The fleet's upstream budget is spent for now."""
+
+    reason = "UPSTREAM_RATE_LIMITED"
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+# Tokens one `acquire` may take; the last is used however late it wakes up.
+MAX_TAKES = 3
+
+
+class RedisTokenBucket:
+    """`rate_per_s` requests per second across the fleet, bursts of `burst`.
+
+    `late_s`: how late after its reserved moment a caller may wake and still use its token
+    (see the module docstring); `monotonic` and `sleep` are the seams for time.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        name: str,
+        *,
+        rate_per_s: float,
+        burst: int,
+        max_wait_s: float,
+        late_s: float = 0.05,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._key = keys.rate_limit(name)
+        self._script = redis.register_script(TOKEN_BUCKET)
+        self._args: list[float | int] = [rate_per_s, max(burst, 1), int(max_wait_s * 1000)]
+        self._late_s = late_s
+        self._monotonic = monotonic
+        self._sleep = sleep
+
+    async def acquire(self) -> None:
+        """Wait for a token; RateLimited if the wait would be longer than allowed.
+
+        A token waited for and woken up to more than `late_s` late is dropped and another
+        taken; at most MAX_TAKES in all. A token free at once is used at once.
+        """
+        for _ in range(MAX_TAKES):
+            wait_s = await self._take(cost=1)
+            if not wait_s:
+                return
+            # The moment was set when the script ran, a little before its answer came.
+            due_s = self._monotonic() + wait_s
+            await self._sleep(wait_s)
+            if self._monotonic() - due_s <= self._late_s:
+                return
+
+    async def check(self) -> None:
+        """RateLimited if `acquire` would be refused now; takes nothing."""
+        await self._take(cost=0)
+
+    async def _take(self, *, cost: int) -> float:
+        """Seconds until the token taken (or, at cost 0, the next one) may be used."""
+        with translated_errors():
+            wait_ms = int(await self._script(keys=[self._key], args=[*self._args, cost]))
+        if wait_ms < 0:
+            raise RateLimited("upstream request budget spent", retry_after_s=-wait_ms / 1000)
+        return wait_ms / 1000
+
+
+class Unlimited:
+    """No limit (a rate of 0 configured)."""
+
+    async def acquire(self) -> None:
+        return None

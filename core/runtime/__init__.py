@@ -1,0 +1,1 @@
+"""What makes a process: settings, logs, metrics, health, signals, command line, clock."""

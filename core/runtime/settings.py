@@ -1,0 +1,306 @@
+"""Settings: one frozen object per process, built once from the environment in `main()`.
+
+Every field names its environment variable, default and unit; the README's
+configuration table is generated from this module (`python -m core.runtime.settings`) and a
+test checks that the two agree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from core.domain.quotas import TenantQuotas
+
+DEFAULT_BASE_MODELS = ("models/gemini-1.5-flash-001-tuning", "models/gemini-1.0-pro-001")
+
+
+def setting(env: str, default: Any, doc: str) -> Any:
+    """Declare a settings field read from the environment variable `env`."""
+    return dataclasses.field(default=default, metadata={"env": env, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration of the API, the worker and the demo."""
+
+    log_level: str = setting(
+        "TUNING_LOG_LEVEL", "INFO", "API and worker: log level (DEBUG, INFO, WARNING, ERROR)."
+    )
+    redis_url: str = setting(
+        "TUNING_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis holding jobs, queue and cache."
+    )
+    redis_cluster: bool = setting(
+        "TUNING_REDIS_CLUSTER", False, "Talk to `TUNING_REDIS_URL` as a Redis Cluster."
+    )
+    status_cache_entries: int = setting(
+        "TUNING_STATUS_CACHE_ENTRIES",
+        10_000,
+        "API: jobs whose status each replica keeps in memory, kept current by Redis client "
+        "tracking (0: read Redis on every GetTuningJob).",
+    )
+    status_cache_max_stale_s: float = setting(
+        "TUNING_STATUS_CACHE_MAX_STALE_S",
+        1.0,
+        "API: the most a cached status may lag Redis if invalidations stop arriving; "
+        "past it reads go to Redis.",
+    )
+    redis_key_prefix: str = setting(
+        "TUNING_REDIS_KEY_PREFIX", "tj", "Prefix of every Redis key (lets deployments share one)."
+    )
+    grpc_listen: str = setting("TUNING_GRPC_LISTEN", "[::]:50051", "API: gRPC listen address.")
+    metrics_listen: str = setting(
+        "TUNING_METRICS_LISTEN",
+        "0.0.0.0:9090",
+        "API and worker: Prometheus /metrics HTTP listen address (empty: none).",
+    )
+    worker_health_listen: str = setting(
+        "TUNING_WORKER_HEALTH_LISTEN",
+        "[::]:8081",
+        "Worker: gRPC health (grpc.health.v1) listen address for its probes.",
+    )
+    grpc_keepalive_s: float = setting(
+        "TUNING_GRPC_KEEPALIVE_S", 30.0, "API: HTTP/2 keepalive ping interval to clients."
+    )
+    grpc_max_connection_age_s: float = setting(
+        "TUNING_GRPC_MAX_CONNECTION_AGE_S",
+        300.0,
+        "API: connections are closed gracefully after this long, so load spreads "
+        "across replicas behind a ClusterIP Service.",
+    )
+    grpc_grace_s: float = setting(
+        "TUNING_GRPC_GRACE_S", 10.0, "API: seconds in-flight RPCs get to finish on SIGTERM."
+    )
+    grpc_max_message_bytes: int = setting(
+        "TUNING_GRPC_MAX_MESSAGE_BYTES", 16 * 1024 * 1024, "API: largest request or response."
+    )
+    tenants_file: str = setting(
+        "TUNING_TENANTS_FILE",
+        "/etc/tuning/tenants.json",
+        "JSON file of tenants: token digests and OAuth credential files (see README).",
+    )
+    tls_cert_file: str = setting(
+        "TUNING_TLS_CERT_FILE",
+        "",
+        "API: PEM server certificate chain for TLS (empty: plaintext gRPC).",
+    )
+    tls_key_file: str = setting(
+        "TUNING_TLS_KEY_FILE", "", "API: PEM private key of `TUNING_TLS_CERT_FILE`."
+    )
+    tls_client_ca_file: str = setting(
+        "TUNING_TLS_CLIENT_CA_FILE",
+        "",
+        "API: PEM CA certificates for mutual TLS; set, clients must present a certificate "
+        "it signed, whose Common Name may name the tenant.",
+    )
+    encryption_keys_file: str = setting(
+        "TUNING_ENCRYPTION_KEYS_FILE",
+        "",
+        "JSON file of AES-256-GCM keys sealing tenants' credentials in Redis; the first "
+        "encrypts (empty: SetTenantCredential is refused).",
+    )
+    credential_recheck_s: float = setting(
+        "TUNING_CREDENTIAL_RECHECK_S",
+        5.0,
+        "Worker: how often, per tenant, it looks for a changed credential in Redis.",
+    )
+    base_models: tuple[str, ...] = setting(
+        "TUNING_BASE_MODELS",
+        DEFAULT_BASE_MODELS,
+        "Comma-separated base models that accept tuning.",
+    )
+    min_examples: int = setting(
+        "TUNING_MIN_EXAMPLES", 20, "Fewest training examples a job may have (tuning guide: 20)."
+    )
+    max_examples: int = setting(
+        "TUNING_MAX_EXAMPLES", 100_000, "Most training examples a job may have."
+    )
+    max_input_chars: int = setting(
+        "TUNING_MAX_INPUT_CHARS", 40_000, "Longest `text_input` of one example, in characters."
+    )
+    max_output_chars: int = setting(
+        "TUNING_MAX_OUTPUT_CHARS", 5_000, "Longest `output` of one example, in characters."
+    )
+    max_reported_violations: int = setting(
+        "TUNING_MAX_REPORTED_VIOLATIONS",
+        100,
+        "API: field violations (and, apart, dataset warnings) listed in one error; the rest "
+        "are summed up in a last entry.",
+    )
+    dataset_max_bytes: int = setting(
+        "TUNING_DATASET_MAX_BYTES",
+        4 * 1024 * 1024,
+        "Largest dataset UploadDataset accepts, in bytes (AI Studio's cap is 4 MB).",
+    )
+    upstream_base_url: str = setting(
+        "TUNING_UPSTREAM_BASE_URL",
+        "https://generativelanguage.googleapis.com",
+        "Worker: Gemini API base URL (the emulator's URL offline).",
+    )
+    token_uri: str = setting(
+        "TUNING_TOKEN_URI",
+        "https://oauth2.googleapis.com/token",
+        "API and worker: OAuth token endpoint that refreshes tenants' credentials.",
+    )
+    upstream_timeout_s: float = setting(
+        "TUNING_UPSTREAM_TIMEOUT_S", 30.0, "Worker: timeout of one upstream HTTP request."
+    )
+    token_timeout_s: float = setting(
+        "TUNING_TOKEN_TIMEOUT_S",
+        30.0,
+        "API and worker: timeout of one request to the OAuth token endpoint.",
+    )
+    tenant_max_running: int = setting(
+        "TUNING_TENANT_MAX_RUNNING",
+        20,
+        "Jobs one tenant may have running at once; more wait QUEUED (tenants file may override).",
+    )
+    tenant_creates_per_minute: float = setting(
+        "TUNING_TENANT_CREATES_PER_MINUTE",
+        60.0,
+        "CreateTuningJob calls one tenant may make per minute (tenants file may override).",
+    )
+    tenant_create_burst: int = setting(
+        "TUNING_TENANT_CREATE_BURST",
+        20,
+        "CreateTuningJob calls one tenant may make at once above that rate.",
+    )
+    upstream_rps: float = setting(
+        "TUNING_UPSTREAM_RPS",
+        10.0,
+        "Worker: upstream requests per second for the whole fleet together (0: no limit); "
+        "for a quota of N per second, N - 1 with a burst of 1 keeps 429s under 1%.",
+    )
+    upstream_burst: int = setting(
+        "TUNING_UPSTREAM_BURST", 10, "Worker: requests the fleet may send at once above the rate."
+    )
+    sweep_interval_s: float = setting(
+        "TUNING_SWEEP_INTERVAL_S",
+        60.0,
+        "Worker: how often a worker re-schedules unfinished jobs a crash left unscheduled.",
+    )
+    worker_concurrency: int = setting(
+        "TUNING_WORKER_CONCURRENCY", 32, "Worker: jobs one worker process handles at once."
+    )
+    worker_idle_s: float = setting(
+        "TUNING_WORKER_IDLE_S", 0.5, "Worker: longest sleep between looks for due work."
+    )
+    job_lease_s: float = setting(
+        "TUNING_JOB_LEASE_S",
+        30.0,
+        "Worker: lease on a job record (its fencing epoch); renewed at a third of it while "
+        "a visit runs, and the longest a stopping worker waits for its visits.",
+    )
+    claim_lease_s: float = setting(
+        "TUNING_CLAIM_LEASE_S",
+        30.0,
+        "Worker: how far a claimed schedule entry is pushed ahead, so that a job whose "
+        "worker died comes due again by itself; pushed again while the visit runs.",
+    )
+    poll_min_s: float = setting(
+        "TUNING_POLL_MIN_S", 5.0, "Worker: first status poll after submission."
+    )
+    poll_max_s: float = setting(
+        "TUNING_POLL_MAX_S", 60.0, "Worker: longest interval between status polls."
+    )
+    poll_growth: float = setting(
+        "TUNING_POLL_GROWTH", 1.5, "Worker: factor the poll interval grows by after each poll."
+    )
+    retry_base_s: float = setting(
+        "TUNING_RETRY_BASE_S", 1.0, "Worker: base of the full-jitter backoff after a failed step."
+    )
+    retry_max_s: float = setting(
+        "TUNING_RETRY_MAX_S", 300.0, "Worker: cap of the backoff after a failed step."
+    )
+    retry_budget_s: float = setting(
+        "TUNING_RETRY_BUDGET_S",
+        900.0,
+        "Worker: longest a step may keep failing transiently before the job is dead-lettered.",
+    )
+    step_timeout_s: float = setting(
+        "TUNING_STEP_TIMEOUT_S",
+        120.0,
+        "Worker: deadline of one step (all its upstream requests together).",
+    )
+    max_step_attempts: int = setting(
+        "TUNING_MAX_STEP_ATTEMPTS",
+        10,
+        "Worker: transiently failed attempts at one step before the job is dead-lettered (FAILED).",
+    )
+    max_unfinished_visits: int = setting(
+        "TUNING_MAX_UNFINISHED_VISITS",
+        10,
+        "Worker: times a job may be handed to a worker whose visit never finished (it "
+        "crashed or stalled) before the job is dead-lettered (FAILED).",
+    )
+    delete_cancelled_models: bool = setting(
+        "TUNING_DELETE_CANCELLED_MODELS",
+        True,
+        "Worker: delete the partial tuned model upstream after a cancel.",
+    )
+
+    def default_quotas(self) -> TenantQuotas:
+        """The quotas of a tenant the tenants file says nothing special about."""
+        return TenantQuotas(
+            max_running=self.tenant_max_running,
+            creates_per_minute=self.tenant_creates_per_minute,
+            create_burst=self.tenant_create_burst,
+        )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from `environ`; unset variables keep their defaults."""
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(f.metadata["env"])
+            if raw is not None:
+                values[f.name] = _parse(f.metadata["env"], raw, f.default)
+        return cls(**values)
+
+
+def to_env(settings: Settings) -> dict[str, str]:
+    """The environment that `Settings.from_env` turns back into `settings`."""
+    env = {}
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, tuple):
+            value = ",".join(value)
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        env[f.metadata["env"]] = str(value)
+    return env
+
+
+def _parse(env: str, raw: str, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            return _parse_bool(raw)
+        if isinstance(default, tuple):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        return type(default)(raw)
+    except ValueError as exc:
+        raise SystemExit(f"configuration error: {env}={raw!r}: {exc}") from None
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def markdown_table() -> str:
+    """The README's configuration table."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for f in dataclasses.fields(Settings):
+        default = ",".join(f.default) if isinstance(f.default, tuple) else f.default
+        rows.append(f"| `{f.metadata['env']}` | `{default}` | {f.metadata['doc']} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -1,0 +1,181 @@
+"""Tenants: the teams that call the service, their token digests and credential files.
+
+The tenants file (TUNING_TENANTS_FILE) is JSON:
+
+    {"tenants": [{"id": "search",
+                  "token_sha256": ["<hex sha256 of a bearer token>", ...],
+                  "credentials_file": "search-oauth.json"}]}
+
+Only digests of bearer tokens are stored, never the tokens. Several digests per
+tenant allow rotation. `credentials_file` is an OAuth `authorized_user` JSON, read by
+workers only; a relative path is relative to the tenants file.
+
+An entry may carry `"quotas": {"max_running": 5, "creates_per_minute": 30, "create_burst": 10}`
+(any of them) to differ from the defaults in the settings.
+
+An entry may say `"role": "admin"` (default `"tenant"`): an operator who may call the
+CredentialService, and nothing else. The file is a mounted secret, read again when it
+changes (`TenantDirectory.watch`), so tokens rotate and tenants come and go without a
+restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from core.domain.quotas import QuotaOverrides, TenantQuotas
+from core.security.secret_files import ReloadingFile
+
+TENANT_ID = re.compile(r"[a-z][a-z0-9-]{0,62}")
+
+
+class Role(StrEnum):
+    """What a principal may call: TuningService as a tenant, CredentialService as an admin."""
+
+    TENANT = "tenant"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """A principal of the tenants file (a team, or with role admin an operator)."""
+
+    id: str
+    token_digests: tuple[bytes, ...]
+    credentials_file: Path | None
+    role: Role = Role.TENANT
+    quotas: QuotaOverrides = field(default_factory=QuotaOverrides)
+
+
+def token_digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+class TenantDirectory:
+    """Who may call, and as which tenant.
+
+    Built from a list (`from_file`: fixed), or following its file (`watch`): then every
+    lookup sees the file's latest content that parsed (see core.security.secret_files).
+    """
+
+    def __init__(self, tenants: list[Tenant]) -> None:
+        self._fixed = {t.id: t for t in tenants}
+        self._file: ReloadingFile[dict[str, Tenant]] | None = None
+
+    @property
+    def _by_id(self) -> dict[str, Tenant]:
+        return self._fixed if self._file is None else self._file.current()
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> TenantDirectory:
+        """The directory in `path`; a file that cannot be loaded stops the process."""
+        path = Path(path)
+        try:
+            return cls(list(load_tenants(path).values()))
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"cannot load tenants file {path}: {exc}") from None
+
+    @classmethod
+    def watch(cls, path: str | Path) -> TenantDirectory:
+        """The directory of the file `path`, read again when the file changes (a changed
+        file that does not parse is logged and ignored). One that cannot be loaded at
+        start stops the process."""
+        path = Path(path)
+        directory = cls([])
+        try:
+            directory._file = ReloadingFile(path, load_tenants)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"cannot load tenants file {path}: {exc}") from None
+        return directory
+
+    def reread(self) -> TenantDirectory:
+        """Look at the file now, whatever the interval (a fixed directory: nothing to do)."""
+        if self._file is not None:
+            self._file.reread()
+        return self
+
+    def authenticate(self, token: str) -> Tenant | None:
+        """The tenant whose token this is. Compares every digest, in constant time each."""
+        presented = token_digest(token)
+        found: Tenant | None = None
+        for tenant in self._by_id.values():
+            for digest in tenant.token_digests:
+                if hmac.compare_digest(presented, digest):
+                    found = tenant
+        return found
+
+    def get(self, tenant_id: str) -> Tenant | None:
+        return self._by_id.get(tenant_id)
+
+    def tenant(self, tenant_id: str) -> Tenant | None:
+        """The principal `tenant_id` if it is a tenant (not an admin)."""
+        found = self._by_id.get(tenant_id)
+        return found if found is not None and found.role == Role.TENANT else None
+
+    def __iter__(self) -> Iterator[Tenant]:
+        return iter(self._by_id.values())
+
+    def tenant_ids(self) -> list[str]:
+        """The ids of the tenants (not admins), as the file says now."""
+        return [t.id for t in self._by_id.values() if t.role == Role.TENANT]
+
+    def quotas_for(self, defaults: TenantQuotas) -> Callable[[str], TenantQuotas]:
+        """Each tenant's quotas: `defaults` with the tenants file's overrides, read live."""
+
+        def quotas(tenant_id: str) -> TenantQuotas:
+            found = self._by_id.get(tenant_id)
+            return defaults if found is None else found.quotas.over(defaults)
+
+        return quotas
+
+
+def load_tenants(path: Path) -> dict[str, Tenant]:
+    """The tenants file's entries by id; OSError or ValueError if it is unusable."""
+    try:
+        data = json.loads(path.read_text())
+        tenants = [_tenant(entry, path.parent) for entry in data["tenants"]]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"not a tenants file: {type(exc).__name__} {exc}") from None
+    by_id = {t.id: t for t in tenants}
+    if len(by_id) != len(tenants):
+        raise ValueError("a tenant id appears twice")
+    return by_id
+
+
+def _tenant(entry: dict[str, object], base: Path) -> Tenant:
+    tenant_id = str(entry["id"])
+    if not TENANT_ID.fullmatch(tenant_id):
+        raise ValueError(f"tenant id {tenant_id!r} must match {TENANT_ID.pattern}")
+    digests = entry.get("token_sha256", [])
+    if not isinstance(digests, list):
+        raise ValueError(f"tenant {tenant_id}: token_sha256 must be a list")
+    creds = entry.get("credentials_file")
+    return Tenant(
+        id=tenant_id,
+        token_digests=tuple(bytes.fromhex(str(d)) for d in digests),
+        credentials_file=None if creds is None else base / str(creds),
+        role=_role(tenant_id, entry.get("role", Role.TENANT.value)),
+        quotas=_quotas(tenant_id, entry.get("quotas")),
+    )
+
+
+def _quotas(tenant_id: str, raw: object) -> QuotaOverrides:
+    try:
+        return QuotaOverrides.from_json(raw)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"tenant {tenant_id}: {exc}") from None
+
+
+def _role(tenant_id: str, raw: object) -> Role:
+    try:
+        return Role(str(raw))
+    except ValueError:
+        roles = ", ".join(r.value for r in Role)
+        raise ValueError(f"tenant {tenant_id}: role {raw!r} is not one of {roles}") from None

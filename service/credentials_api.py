@@ -1,0 +1,160 @@
+"""The CredentialService's behaviour: check, seal and store tenants' OAuth credentials.
+
+Set: the tenant must exist; the text must be an `authorized_user` credential (an API key
+is refused with the tuning guide's reason); encryption at rest must be configured; one
+refresh at the token endpoint must succeed and grant the tuning scope. Only then is the
+credential sealed (AES-GCM, the tenant id as associated data) and stored. Get and
+Delete answer metadata only; no secret ever leaves this module except sealed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from core.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from core.runtime.clock import Clock
+from core.security.authorized_user import AuthorizedUser
+from core.security.credential_store import CredentialStore, StoredCredential, seal
+from core.security.crypto import KeyRing, KeyRingSource
+from core.security.tenants import Tenant, TenantDirectory
+from service.oauth_check import TokenEndpoint
+
+log = logging.getLogger(__name__)
+
+CREDENTIAL_FIELD = "authorized_user_json"
+
+
+class Origin(StrEnum):
+    """Where the workers take a tenant's credential from."""
+
+    REDIS = "redis"
+    FILE = "file"
+
+
+@dataclass(frozen=True)
+class CredentialInfo:
+    """What may be shown about a tenant's credential: never a secret."""
+
+    tenant: str
+    origin: Origin
+    client_id: str = ""
+    scopes: tuple[str, ...] = ()
+    quota_project: str = ""
+    last_refresh_time: float | None = None
+    update_time: float | None = None
+    key_id: str = ""
+
+    @classmethod
+    def of_record(cls, record: StoredCredential) -> CredentialInfo:
+        return cls(
+            tenant=record.tenant,
+            origin=Origin.REDIS,
+            client_id=record.client_id,
+            scopes=record.scopes,
+            quota_project=record.quota_project,
+            last_refresh_time=record.last_refresh_time,
+            update_time=record.update_time,
+            key_id=record.sealed.key_id,
+        )
+
+
+class CredentialsApi:
+    """Sets, reads and removes tenants' stored credentials."""
+
+    def __init__(
+        self,
+        store: CredentialStore,
+        tenants: TenantDirectory,
+        keys: KeyRingSource | None,
+        token_endpoint: TokenEndpoint,
+        clock: Clock,
+    ) -> None:
+        self._store = store
+        self._tenants = tenants
+        self._keys = keys
+        self._token_endpoint = token_endpoint
+        self._clock = clock
+
+    async def set(self, tenant_id: str, authorized_user_json: str, *, actor: str) -> CredentialInfo:
+        """Check the credential, then seal and store it (replacing any stored one)."""
+        self._tenant(tenant_id)
+        user = AuthorizedUser.from_json(authorized_user_json, CREDENTIAL_FIELD)
+        ring = self._ring()
+        checked = await self._token_endpoint.check(tenant_id, user)
+        now = self._clock()
+        record = StoredCredential(
+            tenant=tenant_id,
+            sealed=seal(ring, tenant_id, checked.user),
+            client_id=user.client_id,
+            scopes=checked.scopes,
+            quota_project=user.quota_project,
+            last_refresh_time=now,
+            update_time=now,
+        )
+        await self._store.put(record)
+        log.info(
+            "credential of tenant %s set by %s: client %s, key %s",
+            tenant_id,
+            actor,
+            user.client_id,
+            record.sealed.key_id,
+        )
+        return CredentialInfo.of_record(record)
+
+    async def get(self, tenant_id: str) -> CredentialInfo:
+        """The credential the workers use: the stored one, else the tenant's file."""
+        tenant = self._tenant(tenant_id)
+        record = await self._store.get(tenant_id)
+        if record is not None:
+            return CredentialInfo.of_record(record)
+        if tenant.credentials_file is None:
+            raise NotFound(f"tenant {tenant_id!r} has no OAuth credential", reason="NO_CREDENTIAL")
+        return _file_info(tenant_id, tenant.credentials_file)
+
+    async def delete(self, tenant_id: str, *, actor: str) -> None:
+        """Remove the stored credential; the tenant's file, if any, applies again."""
+        self._tenant(tenant_id)
+        if not await self._store.delete(tenant_id):
+            raise NotFound(
+                f"tenant {tenant_id!r} has no stored OAuth credential", reason="NO_CREDENTIAL"
+            )
+        log.info("credential of tenant %s deleted by %s", tenant_id, actor)
+
+    def _tenant(self, tenant_id: str) -> Tenant:
+        if not tenant_id:
+            raise InvalidArgument("tenant is required", [FieldViolation("tenant", "required")])
+        tenant = self._tenants.tenant(tenant_id)
+        if tenant is None:
+            raise NotFound(f"no tenant {tenant_id[:64]!r}", reason="TENANT_NOT_FOUND")
+        return tenant
+
+    def _ring(self) -> KeyRing:
+        if self._keys is None:
+            raise FailedPrecondition(
+                "encryption at rest is not configured: the operators must set "
+                "TUNING_ENCRYPTION_KEYS_FILE before credentials can be stored",
+                reason="ENCRYPTION_NOT_CONFIGURED",
+            )
+        return self._keys.current()
+
+
+def _file_info(tenant_id: str, path: Path) -> CredentialInfo:
+    """Metadata of a credentials file, as far as this process can read it (the file is
+    mounted on workers; the API may not see it)."""
+    try:
+        update_time = path.stat().st_mtime
+        info = json.loads(path.read_text())
+        user = AuthorizedUser.from_info(info, "credentials_file")
+    except (OSError, ValueError, AttributeError, InvalidArgument):
+        return CredentialInfo(tenant_id, Origin.FILE)
+    return CredentialInfo(
+        tenant_id,
+        Origin.FILE,
+        client_id=user.client_id,
+        quota_project=user.quota_project,
+        update_time=update_time,
+    )

@@ -1,0 +1,198 @@
+"""The API process: gRPC server with auth, health and reflection, stopped gracefully."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import grpc
+import httpx
+from grpc_health.v1 import _async as health_aio
+from grpc_health.v1 import health, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from core.redis.admission import Admission, QuotasFor
+from core.redis.client import Redis, RedisEndpoints, connect, refuse_evicting_redis
+from core.redis.job_store import JobStore
+from core.redis.keys import Keys
+from core.redis.schedule import Schedule
+from core.runtime.clock import Clock, system_clock
+from core.runtime.health import CHECK_INTERVAL_S, RedisHealth
+from core.runtime.metrics import Metrics
+from core.runtime.settings import Settings
+from core.runtime.signals import stop_signals
+from core.security.crypto import watch_keys
+from core.security.tenants import TenantDirectory
+from service.auth import Authenticator
+from service.create_quota import CreateQuota
+from service.credential_servicer import add_credential_service
+from service.dataset_store import DatasetStore
+from service.datasets_api import DatasetsApi
+from service.jobs_api import JobsApi
+from service.near_cache import NearCache
+from service.observability import RpcObserver
+from service.status import CachedStatus, StatusReader
+from service.tls import server_credentials
+from service.tuning_servicer import SERVICE, TuningServicer, generic_handler
+from service.wrapping import Registrar, chained
+
+log = logging.getLogger(__name__)
+
+
+class ApiServer:
+    """A running API server: `port` is the bound port, `stop` drains it.
+
+    Health follows Redis (core.runtime.health) and reports NOT_SERVING while draining.
+    """
+
+    def __init__(
+        self,
+        server: grpc.aio.Server,
+        port: int,
+        health: RedisHealth,
+        *,
+        resources: contextlib.ExitStack | None = None,
+        status_cache: NearCache[CachedStatus] | None = None,
+    ) -> None:
+        self.server = server
+        self._resources = resources or contextlib.ExitStack()  # closed after the drain
+        self.status_cache = status_cache
+        self.port = port
+        self.health = health
+
+    async def stop(self, grace_s: float) -> None:
+        """Report NOT_SERVING, refuse new RPCs, give in-flight ones `grace_s` to finish."""
+        await self.health.draining()
+        await self.server.stop(grace_s)
+        if self.status_cache is not None:
+            await self.status_cache.aclose()
+        self._resources.close()
+
+
+async def start_api(
+    settings: Settings,
+    redis: Redis,
+    tenants: TenantDirectory,
+    *,
+    listen: str | None = None,
+    clock: Clock = system_clock,
+    health_check_s: float = CHECK_INTERVAL_S,
+    quotas_for: QuotasFor | None = None,
+    token_http: httpx.Client | None = None,
+    metrics: Metrics | None = None,
+) -> ApiServer:
+    """Build and start the API on `listen` (default: settings.grpc_listen; port 0 = any).
+
+    `tenants` may follow its file (`TenantDirectory.watch`). `token_http` reaches the
+    OAuth token endpoint for the CredentialService (default: a client of its own).
+    TLS and the encryption keys come from `settings`.
+    """
+    resources = contextlib.ExitStack()
+    if token_http is None:
+        token_http = resources.enter_context(httpx.Client(timeout=settings.token_timeout_s))
+    keys = Keys(settings.redis_key_prefix)
+    datasets = DatasetStore(redis, keys)
+    schedule = Schedule(redis, keys)
+    quotas = quotas_for or tenants.quotas_for(settings.default_quotas())
+    store = JobStore(redis, keys, clock)
+    api = JobsApi(
+        store,
+        schedule,
+        datasets,
+        Admission(redis, keys, schedule, quotas),
+        CreateQuota(redis, keys, quotas),
+        settings,
+        clock,
+    )
+    server = grpc.aio.server(options=server_options(settings))
+    observer = RpcObserver(metrics or Metrics.create())
+    auth = Authenticator(tenants, mutual_tls=bool(settings.tls_client_ca_file))
+    registrar = Registrar(server, chained(auth.wrap, observer.wrap))
+    status_cache = status_cache_of(settings, keys)
+    status = StatusReader(api, store, keys, status_cache)
+    servicer = TuningServicer(api, DatasetsApi(datasets, settings, clock), status)
+    registrar.add_generic_rpc_handlers([generic_handler(servicer)])
+    health_servicer = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar.stand_in)
+    key_ring = watch_keys(settings.encryption_keys_file)
+    admin = add_credential_service(
+        registrar,
+        settings=settings,
+        redis=redis,
+        tenants=tenants,
+        keys=key_ring,
+        token_http=token_http,
+        clock=clock,
+    )
+    names = (SERVICE.full_name, admin, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    # Reflection picks its asyncio flavor by the server's type, so it gets the server
+    # itself; its one method streams and is open to all, so nothing would wrap it.
+    reflection.enable_server_reflection(names, server)
+    port = _listen(server, listen or settings.grpc_listen, settings)
+    await server.start()
+    redis_health = RedisHealth(health_servicer, redis, ("", SERVICE.full_name), health_check_s)
+    await redis_health.start()
+    if status_cache is not None:
+        await status_cache.start()
+    return ApiServer(server, port, redis_health, resources=resources, status_cache=status_cache)
+
+
+def status_cache_of(settings: Settings, keys: Keys) -> NearCache[CachedStatus] | None:
+    """The replica's near cache of job statuses, unless switched off."""
+    if settings.status_cache_entries <= 0:
+        return None
+    endpoints = RedisEndpoints(settings.redis_url, cluster=settings.redis_cluster)
+    return NearCache(
+        endpoints,
+        keys.tenant_scoped_prefix(),
+        max_entries=settings.status_cache_entries,
+        max_stale_s=settings.status_cache_max_stale_s,
+    )
+
+
+def server_options(settings: Settings) -> list[tuple[str, int]]:
+    """Message size limits, keepalive, and a maximum connection age.
+
+    Behind a ClusterIP Service a client's HTTP/2 connection stays on one replica for
+    as long as it lives; closing connections gracefully after `grpc_max_connection_age_s`
+    makes clients reconnect, and so spreads load onto replicas added since.
+    """
+    max_bytes = settings.grpc_max_message_bytes
+    keepalive_ms = int(settings.grpc_keepalive_s * 1000)
+    return [
+        ("grpc.max_receive_message_length", max_bytes),
+        ("grpc.max_send_message_length", max_bytes),
+        ("grpc.keepalive_time_ms", keepalive_ms),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.max_connection_age_ms", int(settings.grpc_max_connection_age_s * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(settings.grpc_grace_s * 1000)),
+    ]
+
+
+def _listen(server: grpc.aio.Server, address: str, settings: Settings) -> int:
+    """Bind `address`, with TLS (mutual if a client CA is set) or plaintext; the port."""
+    credentials = server_credentials(settings)
+    if credentials is None:
+        return server.add_insecure_port(address)
+    return server.add_secure_port(address, credentials)
+
+
+async def serve(settings: Settings) -> None:
+    """Run the API until SIGTERM, then drain and return."""
+    redis = connect(settings.redis_url, cluster=settings.redis_cluster)
+    await refuse_evicting_redis(redis)
+    tenants = TenantDirectory.watch(settings.tenants_file)
+    metrics = Metrics.create()
+    if settings.metrics_listen:
+        metrics.serve(settings.metrics_listen)
+    with httpx.Client(timeout=settings.token_timeout_s) as token_http:
+        api = await start_api(settings, redis, tenants, token_http=token_http, metrics=metrics)
+        log.info("API listening on port %d", api.port)
+        print(f"API_READY port={api.port}", flush=True)
+        async with stop_signals() as stop:
+            await stop.wait()
+            log.info("stopping: draining for up to %.1fs", settings.grpc_grace_s)
+            await api.stop(settings.grpc_grace_s)
+    await redis.aclose()

@@ -1,0 +1,123 @@
+"""The TuningService servicer: read the request, call JobsApi, map the answer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import empty_pb2, message_factory
+
+from service.auth import current_tenant
+from service.convert import dataset_to_proto, job_to_proto
+from service.datasets_api import DatasetsApi
+from service.errors import mapped_errors, well_formed
+from service.jobs_api import JobsApi
+from service.request_parsing import ParsedCreate, parse_create, tolerant
+from service.status import StatusReader
+from tuning.v1 import dataset_pb2, tuning_job_pb2, tuning_service_pb2
+
+Context = grpc.aio.ServicerContext[Any, Any]
+SERVICE = tuning_service_pb2.DESCRIPTOR.services_by_name["TuningService"]
+
+
+class TuningServicer:
+    """Implements tuning.v1.TuningService."""
+
+    def __init__(self, api: JobsApi, datasets: DatasetsApi, status: StatusReader) -> None:
+        self._api = api
+        self._datasets = datasets
+        self._status = status
+
+    @mapped_errors
+    async def CreateTuningJob(
+        self, request: ParsedCreate, context: Context
+    ) -> tuning_job_pb2.TuningJob:
+        job, position = await self._api.create(current_tenant(), request)
+        return job_to_proto(job, position)
+
+    @mapped_errors
+    async def GetTuningJob(
+        self, request: tuning_service_pb2.GetTuningJobRequest, context: Context
+    ) -> bytes:
+        """The serialized TuningJob (see service.status), sent as it is."""
+        return await self._status.answer(current_tenant(), request.name)
+
+    @mapped_errors
+    async def ListTuningJobs(
+        self, request: tuning_service_pb2.ListTuningJobsRequest, context: Context
+    ) -> tuning_service_pb2.ListTuningJobsResponse:
+        jobs, token = await self._api.list(
+            current_tenant(),
+            page_size=request.page_size,
+            page_token=request.page_token,
+            filter_text=request.filter,
+        )
+        messages = [job_to_proto(j, await self._api.queue_position(j)) for j in jobs]
+        return tuning_service_pb2.ListTuningJobsResponse(
+            tuning_jobs=messages, next_page_token=token
+        )
+
+    @mapped_errors
+    async def CancelTuningJob(
+        self, request: tuning_service_pb2.CancelTuningJobRequest, context: Context
+    ) -> tuning_job_pb2.TuningJob:
+        return job_to_proto(await self._api.cancel(current_tenant(), request.name))
+
+    @mapped_errors
+    async def DeleteTuningJob(
+        self, request: tuning_service_pb2.DeleteTuningJobRequest, context: Context
+    ) -> empty_pb2.Empty:
+        await self._api.delete(current_tenant(), request.name)
+        return empty_pb2.Empty()
+
+    @mapped_errors
+    async def UploadDataset(
+        self,
+        requests: AsyncIterator[tuning_service_pb2.UploadDatasetRequest],
+        context: Context,
+    ) -> dataset_pb2.Dataset:
+        return dataset_to_proto(
+            await self._datasets.upload(current_tenant(), well_formed(requests))
+        )
+
+    @mapped_errors
+    async def GetDataset(
+        self, request: tuning_service_pb2.GetDatasetRequest, context: Context
+    ) -> dataset_pb2.Dataset:
+        return dataset_to_proto(await self._datasets.get(current_tenant(), request.name))
+
+
+# CreateTuningJob gets its own deserializer: it also reports oneof fields the parser
+# would drop (see service.request_parsing).
+_DESERIALIZERS: dict[str, Any] = {"CreateTuningJob": parse_create}
+
+
+def generic_handler(servicer: TuningServicer) -> grpc.GenericRpcHandler:
+    """Method handlers for every method in the service descriptor."""
+    handlers = {}
+    for method in SERVICE.methods:
+        request_type = message_factory.GetMessageClass(method.input_type)
+        response_type = message_factory.GetMessageClass(method.output_type)
+        kind = (
+            grpc.stream_unary_rpc_method_handler
+            if method.client_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
+        handlers[method.name] = kind(
+            getattr(servicer, method.name),
+            request_deserializer=tolerant(
+                method.name, _DESERIALIZERS.get(method.name, request_type.FromString)
+            ),
+            response_serializer=_serialized_or(response_type.SerializeToString),
+        )
+    return grpc.method_handlers_generic_handler(SERVICE.full_name, handlers)
+
+
+def _serialized_or(serialize: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
+    """A serializer that sends bytes as they are (answers serialized ahead, and cached)."""
+
+    def serializer(message: Any) -> bytes:
+        return message if isinstance(message, bytes) else serialize(message)
+
+    return serializer

@@ -1,0 +1,126 @@
+"""The Gemini client against the emulator: every call, paging, auth retries, typed errors."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+
+import pytest
+from google.oauth2.credentials import Credentials
+
+from core.domain.upstream import UpstreamRef
+from core.security.authorized_user import TUNING_SCOPE
+from core.security.google_transport import HttpxRequest
+from tests.worker.conftest import Upstream
+from worker.credentials import OAuthTokenSource
+from worker.gemini.json_mapping import status_from_operation
+from worker.upstream_errors import (
+    UpstreamAlreadyExists,
+    UpstreamNotFound,
+    UpstreamRejected,
+    UpstreamRetryable,
+    UpstreamScopeInsufficient,
+)
+
+BASE = "models/gemini-1.5-flash-001-tuning"
+
+
+def body(display_name: str = "numbers", examples: int = 20) -> dict[str, object]:
+    pairs = [{"textInput": str(n), "output": str(n + 1)} for n in range(examples)]
+    return {
+        "baseModel": BASE,
+        "displayName": display_name,
+        "tuningTask": {
+            "hyperparameters": {"epochCount": 2, "batchSize": 4},
+            "trainingData": {"examples": {"examples": pairs}},
+        },
+    }
+
+
+async def test_create_get_patch_generate_delete(upstream: Upstream) -> None:
+    auth, client = upstream.auth(), upstream.client
+    op = await client.create_tuned_model(auth, "tj-one", body())
+    assert op["metadata"]["totalSteps"] == 10
+    with pytest.raises(UpstreamAlreadyExists):
+        await client.create_tuned_model(auth, "tj-one", body())
+    upstream.clock.advance(60)
+    ref = UpstreamRef("tunedModels/tj-one", op["name"])
+    status = status_from_operation(await client.get_operation(auth, op["name"]), ref)
+    assert status.state == "SUCCEEDED" and len(status.snapshots) == 10
+    patched = await client.patch_tuned_model(
+        auth, "tunedModels/tj-one", {"description": "ready"}, ["description"]
+    )
+    assert patched["description"] == "ready"
+    answer = await client.generate_content(auth, "tunedModels/tj-one", "7")
+    assert answer["candidates"][0]["content"]["parts"][0]["text"]
+    await client.delete_tuned_model(auth, "tunedModels/tj-one")
+    with pytest.raises(UpstreamNotFound):
+        await client.get_tuned_model(auth, "tunedModels/tj-one")
+
+
+async def test_list_follows_pages(upstream: Upstream) -> None:
+    auth = upstream.auth()
+    for n in range(7):
+        await upstream.client.create_tuned_model(auth, f"tj-m{n}", body(f"m{n}"))
+    first, token = await upstream.client.list_tuned_models(auth, page_size=3)
+    assert len(first) == 3 and token
+    names = [m["name"] async for m in upstream.client.iter_tuned_models(auth, page_size=3)]
+    assert names == [f"tunedModels/tj-m{n}" for n in range(7)]
+    ops, _ = await upstream.client.list_operations(auth, "tunedModels/tj-m0")
+    assert len(ops) == 1
+
+
+async def test_a_401_earns_one_refresh_and_one_retry(upstream: Upstream) -> None:
+    auth = upstream.auth()
+    await upstream.client.create_tuned_model(auth, "tj-x", body())
+    refreshes = await upstream.requests("oauth.token")
+    await upstream.faults({"route": "tunedModels.get", "status": 401, "times": 1})
+    model = await upstream.client.get_tuned_model(auth, "tunedModels/tj-x")
+    assert model["name"] == "tunedModels/tj-x"
+    assert await upstream.requests("oauth.token") == refreshes + 1
+
+    await upstream.faults({"route": "tunedModels.get", "status": 401, "times": 5})
+    with pytest.raises(UpstreamRejected) as caught:
+        await upstream.client.get_tuned_model(auth, "tunedModels/tj-x")
+    assert caught.value.http_status == 401
+    assert await upstream.requests("oauth.token") == refreshes + 2  # one more, no loop
+    assert await upstream.requests("tunedModels.get") == 4
+
+
+async def test_fifty_concurrent_calls_with_an_expired_token_refresh_once(
+    upstream: Upstream,
+) -> None:
+    tenant = upstream.tenants["team-a"]
+    expired = Credentials(  # type: ignore[no-untyped-call]
+        token="ya29.old",
+        refresh_token=tenant.refresh_token,
+        client_id=tenant.client_id,
+        client_secret=tenant.client_secret,
+        token_uri=upstream.url + "/token",
+        expiry=datetime.datetime(2020, 1, 1),
+    )
+    with HttpxRequest.session(timeout_s=10.0) as request:
+        source = OAuthTokenSource("team-a", expired, request)
+        headers = await asyncio.gather(*(source.headers() for _ in range(50)))
+    assert await upstream.requests("oauth.token") == 1
+    assert len({h["authorization"] for h in headers}) == 1
+    assert headers[0]["authorization"] != "Bearer ya29.old"
+
+
+async def test_a_grant_without_the_tuning_scope_is_explained(upstream: Upstream) -> None:
+    with pytest.raises(UpstreamScopeInsufficient) as caught:
+        await upstream.client.create_tuned_model(upstream.auth("team-ro"), "tj-ro", body())
+    error = caught.value.job_error()
+    assert TUNING_SCOPE in error.message
+    assert "must be granted again" in error.message
+    assert error.reason == "ACCESS_TOKEN_SCOPE_INSUFFICIENT"
+
+
+async def test_429_carries_the_retry_delay(upstream: Upstream) -> None:
+    await upstream.faults(
+        {"route": "tunedModels.create", "status": 429, "retry_delay_s": 26, "times": 1}
+    )
+    with pytest.raises(UpstreamRetryable) as caught:
+        await upstream.client.create_tuned_model(upstream.auth(), "tj-q", body())
+    assert caught.value.retry_after_s == 26
+    assert caught.value.status == "RESOURCE_EXHAUSTED"

@@ -1,0 +1,115 @@
+"""The Gemini API's JSON (proto3 JSON, camelCase) to and from the domain types."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from google.rpc import code_pb2
+
+from core.domain.job import Progress, Snapshot
+from core.domain.upstream import UpstreamRef, UpstreamState, UpstreamStatus
+from core.errors import JobError
+from worker.provider import TuningRequest
+
+Json = dict[str, Any]
+
+
+def tuned_model_body(request: TuningRequest) -> Json:
+    """The TunedModel to create; unset hyperparameters are left to the upstream's defaults."""
+    body: Json = {"baseModel": request.base_model, "tuningTask": _tuning_task(request)}
+    if request.display_name:
+        body["displayName"] = request.display_name
+    if request.description:
+        body["description"] = request.description
+    return body
+
+
+def _tuning_task(request: TuningRequest) -> Json:
+    h = request.hyperparameters
+    hyper: Json = {}
+    if h.epoch_count:
+        hyper["epochCount"] = h.epoch_count
+    if h.batch_size:
+        hyper["batchSize"] = h.batch_size
+    if h.learning_rate is not None:
+        hyper["learningRate"] = h.learning_rate
+    elif h.learning_rate_multiplier is not None:
+        hyper["learningRateMultiplier"] = h.learning_rate_multiplier
+    examples = [{"textInput": e.text_input, "output": e.output} for e in request.examples]
+    return {"hyperparameters": hyper, "trainingData": {"examples": {"examples": examples}}}
+
+
+def status_from_operation(op: Json, ref: UpstreamRef) -> UpstreamStatus:
+    """An Operation from create or operations.get, read as a status."""
+    meta = op.get("metadata", {})
+    progress = Progress(
+        completed_steps=int(meta.get("completedSteps", 0)),
+        total_steps=int(meta.get("totalSteps", 0)),
+        completed_percent=float(meta.get("completedPercent", 0.0)),
+    )
+    snapshots = tuple(snapshot(s) for s in meta.get("snapshots", []))
+    model = op.get("response", {})
+    task = model.get("tuningTask", {})
+    common: dict[str, Any] = {
+        "ref": ref,
+        "progress": progress,
+        "snapshots": snapshots or tuple(snapshot(s) for s in task.get("snapshots", [])),
+        "start_time": parse_time(task.get("startTime")),
+    }
+    if not op.get("done"):
+        return UpstreamStatus(state=UpstreamState.RUNNING, **common)
+    if "error" in op:
+        return _ended_with_error(op["error"], common)
+    end = parse_time(task.get("completeTime"))
+    return UpstreamStatus(state=UpstreamState.SUCCEEDED, end_time=end, **common)
+
+
+def _ended_with_error(error: Json, common: dict[str, Any]) -> UpstreamStatus:
+    code = int(error.get("code", code_pb2.UNKNOWN))
+    state = UpstreamState.CANCELLED if code == code_pb2.CANCELLED else UpstreamState.FAILED
+    message = str(error.get("message") or "tuning failed upstream")
+    job_error = JobError(code, f"upstream: {message}", "UPSTREAM_TUNING_FAILED")
+    return UpstreamStatus(state=state, error=job_error, **common)
+
+
+def status_from_model(model: Json, ref: UpstreamRef) -> UpstreamStatus:
+    """A TunedModel read as a status, for when the operation is not known."""
+    task = model.get("tuningTask", {})
+    snapshots = tuple(snapshot(s) for s in task.get("snapshots", []))
+    steps = snapshots[-1].step if snapshots else 0
+    common: dict[str, Any] = {
+        "ref": ref,
+        "progress": Progress(completed_steps=steps),
+        "snapshots": snapshots,
+        "start_time": parse_time(task.get("startTime")),
+        "end_time": parse_time(task.get("completeTime")),
+    }
+    state = model.get("state", "CREATING")
+    if state == "ACTIVE":
+        return UpstreamStatus(state=UpstreamState.SUCCEEDED, **common)
+    if state == "FAILED":
+        error = JobError(
+            code_pb2.UNKNOWN, "upstream: tuned model is FAILED", "UPSTREAM_TUNING_FAILED"
+        )
+        return UpstreamStatus(state=UpstreamState.FAILED, error=error, **common)
+    return UpstreamStatus(state=UpstreamState.RUNNING, **common)
+
+
+def snapshot(data: Json) -> Snapshot:
+    """proto3 JSON omits zeros: the first snapshot has no `epoch`."""
+    return Snapshot(
+        step=int(data.get("step", 0)),
+        epoch=int(data.get("epoch", 0)),
+        mean_loss=float(data.get("meanLoss", 0.0)),
+        compute_time=parse_time(data.get("computeTime")),
+    )
+
+
+def parse_time(text: str | None) -> float | None:
+    """RFC 3339 with `Z` and up to nanoseconds, as seconds since the epoch."""
+    if not text:
+        return None
+    head, _, fraction = text.rstrip("Z").partition(".")
+    stamp = datetime.fromisoformat(head + "+00:00").timestamp()
+    return stamp + (float("0." + fraction) if fraction else 0.0)
