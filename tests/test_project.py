@@ -1,4 +1,4 @@
-"""The project's own hygiene: generated code fresh, lint and types clean, README true."""
+"""The project's own hygiene: generated code fresh, lint and types clean, docs true."""
 
 from __future__ import annotations
 
@@ -43,9 +43,9 @@ def test_mypy_strict_finds_nothing() -> None:
     assert result.returncode == 0, result.stdout
 
 
-def test_readme_configuration_table_matches_the_settings() -> None:
-    readme = (ROOT / "README.md").read_text()
-    assert markdown_table() in readme, "run `python scripts/readme_table.py`"
+def test_operations_configuration_table_matches_the_settings() -> None:
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    assert markdown_table() in operations, "run `python scripts/docs_tables.py`"
 
 
 @pytest.mark.parametrize("module", ["service", "worker", "emulator", "devstack"])
