@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import re
+import tomllib
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = (ROOT / "docker" / "Dockerfile").read_text()
@@ -34,3 +38,36 @@ def test_the_entry_commands_exist() -> None:
 def test_every_package_the_processes_import_is_copied() -> None:
     copied = set(re.findall(r"^COPY (\w+) \1$", DOCKERFILE, flags=re.MULTILINE))
     assert {"core", "service", "worker", "tuning"} <= copied
+
+
+def _stage(name: str) -> str:
+    match = re.search(rf"^FROM \S+ AS {name}\n(.*?)(?=^FROM |\Z)", DOCKERFILE, re.M | re.S)
+    assert match is not None, f"no stage {name}"
+    return match.group(1)
+
+
+def test_the_production_image_holds_no_emulator_or_devstack() -> None:
+    build, final = _stage("build"), DOCKERFILE.rsplit("FROM", 1)[1]
+    for stage in (build, final):
+        assert not re.search(r"^COPY (emulator|devstack)\b", stage, flags=re.MULTILINE)
+    assert "[emulator]" not in build and "build-emulator" not in final
+
+
+def test_the_emulator_dependency_is_an_extra_not_a_runtime_dependency() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not [d for d in project["dependencies"] if d.startswith("aiohttp")]
+    assert [d for d in project["optional-dependencies"]["emulator"] if d.startswith("aiohttp")]
+
+
+@pytest.mark.parametrize("package", ["core", "service", "worker"])
+def test_production_code_imports_nothing_of_the_emulator(package: str) -> None:
+    forbidden = ("emulator", "devstack", "aiohttp", "tests", "bench")
+    for path in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in forbidden, f"{path}: imports {name}"
