@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from core.runtime.cli import settings_from_command_line
+from core.runtime.cli import run_process
 from service.process import serve
 
-
-def main() -> None:
-    settings = settings_from_command_line(
+if __name__ == "__main__":
+    run_process(
         "python -m service",
         "The tuning API: gRPC front end that validates, stores and reads tuning jobs.",
+        serve,
     )
-    asyncio.run(serve(settings))
-
-
-if __name__ == "__main__":
-    main()

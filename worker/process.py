@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -49,76 +50,70 @@ def upstream_limiter(settings: Settings, redis: Redis, keys: Keys) -> Limiter:
         return Unlimited()
     return RedisTokenBucket(
         redis,
-        keys,
-        "upstream",
+        keys.rate_limit("upstream"),
         rate_per_s=settings.upstream_rps,
         burst=settings.upstream_burst,
         max_wait_s=RATE_LIMIT_MAX_WAIT_S,
     )
 
 
-def build_worker(
-    settings: Settings,
-    redis: Redis,
-    tenants: TenantDirectory,
-    http: httpx.AsyncClient,
-    token_http: httpx.Client,
-    *,
-    clock: Clock = system_clock,
-    quotas_for: QuotasFor | None = None,
-    metrics: Metrics | None = None,
-) -> Worker:
+@dataclass(frozen=True)
+class WorkerWiring:
+    """What a worker is built from: its settings, Redis, the tenants, the HTTP clients of
+    the upstream and of the OAuth token endpoint, a clock and its metrics."""
+
+    settings: Settings
+    redis: Redis
+    tenants: TenantDirectory
+    http: httpx.AsyncClient
+    token_http: httpx.Client
+    clock: Clock = system_clock
+    metrics: Metrics = field(default_factory=Metrics.create)
+
+    @property
+    def keys(self) -> Keys:
+        return Keys(self.settings.redis_key_prefix)
+
+
+def build_worker(wiring: WorkerWiring, *, quotas_for: QuotasFor | None = None) -> Worker:
     """A worker wired to Redis, the Gemini API and the tenants' credentials."""
-    keys = Keys(settings.redis_key_prefix)
-    steps = build_steps(settings, redis, tenants, http, token_http, clock=clock, metrics=metrics)
-    schedule = Schedule(redis, keys)
+    settings, redis, tenants = wiring.settings, wiring.redis, wiring.tenants
+    steps = build_steps(wiring)
+    schedule = Schedule(redis, wiring.keys)
     quotas = quotas_for or tenants.quotas_for(settings.default_quotas())
-    admission = Admission(redis, keys, schedule, quotas)
+    admission = Admission(redis, wiring.keys, schedule, quotas)
     sweeper = Sweeper(steps.store, schedule, admission, tenants.tenant_ids)
     return Worker(steps.store, schedule, steps, settings, sweeper=sweeper, admission=admission)
 
 
-def build_steps(
-    settings: Settings,
-    redis: Redis,
-    tenants: TenantDirectory,
-    http: httpx.AsyncClient,
-    token_http: httpx.Client,
-    *,
-    clock: Clock = system_clock,
-    metrics: Metrics | None = None,
-) -> Steps:
+def build_steps(wiring: WorkerWiring) -> Steps:
     """What a worker does to each job, wired to the Gemini API and the credentials."""
-    keys = Keys(settings.redis_key_prefix)
-    counted = metrics or Metrics.create()
+    settings, redis, keys, metrics = wiring.settings, wiring.redis, wiring.keys, wiring.metrics
     credentials = CredentialSource(
-        tenants,
+        wiring.tenants,
         settings.token_uri,
-        token_http,
+        wiring.token_http,
         store=CredentialStore(redis, keys),
         keys=watch_keys(settings.encryption_keys_file),
         recheck_s=settings.credential_recheck_s,
-        on_refresh=lambda outcome: counted.token_refreshes.labels(outcome).inc(),
+        on_refresh=lambda outcome: metrics.token_refreshes.labels(outcome).inc(),
     )
     limiter = upstream_limiter(settings, redis, keys)
-    client = GeminiClient(http, settings.upstream_base_url, limiter, counted)
-    store = JobStore(redis, keys, clock)
+    client = GeminiClient(wiring.http, settings.upstream_base_url, limiter, metrics)
+    store = JobStore(redis, keys, wiring.clock)
     provider = GeminiProvider(client)
-    return Steps(store, provider, credentials.for_tenant, settings, clock, metrics=counted)
+    return Steps(store, provider, credentials.for_tenant, settings, wiring.clock, metrics=metrics)
 
 
-async def _serve(
-    settings: Settings, redis: Redis, tenants: TenantDirectory, worker: Worker, metrics: Metrics
-) -> None:
+async def _run_until_stopped(wiring: WorkerWiring, worker: Worker) -> None:
     """Run the worker with its health endpoint, metrics and gauges until SIGTERM."""
+    settings, redis, keys, metrics = wiring.settings, wiring.redis, wiring.keys, wiring.metrics
     if settings.metrics_listen:
         metrics.serve(settings.metrics_listen)
     health = WorkerHealth(redis, settings.worker_health_listen)
     await health.start()
-    keys = Keys(settings.redis_key_prefix)
-    gauges = GaugeSampler(
-        redis, keys, JobStore(redis, keys), metrics, tenants.tenant_ids, system_clock
-    )
+    store = JobStore(redis, keys)
+    gauges = GaugeSampler(redis, keys, store, metrics, wiring.tenants.tenant_ids, system_clock)
     print(f"WORKER_READY pid={os.getpid()} health_port={health.port}", flush=True)
     async with stop_signals() as stop:
         sampling = asyncio.create_task(gauges.run(stop, OBSERVE_INTERVAL_S))
@@ -133,7 +128,7 @@ async def _report_draining(stop: asyncio.Event, health: WorkerHealth) -> None:
     await health.draining()
 
 
-async def run_worker(settings: Settings) -> None:
+async def serve(settings: Settings) -> None:
     """Run one worker process until SIGTERM."""
     redis = connect(settings.redis_url, cluster=settings.redis_cluster)
     await refuse_evicting_redis(redis)
@@ -143,8 +138,7 @@ async def run_worker(settings: Settings) -> None:
     )
     async with httpx.AsyncClient(timeout=timeout, limits=http_limits(settings)) as http:
         with httpx.Client(timeout=settings.token_timeout_s) as token_http:
-            metrics = Metrics.create()
-            worker = build_worker(settings, redis, tenants, http, token_http, metrics=metrics)
-            await _serve(settings, redis, tenants, worker, metrics)
+            wiring = WorkerWiring(settings, redis, tenants, http, token_http)
+            await _run_until_stopped(wiring, build_worker(wiring))
     await redis.aclose()
     log.info("worker stopped")
