@@ -37,7 +37,8 @@ import httpx
 
 from bench.figure import Figure, figure, table
 from bench.rpc import job_request
-from bench.stack import BenchStack, bench_stack
+from bench.stack import bench_stack
+from devstack.launcher import EmulatorOptions, LocalSystem
 from tuning.v1 import tuning_job_pb2, tuning_service_pb2
 
 STATUS_ROUTES = ("GET tunedModels.get", "GET operations.get")
@@ -191,7 +192,7 @@ class Window:
 
 
 async def measure_window(  # noqa: PLR0917 (the shape of the load)
-    stack: BenchStack,
+    stack: LocalSystem,
     chans: list[grpc.aio.Channel],
     names: list[str],
     pollers: int,
@@ -223,7 +224,7 @@ async def measure(
     async with (
         bench_stack(
             workers=workers,
-            emulator_args=("--steps-per-second", str(SLOW_STEPS_PER_SECOND)),
+            emulator=EmulatorOptions(steps_per_second=SLOW_STEPS_PER_SECOND),
             poll_min_s=poll_interval_s,
             poll_max_s=poll_interval_s,
             poll_growth=1.0,

@@ -31,6 +31,7 @@ from bench.coalescing import (
 )
 from bench.figure import Figure, figure, table
 from bench.stack import bench_stack
+from devstack.launcher import EmulatorOptions
 
 WORKERS = 4
 SETTLE_S = 3.0
@@ -110,14 +111,11 @@ async def measure(
     demand_rps = jobs / poll_interval_s
     if demand_rps <= quota_rps:
         raise ValueError(f"{jobs} jobs polled every {poll_interval_s}s do not exceed the quota")
-    emulator_args = (
-        *("--steps-per-second", str(SLOW_STEPS_PER_SECOND)),
-        *("--rate-limit-rps", str(quota_rps)),
-    )
+    emulator = EmulatorOptions(steps_per_second=SLOW_STEPS_PER_SECOND, rate_limit_rps=quota_rps)
     async with (
         bench_stack(
             workers=workers,
-            emulator_args=emulator_args,
+            emulator=emulator,
             poll_min_s=poll_interval_s,
             poll_max_s=poll_interval_s,
             poll_growth=1.0,

@@ -10,7 +10,7 @@ import argparse
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
@@ -18,7 +18,8 @@ import grpc
 from bench.figure import Figure, details, figure, table
 from bench.load import LoadResult, run_load
 from bench.proc import cpu_seconds
-from bench.stack import BenchStack, bench_stack, start
+from bench.stack import bench_stack
+from devstack.launcher import LocalSystem, Processes, ready_field
 from tuning.v1 import tuning_job_pb2, tuning_service_pb2
 
 CONCURRENCY = 32
@@ -44,19 +45,13 @@ def job_request(examples: int = 20) -> tuning_service_pb2.CreateTuningJobRequest
 
 @asynccontextmanager
 async def echo_channel(
-    stack: BenchStack, response_bytes: int
+    stack: LocalSystem, response_bytes: int
 ) -> AsyncIterator[tuple[grpc.aio.Channel, int]]:
     """A channel to a new echo server, and the server's process id."""
-    async with AsyncExitStack() as exits:
-        echo = await start(
-            exits,
-            stack.work_dir,
-            "bench.echo",
-            "ECHO_READY",
-            {},
-            ["--response-bytes", str(response_bytes)],
-        )
-        port = echo.ready_line.split("port=")[1]
+    async with Processes(stack.work_dir) as own:
+        args = ["--response-bytes", str(response_bytes)]
+        echo = await own.start("echo", "bench.echo", ready="ECHO_READY", args=args)
+        port = ready_field(echo.ready_line, "port")
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             yield channel, echo.process.pid
 
@@ -65,7 +60,7 @@ async def load_on(  # noqa: PLR0917
     channel: grpc.aio.Channel,
     method: str,
     request: bytes,
-    stack: BenchStack,
+    stack: LocalSystem,
     requests: int,
     server_pid: int,
 ) -> LoadResult:
@@ -82,12 +77,12 @@ async def load_on(  # noqa: PLR0917
 
 
 async def against_echo(
-    stack: BenchStack, channel: grpc.aio.Channel, method: str, request: bytes, requests: int
+    stack: LocalSystem, channel: grpc.aio.Channel, method: str, request: bytes, requests: int
 ) -> tuple[LoadResult, LoadResult, int]:
     """`method` on the API and an echo answering as many bytes, in alternating rounds;
     the median round of each, and the answer's size."""
     size = len(await raw(channel, method)(request, metadata=stack.metadata))
-    api = stack.pids["api"]
+    api = stack.api.child.process.pid
     async with echo_channel(stack, size) as (echo, echo_pid):
         ours, base = await alternating(
             lambda: load_on(channel, method, request, stack, requests, api),
@@ -117,7 +112,7 @@ def _median(results: list[LoadResult]) -> LoadResult:
     return sorted(results, key=lambda r: r.throughput)[len(results) // 2]
 
 
-async def running(channel: grpc.aio.Channel, get: bytes, stack: BenchStack) -> None:
+async def running(channel: grpc.aio.Channel, get: bytes, stack: LocalSystem) -> None:
     """Wait until the worker has submitted the job: a RUNNING job's answer is cached."""
     call: Any = channel.unary_unary(
         "/tuning.v1.TuningService/GetTuningJob",

@@ -37,11 +37,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import itertools
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -51,12 +49,13 @@ import httpx
 from bench.figure import Figure, figure, table
 from bench.proc import memory_bytes
 from bench.rpc import job_request
-from bench.stack import BenchStack, bench_stack, start
+from bench.stack import bench_stack
 from core.redis.admission import Admission
 from core.redis.client import connect
 from core.redis.keys import Keys
 from core.redis.schedule import Schedule
-from core.runtime.settings import Settings, to_env
+from core.runtime.settings import Settings
+from devstack.launcher import EmulatorOptions, LocalSystem
 
 JOBS = 10_000
 BUDGET_RPS = 100.0
@@ -207,7 +206,7 @@ async def sample_every_second(http: httpx.AsyncClient, pid: int, seconds: float)
     return samples
 
 
-async def create_jobs(stack: BenchStack, count: int) -> None:
+async def create_jobs(stack: LocalSystem, count: int) -> None:
     """`count` CreateTuningJob calls through the API, `CREATE_CONCURRENCY` at a time."""
     request = job_request().SerializeToString()
     left = count
@@ -238,12 +237,7 @@ async def wait_until(
         await asyncio.sleep(interval_s)
 
 
-def worker_env(settings: Settings, **overrides: Any) -> dict[str, str]:
-    changed = dataclasses.replace(settings, **overrides)
-    return to_env(changed) | {"TUNING_LOG_LEVEL": "WARNING"}
-
-
-async def submit_all(stack: BenchStack, http: httpx.AsyncClient, jobs: int) -> None:
+async def submit_all(stack: LocalSystem, http: httpx.AsyncClient, jobs: int) -> None:
     """A setup worker without a budget submits every job; it stops after its last visit.
 
     The bench runs the admission rounds itself, back to back: a worker runs one round
@@ -252,21 +246,22 @@ async def submit_all(stack: BenchStack, http: httpx.AsyncClient, jobs: int) -> N
     first poll is an hour away), so that its whole effort goes into submitting;
     `due_now` then hands every job to the measured worker at once.
     """
-    env = worker_env(
-        stack.settings,
+
+    async def submitted() -> bool:
+        return int((await read_stats(http))["creates"]) >= jobs
+
+    setup = await stack.start_worker(
+        name="setup",
         upstream_rps=0.0,
         worker_concurrency=SETUP_CONCURRENCY,
         poll_min_s=SETUP_POLL_S,
         poll_max_s=SETUP_POLL_S,
     )
-
-    async def submitted() -> bool:
-        return int((await read_stats(http))["creates"]) >= jobs
-
-    async with AsyncExitStack() as exits:
-        await start(exits, stack.work_dir, "worker", "WORKER_READY", env, [], name="setup")
+    try:
         await admit_all(stack.settings)
         await wait_until(submitted, SETUP_TIMEOUT_S, f"{jobs} jobs submitted upstream")
+    finally:
+        await setup.child.stop()
 
 
 async def admit_all(settings: Settings) -> int:
@@ -298,14 +293,13 @@ async def due_now(settings: Settings) -> int:
         await redis.aclose()
 
 
-async def track(stack: BenchStack, http: httpx.AsyncClient, seconds: float) -> list[Sample]:
+async def track(stack: LocalSystem, http: httpx.AsyncClient, seconds: float) -> list[Sample]:
     """Start the one measured worker, sample it for `seconds`, stop it."""
-    env = worker_env(stack.settings)
-    async with AsyncExitStack() as exits:
-        worker = await start(
-            exits, stack.work_dir, "worker", "WORKER_READY", env, [], name="tracking"
-        )
-        return await sample_every_second(http, worker.process.pid, seconds)
+    worker = await stack.start_worker(name="tracking")
+    try:
+        return await sample_every_second(http, worker.pid, seconds)
+    finally:
+        await worker.child.stop()
 
 
 def settings_for(jobs: int, budget_rps: float) -> dict[str, Any]:
@@ -328,10 +322,10 @@ async def measure(
     report: Callable[[str], None] = lambda _: None,
 ) -> list[Figure]:
     """Set up `jobs` RUNNING jobs, then measure one worker tracking them with `budget_rps`."""
-    emulator_args = ("--steps-per-second", str(STEPS_PER_SECOND))
+    emulator = EmulatorOptions(steps_per_second=STEPS_PER_SECOND)
     overrides = settings_for(jobs, budget_rps)
     async with (
-        bench_stack(emulator_args=emulator_args, **overrides) as stack,
+        bench_stack(emulator=emulator, **overrides) as stack,
         httpx.AsyncClient(base_url=stack.emulator_url, timeout=30.0) as http,
     ):
         started = time.monotonic()

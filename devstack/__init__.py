@@ -1,4 +1,5 @@
-"""Runs the whole system on one machine: a real Redis, the emulator, the API and a worker.
+"""Runs the whole system on one machine: a real Redis, the emulator, the API and workers.
 
-`python -m devstack` is the README's demo. The tests use `RedisServer` from here too.
+`devstack.launcher` is the one way to start it (the demo, the benchmarks and the
+end-to-end tests share it); `python -m devstack` is the README's demo.
 """

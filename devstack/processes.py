@@ -1,4 +1,7 @@
-"""Child processes of the demo: started, awaited until ready, stopped with SIGTERM."""
+"""One child process of the local system: started, awaited until ready, stopped with SIGTERM.
+
+`devstack.launcher` is the only place that starts these (`Processes.start`).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,9 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Self
 
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 20.0
@@ -17,12 +21,45 @@ STOP_TIMEOUT_S = 20.0
 class Child:
     """A running `python -m <module>` whose output goes to a log file."""
 
-    def __init__(self, name: str, process: asyncio.subprocess.Process, log_path: Path) -> None:
+    def __init__(
+        self, name: str, module: str, process: asyncio.subprocess.Process, log_path: Path
+    ) -> None:
         self.name = name
+        self.module = module
         self.process = process
         self.log_path = log_path
         self.ready_line = ""
         self._pump: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def spawn(
+        cls,
+        name: str,
+        module: str,
+        *,
+        args: Sequence[str],
+        env: Mapping[str, str],
+        log_dir: Path,
+    ) -> Self:
+        """Start `python -m module args` with `env` added to this process's environment.
+
+        Its stderr goes to `log_dir/<name>.log`; so does its stdout, from `wait_ready` on.
+        """
+        log_path = log_dir / f"{name}.log"
+        stderr = log_path.open("ab")
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                module,
+                *args,
+                env={**os.environ, **env},
+                stdout=asyncio.subprocess.PIPE,
+                stderr=stderr,
+            )
+        finally:
+            stderr.close()
+        return cls(name, module, process, log_path)
 
     async def wait_ready(self, prefix: str) -> str:
         """Read stdout until a line starting with `prefix`; the rest of output goes to the log."""
@@ -50,7 +87,7 @@ class Child:
             self._log(raw.decode().rstrip())
 
     async def stop(self) -> int:
-        """SIGTERM, wait, SIGKILL if it will not go; the exit code."""
+        """SIGTERM, wait, SIGKILL if it will not go; the exit code. Safe to call again."""
         if self.process.returncode is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -63,24 +100,3 @@ class Child:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump
         return int(self.process.returncode or 0)
-
-
-async def start_module(
-    name: str, module: str, args: list[str], env: Mapping[str, str], log_dir: Path
-) -> Child:
-    """Start `python -m module args` with `env` added to this process's environment."""
-    log_path = log_dir / f"{name}.log"
-    stderr = log_path.open("ab")
-    try:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            module,
-            *args,
-            env={**os.environ, **env},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=stderr,
-        )
-    finally:
-        stderr.close()
-    return Child(name, process, log_path)

@@ -2,7 +2,9 @@
 
 A real redis-server (one per session, a fresh key prefix per test), the emulator over
 real HTTP with a clock the test moves, the gRPC API on a free port with a real channel,
-and a worker that the test can start and stop.
+and a worker that the test can start and stop. This is the launcher's in-process mode
+(see devstack/launcher.py): tenants' files, wiring and emulator knobs come from there,
+and so do the real worker processes of `System.worker_process`.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from core.redis.client import Redis
 from core.redis.job_store import JobStore
 from core.redis.keys import Keys
 from core.runtime.metrics import Metrics
-from core.runtime.settings import Settings, to_env
+from core.runtime.settings import Settings
 from core.security.crypto import new_key
 from core.security.tenants import Role, TenantDirectory
-from devstack.processes import Child, start_module
-from devstack.tenants import LocalTenant, write_keys_file, write_tenant_files
-from emulator import EmulatorConfig, load_grants, running_emulator
+from devstack.launcher import EmulatorOptions, Processes, TenantFiles, local_settings
+from devstack.processes import Child
+from devstack.tenants import LocalTenant, write_keys_file
+from emulator import running_emulator
 from service.process import ApiServer, start_api
 from tests.clocks import FakeClock
 from tuning.v1 import (
@@ -38,7 +41,7 @@ from tuning.v1 import (
     tuning_service_pb2,
     tuning_service_pb2_grpc,
 )
-from worker.process import build_steps, build_worker
+from worker.process import WorkerWiring, build_steps, build_worker
 from worker.steps import Steps
 from worker.worker import Worker
 
@@ -76,7 +79,6 @@ def test_settings(redis_url: str, prefix: str, **overrides: Any) -> Settings:
         claim_lease_s=5.0,
         retry_base_s=0.05,
         metrics_listen="",
-        worker_health_listen="127.0.0.1:0",
         retry_max_s=0.2,
     )
     return dataclasses.replace(base, **overrides)
@@ -133,6 +135,8 @@ class System:
     tenants: dict[str, LocalTenant]
     tenants_file: Path
     store: JobStore
+    processes: Processes
+    """Real processes the test starts (`worker_process`), stopped before the rest."""
     _stack: AsyncExitStack
     api_metrics: Metrics = field(default_factory=Metrics.create)
     worker_metrics: Metrics = field(default_factory=Metrics.create)
@@ -270,12 +274,11 @@ class System:
         self._workers_stop = asyncio.Event()
         await self._workers_clients.aclose()  # only once no worker can use them
 
-    async def worker_process(self, work_dir: Path, **overrides: Any) -> Child:
-        """A real `python -m worker` process on this system's Redis and emulator."""
+    async def worker_process(self, **overrides: Any) -> Child:
+        """A real `python -m worker` process on this system's Redis and emulator, its
+        settings these with `overrides`; stopped with the system if the test does not."""
         settings = dataclasses.replace(self.settings, **overrides)
-        child = await start_module("worker", "worker", [], to_env(settings), work_dir)
-        await child.wait_ready("WORKER_READY")
-        return child
+        return (await self.processes.start_worker(settings)).child
 
     async def keys(self) -> list[bytes]:
         """Every Redis key of this test."""
@@ -287,7 +290,7 @@ async def build_system_steps(system: System) -> Steps:
     http = await system._stack.enter_async_context(httpx.AsyncClient(timeout=10.0))
     token_http = system._stack.enter_context(httpx.Client(timeout=10.0))
     tenants = TenantDirectory.watch(system.tenants_file)
-    return build_steps(system.settings, system.redis, tenants, http, token_http)
+    return build_steps(WorkerWiring(system.settings, system.redis, tenants, http, token_http))
 
 
 async def _build_worker(
@@ -296,7 +299,7 @@ async def _build_worker(
     http = await stack.enter_async_context(httpx.AsyncClient(timeout=10.0))
     token_http = stack.enter_context(httpx.Client(timeout=10.0))
     tenants = TenantDirectory.watch(tenants_file)
-    return build_worker(settings, redis, tenants, http, token_http, metrics=metrics)
+    return build_worker(WorkerWiring(settings, redis, tenants, http, token_http, metrics=metrics))
 
 
 @asynccontextmanager
@@ -314,30 +317,29 @@ async def running_system(
     The tenants file is followed as in production (`TenantDirectory.watch`); a keys file
     with one key, `k1`, seals stored credentials unless `encryption_keys_file` is given.
     """
-    tenants = local_tenants()
-    tenants_file, grants_file = write_tenant_files(work_dir, list(tenants.values()))
+    files = TenantFiles.write(work_dir, local_tenants().values())
     keys_file = write_keys_file(work_dir / "keys.json", [("k1", new_key())])
     overrides = {"encryption_keys_file": str(keys_file), **overrides}
     clock = FakeClock()
     async with AsyncExitStack() as stack:
         # Tests jump the emulator's clock by hours to finish training; tokens must outlive
         # that (their expiry has tests of its own).
-        config = EmulatorConfig(
-            steps_per_second=1.0, grants=load_grants(grants_file), token_ttl_s=TOKEN_TTL_S
-        )
+        emulator = EmulatorOptions(steps_per_second=1.0, token_ttl_s=TOKEN_TTL_S)
+        config = emulator.config(files.grants_file)
         emulator_url = await stack.enter_async_context(running_emulator(config, clock))
-        wiring = {
-            "upstream_base_url": emulator_url,
-            "token_uri": emulator_url + "/token",
-            "tenants_file": str(tenants_file),
-        }
-        settings = test_settings(redis_url, prefix, **(wiring | overrides))
+        wired = local_settings(
+            test_settings(redis_url, prefix),
+            redis_url=redis_url,
+            tenant_files=files,
+            emulator_url=emulator_url,
+        )
+        settings = dataclasses.replace(wired, **overrides)
         token_http = stack.enter_context(httpx.Client(timeout=10.0))
         api_metrics = Metrics.create()
         api = await start_api(
             settings,
             redis,
-            TenantDirectory.watch(tenants_file),
+            TenantDirectory.watch(files.tenants_file),
             listen="127.0.0.1:0",
             health_check_s=0.1,
             token_http=token_http,
@@ -354,13 +356,15 @@ async def running_system(
             stub=tuning_service_pb2_grpc.TuningServiceStub(channel),
             emulator_url=emulator_url,
             clock=clock,
-            tenants=tenants,
-            tenants_file=tenants_file,
+            tenants=files.tenants,
+            tenants_file=files.tenants_file,
             store=JobStore(redis, Keys(prefix)),
+            processes=Processes(work_dir),
             _stack=stack,
             api_metrics=api_metrics,
         )
         stack.push_async_callback(system.stop_worker)
+        stack.push_async_callback(system.processes.aclose)
         if with_worker:
             await system.start_worker()
         yield system

@@ -43,10 +43,10 @@ async def upstream_creates(system: System) -> int:
 
 
 async def test_01_worker_killed_after_the_upstream_create_adopts_the_model(
-    api_only: System, tmp_path: Path
+    api_only: System,
 ) -> None:
     await api_only.inject_faults({"route": "tunedModels.create", "hold_s": 5})
-    worker = await api_only.worker_process(tmp_path, job_lease_s=1.0, claim_lease_s=1.0)
+    worker = await api_only.worker_process(job_lease_s=1.0, claim_lease_s=1.0)
     job = await api_only.create()
 
     async def created() -> bool:
@@ -78,10 +78,10 @@ async def test_02_a_worker_dying_after_it_took_a_job_loses_nothing(api_only: Sys
 
 
 async def test_03_sigterm_under_load_exits_cleanly_and_loses_or_repeats_nothing(
-    api_only: System, tmp_path: Path
+    api_only: System,
 ) -> None:
     await api_only.inject_faults({"route": "tunedModels.create", "latency_s": 0.5, "times": 6})
-    worker = await api_only.worker_process(tmp_path)
+    worker = await api_only.worker_process()
     jobs = [await api_only.create(display_name=f"job {n}") for n in range(6)]
     await asyncio.sleep(0.3)  # creates are in flight
     started = time.monotonic()
@@ -104,7 +104,7 @@ async def test_04_a_stalled_worker_is_fenced_out_after_a_takeover(api_only: Syst
     await api_only.wait_for(job.name, {State.RUNNING})
     stale_steps = await build_system_steps(api_only)
     with pytest.raises(LeaseLost):
-        await stale_steps.visit(stale_lease, stale_view.job)  # A wakes up and carries on
+        await stale_steps.advance(stale_lease, stale_view.job)  # A wakes up and carries on
     assert await upstream_creates(api_only) == 1
     assert (await api_only.finish_training(job.name)).state == State.SUCCEEDED
 

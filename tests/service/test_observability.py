@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import signal
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -17,8 +17,6 @@ from prometheus_client import generate_latest
 
 from core.runtime import logs
 from core.runtime.metrics import Metrics
-from core.runtime.settings import to_env
-from devstack.processes import start_module
 from devstack.redis_server import free_port
 from tests.harness import System
 from tests.rpc_errors import detail
@@ -104,30 +102,21 @@ async def test_metrics_are_served_over_http() -> None:
     assert 'tuning_rpcs_total{code="OK",method="/x"} 1.0' in body
 
 
-async def test_sigterm_drains_in_flight_rpcs_then_exits_zero(
-    api_only: System, tmp_path: Path
-) -> None:
-    env = to_env(api_only.settings) | {
-        "TUNING_GRPC_LISTEN": "127.0.0.1:0",
-        "TUNING_GRPC_GRACE_S": "10",
-    }
-    child = await start_module("service", "service", [], env, tmp_path)
-    try:
-        port = (await child.wait_ready("API_READY")).split("port=")[1]
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub: Any = tuning_service_pb2_grpc.TuningServiceStub(channel)
-            upload = stub.UploadDataset(metadata=api_only.auth())
-            await upload.write(_dataset_header())
-            await upload.initial_metadata()  # sent as the handler starts: the call is in flight
-            child.process.send_signal(signal.SIGTERM)  # mid-upload
-            await asyncio.sleep(0.5)
-            await upload.write(tuning_service_pb2.UploadDatasetRequest(chunk=_rows(25)))
-            await upload.done_writing()
-            dataset = await upload  # the in-flight call finishes
-            assert dataset.stats.example_count == 25
-        assert await child.process.wait() == 0
-    finally:
-        await child.stop()
+async def test_sigterm_drains_in_flight_rpcs_then_exits_zero(api_only: System) -> None:
+    settings = dataclasses.replace(api_only.settings, grpc_grace_s=10.0)
+    api = await api_only.processes.start_api(settings)  # a real `python -m service`
+    async with grpc.aio.insecure_channel(api.target) as channel:
+        stub: Any = tuning_service_pb2_grpc.TuningServiceStub(channel)
+        upload = stub.UploadDataset(metadata=api_only.auth())
+        await upload.write(_dataset_header())
+        await upload.initial_metadata()  # sent as the handler starts: the call is in flight
+        api.child.process.send_signal(signal.SIGTERM)  # mid-upload
+        await asyncio.sleep(0.5)
+        await upload.write(tuning_service_pb2.UploadDatasetRequest(chunk=_rows(25)))
+        await upload.done_writing()
+        dataset = await upload  # the in-flight call finishes
+        assert dataset.stats.example_count == 25
+    assert await api.child.process.wait() == 0
 
 
 def _dataset_header() -> tuning_service_pb2.UploadDatasetRequest:
