@@ -23,20 +23,9 @@ from core.domain.quotas import TenantQuotas
 from core.redis.client import Redis, translated_errors
 from core.redis.keys import Keys
 from core.redis.schedule import Schedule
-from core.redis.scripts import ADMIT, NOW_MS
+from core.redis.scripts import Scripts, admit_call, mark_served_call
 
 log = logging.getLogger(__name__)
-
-# Mark a tenant served: move it to the back of the ring (ZADD XX with Redis time).
-_SERVED = (
-    NOW_MS
-    + """
-return redis.call('ZADD', KEYS[1], 'XX', now, ARGV[1])
-"""
-)
-# Put a tenant in the ring if it is not there, at the front (score 0).
-_JOIN = "return redis.call('ZADD', KEYS[1], 'NX', 0, ARGV[1])"
-
 
 QuotasFor = Callable[[str], TenantQuotas]
 
@@ -49,14 +38,15 @@ class Admission:
         self._keys = keys
         self._schedule = schedule
         self._quotas_for = quotas_for
-        self._admit = redis.register_script(ADMIT)
-        self._served = redis.register_script(_SERVED)
-        self._join = redis.register_script(_JOIN)
+        self._scripts = Scripts(redis)
 
     async def add_to_ring(self, tenant: str) -> None:
-        """The tenant has queued jobs: make sure a round will visit it."""
+        """The tenant has queued jobs: make sure a round will visit it.
+
+        A tenant not in the ring joins at the front (score 0); one in it keeps its place.
+        """
         with translated_errors():
-            await self._join(keys=[self._keys.admission_ring()], args=[tenant])
+            await self._redis.zadd(self._keys.admission_ring(), {tenant: 0}, nx=True)
 
     async def position(self, tenant: str, job_id: str) -> int:
         """1-based place of a queued job in its tenant's queue; 0 if it is not queued."""
@@ -75,12 +65,13 @@ class Admission:
         return admitted
 
     async def _admit_one(self, tenant: str) -> int:
-        k = self._keys
-        quota = self._quotas_for(tenant).max_running
+        call = admit_call(
+            queue_key=self._keys.tenant_queue(tenant),
+            running_key=self._keys.tenant_running(tenant),
+            max_running=self._quotas_for(tenant).max_running,
+        )
         with translated_errors():
-            reply = await self._admit(
-                keys=[k.tenant_queue(tenant), k.tenant_running(tenant)], args=[quota]
-            )
+            reply = await self._scripts.run(call)
         if reply[0] == 0:
             await self._leave_if_empty(tenant)
             return 0
@@ -88,14 +79,15 @@ class Admission:
             return 0  # At its quota: the tenant keeps its place.
         job_id = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
         await self._schedule.due_in(tenant, job_id, 0)
+        served = mark_served_call(ring_key=self._keys.admission_ring(), tenant=tenant)
         with translated_errors():
-            await self._served(keys=[k.admission_ring()], args=[tenant])
+            await self._scripts.run(served)
         return 1
 
     async def _leave_if_empty(self, tenant: str) -> None:
-        k = self._keys
         with translated_errors():
-            await self._redis.zrem(k.admission_ring(), tenant)
+            await self._redis.zrem(self._keys.admission_ring(), tenant)
             # A job queued meanwhile must not be stranded: check after leaving.
-            if await self._redis.zcard(k.tenant_queue(tenant)):
-                await self._join(keys=[k.admission_ring()], args=[tenant])
+            queued = await self._redis.zcard(self._keys.tenant_queue(tenant))
+        if queued:
+            await self.add_to_ring(tenant)

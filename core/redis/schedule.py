@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from core.redis.client import Redis, translated_errors
 from core.redis.keys import Keys
-from core.redis.scripts import CLAIM_DUE, DUE_IN, ENSURE_DUE
+from core.redis.scripts import Scripts, claim_due_call, due_in_call, ensure_due_call
 
 
 def member(tenant: str, job_id: str) -> str:
@@ -29,41 +29,45 @@ class Schedule:
 
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self._redis = redis
-        self._key = keys.schedule()
-        self._claim = redis.register_script(CLAIM_DUE)
-        self._due_in = redis.register_script(DUE_IN)
-        self._ensure = redis.register_script(ENSURE_DUE)
+        self._schedule_key = keys.schedule()
+        self._scripts = Scripts(redis)
 
     async def due_in(
         self, tenant: str, job_id: str, delay_s: float, *, only_if_present: bool = False
     ) -> None:
         """Make the job due `delay_s` from now (Redis time)."""
-        args: list[str | int] = [
-            member(tenant, job_id),
-            int(delay_s * 1000),
-            "XX" if only_if_present else "",
-        ]
+        call = due_in_call(
+            schedule_key=self._schedule_key,
+            member=member(tenant, job_id),
+            delay_ms=int(delay_s * 1000),
+            only_if_present=only_if_present,
+        )
         with translated_errors():
-            await self._due_in(keys=[self._key], args=args)
+            await self._scripts.run(call)
 
     async def claim(self, count: int, lease_s: float) -> list[tuple[str, str]]:
         """Up to `count` due jobs, each pushed `lease_s` ahead in the same step."""
+        call = claim_due_call(
+            schedule_key=self._schedule_key, count=count, lease_ms=int(lease_s * 1000)
+        )
         with translated_errors():
-            due = await self._claim(keys=[self._key], args=[count, int(lease_s * 1000)])
+            due = await self._scripts.run(call)
         return [parse_member(m) for m in due]
 
     async def ensure(self, tenant: str, job_ids: list[str]) -> int:
         """Schedule, due now, each of the jobs that is not scheduled; how many were missing."""
         if not job_ids:
             return 0
-        members = [member(tenant, j) for j in job_ids]
+        call = ensure_due_call(
+            schedule_key=self._schedule_key, members=[member(tenant, j) for j in job_ids]
+        )
         with translated_errors():
-            return int(await self._ensure(keys=[self._key], args=members))
+            return int(await self._scripts.run(call))
 
     async def remove(self, tenant: str, job_id: str) -> None:
         with translated_errors():
-            await self._redis.zrem(self._key, member(tenant, job_id))
+            await self._redis.zrem(self._schedule_key, member(tenant, job_id))
 
     async def size(self) -> int:
         with translated_errors():
-            return int(await self._redis.zcard(self._key))
+            return int(await self._redis.zcard(self._schedule_key))

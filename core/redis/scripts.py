@@ -1,11 +1,65 @@
-"""The Lua scripts behind `JobStore` and `Schedule`.
+"""Every Lua script the platform runs, each beside the one function that builds its call.
 
-Each makes one check-and-write atomic inside Redis; the rules they serve live in
-Python (core.redis.job_store, worker.steps). Time inside a script comes from Redis `TIME`, not
-from a pod's clock. Every script's keys share one hash tag (see core.redis.keys).
+Each script makes one check-and-write atomic inside Redis; the rules they serve live in
+Python (core.redis.job_store, core.redis.admission, worker.steps). A script names its KEYS
+and ARGV at its top; its builder (`create_call`, `save_call`, ...) takes the same names as
+typed keyword arguments and returns a `ScriptCall`, which `Scripts.run` sends. Time inside
+a script comes from Redis `TIME`, not from a pod's clock. Every script's keys share one hash
+tag (see core.redis.keys), so each runs on Redis Cluster.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.commands.core import AsyncScript
+
+from core.redis.client import Redis
+
+ScriptArg = str | bytes | int | float
+
+
+@dataclass(frozen=True, eq=False)
+class Script:
+    """A Lua script's source; compared and hashed by identity (one object per script)."""
+
+    source: str
+
+
+@dataclass(frozen=True)
+class ScriptCall:
+    """One run of a script: its KEYS and ARGV in the order its Lua names them."""
+
+    script: Script
+    keys: list[str]
+    args: list[ScriptArg]
+
+
+class Scripts:
+    """Runs script calls on one client; each script is registered (its SHA1 taken) once.
+
+    Callers wrap `run` in `translated_errors`, as any other Redis command.
+    """
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._registered: dict[Script, AsyncScript] = {}
+
+    async def run(self, call: ScriptCall) -> Any:
+        """The script's raw reply (shapes are documented beside each script)."""
+        registered = self._registered.get(call.script)
+        if registered is None:
+            registered = self._redis.register_script(call.script.source)
+            self._registered[call.script] = registered
+        return await registered(keys=call.keys, args=call.args)
+
+
+def _flag(value: bool) -> int:
+    """A boolean as scripts read it: '1' or '0'."""
+    return 1 if value else 0
+
 
 NOW_MS = """
 local t = redis.call('TIME')
@@ -32,180 +86,392 @@ local function take_token(key, rate, burst, max_wait, cost)
 end
 """
 
-# KEYS: job, data, index, seq, active, queue, create bucket. ARGV: request_hash, doc,
-# state, examples, job_id, creates per second (0: no limit), burst.
-# A new job joins its tenant's queue, waiting for admission (core.redis.admission). The tenant's
-# create quota is a token bucket spent here, by new jobs only: a client's retry of a
-# request that already made its job costs nothing. Returns {1, queue position} when
-# created, {0, request_hash, doc, queue position} when the job exists, {-1, wait_ms}
-# when the quota is spent. Queue positions are 1-based, 0 when not queued.
-CREATE = (
-    NOW_MS
+# Store a new job, unless its id exists. A new job joins its tenant's queue, waiting for
+# admission (core.redis.admission). The tenant's create quota is a token bucket spent
+# here, by new jobs only: a client's retry of a request that already made its job costs
+# nothing. Returns {1, queue position} when created, {0, request_hash, doc, queue
+# position} when the job exists, {-1, wait_ms} when the quota is spent. Queue positions
+# are 1-based, 0 when not queued.
+CREATE = Script(
+    """
+local job_key = KEYS[1]
+local data_key = KEYS[2]
+local index_key = KEYS[3]
+local seq_key = KEYS[4]
+local active_key = KEYS[5]
+local queue_key = KEYS[6]
+local bucket_key = KEYS[7]
+local request_hash = ARGV[1]
+local doc = ARGV[2]
+local state = ARGV[3]
+local examples = ARGV[4]
+local job_id = ARGV[5]
+local creates_per_s = tonumber(ARGV[6])
+local create_burst = tonumber(ARGV[7])
+"""
+    + NOW_MS
     + BUCKET_STEP
     + """
 local function position()
-  local rank = redis.call('ZRANK', KEYS[6], ARGV[5])
+  local rank = redis.call('ZRANK', queue_key, job_id)
   if rank then return rank + 1 end
   return 0
 end
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  local f = redis.call('HMGET', KEYS[1], 'request_hash', 'doc')
+if redis.call('EXISTS', job_key) == 1 then
+  local f = redis.call('HMGET', job_key, 'request_hash', 'doc')
   return {0, f[1], f[2], position()}
 end
-local rate = tonumber(ARGV[6])
-if rate > 0 then
-  local wait = take_token(KEYS[7], rate, tonumber(ARGV[7]), 0, 1)
+if creates_per_s > 0 then
+  local wait = take_token(bucket_key, creates_per_s, create_burst, 0, 1)
   if wait < 0 then return {-1, -wait} end
 end
-local seq = redis.call('INCR', KEYS[4])
-redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'state', ARGV[3], 'version', 1, 'epoch', 0,
-           'lease_until', 0, 'request_hash', ARGV[1], 'seq', seq)
-redis.call('SET', KEYS[2], ARGV[4])
-redis.call('ZADD', KEYS[3], seq, ARGV[5])
-redis.call('SADD', KEYS[5], ARGV[5])
-redis.call('ZADD', KEYS[6], seq, ARGV[5])
+local seq = redis.call('INCR', seq_key)
+redis.call('HSET', job_key, 'doc', doc, 'state', state, 'version', 1, 'epoch', 0,
+           'lease_until', 0, 'request_hash', request_hash, 'seq', seq)
+redis.call('SET', data_key, examples)
+redis.call('ZADD', index_key, seq, job_id)
+redis.call('SADD', active_key, job_id)
+redis.call('ZADD', queue_key, seq, job_id)
 return {1, position()}
-"""
+""",
 )
 
-# Compare-and-set of a job's document. KEYS: job, index, active, queue, running.
-# ARGV: expected_version, epoch ('' = not a worker), doc, state, unindex, job_id, active,
-# ended ('1' when the job is finished or deleted: it leaves the queue and the running set).
-# Returns the new version, or -1 gone, -2 lease lost (fenced), -3 version conflict.
-SAVE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local f = redis.call('HMGET', KEYS[1], 'version', 'epoch')
-if ARGV[2] ~= '' and f[2] ~= ARGV[2] then return -2 end
-if f[1] ~= ARGV[1] then return -3 end
+
+def create_call(
+    *,
+    job_key: str,
+    data_key: str,
+    index_key: str,
+    seq_key: str,
+    active_key: str,
+    queue_key: str,
+    bucket_key: str,
+    request_hash: str,
+    doc: str,
+    state: str,
+    examples: bytes,
+    job_id: str,
+    creates_per_s: float,
+    create_burst: int,
+) -> ScriptCall:
+    """CREATE; `creates_per_s` 0 means no create quota."""
+    keys = [job_key, data_key, index_key, seq_key, active_key, queue_key, bucket_key]
+    args: list[ScriptArg] = [request_hash, doc, state, examples, job_id]
+    return ScriptCall(CREATE, keys, [*args, creates_per_s, create_burst])
+
+
+# Compare-and-set of a job's document, fenced by the lease epoch when a worker writes.
+# A finished or deleted job (`ended`) leaves the queue and the running set; a job that
+# no longer `needs_worker` leaves the active set. Returns the new version, or -1 gone,
+# -2 lease lost (fenced), -3 version conflict.
+SAVE = Script(
+    """
+local job_key = KEYS[1]
+local index_key = KEYS[2]
+local active_key = KEYS[3]
+local queue_key = KEYS[4]
+local running_key = KEYS[5]
+local expected_version = ARGV[1]
+local epoch = ARGV[2]
+local doc = ARGV[3]
+local state = ARGV[4]
+local unindex = ARGV[5] == '1'
+local job_id = ARGV[6]
+local needs_worker = ARGV[7] == '1'
+local ended = ARGV[8] == '1'
+if redis.call('EXISTS', job_key) == 0 then return -1 end
+local f = redis.call('HMGET', job_key, 'version', 'epoch')
+if epoch ~= '' and f[2] ~= epoch then return -2 end
+if f[1] ~= expected_version then return -3 end
 local v = tonumber(f[1]) + 1
-redis.call('HSET', KEYS[1], 'doc', ARGV[3], 'state', ARGV[4], 'version', v)
-if ARGV[5] == '1' then redis.call('ZREM', KEYS[2], ARGV[6]) end
-if ARGV[7] == '1' then
-  redis.call('SADD', KEYS[3], ARGV[6])
+redis.call('HSET', job_key, 'doc', doc, 'state', state, 'version', v)
+if unindex then redis.call('ZREM', index_key, job_id) end
+if needs_worker then
+  redis.call('SADD', active_key, job_id)
 else
-  redis.call('SREM', KEYS[3], ARGV[6])
+  redis.call('SREM', active_key, job_id)
 end
-if ARGV[8] == '1' then
-  redis.call('ZREM', KEYS[4], ARGV[6])
-  redis.call('SREM', KEYS[5], ARGV[6])
+if ended then
+  redis.call('ZREM', queue_key, job_id)
+  redis.call('SREM', running_key, job_id)
 end
 return v
-"""
+""",
+)
 
-# Take a job's lease if nobody holds it. KEYS: job. ARGV: lease_ms.
-# Returns nil if the job is gone, {0} if the lease is held, else
-# {epoch, version, doc, deliveries}. The epoch is the fencing token: every later write by
-# this holder must present it. `deliveries` counts hand-overs since a visit last finished
-# normally: a job that keeps killing its workers is seen here, however they die.
-ACQUIRE = (
-    NOW_MS
+
+def save_call(
+    *,
+    job_key: str,
+    index_key: str,
+    active_key: str,
+    queue_key: str,
+    running_key: str,
+    expected_version: int,
+    epoch: int | None,
+    doc: str,
+    state: str,
+    unindex: bool,
+    job_id: str,
+    needs_worker: bool,
+    ended: bool,
+) -> ScriptCall:
+    """SAVE; `epoch` None for a writer that is not a worker (no fencing)."""
+    keys = [job_key, index_key, active_key, queue_key, running_key]
+    fence: ScriptArg = "" if epoch is None else epoch
+    args: list[ScriptArg] = [expected_version, fence, doc, state, _flag(unindex), job_id]
+    return ScriptCall(SAVE, keys, [*args, _flag(needs_worker), _flag(ended)])
+
+
+# Take a job's lease if nobody holds it. Returns nil if the job is gone, {0} if the lease
+# is held, else {epoch, version, doc, deliveries}. The epoch is the fencing token: every
+# later write by this holder must present it. `deliveries` counts hand-overs since a
+# visit last finished normally: a job that keeps killing its workers is seen here,
+# however they die.
+ACQUIRE = Script(
+    """
+local job_key = KEYS[1]
+local lease_ms = tonumber(ARGV[1])
+"""
+    + NOW_MS
     + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-local f = redis.call('HMGET', KEYS[1], 'lease_until', 'version', 'doc')
+if redis.call('EXISTS', job_key) == 0 then return false end
+local f = redis.call('HMGET', job_key, 'lease_until', 'version', 'doc')
 if tonumber(f[1]) > now then return {0} end
-local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
-local deliveries = redis.call('HINCRBY', KEYS[1], 'deliveries', 1)
-redis.call('HSET', KEYS[1], 'lease_until', now + tonumber(ARGV[1]))
+local epoch = redis.call('HINCRBY', job_key, 'epoch', 1)
+local deliveries = redis.call('HINCRBY', job_key, 'deliveries', 1)
+redis.call('HSET', job_key, 'lease_until', now + lease_ms)
 return {epoch, tonumber(f[2]), f[3], deliveries}
-"""
+""",
 )
 
-# Extend a held lease. KEYS: job. ARGV: epoch, lease_ms. Returns 1, or 0 if lost.
-RENEW = (
-    NOW_MS
+
+def acquire_call(*, job_key: str, lease_ms: int) -> ScriptCall:
+    """ACQUIRE."""
+    return ScriptCall(ACQUIRE, [job_key], [lease_ms])
+
+
+# Extend a held lease. Returns 1, or 0 if lost.
+RENEW = Script(
+    """
+local job_key = KEYS[1]
+local epoch = ARGV[1]
+local lease_ms = tonumber(ARGV[2])
+"""
+    + NOW_MS
     + """
-if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'lease_until', now + tonumber(ARGV[2]))
+if redis.call('HGET', job_key, 'epoch') ~= epoch then return 0 end
+redis.call('HSET', job_key, 'lease_until', now + lease_ms)
 return 1
-"""
+""",
 )
 
-# Give a lease back so the next claim need not wait for it to expire.
-# KEYS: job. ARGV: epoch, finished ('1': the visit ended normally, so the delivery count
-# starts again). Returns 1, or 0 if it was no longer ours.
-RELEASE = """
-if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'lease_until', 0)
-if ARGV[2] == '1' then redis.call('HSET', KEYS[1], 'deliveries', 0) end
-return 1
-"""
 
-# Remove a job for good, if the caller still holds its lease.
-# KEYS: job, data, index, active, queue, running. ARGV: epoch, job_id.
-# Returns 1, or 0 if the lease was lost.
-REMOVE = """
-if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('ZREM', KEYS[3], ARGV[2])
-redis.call('SREM', KEYS[4], ARGV[2])
-redis.call('ZREM', KEYS[5], ARGV[2])
-redis.call('SREM', KEYS[6], ARGV[2])
-return 1
-"""
+def renew_call(*, job_key: str, epoch: int, lease_ms: int) -> ScriptCall:
+    """RENEW."""
+    return ScriptCall(RENEW, [job_key], [epoch, lease_ms])
 
-# Admit the tenant's oldest queued job if the tenant runs fewer than ARGV[1] jobs.
-# KEYS: queue, running. Returns {1, job_id}, {0} if nothing is queued, {-1} if at quota.
-ADMIT = """
-local head = redis.call('ZRANGE', KEYS[1], 0, 0)
+
+# Give a lease back so the next claim need not wait for it to expire. A visit that
+# `finished` normally starts the delivery count again. Returns 1, or 0 if it was no
+# longer ours.
+RELEASE = Script(
+    """
+local job_key = KEYS[1]
+local epoch = ARGV[1]
+local finished = ARGV[2] == '1'
+if redis.call('HGET', job_key, 'epoch') ~= epoch then return 0 end
+redis.call('HSET', job_key, 'lease_until', 0)
+if finished then redis.call('HSET', job_key, 'deliveries', 0) end
+return 1
+""",
+)
+
+
+def release_call(*, job_key: str, epoch: int, finished: bool) -> ScriptCall:
+    """RELEASE."""
+    return ScriptCall(RELEASE, [job_key], [epoch, _flag(finished)])
+
+
+# Remove a job and its data for good, if the caller still holds its lease. Returns 1, or
+# 0 if the lease was lost.
+REMOVE = Script(
+    """
+local job_key = KEYS[1]
+local data_key = KEYS[2]
+local index_key = KEYS[3]
+local active_key = KEYS[4]
+local queue_key = KEYS[5]
+local running_key = KEYS[6]
+local epoch = ARGV[1]
+local job_id = ARGV[2]
+if redis.call('HGET', job_key, 'epoch') ~= epoch then return 0 end
+redis.call('DEL', job_key, data_key)
+redis.call('ZREM', index_key, job_id)
+redis.call('SREM', active_key, job_id)
+redis.call('ZREM', queue_key, job_id)
+redis.call('SREM', running_key, job_id)
+return 1
+""",
+)
+
+
+def remove_call(
+    *,
+    job_key: str,
+    data_key: str,
+    index_key: str,
+    active_key: str,
+    queue_key: str,
+    running_key: str,
+    epoch: int,
+    job_id: str,
+) -> ScriptCall:
+    """REMOVE."""
+    keys = [job_key, data_key, index_key, active_key, queue_key, running_key]
+    return ScriptCall(REMOVE, keys, [epoch, job_id])
+
+
+# Admit the tenant's oldest queued job into its running set, if the tenant runs fewer
+# than `max_running` jobs. Returns {1, job_id}, {0} if nothing is queued, {-1} if at quota.
+ADMIT = Script(
+    """
+local queue_key = KEYS[1]
+local running_key = KEYS[2]
+local max_running = tonumber(ARGV[1])
+local head = redis.call('ZRANGE', queue_key, 0, 0)
 if #head == 0 then return {0} end
-if redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[1]) then return {-1} end
-redis.call('ZREM', KEYS[1], head[1])
-redis.call('SADD', KEYS[2], head[1])
+if redis.call('SCARD', running_key) >= max_running then return {-1} end
+redis.call('ZREM', queue_key, head[1])
+redis.call('SADD', running_key, head[1])
 return {1, head[1]}
-"""
+""",
+)
 
-# Hand out up to ARGV[1] due members, pushing each one's due time ARGV[2] ms ahead in
-# the same step: a member handed to a worker that dies becomes due again by itself.
-# KEYS: schedule.
-CLAIM_DUE = (
-    NOW_MS
+
+def admit_call(*, queue_key: str, running_key: str, max_running: int) -> ScriptCall:
+    """ADMIT."""
+    return ScriptCall(ADMIT, [queue_key, running_key], [max_running])
+
+
+# Mark a tenant served: move it to the back of the admission ring (scored by Redis time),
+# if it is in the ring. Returns 0 (ZADD XX adds nothing).
+MARK_SERVED = Script(
+    """
+local ring_key = KEYS[1]
+local tenant = ARGV[1]
+"""
+    + NOW_MS
     + """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+return redis.call('ZADD', ring_key, 'XX', now, tenant)
+""",
+)
+
+
+def mark_served_call(*, ring_key: str, tenant: str) -> ScriptCall:
+    """MARK_SERVED."""
+    return ScriptCall(MARK_SERVED, [ring_key], [tenant])
+
+
+# Hand out up to `count` due members, pushing each one's due time `lease_ms` ahead in
+# the same step: a member handed to a worker that dies becomes due again by itself.
+# Returns the members handed out.
+CLAIM_DUE = Script(
+    """
+local schedule_key = KEYS[1]
+local count = tonumber(ARGV[1])
+local lease_ms = tonumber(ARGV[2])
+"""
+    + NOW_MS
+    + """
+local due = redis.call('ZRANGEBYSCORE', schedule_key, '-inf', now, 'LIMIT', 0, count)
 for _, member in ipairs(due) do
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), member)
+  redis.call('ZADD', schedule_key, now + lease_ms, member)
 end
 return due
-"""
+""",
 )
 
-# Set when a member is next due: ARGV[2] ms from now. ARGV[3] = 'XX' updates only a
-# member that is present, 'NX' adds only a missing one. KEYS: schedule.
-# ARGV: member, delay_ms, flag.
-DUE_IN = (
-    NOW_MS
+
+def claim_due_call(*, schedule_key: str, count: int, lease_ms: int) -> ScriptCall:
+    """CLAIM_DUE."""
+    return ScriptCall(CLAIM_DUE, [schedule_key], [count, lease_ms])
+
+
+# Make a member due `delay_ms` from now; `only_if_present` leaves a missing member
+# missing. Returns how many were added.
+DUE_IN = Script(
+    """
+local schedule_key = KEYS[1]
+local member = ARGV[1]
+local delay_ms = tonumber(ARGV[2])
+local only_if_present = ARGV[3] == '1'
+"""
+    + NOW_MS
     + """
-if ARGV[3] == 'XX' or ARGV[3] == 'NX' then
-  return redis.call('ZADD', KEYS[1], ARGV[3], now + tonumber(ARGV[2]), ARGV[1])
+if only_if_present then
+  return redis.call('ZADD', schedule_key, 'XX', now + delay_ms, member)
 end
-return redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-"""
+return redis.call('ZADD', schedule_key, now + delay_ms, member)
+""",
 )
 
 
-# Add every member not already scheduled, due now. KEYS: schedule. ARGV: members.
-# Returns how many were missing.
-ENSURE_DUE = (
-    NOW_MS
+def due_in_call(
+    *, schedule_key: str, member: str, delay_ms: int, only_if_present: bool
+) -> ScriptCall:
+    """DUE_IN."""
+    return ScriptCall(DUE_IN, [schedule_key], [member, delay_ms, _flag(only_if_present)])
+
+
+# Add every member not already scheduled, due now. Returns how many were missing.
+ENSURE_DUE = Script(
+    """
+local schedule_key = KEYS[1]
+local members = ARGV
+"""
+    + NOW_MS
     + """
 local added = 0
-for _, member in ipairs(ARGV) do
-  added = added + redis.call('ZADD', KEYS[1], 'NX', now, member)
+for _, member in ipairs(members) do
+  added = added + redis.call('ZADD', schedule_key, 'NX', now, member)
 end
 return added
-"""
+""",
 )
+
+
+def ensure_due_call(*, schedule_key: str, members: Sequence[str]) -> ScriptCall:
+    """ENSURE_DUE."""
+    return ScriptCall(ENSURE_DUE, [schedule_key], list(members))
+
 
 # A token bucket shared by the whole fleet, by reservation: each call takes a token now
 # or books one in the future and is told how long to wait for it, so callers are served
-# in order and the rate is never exceeded. A booking longer than ARGV[3] ms is refused
-# (returns minus the wait): such a caller should come back later instead of queueing.
-# KEYS: bucket. ARGV: rate per second, burst, max_wait_ms, cost (1 to take a token, 0 to
-# only ask whether one is there).
-TOKEN_BUCKET = (
-    NOW_MS
+# in order and the rate is never exceeded. A booking longer than `max_wait_ms` is
+# refused: such a caller should come back later instead of queueing. Without `take`,
+# only asks whether a token is there. Returns the ms to wait (0: at once), or minus the
+# wait when refused (nothing taken).
+TOKEN_BUCKET = Script(
+    """
+local bucket_key = KEYS[1]
+local rate_per_s = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local max_wait_ms = tonumber(ARGV[3])
+local take = ARGV[4] == '1'
+"""
+    + NOW_MS
     + BUCKET_STEP
     + """
-return take_token(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
-                  tonumber(ARGV[4]))
-"""
+local cost = 0
+if take then cost = 1 end
+return take_token(bucket_key, rate_per_s, burst, max_wait_ms, cost)
+""",
 )
+
+
+def token_bucket_call(
+    *, bucket_key: str, rate_per_s: float, burst: int, max_wait_ms: int, take: bool
+) -> ScriptCall:
+    """TOKEN_BUCKET."""
+    return ScriptCall(TOKEN_BUCKET, [bucket_key], [rate_per_s, burst, max_wait_ms, _flag(take)])

@@ -60,8 +60,7 @@ class LateSleeper:
 def _bucket(redis: Redis, prefix: str, clock: LateSleeper) -> RedisTokenBucket:
     return RedisTokenBucket(
         redis,
-        Keys(prefix),
-        "upstream",
+        Keys(prefix).rate_limit("upstream"),
         rate_per_s=10.0,
         burst=1,
         max_wait_s=5.0,
