@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from core import errors
 from core.runtime.settings import markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +36,11 @@ class Table:
 
 TABLES = [
     Table(ROOT / "docs" / "operations.md", "| variable | default | meaning |", markdown_table),
+    Table(
+        ROOT / "docs" / "errors.md",
+        "| reason | gRPC code | meaning | what the caller should do |",
+        errors.markdown_table,
+    ),
 ]
 
 

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 
-from core.errors import PermissionDenied, TuningError, Unauthenticated
+from core.errors import PermissionDenied, Reason, TuningError, Unauthenticated, to_status
 from core.runtime import logs
 from core.security.tenants import Role, Tenant, TenantDirectory
-from service.errors import abort, to_status
+from service.errors import abort
 from service.tls import peer_common_name
 from service.wrapping import behavior_of, rewrapped
 
@@ -39,6 +39,11 @@ SERVICE_ROLES: Mapping[str, Role] = {
     "tuning.v1.CredentialService": Role.ADMIN,
 }
 """The role each protected service needs; a protected service not listed needs admin."""
+ROLE_REQUIRED: Mapping[Role, Reason] = {
+    Role.TENANT: Reason.TENANT_ROLE_REQUIRED,
+    Role.ADMIN: Reason.ADMIN_ROLE_REQUIRED,
+}
+"""The reason a caller without the role a service needs is refused with."""
 
 
 def current_tenant() -> str:
@@ -59,12 +64,12 @@ def authenticate(directory: TenantDirectory, token: str | None, common_name: str
     if by_cert is None:
         raise Unauthenticated(
             f"the client certificate's Common Name {common_name[:64]!r} names no tenant",
-            reason="CERTIFICATE_UNKNOWN",
+            reason=Reason.CERTIFICATE_UNKNOWN,
         )
     if by_token is not None and by_token.id != by_cert.id:
         raise PermissionDenied(
             "the bearer token and the client certificate name different principals",
-            reason="PRINCIPAL_MISMATCH",
+            reason=Reason.PRINCIPAL_MISMATCH,
         )
     return by_cert
 
@@ -75,7 +80,7 @@ def authorize(principal: Tenant, required: Role) -> None:
         raise PermissionDenied(
             f"this service needs the {required.value} role; the caller has "
             f"the {principal.role.value} role",
-            reason=f"{required.value.upper()}_ROLE_REQUIRED",
+            reason=ROLE_REQUIRED[required],
         )
 
 
@@ -92,7 +97,7 @@ def bearer_token(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
 def _token_invalid() -> Unauthenticated:
     return Unauthenticated(
         "missing or unknown bearer token: send 'authorization: Bearer <tenant token>'",
-        reason="TOKEN_INVALID",
+        reason=Reason.TOKEN_INVALID,
     )
 
 

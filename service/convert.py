@@ -5,11 +5,9 @@ from __future__ import annotations
 import hashlib
 
 from google.protobuf import timestamp_pb2
-from google.rpc import error_details_pb2, status_pb2
 
 from core.domain.job import Hyperparameters, Job, encode_pairs
-from core.domain.states import JobState
-from core.errors import ERROR_DOMAIN, JobError
+from core.errors import to_status
 from service.dataset_store import DatasetRecord
 from tuning.v1 import dataset_pb2, tuning_job_pb2, tuning_service_pb2
 
@@ -81,7 +79,7 @@ def job_to_proto(job: Job, queue_position: int = 0) -> tuning_job_pb2.TuningJob:
         snapshot = message.snapshots.add(step=s.step, epoch=s.epoch, mean_loss=s.mean_loss)
         _set_time(snapshot.compute_time, s.compute_time)
     if job.error is not None:
-        message.error.CopyFrom(error_to_status(job.error))
+        message.error.CopyFrom(to_status(job.error))
     _set_time(message.create_time, job.create_time)
     _set_time(message.update_time, job.update_time)
     _set_time(message.start_time, job.start_time)
@@ -129,21 +127,6 @@ def dataset_to_proto(record: DatasetRecord) -> dataset_pb2.Dataset:
     return message
 
 
-def error_to_status(error: JobError) -> status_pb2.Status:
-    status = status_pb2.Status(code=error.code, message=error.message)
-    if error.reason:
-        info = error_details_pb2.ErrorInfo(
-            reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata
-        )
-        status.details.add().Pack(info)
-    return status
-
-
 def _set_time(field: timestamp_pb2.Timestamp, seconds: float | None) -> None:
     if seconds is not None:
         field.FromNanoseconds(int(seconds * 1e9))
-
-
-def state_from_name(name: str) -> JobState:
-    """Raises ValueError for a name that is not a state."""
-    return JobState(name)

@@ -1,4 +1,5 @@
-"""The one place project errors become gRPC statuses with google.rpc details."""
+"""The gRPC side of errors: an RPC aborted with a project error's google.rpc.Status
+(core.errors.to_status builds it), and malformed requests refused."""
 
 from __future__ import annotations
 
@@ -8,18 +9,10 @@ from functools import wraps
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf import duration_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from core.errors import (
-    ERROR_DOMAIN,
-    FieldViolation,
-    InvalidArgument,
-    ResourceExhausted,
-    Retryable,
-    TuningError,
-)
+from core.errors import FieldViolation, InvalidArgument, TuningError, to_status
 from core.runtime import logs
 from service.request_parsing import Malformed
 
@@ -30,29 +23,9 @@ REQUEST_ID_KEY = "x-request-id"
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 
 
-def to_status(exc: TuningError) -> status_pb2.Status:
-    """google.rpc.Status for `exc`: ErrorInfo always; BadRequest, RetryInfo, QuotaFailure as fit."""
-    status = status_pb2.Status(code=exc.code, message=exc.message)
-    info = error_details_pb2.ErrorInfo(reason=exc.reason, domain=ERROR_DOMAIN)
-    status.details.add().Pack(info)
-    if isinstance(exc, InvalidArgument) and exc.violations:
-        bad = error_details_pb2.BadRequest()
-        for v in exc.violations:
-            bad.field_violations.add(field=v.field, description=v.description)
-        status.details.add().Pack(bad)
-    if isinstance(exc, Retryable):
-        delay = duration_pb2.Duration()
-        delay.FromNanoseconds(int(exc.retry_after_s * 1e9))
-        status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
-    if isinstance(exc, ResourceExhausted):
-        quota = error_details_pb2.QuotaFailure()
-        quota.violations.add(subject=exc.subject or exc.reason, description=exc.message)
-        status.details.add().Pack(quota)
-    return status
-
-
 def internal_status() -> status_pb2.Status:
-    return status_pb2.Status(code=code_pb2.INTERNAL, message="internal error; it has been logged")
+    """The answer to an unexpected error: INTERNAL, with nothing of the error itself."""
+    return to_status(TuningError("internal error; it has been logged"))
 
 
 def refuse_malformed(request: Any) -> None:

@@ -11,11 +11,10 @@ import math
 from core.domain import lifecycle
 from core.domain.job import JOB_NAME_PREFIX, Job, Progress, new_job_id
 from core.domain.states import JobState
-from core.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound
+from core.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound, Reason
 from core.redis.admission import Admission
 from core.redis.job_store import JobStore
 from core.redis.schedule import Schedule
-from core.redis.token_bucket import RateLimited
 from core.runtime.clock import Clock
 from core.runtime.settings import Settings
 from service import listing
@@ -73,17 +72,14 @@ class JobsApi:
         if request.validate_only:
             await self._create_quota.check(tenant)
             return job.replace(progress=Progress(total_steps=estimated_total_steps(job))), 0
-        try:
-            stored, created, position = await self._store.create(
-                job, content, quota=self._create_quota.rate(tenant)
-            )
-        except RateLimited as exc:
-            raise self._create_quota.exhausted(tenant, exc.retry_after_s) from None
+        stored, created, position = await self._store.create(
+            job, content, quota=self._create_quota.rate(tenant)
+        )
         if stored.deleted:
             raise AlreadyExists(
                 f"request_id {request.request_id!r} made {stored.name}, which was deleted; "
                 "use a new request_id",
-                reason="REQUEST_ID_REUSED",
+                reason=Reason.REQUEST_ID_REUSED,
             )
         if (created and position == 1) or (not created and stored.state == JobState.QUEUED):
             await self._admission.add_to_ring(tenant)

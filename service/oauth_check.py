@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import google.auth.exceptions
 import httpx
 
-from core.errors import FailedPrecondition, Unavailable
+from core.errors import FailedPrecondition, Reason, Unavailable
 from core.security.authorized_user import (
     TUNING_SCOPE,
     AuthorizedUser,
@@ -28,30 +27,19 @@ from core.security.authorized_user import (
 from core.security.google_transport import HttpxRequest, HttpxResponse
 
 
-class _ScopeRecorder(HttpxRequest):
-    """An HttpxRequest that keeps the `scope` of the last JSON answer it received."""
+class _ScopeRecorder:
+    """Keeps the `scope` of the last JSON answer the token endpoint gave."""
 
-    def __init__(self, client: httpx.Client) -> None:
-        super().__init__(client)
+    def __init__(self) -> None:
         self.scopes: tuple[str, ...] | None = None
 
-    def __call__(
-        self,
-        url: str,
-        method: str = "GET",
-        body: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-        **kwargs: object,
-    ) -> HttpxResponse:
-        response = super().__call__(url, method, body, headers, timeout, **kwargs)
+    def __call__(self, response: HttpxResponse) -> None:
         try:
             scope = json.loads(response.data).get("scope")
         except (ValueError, AttributeError):
             scope = None
         if isinstance(scope, str):
             self.scopes = tuple(scope.split())
-        return response
 
 
 @dataclass(frozen=True)
@@ -75,7 +63,8 @@ class TokenEndpoint:
 
         The answer carries the refresh token the endpoint may have rotated (RFC 6749
         allows it to issue a new one), so the stored credential is the live one."""
-        request = _ScopeRecorder(self._http)
+        recorder = _ScopeRecorder()
+        request = HttpxRequest(self._http, on_response=recorder)
         credentials = user.credentials(self._token_uri)
         try:
             await asyncio.to_thread(credentials.refresh, request)
@@ -85,9 +74,9 @@ class TokenEndpoint:
             raise Unavailable(
                 "the OAuth token endpoint cannot be reached to check the credential; retry",
                 retry_after_s=5.0,
-                reason="TOKEN_ENDPOINT_UNAVAILABLE",
+                reason=Reason.TOKEN_ENDPOINT_UNAVAILABLE,
             ) from None
-        granted = tuple(credentials.granted_scopes or request.scopes or ())
+        granted = tuple(credentials.granted_scopes or recorder.scopes or ())
         if TUNING_SCOPE not in granted:
             raise _scope_missing(tenant)
         refresh_token = credentials.refresh_token or user.refresh_token
@@ -101,7 +90,7 @@ def _refused(tenant: str, kind: str) -> FailedPrecondition:
         f"the token endpoint refused the credential for tenant {tenant!r} ({kind}): it was "
         "revoked, expired, or is not valid for its OAuth client. Grant it again "
         f"({regrant_command()}) and set the new one.",
-        reason="CREDENTIAL_REFUSED",
+        reason=Reason.CREDENTIAL_REFUSED,
     )
 
 
@@ -110,5 +99,5 @@ def _scope_missing(tenant: str) -> FailedPrecondition:
         f"the credential for tenant {tenant!r} was granted without the scope {TUNING_SCOPE} "
         f"that tuning requires. Grant it again with that scope ({regrant_command()}) and "
         "set the new one.",
-        reason="SCOPE_MISSING",
+        reason=Reason.SCOPE_MISSING,
     )

@@ -119,10 +119,6 @@ def _examples(examples: Sequence[tuning_job_pb2.TrainingExample], settings: Sett
         yield from _text(f"{path}[{row}].output", wanted, max_output)
 
 
-def _fits(value: str, max_chars: int) -> bool:
-    return len(value) <= max_chars and not value.isspace() and value != ""
-
-
 def _text(path: str, value: str, max_chars: int) -> Violations:
     if not value.strip():
         yield FieldViolation(path, "required (empty)")

@@ -3,7 +3,7 @@
 Cross-cutting behavior (request ids and metrics, authentication) is applied around a
 method's behavior as the service is added to the server, not per call: a gRPC server
 interceptor would run a coroutine and build a fresh handler for every RPC, which on the
-status-read hot path cost a measurable share of the CPU (see the README's benchmarks).
+status-read hot path cost a measurable share of the CPU (see bench/README.md).
 `Registrar` stands in for the server while services are added and forwards what they
 register, wrapped.
 """

@@ -5,7 +5,7 @@ Each tenant's `authorized_user` JSON becomes one google-auth `Credentials`, wrap
 few minutes before it expires) with at most one refresh in flight, however many jobs
 ask for a token at once. No scopes are asked for at refresh: the token carries what the
 tenant granted, so a grant without the tuning scope meets the upstream's own 403, which
-the worker explains (worker.upstream_errors.UpstreamScopeInsufficient).
+the worker explains (core.errors.UpstreamScopeInsufficient).
 
 A tenant's credential comes from Redis when an operator stored one through the
 CredentialService (sealed with AES-GCM, opened here with the key ring), else from the
@@ -38,12 +38,12 @@ import google.auth.exceptions
 import httpx
 from google.oauth2.credentials import Credentials
 
+from core.errors import CannotDecrypt, CredentialError, Reason, UpstreamRetryable
 from core.security.authorized_user import refusal_kind
 from core.security.credential_store import CredentialStore, StoredCredential, unseal
-from core.security.crypto import CannotDecrypt, KeyRingSource
+from core.security.crypto import KeyRingSource
 from core.security.google_transport import HttpxRequest
 from core.security.tenants import TenantDirectory
-from worker.upstream_errors import CredentialError, UpstreamRetryable
 
 DEFAULT_RECHECK_S = 5.0
 
@@ -108,7 +108,9 @@ class OAuthTokenSource:
         except google.auth.exceptions.TransportError as exc:
             self._on_refresh("unreachable")
             raise UpstreamRetryable(
-                f"token endpoint unreachable: {type(exc).__name__}", retry_after_s=5.0
+                f"token endpoint unreachable: {type(exc).__name__}",
+                retry_after_s=5.0,
+                reason=Reason.TOKEN_ENDPOINT_UNAVAILABLE,
             ) from None
         self._on_refresh("ok")
 
@@ -120,7 +122,7 @@ def _refused(tenant: str, exc: google.auth.exceptions.RefreshError) -> Credentia
         f"({kind}): it was revoked, expired or is not valid for this OAuth client. "
         "The tenant's OAuth credential must be granted again (with the "
         "generative-language.tuning scope) and installed on the platform.",
-        reason="CREDENTIAL_REFUSED",
+        reason=Reason.CREDENTIAL_REFUSED,
     )
 
 
@@ -244,14 +246,14 @@ class CredentialSource:
             # tenants file is behind (a Secret reaches pods at different times).
             raise UpstreamRetryable(
                 f"tenant {tenant_id!r} is not in this worker's tenants file yet",
-                reason="TENANT_UNKNOWN_TO_WORKER",
+                reason=Reason.TENANT_UNKNOWN_TO_WORKER,
                 retry_after_s=5.0,
             )
         if tenant.credentials_file is None:
             raise CredentialError(
                 f"tenant {tenant_id!r} has no OAuth credential configured; an operator "
                 "must install one (CredentialService.SetTenantCredential)",
-                reason="CREDENTIAL_MISSING",
+                reason=Reason.CREDENTIAL_MISSING,
             )
         return tenant.credentials_file
 
@@ -263,7 +265,7 @@ class CredentialSource:
             raise CredentialError(
                 f"the OAuth credential of tenant {tenant_id!r} is not an authorized_user "
                 f"credential: {exc}",
-                reason="CREDENTIAL_INVALID",
+                reason=Reason.CREDENTIAL_INVALID,
             ) from None
         # google-auth ignores a token_uri inside the file (a file must not be able to send
         # a refresh token elsewhere); the operator's setting chooses the endpoint.
@@ -286,7 +288,7 @@ def _read_json(path: Path, tenant_id: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise CredentialError(
             f"the OAuth credential of tenant {tenant_id!r} is not a JSON object",
-            reason="CREDENTIAL_INVALID",
+            reason=Reason.CREDENTIAL_INVALID,
         )
     return data
 
@@ -294,7 +296,7 @@ def _read_json(path: Path, tenant_id: str) -> dict[str, Any]:
 def _unreadable(tenant_id: str, exc: Exception) -> CredentialError:
     return CredentialError(
         f"cannot read the OAuth credential of tenant {tenant_id!r}: {type(exc).__name__}",
-        reason="CREDENTIAL_UNREADABLE",
+        reason=Reason.CREDENTIAL_UNREADABLE,
     )
 
 
@@ -303,5 +305,5 @@ def _undecryptable(tenant_id: str, why: str) -> CredentialError:
         f"the OAuth credential stored for tenant {tenant_id!r} cannot be decrypted: {why}. "
         "The encryption keys file must hold the key that sealed it (or the credential "
         "must be set again).",
-        reason="CREDENTIAL_UNDECRYPTABLE",
+        reason=Reason.CREDENTIAL_UNDECRYPTABLE,
     )

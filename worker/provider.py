@@ -39,7 +39,7 @@ class TuningRequest:
 
 
 class TuningProvider(Protocol):
-    """An upstream tuning service. Errors are `worker.upstream_errors` types."""
+    """An upstream tuning service. Errors are core.errors' `UpstreamError` types."""
 
     def ref_for(self, model_id: str) -> UpstreamRef:
         """Where a job created under `model_id` lives, known before or without creating it."""

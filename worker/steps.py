@@ -25,20 +25,23 @@ from core.domain import lifecycle
 from core.domain.job import Job, decode_examples
 from core.domain.states import JobState
 from core.domain.upstream import UpstreamRef, UpstreamState, UpstreamStatus
-from core.errors import JobError, Retryable
+from core.errors import (
+    JobError,
+    JobGone,
+    RateLimited,
+    Reason,
+    Retryable,
+    UpstreamError,
+    UpstreamNotFound,
+    UpstreamRejected,
+)
 from core.redis.job_store import JobStore, Lease
-from core.redis.token_bucket import RateLimited
 from core.runtime.clock import Clock
 from core.runtime.metrics import Metrics
 from core.runtime.settings import Settings
 from worker import deadline
 from worker.credentials import TokenSource
 from worker.provider import TuningProvider, TuningRequest
-from worker.upstream_errors import (
-    UpstreamError,
-    UpstreamNotFound,
-    UpstreamRejected,
-)
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +57,6 @@ class Again:
 
 Outcome = Again | float | None
 """Again; or come back in this many seconds; or None: nothing more to do."""
-
-
-class JobGone(Exception):
-    """The job record no longer exists."""
 
 
 class Steps:
@@ -86,7 +85,7 @@ class Steps:
     def store(self) -> JobStore:
         return self._store
 
-    async def visit(self, lease: Lease, job: Job) -> float | None:
+    async def advance(self, lease: Lease, job: Job) -> float | None:
         """Advance the job as far as it can go now; seconds until the next visit, or None."""
         try:
             for _ in range(MAX_HOPS):
@@ -110,9 +109,8 @@ class Steps:
             self._count_retry("rate_limited")
             return exc.retry_after_s
         except (UpstreamError, Retryable) as exc:
-            self._count_retry(
-                "upstream_429" if getattr(exc, "http_status", 0) == 429 else "transient"
-            )
+            upstream_429 = exc.reason == Reason.UPSTREAM_RESOURCE_EXHAUSTED
+            self._count_retry("upstream_429" if upstream_429 else "transient")
             return await self._retry_later(lease, job, exc.message, exc.retry_after_s)
 
     async def _step(self, lease: Lease, job: Job) -> Outcome:
@@ -132,7 +130,7 @@ class Steps:
             return Again(job)
         raw = await self._store.examples(job.tenant, job.id)
         if raw is None:
-            error = JobError(code_pb2.DATA_LOSS, "the job's training data is missing", "DATA_LOST")
+            error = JobError.of(Reason.DATA_LOST, "the job's training data is missing")
             await self._fail(lease, job, error)
             return None
         request = TuningRequest.from_job(job, decode_examples(raw))
@@ -150,9 +148,7 @@ class Steps:
         try:
             status = await self._provider.status(self._auth_for(job.tenant), self._ref(job))
         except UpstreamNotFound:
-            error = JobError(
-                code_pb2.NOT_FOUND, f"{job.tuned_model} was deleted upstream", "DELETED_UPSTREAM"
-            )
+            error = JobError.of(Reason.DELETED_UPSTREAM, f"{job.tuned_model} was deleted upstream")
             await self._fail(lease, job, error)
             return None
         job = await self._update(lease, job, lambda j: lifecycle.observed(j, status, self._clock()))
@@ -215,11 +211,10 @@ class Steps:
             job.attempts >= self._settings.max_step_attempts
             or retrying_s >= self._settings.retry_budget_s
         ):
-            error = JobError(
-                code_pb2.UNAVAILABLE,
+            error = JobError.of(
+                Reason.DEAD_LETTERED,
                 f"gave up after {job.attempts} failed attempts over {retrying_s:.0f}s; "
                 f"last error: {why}",
-                "DEAD_LETTERED",
             )
             await self._fail(lease, job, error)
             return None
@@ -249,11 +244,11 @@ class Steps:
 
     async def dead_letter(self, lease: Lease, job: Job) -> None:
         """The job was handed out too often without a visit finishing: give up on it."""
-        error = JobError(
-            code_pb2.ABORTED,
+        error = JobError.of(
+            Reason.DEAD_LETTERED,
             f"dead-lettered after {lease.deliveries - 1} deliveries that did not finish "
             "(the worker crashed, stalled or met an unexpected error each time)",
-            "DEAD_LETTERED",
+            code=code_pb2.ABORTED,
         )
         log.error("job %s: %s", job.name, error.message)
         if job.deleted:
@@ -268,5 +263,5 @@ class Steps:
     async def _update(self, lease: Lease, job: Job, change: Callable[[Job], Job | None]) -> Job:
         stored = await self._store.update(job.tenant, job.id, change, lease=lease)
         if stored is None:
-            raise JobGone(job.id)
+            raise JobGone(f"job {job.id} no longer exists")
         return stored

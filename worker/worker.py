@@ -15,9 +15,9 @@ import logging
 import time
 
 from core.domain.job import JOB_NAME_PREFIX
-from core.errors import LeaseLost, TuningError
+from core.errors import LeaseHeld, LeaseLost, TuningError
 from core.redis.admission import Admission
-from core.redis.job_store import JobStore, Lease, LeaseHeld
+from core.redis.job_store import JobStore, Lease
 from core.redis.schedule import Schedule
 from core.runtime import logs
 from core.runtime.settings import Settings
@@ -140,7 +140,7 @@ class Worker:
         keeper = asyncio.create_task(self._keep(lease))
         finished = True
         try:
-            next_s = await self._steps.visit(lease, current.job)
+            next_s = await self._steps.advance(lease, current.job)
         except LeaseLost:
             log.warning("job %s/%s: lease lost to another worker; stopping", tenant, job_id)
             return

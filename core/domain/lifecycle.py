@@ -9,12 +9,10 @@ cancel and a worker's progress report may cross, and the upstream's truth wins.
 
 from __future__ import annotations
 
-from google.rpc import code_pb2
-
 from core.domain.job import Job
 from core.domain.states import JobState
 from core.domain.upstream import UpstreamState, UpstreamStatus
-from core.errors import FailedPrecondition, JobError
+from core.errors import FailedPrecondition, JobError, Reason
 
 ACTIVE = frozenset({JobState.QUEUED, JobState.CREATING, JobState.RUNNING})
 
@@ -103,8 +101,10 @@ def _ended(job: Job, state: JobState, now: float, error: JobError | None) -> Job
 
 
 def _cancelled_by_caller() -> JobError:
-    return JobError(code_pb2.CANCELLED, "cancelled by the caller", reason="CANCELLED")
+    return JobError.of(Reason.CANCELLED, "cancelled by the caller")
 
 
 def _unknown_failure() -> JobError:
-    return JobError(code_pb2.UNKNOWN, "the upstream ended the job without saying why")
+    return JobError.of(
+        Reason.UPSTREAM_TUNING_FAILED, "the upstream ended the job without saying why"
+    )

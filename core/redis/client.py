@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 from redis.asyncio.connection import parse_url
 
-from core.errors import ResourceExhausted, Unavailable
+from core.errors import Reason, ResourceExhausted, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,6 @@ def translated_errors() -> Iterator[None]:
         # as a script error carrying "-OOM".
         if isinstance(exc, redis_errors.OutOfMemoryError) or "OOM command not allowed" in str(exc):
             raise ResourceExhausted(
-                "the job store is full; retry later", retry_after_s=30.0, reason="STORE_FULL"
+                "the job store is full; retry later", retry_after_s=30.0, reason=Reason.STORE_FULL
             ) from exc
         raise

@@ -14,11 +14,18 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
 from core.domain.job import Job
-from core.errors import AlreadyExists, Conflict, LeaseLost
+from core.errors import AlreadyExists, Conflict, CreateQuotaSpent, LeaseHeld, LeaseLost, Reason
 from core.redis.client import Redis, text, translated_errors
 from core.redis.keys import Keys
-from core.redis.scripts import ACQUIRE, CREATE, RELEASE, REMOVE, RENEW, SAVE
-from core.redis.token_bucket import RateLimited
+from core.redis.scripts import (
+    Scripts,
+    acquire_call,
+    create_call,
+    release_call,
+    remove_call,
+    renew_call,
+    save_call,
+)
 from core.runtime.clock import Clock, system_clock
 
 MAX_CAS_ATTEMPTS = 20
@@ -57,10 +64,6 @@ class Lease:
     deliveries: int = 1
 
 
-class LeaseHeld(Exception):
-    """Another worker holds the job's lease."""
-
-
 class JobStore:
     """Reads and writes job records of all tenants."""
 
@@ -68,39 +71,48 @@ class JobStore:
         self._redis = redis
         self._keys = keys
         self._clock = clock
-        self._create = redis.register_script(CREATE)
-        self._save = redis.register_script(SAVE)
-        self._acquire = redis.register_script(ACQUIRE)
-        self._renew = redis.register_script(RENEW)
-        self._remove = redis.register_script(REMOVE)
-        self._release = redis.register_script(RELEASE)
+        self._scripts = Scripts(redis)
 
     async def create(
         self, job: Job, examples: bytes, *, quota: CreateRate | None = None
     ) -> Created:
         """Store a new job; if its id exists, return that job (a client retry).
 
-        A new job spends one token of the tenant's `quota` in the same step; RateLimited
+        A new job spends one token of the tenant's `quota` in the same step; CreateQuotaSpent
         (with the wait) if there is none. Raises AlreadyExists when the existing job came
         from a different request.
         """
-        k, t = self._keys, job.tenant
-        keys = [k.job(t, job.id), k.job_data(t, job.id), k.tenant_index(t), k.tenant_seq(t)]
-        keys += [k.tenant_active(t), k.tenant_queue(t), k.tenant_create_bucket(t)]
+        keys, tenant = self._keys, job.tenant
         rate = quota or CreateRate(0.0, 1)
-        args: list[Any] = [job.request_hash, job.to_json(), job.state.value, examples, job.id]
-        args += [rate.per_s, rate.burst]
+        call = create_call(
+            job_key=keys.job(tenant, job.id),
+            data_key=keys.job_data(tenant, job.id),
+            index_key=keys.tenant_index(tenant),
+            seq_key=keys.tenant_seq(tenant),
+            active_key=keys.tenant_active(tenant),
+            queue_key=keys.tenant_queue(tenant),
+            bucket_key=keys.tenant_create_bucket(tenant),
+            request_hash=job.request_hash,
+            doc=job.to_json(),
+            state=job.state.value,
+            examples=examples,
+            job_id=job.id,
+            creates_per_s=rate.per_s,
+            create_burst=rate.burst,
+        )
         with translated_errors():
-            reply = await self._create(keys=keys, args=args)
+            reply = await self._scripts.run(call)
         if reply[0] == 1:
             return Created(job, True, int(reply[1]))
         if reply[0] == -1:
-            raise RateLimited("create quota spent", retry_after_s=int(reply[1]) / 1000)
+            raise CreateQuotaSpent(
+                tenant, per_minute=rate.per_s * 60, retry_after_s=int(reply[1]) / 1000
+            )
         if text(reply[1]) != job.request_hash:
             raise AlreadyExists(
                 "request_id was already used for a different job; "
                 "use a new request_id for a new job",
-                reason="REQUEST_ID_REUSED",
+                reason=Reason.REQUEST_ID_REUSED,
             )
         return Created(Job.from_json(reply[2]), False, int(reply[3]))
 
@@ -148,22 +160,24 @@ class JobStore:
     async def save(self, current: Versioned, new: Job, *, lease: Lease | None = None) -> Versioned:
         """Write `new` if the record is still at `current.version` (and the lease holds)."""
         new = new.replace(update_time=self._clock())
-        k, t = self._keys, new.tenant
-        unindex = new.deleted and not current.job.deleted
-        args: list[str | int] = [
-            current.version,
-            "" if lease is None else lease.epoch,
-            new.to_json(),
-            new.state.value,
-            int(unindex),
-            new.id,
-            int(new.needs_worker),
-            int(new.deleted or new.state.terminal),
-        ]
-        keys = [k.job(t, new.id), k.tenant_index(t), k.tenant_active(t)]
-        keys += [k.tenant_queue(t), k.tenant_running(t)]
+        keys, tenant = self._keys, new.tenant
+        call = save_call(
+            job_key=keys.job(tenant, new.id),
+            index_key=keys.tenant_index(tenant),
+            active_key=keys.tenant_active(tenant),
+            queue_key=keys.tenant_queue(tenant),
+            running_key=keys.tenant_running(tenant),
+            expected_version=current.version,
+            epoch=None if lease is None else lease.epoch,
+            doc=new.to_json(),
+            state=new.state.value,
+            unindex=new.deleted and not current.job.deleted,
+            job_id=new.id,
+            needs_worker=new.needs_worker,
+            ended=new.deleted or new.state.terminal,
+        )
         with translated_errors():
-            reply = await self._save(keys=keys, args=args)
+            reply = await self._scripts.run(call)
         return _saved(reply, new)
 
     async def update(
@@ -196,24 +210,25 @@ class JobStore:
         self, tenant: str, job_id: str, lease_s: float
     ) -> tuple[Lease, Versioned] | None:
         """Take the job's lease; None if the job is gone. Raises LeaseHeld if taken."""
+        call = acquire_call(job_key=self._keys.job(tenant, job_id), lease_ms=int(lease_s * 1000))
         with translated_errors():
-            reply = await self._acquire(
-                keys=[self._keys.job(tenant, job_id)], args=[int(lease_s * 1000)]
-            )
+            reply = await self._scripts.run(call)
         if reply is None:
             return None
         if reply[0] == 0:
-            raise LeaseHeld(job_id)
+            raise LeaseHeld(f"another worker holds the lease of job {job_id}")
         lease = Lease(tenant, job_id, int(reply[0]), deliveries=int(reply[3]))
         return lease, Versioned(Job.from_json(reply[2]), int(reply[1]))
 
     async def renew(self, lease: Lease, lease_s: float) -> bool:
         """Extend the lease; False if another worker has taken it over."""
+        call = renew_call(
+            job_key=self._keys.job(lease.tenant, lease.job_id),
+            epoch=lease.epoch,
+            lease_ms=int(lease_s * 1000),
+        )
         with translated_errors():
-            reply = await self._renew(
-                keys=[self._keys.job(lease.tenant, lease.job_id)],
-                args=[lease.epoch, int(lease_s * 1000)],
-            )
+            reply = await self._scripts.run(call)
         return bool(reply)
 
     async def release(self, lease: Lease, *, finished: bool = True) -> bool:
@@ -221,11 +236,13 @@ class JobStore:
 
         `finished` says the visit ended normally, which resets the delivery count.
         """
+        call = release_call(
+            job_key=self._keys.job(lease.tenant, lease.job_id),
+            epoch=lease.epoch,
+            finished=finished,
+        )
         with translated_errors():
-            reply = await self._release(
-                keys=[self._keys.job(lease.tenant, lease.job_id)],
-                args=[lease.epoch, int(finished)],
-            )
+            reply = await self._scripts.run(call)
         return bool(reply)
 
     async def queued_ids(self, tenant: str) -> list[str]:
@@ -251,19 +268,19 @@ class JobStore:
 
     async def remove(self, lease: Lease) -> bool:
         """Delete the job and its data for good; False if the lease was lost."""
-        k, t, j = self._keys, lease.tenant, lease.job_id
+        keys, tenant, job_id = self._keys, lease.tenant, lease.job_id
+        call = remove_call(
+            job_key=keys.job(tenant, job_id),
+            data_key=keys.job_data(tenant, job_id),
+            index_key=keys.tenant_index(tenant),
+            active_key=keys.tenant_active(tenant),
+            queue_key=keys.tenant_queue(tenant),
+            running_key=keys.tenant_running(tenant),
+            epoch=lease.epoch,
+            job_id=job_id,
+        )
         with translated_errors():
-            reply = await self._remove(
-                keys=[
-                    k.job(t, j),
-                    k.job_data(t, j),
-                    k.tenant_index(t),
-                    k.tenant_active(t),
-                    k.tenant_queue(t),
-                    k.tenant_running(t),
-                ],
-                args=[lease.epoch, j],
-            )
+            reply = await self._scripts.run(call)
         return bool(reply)
 
 

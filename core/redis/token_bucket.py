@@ -23,17 +23,9 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from core.errors import Retryable
+from core.errors import RateLimited
 from core.redis.client import Redis, translated_errors
-from core.redis.keys import Keys
-from core.redis.scripts import TOKEN_BUCKET
-
-
-class RateLimited(Retryable):
-    """The fleet's upstream budget is spent for now."""
-
-    reason = "UPSTREAM_RATE_LIMITED"
-
+from core.redis.scripts import Scripts, token_bucket_call
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -44,15 +36,16 @@ MAX_TAKES = 3
 class RedisTokenBucket:
     """`rate_per_s` requests per second across the fleet, bursts of `burst`.
 
-    `late_s`: how late after its reserved moment a caller may wake and still use its token
-    (see the module docstring); `monotonic` and `sleep` are the seams for time.
+    `bucket_key` names the bucket's hash (core.redis.keys: `rate_limit` for a fleet-wide
+    bucket, `tenant_create_bucket` for a tenant's create quota). `late_s`: how late after its
+    reserved moment a caller may wake and still use its token (see the module docstring);
+    `monotonic` and `sleep` are the seams for time.
     """
 
     def __init__(
         self,
         redis: Redis,
-        keys: Keys,
-        name: str,
+        bucket_key: str,
         *,
         rate_per_s: float,
         burst: int,
@@ -61,9 +54,11 @@ class RedisTokenBucket:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self._key = keys.rate_limit(name)
-        self._script = redis.register_script(TOKEN_BUCKET)
-        self._args: list[float | int] = [rate_per_s, max(burst, 1), int(max_wait_s * 1000)]
+        self._scripts = Scripts(redis)
+        self._bucket_key = bucket_key
+        self._rate_per_s = rate_per_s
+        self._burst = max(burst, 1)
+        self._max_wait_ms = int(max_wait_s * 1000)
         self._late_s = late_s
         self._monotonic = monotonic
         self._sleep = sleep
@@ -75,7 +70,7 @@ class RedisTokenBucket:
         taken; at most MAX_TAKES in all. A token free at once is used at once.
         """
         for _ in range(MAX_TAKES):
-            wait_s = await self._take(cost=1)
+            wait_s = await self._wait_s(take=True)
             if not wait_s:
                 return
             # The moment was set when the script ran, a little before its answer came.
@@ -86,12 +81,24 @@ class RedisTokenBucket:
 
     async def check(self) -> None:
         """RateLimited if `acquire` would be refused now; takes nothing."""
-        await self._take(cost=0)
+        await self._wait_s(take=False)
 
-    async def _take(self, *, cost: int) -> float:
-        """Seconds until the token taken (or, at cost 0, the next one) may be used."""
+    async def wait_ms(self, *, take: bool) -> int:
+        """The bucket's answer: ms until the token taken (or, not taking, the next one) may
+        be used; minus that wait, nothing taken, when it is over `max_wait_s`."""
+        call = token_bucket_call(
+            bucket_key=self._bucket_key,
+            rate_per_s=self._rate_per_s,
+            burst=self._burst,
+            max_wait_ms=self._max_wait_ms,
+            take=take,
+        )
         with translated_errors():
-            wait_ms = int(await self._script(keys=[self._key], args=[*self._args, cost]))
+            return int(await self._scripts.run(call))
+
+    async def _wait_s(self, *, take: bool) -> float:
+        """Seconds until the token taken (or, not taking, the next one) may be used."""
+        wait_ms = await self.wait_ms(take=take)
         if wait_ms < 0:
             raise RateLimited("upstream request budget spent", retry_after_s=-wait_ms / 1000)
         return wait_ms / 1000

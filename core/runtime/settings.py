@@ -1,6 +1,6 @@
 """Settings: one frozen object per process, built once from the environment in `main()`.
 
-Every field names its environment variable, default and unit; the README's
+Every field names its environment variable, default and unit; docs/operations.md's
 configuration table is generated from this module (`python -m core.runtime.settings`) and a
 test checks that the two agree.
 """
@@ -79,7 +79,7 @@ class Settings:
     tenants_file: str = setting(
         "TUNING_TENANTS_FILE",
         "/etc/tuning/tenants.json",
-        "JSON file of tenants: token digests and OAuth credential files (see README).",
+        "JSON file of tenants: token digests and OAuth credential files (docs/operations.md).",
     )
     tls_cert_file: str = setting(
         "TUNING_TLS_CERT_FILE",
@@ -294,7 +294,7 @@ def _parse_bool(raw: str) -> bool:
 
 
 def markdown_table() -> str:
-    """The README's configuration table."""
+    """The configuration table of docs/operations.md."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for f in dataclasses.fields(Settings):
         default = ",".join(f.default) if isinstance(f.default, tuple) else f.default

@@ -19,7 +19,7 @@ from typing import Any
 import google.auth.exceptions
 from google.oauth2.credentials import Credentials
 
-from core.errors import FieldViolation, InvalidArgument
+from core.errors import FieldViolation, InvalidArgument, Reason
 
 TUNING_SCOPE = "https://www.googleapis.com/auth/generative-language.tuning"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -54,11 +54,11 @@ class AuthorizedUser:
     def from_info(cls, info: Mapping[str, Any], field_name: str) -> AuthorizedUser:
         """From a parsed JSON object; InvalidArgument if it is not an authorized_user."""
         if any(name in info for name in API_KEY_FIELDS):
-            raise _refused(field_name, API_KEY_NOT_ENOUGH, "API_KEY_NOT_ENOUGH")
+            raise _refused(field_name, API_KEY_NOT_ENOUGH, Reason.API_KEY_NOT_ENOUGH)
         kind = info.get("type", AUTHORIZED_USER)
         if kind != AUTHORIZED_USER:
             message = f"a {str(kind)[:40]!r} credential is not an OAuth user credential: "
-            raise _refused(field_name, message + GUIDE_REASON, "NOT_AUTHORIZED_USER")
+            raise _refused(field_name, message + GUIDE_REASON, Reason.NOT_AUTHORIZED_USER)
         missing = [name for name in REQUIRED_FIELDS if not _text(info.get(name))]
         if missing:
             raise InvalidArgument(
@@ -116,22 +116,20 @@ def _json_object(text: str, field_name: str) -> dict[str, Any]:
         data = json.loads(stripped)
     except ValueError:
         if _BARE_KEY.fullmatch(stripped):
-            raise _refused(field_name, API_KEY_NOT_ENOUGH, "API_KEY_NOT_ENOUGH") from None
+            raise _refused(field_name, API_KEY_NOT_ENOUGH, Reason.API_KEY_NOT_ENOUGH) from None
         raise _refused(
-            field_name, "not valid JSON: expected an authorized_user credential", "NOT_JSON"
+            field_name, "not valid JSON: expected an authorized_user credential", Reason.NOT_JSON
         ) from None
     if isinstance(data, str):
-        raise _refused(field_name, API_KEY_NOT_ENOUGH, "API_KEY_NOT_ENOUGH")
+        raise _refused(field_name, API_KEY_NOT_ENOUGH, Reason.API_KEY_NOT_ENOUGH)
     if not isinstance(data, dict):
         message = "expected a JSON object: an authorized_user credential"
-        raise _refused(field_name, message, "NOT_JSON")
+        raise _refused(field_name, message, Reason.NOT_JSON)
     return data
 
 
-def _refused(field_name: str, message: str, reason: str) -> InvalidArgument:
-    error = InvalidArgument(message, [FieldViolation(field_name, message)])
-    error.reason = reason
-    return error
+def _refused(field_name: str, message: str, reason: Reason) -> InvalidArgument:
+    return InvalidArgument(message, [FieldViolation(field_name, message)], reason=reason)
 
 
 def _text(value: object) -> str:

@@ -31,17 +31,11 @@ from typing import Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from core.errors import FailedPrecondition
+from core.errors import CannotDecrypt
 from core.security.secret_files import ReloadingFile
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
-
-
-class CannotDecrypt(FailedPrecondition):
-    """A ciphertext whose key is not in the ring, or that does not belong where it was found."""
-
-    reason = "CANNOT_DECRYPT"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ refreshing a credential only needs `Request.__call__`, which is small to provide
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import google.auth.exceptions
 import google.auth.transport
@@ -35,10 +35,17 @@ class HttpxRequest(google.auth.transport.Request):
     """A google-auth `Request` that sends with a synchronous `httpx.Client`.
 
     A request without a timeout of its own gets the client's (`TUNING_TOKEN_TIMEOUT_S`).
+    `on_response` sees every answer (the CredentialService reads the granted scopes).
     """
 
-    def __init__(self, client: httpx.Client) -> None:
+    def __init__(
+        self,
+        client: httpx.Client,
+        *,
+        on_response: Callable[[HttpxResponse], None] | None = None,
+    ) -> None:
         self._client = client
+        self._on_response = on_response
 
     @classmethod
     @contextlib.contextmanager
@@ -66,4 +73,7 @@ class HttpxRequest(google.auth.transport.Request):
             )
         except httpx.HTTPError as exc:
             raise google.auth.exceptions.TransportError(f"{method} {url}: {exc}") from exc
-        return HttpxResponse(response)
+        answer = HttpxResponse(response)
+        if self._on_response is not None:
+            self._on_response(answer)
+        return answer

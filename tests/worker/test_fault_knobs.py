@@ -7,12 +7,12 @@ import time
 import pytest
 from google.rpc import code_pb2
 
+from core.errors import UpstreamRetryable
 from tests.conftest import SystemFactory
 from tests.harness import State, System
 from tests.worker.conftest import Upstream
 from tests.worker.gemini.test_client import body
 from worker import deadline
-from worker.upstream_errors import UpstreamRetryable
 
 
 async def test_a_dropped_create_answer_is_adopted_not_duplicated(system: System) -> None:

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from google.rpc import code_pb2, error_details_pb2
 
+from core.errors import CannotDecrypt
 from core.redis.client import Redis
 from core.redis.keys import Keys
 from core.security.authorized_user import AuthorizedUser
 from core.security.credential_store import CredentialStore, StoredCredential, seal, unseal
-from core.security.crypto import CannotDecrypt, KeyRing, new_key
+from core.security.crypto import KeyRing, new_key
 from core.security.tenants import TenantDirectory
 from devstack.tenants import write_keys_file
 from tests.clocks import FakeClock

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import httpx
 
+from core.errors import Reason, UpstreamRejected, UpstreamRetryable, UpstreamUnauthenticated
 from core.redis.token_bucket import Unlimited
 from core.runtime.metrics import Metrics
 from worker.credentials import TokenSource
 from worker.deadline import remaining_s
-from worker.gemini.errors import error_from_response
-from worker.upstream_errors import UpstreamRejected, UpstreamRetryable, UpstreamUnauthenticated
+from worker.gemini.envelope import error_from_response
 
 Json = dict[str, Any]
 
@@ -52,37 +51,6 @@ class GeminiClient:
 
     async def get_tuned_model(self, auth: TokenSource, name: str) -> Json:
         return await self._call(auth, "GET", f"/v1beta/{name}")
-
-    async def list_tuned_models(
-        self, auth: TokenSource, *, page_size: int = 0, page_token: str = "", filter_text: str = ""
-    ) -> tuple[list[Json], str]:
-        """One page of the caller's tuned models and the next page's token ("" at the end)."""
-        params = _page_params(page_size, page_token) | (
-            {"filter": filter_text} if filter_text else {}
-        )
-        answer = await self._call(auth, "GET", "/v1beta/tunedModels", params=params)
-        return list(answer.get("tunedModels", [])), str(answer.get("nextPageToken", ""))
-
-    async def iter_tuned_models(
-        self, auth: TokenSource, *, page_size: int = 100, filter_text: str = ""
-    ) -> AsyncIterator[Json]:
-        """Every tuned model, following nextPageToken."""
-        token = ""
-        while True:
-            models, token = await self.list_tuned_models(
-                auth, page_size=page_size, page_token=token, filter_text=filter_text
-            )
-            for model in models:
-                yield model
-            if not token:
-                return
-
-    async def patch_tuned_model(
-        self, auth: TokenSource, name: str, body: Json, update_mask: list[str]
-    ) -> Json:
-        """PATCH with `updateMask` as a query parameter (comma-separated camelCase paths)."""
-        params = {"updateMask": ",".join(update_mask)} if update_mask else {}
-        return await self._call(auth, "PATCH", f"/v1beta/{name}", json=body, params=params)
 
     async def delete_tuned_model(self, auth: TokenSource, name: str) -> None:
         await self._call(auth, "DELETE", f"/v1beta/{name}")
@@ -118,7 +86,8 @@ class GeminiClient:
                 f"{exc.message} (again after a token refresh)",
                 http_status=401,
                 status=exc.status or "UNAUTHENTICATED",
-                reason=exc.reason,
+                upstream_reason=exc.upstream_reason,
+                reason=Reason.UPSTREAM_UNAUTHENTICATED,
             ) from exc
 
     async def _send(self, auth: TokenSource, method: str, path: str, **kwargs: Any) -> Json:

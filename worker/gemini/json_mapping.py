@@ -9,7 +9,7 @@ from google.rpc import code_pb2
 
 from core.domain.job import Progress, Snapshot
 from core.domain.upstream import UpstreamRef, UpstreamState, UpstreamStatus
-from core.errors import JobError
+from core.errors import JobError, Reason
 from worker.provider import TuningRequest
 
 Json = dict[str, Any]
@@ -69,7 +69,7 @@ def _ended_with_error(error: Json, common: dict[str, Any]) -> UpstreamStatus:
     code = int(error.get("code", code_pb2.UNKNOWN))
     state = UpstreamState.CANCELLED if code == code_pb2.CANCELLED else UpstreamState.FAILED
     message = str(error.get("message") or "tuning failed upstream")
-    job_error = JobError(code, f"upstream: {message}", "UPSTREAM_TUNING_FAILED")
+    job_error = JobError.of(Reason.UPSTREAM_TUNING_FAILED, f"upstream: {message}", code=code)
     return UpstreamStatus(state=state, error=job_error, **common)
 
 
@@ -89,9 +89,7 @@ def status_from_model(model: Json, ref: UpstreamRef) -> UpstreamStatus:
     if state == "ACTIVE":
         return UpstreamStatus(state=UpstreamState.SUCCEEDED, **common)
     if state == "FAILED":
-        error = JobError(
-            code_pb2.UNKNOWN, "upstream: tuned model is FAILED", "UPSTREAM_TUNING_FAILED"
-        )
+        error = JobError.of(Reason.UPSTREAM_TUNING_FAILED, "upstream: tuned model is FAILED")
         return UpstreamStatus(state=UpstreamState.FAILED, error=error, **common)
     return UpstreamStatus(state=UpstreamState.RUNNING, **common)
 

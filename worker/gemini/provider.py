@@ -6,11 +6,11 @@ import contextlib
 import logging
 
 from core.domain.upstream import UpstreamRef, UpstreamStatus
+from core.errors import UpstreamAlreadyExists, UpstreamNotFound
 from worker.credentials import TokenSource
 from worker.gemini.client import GeminiClient
 from worker.gemini.json_mapping import status_from_model, status_from_operation, tuned_model_body
 from worker.provider import TuningRequest
-from worker.upstream_errors import UpstreamAlreadyExists, UpstreamNotFound
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ import pytest
 
 from core.domain.job import Job
 from core.domain.states import JobState
-from core.errors import AlreadyExists, LeaseLost
+from core.errors import AlreadyExists, LeaseHeld, LeaseLost
 from core.redis.client import Redis
-from core.redis.job_store import JobStore, LeaseHeld
+from core.redis.job_store import JobStore
 from core.redis.keys import Keys
 from core.redis.schedule import Schedule
 

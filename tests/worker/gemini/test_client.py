@@ -9,18 +9,18 @@ import pytest
 from google.oauth2.credentials import Credentials
 
 from core.domain.upstream import UpstreamRef
-from core.security.authorized_user import TUNING_SCOPE
-from core.security.google_transport import HttpxRequest
-from tests.worker.conftest import Upstream
-from worker.credentials import OAuthTokenSource
-from worker.gemini.json_mapping import status_from_operation
-from worker.upstream_errors import (
+from core.errors import (
     UpstreamAlreadyExists,
     UpstreamNotFound,
     UpstreamRejected,
     UpstreamRetryable,
     UpstreamScopeInsufficient,
 )
+from core.security.authorized_user import TUNING_SCOPE
+from core.security.google_transport import HttpxRequest
+from tests.worker.conftest import Upstream
+from worker.credentials import OAuthTokenSource
+from worker.gemini.json_mapping import status_from_operation
 
 BASE = "models/gemini-1.5-flash-001-tuning"
 
@@ -37,7 +37,7 @@ def body(display_name: str = "numbers", examples: int = 20) -> dict[str, object]
     }
 
 
-async def test_create_get_patch_generate_delete(upstream: Upstream) -> None:
+async def test_create_get_generate_delete(upstream: Upstream) -> None:
     auth, client = upstream.auth(), upstream.client
     op = await client.create_tuned_model(auth, "tj-one", body())
     assert op["metadata"]["totalSteps"] == 10
@@ -47,10 +47,6 @@ async def test_create_get_patch_generate_delete(upstream: Upstream) -> None:
     ref = UpstreamRef("tunedModels/tj-one", op["name"])
     status = status_from_operation(await client.get_operation(auth, op["name"]), ref)
     assert status.state == "SUCCEEDED" and len(status.snapshots) == 10
-    patched = await client.patch_tuned_model(
-        auth, "tunedModels/tj-one", {"description": "ready"}, ["description"]
-    )
-    assert patched["description"] == "ready"
     answer = await client.generate_content(auth, "tunedModels/tj-one", "7")
     assert answer["candidates"][0]["content"]["parts"][0]["text"]
     await client.delete_tuned_model(auth, "tunedModels/tj-one")
@@ -58,16 +54,12 @@ async def test_create_get_patch_generate_delete(upstream: Upstream) -> None:
         await client.get_tuned_model(auth, "tunedModels/tj-one")
 
 
-async def test_list_follows_pages(upstream: Upstream) -> None:
+async def test_list_operations_finds_each_models_own(upstream: Upstream) -> None:
     auth = upstream.auth()
-    for n in range(7):
+    for n in range(3):
         await upstream.client.create_tuned_model(auth, f"tj-m{n}", body(f"m{n}"))
-    first, token = await upstream.client.list_tuned_models(auth, page_size=3)
-    assert len(first) == 3 and token
-    names = [m["name"] async for m in upstream.client.iter_tuned_models(auth, page_size=3)]
-    assert names == [f"tunedModels/tj-m{n}" for n in range(7)]
     ops, _ = await upstream.client.list_operations(auth, "tunedModels/tj-m0")
-    assert len(ops) == 1
+    assert len(ops) == 1 and ops[0]["name"].startswith("tunedModels/tj-m0/operations/")
 
 
 async def test_a_401_earns_one_refresh_and_one_retry(upstream: Upstream) -> None:

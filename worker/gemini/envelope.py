@@ -1,4 +1,10 @@
-"""The google.rpc error envelope of the Gemini API, parsed into typed upstream errors."""
+"""The Gemini API's google.rpc error envelope, translated into the project's upstream errors.
+
+The translation happens here, at the boundary: the HTTP status picks the class (what the
+worker does about it: core.errors' `UpstreamError` branch), and the envelope's own
+`status`, ErrorInfo `reason` and retry delay are kept on the error, for its ErrorInfo
+metadata. The reason callers match on is always ours.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,8 @@ from typing import Any
 
 import httpx
 
-from worker.upstream_errors import (
-    SCOPE_INSUFFICIENT,
+from core.errors import (
+    Reason,
     UpstreamAlreadyExists,
     UpstreamError,
     UpstreamNotFound,
@@ -26,19 +32,20 @@ def error_from_response(response: httpx.Response) -> UpstreamError:
     """The typed error for a non-2xx answer."""
     error = _envelope(response)
     details = error.get("details") or []
-    kind = _kind(response.status_code)
-    if kind is UpstreamRejected and _reason(details) == SCOPE_INSUFFICIENT:
-        kind = UpstreamScopeInsufficient
+    upstream_reason = _reason(details)
+    kind = _kind(response.status_code, upstream_reason)
     return kind(
         str(error.get("message") or response.reason_phrase or "no message"),
         http_status=response.status_code,
         status=str(error.get("status") or ""),
-        reason=_reason(details),
+        upstream_reason=upstream_reason,
         retry_after_s=_retry_after_s(details, response.headers.get("retry-after")),
+        # A 429 is told apart from other transient failures (its own retry metric).
+        reason=Reason.UPSTREAM_RESOURCE_EXHAUSTED if response.status_code == 429 else None,
     )
 
 
-def _kind(http_status: int) -> type[UpstreamError]:
+def _kind(http_status: int, upstream_reason: str) -> type[UpstreamError]:
     if http_status == 401:
         return UpstreamUnauthenticated
     if http_status == 404:
@@ -47,6 +54,9 @@ def _kind(http_status: int) -> type[UpstreamError]:
         return UpstreamAlreadyExists
     if http_status in (408, 429) or http_status >= 500:
         return UpstreamRetryable
+    # Our reason for it keeps the upstream's name: the tuning guide's own case.
+    if upstream_reason == Reason.ACCESS_TOKEN_SCOPE_INSUFFICIENT:
+        return UpstreamScopeInsufficient
     return UpstreamRejected
 
 
