@@ -437,9 +437,13 @@ class JobError:
 
 
 class TuningError(Exception):
-    """Root of the project's errors: a google.rpc `code`, a `reason`, ErrorInfo `metadata`."""
+    """Root of the project's errors: a `reason`, its google.rpc `code`, ErrorInfo `metadata`.
 
-    code: int = code_pb2.INTERNAL
+    Each class names its default reason; the code is the reason's (`Reason.code`), so the
+    two are written once, in `Reason`. Only an upstream error may carry another code: the
+    one the upstream answered with.
+    """
+
     reason: Reason = Reason.INTERNAL
 
     def __init__(
@@ -454,6 +458,7 @@ class TuningError(Exception):
         self.metadata = dict(metadata or {})
         if reason is not None:
             self.reason = reason
+        self.code: int = self.reason.code
 
     def job_error(self) -> JobError:
         """The error to keep on a job this error ended."""
@@ -468,7 +473,6 @@ class RequestError(TuningError):
 
 
 class InvalidArgument(RequestError):
-    code = code_pb2.INVALID_ARGUMENT
     reason = Reason.INVALID_ARGUMENT
 
     def __init__(
@@ -483,17 +487,14 @@ class InvalidArgument(RequestError):
 
 
 class NotFound(RequestError):
-    code = code_pb2.NOT_FOUND
     reason = Reason.NOT_FOUND
 
 
 class AlreadyExists(RequestError):
-    code = code_pb2.ALREADY_EXISTS
     reason = Reason.ALREADY_EXISTS
 
 
 class FailedPrecondition(RequestError):
-    code = code_pb2.FAILED_PRECONDITION
     reason = Reason.FAILED_PRECONDITION
 
 
@@ -511,12 +512,10 @@ class AccessError(TuningError):
 
 
 class Unauthenticated(AccessError):
-    code = code_pb2.UNAUTHENTICATED
     reason = Reason.UNAUTHENTICATED
 
 
 class PermissionDenied(AccessError):
-    code = code_pb2.PERMISSION_DENIED
     reason = Reason.PERMISSION_DENIED
 
 
@@ -544,7 +543,6 @@ class Retryable(TuningError):
 class ResourceExhausted(Retryable):
     """A limit is reached; `subject` says which, for QuotaFailure (e.g. `tenant:search`)."""
 
-    code = code_pb2.RESOURCE_EXHAUSTED
     reason = Reason.RESOURCE_EXHAUSTED
     subject = ""
 
@@ -582,7 +580,6 @@ class RateLimited(ResourceExhausted):
 
 
 class Unavailable(Retryable):
-    code = code_pb2.UNAVAILABLE
     reason = Reason.STORE_UNAVAILABLE
 
 
@@ -596,28 +593,24 @@ class InternalError(TuningError):
 class Conflict(InternalError):
     """A compare-and-set lost a race; retried by the store's caller."""
 
-    code = code_pb2.ABORTED
     reason = Reason.CONFLICT
 
 
 class LeaseLost(InternalError):
     """A worker's lease on a job was taken over; its writes are refused (fencing)."""
 
-    code = code_pb2.ABORTED
     reason = Reason.LEASE_LOST
 
 
 class LeaseHeld(InternalError):
     """Another worker holds the job's lease."""
 
-    code = code_pb2.ABORTED
     reason = Reason.LEASE_HELD
 
 
 class JobGone(InternalError):
     """The job record no longer exists."""
 
-    code = code_pb2.NOT_FOUND
     reason = Reason.JOB_GONE
 
 
@@ -629,7 +622,6 @@ class UpstreamError(TuningError):
     envelope and go into the ErrorInfo metadata; `reason` is ours. The code is the upstream's
     status when it named one. `retry_after_s` is what the upstream asked for (0: nothing)."""
 
-    code = code_pb2.UNKNOWN
     reason = Reason.UPSTREAM_ERROR
     retry_after_s: float = 0.0
 
@@ -706,8 +698,6 @@ class UpstreamNotFound(UpstreamRejected):
 
 class CredentialError(UpstreamRejected):
     """The tenant's OAuth credential is missing or was refused; a person must fix it."""
-
-    code = code_pb2.FAILED_PRECONDITION
 
     def __init__(self, message: str, *, reason: Reason) -> None:
         super().__init__(message, reason=reason)

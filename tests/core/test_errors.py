@@ -63,12 +63,17 @@ def test_every_reason_has_a_code_a_meaning_and_an_action(reason: Reason) -> None
     assert reason.value == reason.name  # what callers match on is the member's own name
 
 
-def test_each_class_default_reason_has_the_class_code() -> None:
-    """An upstream error's code is the upstream's; every other class agrees with its reason."""
+def test_an_errors_code_is_its_reasons_unless_the_upstream_named_one() -> None:
     for value in vars(errors).values():
-        is_error = isinstance(value, type) and issubclass(value, TuningError)
-        if is_error and not issubclass(value, UpstreamError):
-            assert value.reason.code == value.code, value.__name__
+        if isinstance(value, type) and issubclass(value, TuningError):
+            assert isinstance(value.reason, Reason), value.__name__
+    assert errors.FailedPrecondition("x").code == code_pb2.FAILED_PRECONDITION
+    assert errors.NotFound("x", reason=Reason.TENANT_NOT_FOUND).code == code_pb2.NOT_FOUND
+    assert errors.Unavailable("x").code == code_pb2.UNAVAILABLE
+    assert errors.UpstreamNotFound("gone").code == code_pb2.NOT_FOUND
+    named = errors.UpstreamRejected("bad", http_status=400, status="INVALID_ARGUMENT")
+    assert (named.code, named.reason) == (code_pb2.INVALID_ARGUMENT, Reason.UPSTREAM_REJECTED)
+    assert isinstance(named, UpstreamError)
 
 
 def _details(status: status_pb2.Status) -> dict[str, Message]:
