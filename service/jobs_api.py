@@ -10,6 +10,7 @@ import math
 
 from core.domain import lifecycle
 from core.domain.job import JOB_NAME_PREFIX, Job, Progress, new_job_id
+from core.domain.quotas import QuotasFor
 from core.domain.states import JobState
 from core.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound, Reason
 from core.redis.admission import Admission
@@ -19,7 +20,6 @@ from core.runtime.clock import Clock
 from core.runtime.settings import Settings
 from service import listing
 from service.convert import job_from_request
-from service.create_quota import CreateQuota
 from service.dataset_store import DatasetStore
 from service.datasets_api import dataset_id_of
 from service.request_parsing import ParsedCreate
@@ -38,7 +38,7 @@ class JobsApi:
         schedule: Schedule,
         datasets: DatasetStore,
         admission: Admission,
-        create_quota: CreateQuota,
+        quotas_for: QuotasFor,
         settings: Settings,
         clock: Clock,
     ):
@@ -46,7 +46,7 @@ class JobsApi:
         self._schedule = schedule
         self._datasets = datasets
         self._admission = admission
-        self._create_quota = create_quota
+        self._quotas_for = quotas_for
         self._settings = settings
         self._clock = clock
 
@@ -69,12 +69,11 @@ class JobsApi:
             now=self._clock(),
         )
         job, content = await self._training_data(job, examples)
+        quotas = self._quotas_for(tenant)
         if request.validate_only:
-            await self._create_quota.check(tenant)
+            await self._store.check_create_quota(tenant, quotas)
             return job.replace(progress=Progress(total_steps=estimated_total_steps(job))), 0
-        stored, created, position = await self._store.create(
-            job, content, quota=self._create_quota.rate(tenant)
-        )
+        stored, created, position = await self._store.create(job, content, quotas=quotas)
         if stored.deleted:
             raise AlreadyExists(
                 f"request_id {request.request_id!r} made {stored.name}, which was deleted; "

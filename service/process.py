@@ -11,7 +11,8 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from core.redis.admission import Admission, QuotasFor
+from core.domain.quotas import QuotasFor
+from core.redis.admission import Admission
 from core.redis.client import Redis, RedisEndpoints, connect, refuse_evicting_redis
 from core.redis.job_store import JobStore
 from core.redis.keys import Keys
@@ -24,7 +25,6 @@ from core.runtime.signals import stop_signals
 from core.security.crypto import watch_keys
 from core.security.tenants import TenantDirectory
 from service.auth import Authenticator
-from service.create_quota import CreateQuota
 from service.credential_servicer import add_credential_service
 from service.dataset_store import DatasetStore
 from service.datasets_api import DatasetsApi
@@ -100,7 +100,7 @@ async def start_api(
         schedule,
         datasets,
         Admission(redis, keys, schedule, quotas),
-        CreateQuota(redis, keys, quotas),
+        quotas,
         settings,
         clock,
     )

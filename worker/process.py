@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from core.redis.admission import Admission, QuotasFor
+from core.domain.quotas import QuotasFor
+from core.redis.admission import Admission
 from core.redis.client import Redis, connect, refuse_evicting_redis
 from core.redis.job_store import JobStore
 from core.redis.keys import Keys

@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class TenantQuotas:
-    """What one tenant may use."""
+    """What one tenant may use.
+
+    The create quota is a token bucket: `creates_per_minute` refill it, and up to
+    `create_burst` (at least 1) may be spent at once.
+    """
 
     max_running: int
     creates_per_minute: float
     create_burst: int
+
+    @property
+    def creates_per_s(self) -> float:
+        return self.creates_per_minute / 60
+
+
+QuotasFor = Callable[[str], TenantQuotas]
+"""Each tenant's quotas, by tenant id (the tenants file over the settings' defaults)."""
 
 
 @dataclass(frozen=True)

@@ -16,18 +16,15 @@ sweep (worker.sweep) puts both back.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
-from core.domain.quotas import TenantQuotas
+from core.domain.quotas import QuotasFor
 from core.redis.client import Redis, translated_errors
 from core.redis.keys import Keys
 from core.redis.schedule import Schedule
 from core.redis.scripts import Scripts, admit_call, mark_served_call
 
 log = logging.getLogger(__name__)
-
-QuotasFor = Callable[[str], TenantQuotas]
 
 
 class Admission:

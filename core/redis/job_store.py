@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
 from core.domain.job import Job
+from core.domain.quotas import TenantQuotas
 from core.errors import AlreadyExists, Conflict, CreateQuotaSpent, LeaseHeld, LeaseLost, Reason
 from core.redis.client import Redis, text, translated_errors
 from core.redis.keys import Keys
@@ -25,6 +26,7 @@ from core.redis.scripts import (
     remove_call,
     renew_call,
     save_call,
+    token_bucket_call,
 )
 from core.runtime.clock import Clock, system_clock
 
@@ -37,13 +39,6 @@ class Versioned:
 
     job: Job
     version: int
-
-
-class CreateRate(NamedTuple):
-    """A tenant's create quota: tokens per second, and how many may be spent at once."""
-
-    per_s: float
-    burst: int
 
 
 class Created(NamedTuple):
@@ -74,16 +69,17 @@ class JobStore:
         self._scripts = Scripts(redis)
 
     async def create(
-        self, job: Job, examples: bytes, *, quota: CreateRate | None = None
+        self, job: Job, examples: bytes, *, quotas: TenantQuotas | None = None
     ) -> Created:
         """Store a new job; if its id exists, return that job (a client retry).
 
-        A new job spends one token of the tenant's `quota` in the same step; CreateQuotaSpent
-        (with the wait) if there is none. Raises AlreadyExists when the existing job came
-        from a different request.
+        The tenant's create quota is a token bucket in the tenant's hash slot, spent by the
+        CREATE script in the same step that stores a new job, so a client's retry of a
+        request that already made its job costs no token. A new job spends one token of
+        `quotas` (None: no limit); CreateQuotaSpent, with the wait, if there is none.
+        Raises AlreadyExists when the existing job came from a different request.
         """
         keys, tenant = self._keys, job.tenant
-        rate = quota or CreateRate(0.0, 1)
         call = create_call(
             job_key=keys.job(tenant, job.id),
             data_key=keys.job_data(tenant, job.id),
@@ -97,17 +93,15 @@ class JobStore:
             state=job.state.value,
             examples=examples,
             job_id=job.id,
-            creates_per_s=rate.per_s,
-            create_burst=rate.burst,
+            creates_per_s=0.0 if quotas is None else quotas.creates_per_s,
+            create_burst=1 if quotas is None else max(quotas.create_burst, 1),
         )
         with translated_errors():
             reply = await self._scripts.run(call)
         if reply[0] == 1:
             return Created(job, True, int(reply[1]))
-        if reply[0] == -1:
-            raise CreateQuotaSpent(
-                tenant, per_minute=rate.per_s * 60, retry_after_s=int(reply[1]) / 1000
-            )
+        if reply[0] == -1 and quotas is not None:
+            raise _create_quota_spent(tenant, quotas, wait_ms=int(reply[1]))
         if text(reply[1]) != job.request_hash:
             raise AlreadyExists(
                 "request_id was already used for a different job; "
@@ -115,6 +109,20 @@ class JobStore:
                 reason=Reason.REQUEST_ID_REUSED,
             )
         return Created(Job.from_json(reply[2]), False, int(reply[3]))
+
+    async def check_create_quota(self, tenant: str, quotas: TenantQuotas) -> None:
+        """CreateQuotaSpent if `create` would be refused now; spends nothing (validate_only)."""
+        call = token_bucket_call(
+            bucket_key=self._keys.tenant_create_bucket(tenant),
+            rate_per_s=quotas.creates_per_s,
+            burst=max(quotas.create_burst, 1),
+            max_wait_ms=0,
+            take=False,
+        )
+        with translated_errors():
+            wait_ms = int(await self._scripts.run(call))
+        if wait_ms < 0:
+            raise _create_quota_spent(tenant, quotas, wait_ms=-wait_ms)
 
     async def read(self, tenant: str, job_id: str) -> Versioned | None:
         """The job with its version, including a deleted one awaiting clean-up."""
@@ -282,6 +290,12 @@ class JobStore:
         with translated_errors():
             reply = await self._scripts.run(call)
         return bool(reply)
+
+
+def _create_quota_spent(tenant: str, quotas: TenantQuotas, *, wait_ms: int) -> CreateQuotaSpent:
+    return CreateQuotaSpent(
+        tenant, per_minute=quotas.creates_per_minute, retry_after_s=wait_ms / 1000
+    )
 
 
 def _saved(reply: int, new: Job) -> Versioned:

@@ -36,8 +36,7 @@ MAX_TAKES = 3
 class RedisTokenBucket:
     """`rate_per_s` requests per second across the fleet, bursts of `burst`.
 
-    `bucket_key` names the bucket's hash (core.redis.keys: `rate_limit` for a fleet-wide
-    bucket, `tenant_create_bucket` for a tenant's create quota). `late_s`: how late after its
+    `bucket_key` names the bucket's hash (core.redis.keys.rate_limit). `late_s`: how late after its
     reserved moment a caller may wake and still use its token (see the module docstring);
     `monotonic` and `sleep` are the seams for time.
     """
@@ -70,7 +69,7 @@ class RedisTokenBucket:
         taken; at most MAX_TAKES in all. A token free at once is used at once.
         """
         for _ in range(MAX_TAKES):
-            wait_s = await self._wait_s(take=True)
+            wait_s = await self._take_s()
             if not wait_s:
                 return
             # The moment was set when the script ran, a little before its answer came.
@@ -79,26 +78,17 @@ class RedisTokenBucket:
             if self._monotonic() - due_s <= self._late_s:
                 return
 
-    async def check(self) -> None:
-        """RateLimited if `acquire` would be refused now; takes nothing."""
-        await self._wait_s(take=False)
-
-    async def wait_ms(self, *, take: bool) -> int:
-        """The bucket's answer: ms until the token taken (or, not taking, the next one) may
-        be used; minus that wait, nothing taken, when it is over `max_wait_s`."""
+    async def _take_s(self) -> float:
+        """Take a token: seconds until it may be used; RateLimited if that is too long."""
         call = token_bucket_call(
             bucket_key=self._bucket_key,
             rate_per_s=self._rate_per_s,
             burst=self._burst,
             max_wait_ms=self._max_wait_ms,
-            take=take,
+            take=True,
         )
         with translated_errors():
-            return int(await self._scripts.run(call))
-
-    async def _wait_s(self, *, take: bool) -> float:
-        """Seconds until the token taken (or, not taking, the next one) may be used."""
-        wait_ms = await self.wait_ms(take=take)
+            wait_ms = int(await self._scripts.run(call))
         if wait_ms < 0:
             raise RateLimited("upstream request budget spent", retry_after_s=-wait_ms / 1000)
         return wait_ms / 1000
