@@ -91,36 +91,22 @@ async def start_api(
     if token_http is None:
         token_http = resources.enter_context(httpx.Client(timeout=settings.token_timeout_s))
     keys = Keys(settings.redis_key_prefix)
-    datasets = DatasetStore(redis, keys)
-    schedule = Schedule(redis, keys)
-    quotas = quotas_for or tenants.quotas_for(settings.default_quotas())
-    store = JobStore(redis, keys, clock)
-    api = JobsApi(
-        store,
-        schedule,
-        datasets,
-        Admission(redis, keys, schedule, quotas),
-        quotas,
-        settings,
-        clock,
-    )
     server = grpc.aio.server(options=server_options(settings))
     observer = RpcObserver(metrics or Metrics.create())
     auth = Authenticator(tenants, mutual_tls=bool(settings.tls_client_ca_file))
     registrar = Registrar(server, chained(auth.wrap, observer.wrap))
     status_cache = status_cache_of(settings, keys)
-    status = StatusReader(api, store, keys, status_cache)
-    servicer = TuningServicer(api, DatasetsApi(datasets, settings, clock), status)
-    registrar.add_generic_rpc_handlers([generic_handler(servicer)])
+    quotas = quotas_for or tenants.quotas_for(settings.default_quotas())
+    tuning = tuning_servicer(settings, redis, quotas, status_cache, clock)
+    registrar.add_generic_rpc_handlers([generic_handler(tuning)])
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar.stand_in)
-    key_ring = watch_keys(settings.encryption_keys_file)
     admin = add_credential_service(
         registrar,
         settings=settings,
         redis=redis,
         tenants=tenants,
-        keys=key_ring,
+        keys=watch_keys(settings.encryption_keys_file),
         token_http=token_http,
         clock=clock,
     )
@@ -135,6 +121,24 @@ async def start_api(
     if status_cache is not None:
         await status_cache.start()
     return ApiServer(server, port, redis_health, resources=resources, status_cache=status_cache)
+
+
+def tuning_servicer(
+    settings: Settings,
+    redis: Redis,
+    quotas: QuotasFor,
+    status_cache: NearCache[CachedStatus] | None,
+    clock: Clock,
+) -> TuningServicer:
+    """The TuningService's behaviour over Redis: jobs, datasets and the status read."""
+    keys = Keys(settings.redis_key_prefix)
+    datasets = DatasetStore(redis, keys)
+    schedule = Schedule(redis, keys)
+    store = JobStore(redis, keys, clock)
+    admission = Admission(redis, keys, schedule, quotas)
+    jobs = JobsApi(store, schedule, datasets, admission, quotas, settings, clock)
+    status = StatusReader(jobs, store, keys, status_cache)
+    return TuningServicer(jobs, DatasetsApi(datasets, settings, clock), status)
 
 
 def status_cache_of(settings: Settings, keys: Keys) -> NearCache[CachedStatus] | None:
