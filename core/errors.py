@@ -51,6 +51,27 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 ERROR_DOMAIN = "tuning.internal"
 
+ECHO_MAX_CHARS = 64
+"""The most of a caller's value an error repeats back (`echo`)."""
+MESSAGE_MAX_CHARS = 1024
+"""The longest message or detail text a status carries: gRPC clients refuse trailers over
+16 KiB, and an error must never be larger than the request that caused it."""
+
+
+def echo(value: object, max_chars: int = ECHO_MAX_CHARS) -> str:
+    """`repr(value)` for an error message, cut to `max_chars` with an ellipsis.
+
+    Every value a caller sent that an error repeats goes through here, so a 5 MB name
+    cannot make a 10 MB answer.
+    """
+    text = repr(value)
+    return text if len(text) <= max_chars else text[: max_chars - 1] + "\u2026"
+
+
+def _bounded(text: str, max_chars: int = MESSAGE_MAX_CHARS) -> str:
+    return text if len(text) <= max_chars else text[: max_chars - 1] + "\u2026"
+
+
 _C = code_pb2
 _RETRY = "Retry after RetryInfo's delay."
 _WORKER = "Nothing: worker-internal, the job is visited again."
@@ -723,17 +744,19 @@ def to_status(error: TuningError | JobError) -> status_pb2.Status:
 
     ErrorInfo always (a job's with the metadata it was kept with); then, for a raised
     error, BadRequest for an InvalidArgument with violations, RetryInfo for a Retryable,
-    QuotaFailure for a ResourceExhausted.
+    QuotaFailure for a ResourceExhausted. Every text is bounded (MESSAGE_MAX_CHARS), the
+    backstop behind `echo`.
     """
-    status = status_pb2.Status(code=error.code, message=error.message)
-    info = error_details_pb2.ErrorInfo(
-        reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata
-    )
+    status = status_pb2.Status(code=error.code, message=_bounded(error.message))
+    metadata = {k: _bounded(v, ECHO_MAX_CHARS * 4) for k, v in error.metadata.items()}
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=metadata)
     status.details.add().Pack(info)
     if isinstance(error, InvalidArgument) and error.violations:
         bad = error_details_pb2.BadRequest()
         for v in error.violations:
-            bad.field_violations.add(field=v.field, description=v.description)
+            bad.field_violations.add(
+                field=_bounded(v.field, ECHO_MAX_CHARS * 4), description=_bounded(v.description)
+            )
         status.details.add().Pack(bad)
     if isinstance(error, Retryable):
         delay = duration_pb2.Duration()
@@ -741,6 +764,8 @@ def to_status(error: TuningError | JobError) -> status_pb2.Status:
         status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
     if isinstance(error, ResourceExhausted):
         quota = error_details_pb2.QuotaFailure()
-        quota.violations.add(subject=error.subject or error.reason, description=error.message)
+        quota.violations.add(
+            subject=_bounded(error.subject or error.reason), description=_bounded(error.message)
+        )
         status.details.add().Pack(quota)
     return status

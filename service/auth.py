@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 
-from core.errors import PermissionDenied, Reason, TuningError, Unauthenticated, to_status
+from core.errors import PermissionDenied, Reason, TuningError, Unauthenticated, echo, to_status
 from core.runtime import logs
 from core.security.tenants import Role, Tenant, TenantDirectory
 from service.errors import abort
@@ -63,7 +63,7 @@ def authenticate(directory: TenantDirectory, token: str | None, common_name: str
     by_cert = directory.get(common_name)
     if by_cert is None:
         raise Unauthenticated(
-            f"the client certificate's Common Name {common_name[:64]!r} names no tenant",
+            f"the client certificate's Common Name {echo(common_name)} names no tenant",
             reason=Reason.CERTIFICATE_UNKNOWN,
         )
     if by_token is not None and by_token.id != by_cert.id:

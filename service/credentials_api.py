@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from core.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, Reason
+from core.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, Reason, echo
 from core.runtime.clock import Clock
 from core.security.authorized_user import AuthorizedUser
 from core.security.credential_store import CredentialStore, StoredCredential, seal
@@ -113,7 +113,7 @@ class CredentialsApi:
             return CredentialInfo.of_record(record)
         if tenant.credentials_file is None:
             raise NotFound(
-                f"tenant {tenant_id!r} has no OAuth credential", reason=Reason.NO_CREDENTIAL
+                f"tenant {echo(tenant_id)} has no OAuth credential", reason=Reason.NO_CREDENTIAL
             )
         return _file_info(tenant_id, tenant.credentials_file)
 
@@ -122,7 +122,8 @@ class CredentialsApi:
         self._tenant(tenant_id)
         if not await self._store.delete(tenant_id):
             raise NotFound(
-                f"tenant {tenant_id!r} has no stored OAuth credential", reason=Reason.NO_CREDENTIAL
+                f"tenant {echo(tenant_id)} has no stored OAuth credential",
+                reason=Reason.NO_CREDENTIAL,
             )
         log.info("credential of tenant %s deleted by %s", tenant_id, actor)
 
@@ -131,7 +132,7 @@ class CredentialsApi:
             raise InvalidArgument("tenant is required", [FieldViolation("tenant", "required")])
         tenant = self._tenants.tenant(tenant_id)
         if tenant is None:
-            raise NotFound(f"no tenant {tenant_id[:64]!r}", reason=Reason.TENANT_NOT_FOUND)
+            raise NotFound(f"no tenant {echo(tenant_id)}", reason=Reason.TENANT_NOT_FOUND)
         return tenant
 
     def _ring(self) -> KeyRing:

@@ -26,7 +26,7 @@ from typing import Generic, NamedTuple, TypeAlias, TypeVar
 import orjson
 
 from core.domain.job import Example
-from core.errors import FieldViolation
+from core.errors import FieldViolation, echo
 from core.runtime.settings import Settings
 
 _DEFAULTS = Settings()  # the limits' defaults are the settings' own
@@ -146,7 +146,8 @@ def parse_dataset(
     parser = _PARSERS.get(fmt)
     if parser is None:
         known = ", ".join(DatasetFormat)
-        return _refused(len(raw), FieldViolation("format", f"unknown format {fmt!r}; use {known}"))
+        violation = FieldViolation("format", f"unknown format {echo(fmt)}; use {known}")
+        return _refused(len(raw), violation)
     maybe_surrogates = _SURROGATE_ESCAPE.search(text) is not None
     return _check(parser(text, options), len(raw), options, maybe_surrogates=maybe_surrogates)
 
@@ -349,7 +350,7 @@ def _csv_records(text: str, options: DatasetOptions) -> Iterator[_Item]:
 
 def _missing_columns(header: list[str], options: DatasetOptions) -> list[FieldViolation]:
     return [
-        _header_violation(f"no column named {name!r}; columns found: {_names(header)}", options)
+        _header_violation(f"no column named {echo(name)}; columns found: {_names(header)}", options)
         for name in (options.input_field, options.output_field)
         if name not in header
     ]

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from core.domain.job import encode_pairs, random_id
-from core.errors import FieldViolation, InvalidArgument, NotFound
+from core.errors import FieldViolation, InvalidArgument, NotFound, echo
 from core.runtime.clock import Clock
 from core.runtime.settings import Settings
 from service.dataset_parsing import DatasetFormat, DatasetOptions, parse_dataset
@@ -93,7 +93,7 @@ def dataset_id_of(name: str, field: str) -> str:
     dataset_id = name.removeprefix(DATASET_NAME_PREFIX)
     if not name.startswith(DATASET_NAME_PREFIX) or not dataset_id or "/" in dataset_id:
         raise InvalidArgument(
-            f"invalid dataset name {name!r}", [FieldViolation(field, "must be datasets/{id}")]
+            f"invalid dataset name {echo(name)}", [FieldViolation(field, "must be datasets/{id}")]
         )
     return dataset_id
 

@@ -12,7 +12,7 @@ from core.domain import lifecycle
 from core.domain.job import JOB_NAME_PREFIX, Job, Progress, new_job_id
 from core.domain.quotas import QuotasFor
 from core.domain.states import JobState
-from core.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound, Reason
+from core.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound, Reason, echo
 from core.redis.admission import Admission
 from core.redis.job_store import JobStore
 from core.redis.schedule import Schedule
@@ -76,7 +76,7 @@ class JobsApi:
         stored, created, position = await self._store.create(job, content, quotas=quotas)
         if stored.deleted:
             raise AlreadyExists(
-                f"request_id {request.request_id!r} made {stored.name}, which was deleted; "
+                f"request_id {echo(request.request_id)} made {stored.name}, which was deleted; "
                 "use a new request_id",
                 reason=Reason.REQUEST_ID_REUSED,
             )
@@ -150,6 +150,6 @@ def job_id_of(name: str) -> str:
     job_id = name.removeprefix(JOB_NAME_PREFIX)
     if not name.startswith(JOB_NAME_PREFIX) or not job_id or "/" in job_id:
         raise InvalidArgument(
-            f"invalid name {name!r}", [FieldViolation("name", "must be tuningJobs/{id}")]
+            f"invalid name {echo(name)}", [FieldViolation("name", "must be tuningJobs/{id}")]
         )
     return job_id

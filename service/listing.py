@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from core.domain.job import Job
 from core.domain.states import JobState
-from core.errors import FieldViolation, InvalidArgument
+from core.errors import FieldViolation, InvalidArgument, echo
 from core.redis.job_store import JobStore
 
 DEFAULT_PAGE_SIZE = 50
@@ -52,7 +52,7 @@ def parse_filter(text: str) -> JobFilter:
     for term in re.split(r"\s+AND\s+", text.strip()):
         match = _TERM.fullmatch(term)
         if match is None:
-            raise _bad_filter(f"cannot read {term!r}")
+            raise _bad_filter(f"cannot read {echo(term)}")
         if match["state"]:
             names = set(re.findall(r"[A-Z_]+", match["state"])) - {"OR"}
             chosen = {_state(n) for n in names}

@@ -10,7 +10,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 
-from core.errors import FieldViolation, InvalidArgument
+from core.errors import FieldViolation, InvalidArgument, echo
 from core.runtime.settings import Settings
 from service.request_parsing import ParsedCreate
 from tuning.v1 import tuning_job_pb2
@@ -130,9 +130,10 @@ def _labels(labels: Mapping[str, str]) -> Violations:
     for key, value in sorted(labels.items()):
         if not LABEL_KEY.fullmatch(key):
             yield FieldViolation(
-                f"tuning_job.labels[{key!r}]", "key: lowercase letter, then [a-z0-9_-], at most 63"
+                f"tuning_job.labels[{echo(key)}]",
+                "key: lowercase letter, then [a-z0-9_-], at most 63",
             )
         if not LABEL_VALUE.fullmatch(value):
             yield FieldViolation(
-                f"tuning_job.labels[{key!r}]", "value: [a-z0-9_-], at most 63 characters"
+                f"tuning_job.labels[{echo(key)}]", "value: [a-z0-9_-], at most 63 characters"
             )
