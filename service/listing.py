@@ -4,13 +4,26 @@ A page walks the tenant's index newest first from a cursor, so its cost depends 
 page size, never on how many jobs the tenant has. A filter that matches rarely stops
 after MAX_SCAN index entries and answers a short page with a token to go on, as
 AIP-158 allows.
+
+Filters are read by a tokenizer and a recursive-descent parser in one pass, so their
+cost is linear in their length; the length itself is bounded first
+(`Settings.max_filter_chars`), then the number of terms (MAX_FILTER_TERMS). The language:
+`state = X`, `state = (A OR B)`, `labels.k = "v"` and `labels.k = v`, joined by AND
+(with spaces around it).
+
+Page tokens are opaque and authenticated. A token is the cursor (the index sequence to
+continue before) and an HMAC-SHA256 over the tenant, the filter's digest and the cursor,
+so a token is good only for the tenant and the filter it was issued for, and a caller
+cannot forge or alter one. The key is a random 32-byte secret that all API replicas
+share through Redis (core.redis.page_token_key). A token's shape and length are checked
+before anything is decoded; every bad token is INVALID_ARGUMENT naming `page_token`.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import json
+import hmac
 import re
 from dataclasses import dataclass
 
@@ -18,18 +31,31 @@ from core.domain.job import Job
 from core.domain.states import JobState
 from core.errors import FieldViolation, InvalidArgument, echo
 from core.redis.job_store import JobStore
+from core.redis.page_token_key import PageTokenKey
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 MAX_SCAN = 5000
+MAX_FILTER_TERMS = 32
+"""Most terms joined by AND in one filter, and most states in one `(A OR B ...)`."""
+MAX_PAGE_TOKEN_CHARS = 64
+"""Longest page token read (the tokens this service issues have 55 characters)."""
 
-_TERM = re.compile(
-    r"""\s*(?:
-        state\s*=\s*(?P<state>[A-Z_]+|\(\s*[A-Z_]+(?:\s+OR\s+[A-Z_]+)*\s*\))
-      | labels\.(?P<key>[a-z][a-z0-9_-]*)\s*=\s*(?P<value>"[^"]*"|[a-z0-9_-]+)
-    )\s*""",
-    re.VERBOSE,
+# One alternative per token kind, each starting with a different character class, and
+# none followed by anything that could fail: a match never backtracks beyond the token
+# it reads, so scanning a filter is linear in its length.
+_TOKEN = re.compile(
+    r"""(?P<space>\s+)
+      | (?P<punct>[=()])
+      | (?P<string>"[^"]*")
+      | (?P<word>[A-Za-z0-9_.-]+)
+      | (?P<other>.)""",
+    re.VERBOSE | re.DOTALL,
 )
+_STATE_NAME = re.compile(r"[A-Z_]+")
+_LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]*")
+_LABEL_VALUE = re.compile(r"[a-z0-9_-]+")
+_LABEL_PREFIX = "labels."
 
 
 @dataclass(frozen=True)
@@ -43,30 +69,135 @@ class JobFilter:
         return all(job.labels.get(k) == v for k, v in self.labels)
 
 
-def parse_filter(text: str) -> JobFilter:
-    """Parse `state = RUNNING AND labels.team = "x"`; INVALID_ARGUMENT on anything else."""
-    if not text.strip():
+def parse_filter(text: str, *, max_chars: int) -> JobFilter:
+    """Parse `state = RUNNING AND labels.team = "x"`; INVALID_ARGUMENT on anything else.
+
+    The length is checked before anything is read.
+    """
+    if len(text) > max_chars:
+        raise _bad_filter(f"{len(text)} characters is more than the {max_chars} allowed")
+    return parse_terms(text)
+
+
+def parse_terms(text: str) -> JobFilter:
+    """The filter `text` says, in one linear pass; callers bound its length first."""
+    tokens = _Tokens(text)
+    if tokens.peek().kind == "end":
         return JobFilter()
-    states: set[JobState] | None = None
+    states: frozenset[JobState] | None = None
     labels: list[tuple[str, str]] = []
-    for term in re.split(r"\s+AND\s+", text.strip()):
-        match = _TERM.fullmatch(term)
-        if match is None:
-            raise _bad_filter(f"cannot read {echo(term)}")
-        if match["state"]:
-            names = set(re.findall(r"[A-Z_]+", match["state"])) - {"OR"}
-            chosen = {_state(n) for n in names}
+    for _ in range(MAX_FILTER_TERMS):
+        term = tokens.take()
+        if term.kind == "word" and term.text == "state":
+            chosen = _states(tokens)
             states = chosen if states is None else states & chosen
+        elif term.kind == "word" and term.text.startswith(_LABEL_PREFIX):
+            labels.append(_label(term, tokens))
         else:
-            labels.append((match["key"], match["value"].strip('"')))
-    return JobFilter(None if states is None else frozenset(states), tuple(labels))
+            raise _unexpected(term, "a term (state = X or labels.<key> = value)")
+        if not tokens.and_follows():
+            return JobFilter(states, tuple(labels))
+    raise _bad_filter(f"has more than {MAX_FILTER_TERMS} terms")
 
 
-def _state(name: str) -> JobState:
+@dataclass(frozen=True)
+class _Token:
+    kind: str
+    text: str
+    at: int
+    spaced: bool
+    """Whitespace comes right before it (AND must stand apart from its neighbours)."""
+
+
+class _Tokens:
+    """The filter's tokens, read left to right with one token of lookahead."""
+
+    def __init__(self, text: str) -> None:
+        self._tokens = list(_scan(text))
+        self._next = 0
+
+    def peek(self) -> _Token:
+        return self._tokens[self._next]
+
+    def take(self) -> _Token:
+        token = self._tokens[self._next]
+        self._next = min(self._next + 1, len(self._tokens) - 1)
+        return token
+
+    def expect(self, text: str, what: str) -> None:
+        token = self.take()
+        if token.text != text:
+            raise _unexpected(token, what)
+
+    def and_follows(self) -> bool:
+        """Whether an AND, spaced on both sides, comes next (taken); False at the end."""
+        token = self.take()
+        if token.kind == "end":
+            return False
+        if token.kind == "word" and token.text == "AND" and token.spaced and self.peek().spaced:
+            return True
+        raise _unexpected(token, "AND (with spaces around it) or the end of the filter")
+
+
+def _scan(text: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    spaced = True
+    for match in _TOKEN.finditer(text):
+        kind = match.lastgroup or "other"
+        if kind == "space":
+            spaced = True
+            continue
+        if kind == "other":
+            why = "opens a string never closed" if match[0] == '"' else "is not allowed"
+            raise _bad_filter(f"{echo(match[0])} at character {match.start()} {why}")
+        tokens.append(_Token(kind, match[0], match.start(), spaced))
+        spaced = False
+    tokens.append(_Token("end", "", len(text), True))
+    return tokens
+
+
+def _states(tokens: _Tokens) -> frozenset[JobState]:
+    """After `state`: `= X` or `= (A OR B ...)`."""
+    tokens.expect("=", "= after state")
+    if tokens.peek().text != "(":
+        return frozenset({_state(tokens.take())})
+    tokens.take()
+    chosen = {_state(tokens.take())}
+    while tokens.peek().text == "OR":
+        if len(chosen) >= MAX_FILTER_TERMS:
+            raise _bad_filter(f"lists more than {MAX_FILTER_TERMS} states")
+        tokens.take()
+        chosen.add(_state(tokens.take()))
+    tokens.expect(")", "OR or ) in a list of states")
+    return frozenset(chosen)
+
+
+def _state(token: _Token) -> JobState:
+    if token.kind != "word" or _STATE_NAME.fullmatch(token.text) is None:
+        raise _unexpected(token, "a state name such as RUNNING")
     try:
-        return JobState(name)
+        return JobState(token.text)
     except ValueError:
-        raise _bad_filter(f"unknown state {name}") from None
+        raise _bad_filter(f"unknown state {echo(token.text)}") from None
+
+
+def _label(term: _Token, tokens: _Tokens) -> tuple[str, str]:
+    """After `labels.<key>`: `= "value"` or `= value`."""
+    key = term.text.removeprefix(_LABEL_PREFIX)
+    if _LABEL_KEY.fullmatch(key) is None:
+        raise _unexpected(term, "labels.<key>, the key in lower case letters, digits, _ or -")
+    tokens.expect("=", f"= after {term.text}")
+    value = tokens.take()
+    if value.kind == "string":
+        return key, value.text[1:-1]
+    if value.kind == "word" and _LABEL_VALUE.fullmatch(value.text) is not None:
+        return key, value.text
+    raise _unexpected(value, 'a label value, "quoted" or in lower case letters, digits, _ or -')
+
+
+def _unexpected(token: _Token, expected: str) -> InvalidArgument:
+    found = "the end" if token.kind == "end" else echo(token.text)
+    return _bad_filter(f"cannot read {found} at character {token.at}: expected {expected}")
 
 
 def _bad_filter(why: str) -> InvalidArgument:
@@ -76,27 +207,64 @@ def _bad_filter(why: str) -> InvalidArgument:
     )
 
 
-def _fingerprint(filter_text: str) -> str:
-    return hashlib.sha256(filter_text.encode()).hexdigest()[:16]
+class PageTokens:
+    """Issues and checks page tokens, signed with the replicas' shared key."""
+
+    def __init__(self, key: PageTokenKey) -> None:
+        self._key = key
+
+    async def encode(self, tenant: str, filter_text: str, seq: int) -> str:
+        """The token that continues the listing of `tenant` under `filter_text` at `seq`."""
+        return sign_token(await self._key.secret(), tenant, filter_text, seq)
+
+    async def decode(self, token: str, tenant: str, filter_text: str) -> int | None:
+        """The cursor in `token` (None: from the start); INVALID_ARGUMENT unless this
+        service issued it for this tenant and filter. Its shape is checked before the key
+        is read, so garbage costs no Redis round trip."""
+        if not token:
+            return None
+        raw = _token_bytes(token)
+        return _verified_seq(raw, await self._key.secret(), tenant, filter_text)
 
 
-def encode_token(seq: int, filter_text: str) -> str:
-    raw = json.dumps({"s": seq, "f": _fingerprint(filter_text)}).encode()
-    return base64.urlsafe_b64encode(raw).decode()
+_TOKEN_VERSION = b"\x01"
+_SEQ_BYTES = 8
+_BODY_BYTES = len(_TOKEN_VERSION) + _SEQ_BYTES
+_TOKEN_BYTES = _BODY_BYTES + hashlib.sha256().digest_size
 
 
-def decode_token(token: str, filter_text: str) -> int | None:
-    """The cursor in `token`; INVALID_ARGUMENT if it is not ours or the filter changed."""
-    if not token:
-        return None
+def sign_token(secret: bytes, tenant: str, filter_text: str, seq: int) -> str:
+    """A token for cursor `seq`: version, cursor, and their HMAC (unpadded base64url)."""
+    body = _TOKEN_VERSION + seq.to_bytes(_SEQ_BYTES, "big")
+    raw = body + _mac(secret, tenant, filter_text, body)
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _mac(secret: bytes, tenant: str, filter_text: str, body: bytes) -> bytes:
+    # Fixed-size parts (two digests and the body), so no two inputs share a message.
+    tenant_digest = hashlib.sha256(tenant.encode()).digest()
+    filter_digest = hashlib.sha256(filter_text.encode()).digest()
+    return hmac.digest(secret, tenant_digest + filter_digest + body, "sha256")
+
+
+def _token_bytes(token: str) -> bytes:
+    if len(token) > MAX_PAGE_TOKEN_CHARS:
+        raise _bad_token("is longer than any token this service issues")
     try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        seq, fingerprint = int(data["s"]), str(data["f"])
-    except (ValueError, KeyError, TypeError):
+        padded = token + "=" * (-len(token) % 4)
+        raw = base64.b64decode(padded, altchars=b"-_", validate=True)
+    except ValueError:  # binascii.Error, and non-ASCII text
         raise _bad_token("is not a token this service issued") from None
-    if fingerprint != _fingerprint(filter_text):
-        raise _bad_token("was issued for a different filter")
-    return seq
+    if len(raw) != _TOKEN_BYTES or not raw.startswith(_TOKEN_VERSION):
+        raise _bad_token("is not a token this service issued")
+    return raw
+
+
+def _verified_seq(raw: bytes, secret: bytes, tenant: str, filter_text: str) -> int:
+    body, mac = raw[:_BODY_BYTES], raw[_BODY_BYTES:]
+    if not hmac.compare_digest(mac, _mac(secret, tenant, filter_text, body)):
+        raise _bad_token("was not issued for this caller and filter (or was altered)")
+    return int.from_bytes(body[len(_TOKEN_VERSION) :], "big")
 
 
 def _bad_token(why: str) -> InvalidArgument:
