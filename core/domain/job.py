@@ -11,6 +11,7 @@ import base64
 import dataclasses
 import hashlib
 import json
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,9 @@ from core.domain.states import JobState
 from core.errors import JobError
 
 JOB_NAME_PREFIX = "tuningJobs/"
+JOB_ID_PREFIX = "j"
+RANDOM_ID_CHARS = 19
+"""The characters after an id's one-letter prefix: lowercase base32 ([a-z2-7])."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,20 @@ class Job:
 
 def random_id(prefix: str) -> str:
     """A random resource id: a letter, then 19 lowercase base32 characters (95 bits)."""
-    return prefix + base64.b32encode(secrets.token_bytes(12)).decode().lower()[:19]
+    return prefix + _base32(secrets.token_bytes(12))
+
+
+def id_shape(prefix: str) -> re.Pattern[str]:
+    """Exactly the ids `random_id(prefix)` (and, for "j", `new_job_id`) can make.
+
+    A name is checked against this before any lookup: an id of another shape cannot
+    exist, so it is refused as INVALID_ARGUMENT, never read from Redis or cached.
+    """
+    return re.compile(re.escape(prefix) + f"[a-z2-7]{{{RANDOM_ID_CHARS}}}")
+
+
+def _base32(digest: bytes) -> str:
+    return base64.b32encode(digest).decode().lower()[:RANDOM_ID_CHARS]
 
 
 def new_job_id(tenant: str, request_id: str) -> str:
@@ -140,7 +157,10 @@ def new_job_id(tenant: str, request_id: str) -> str:
         digest = hashlib.sha256(f"{tenant}\0{request_id}".encode()).digest()
     else:
         digest = secrets.token_bytes(32)
-    return "j" + base64.b32encode(digest).decode().lower()[:19]
+    return JOB_ID_PREFIX + _base32(digest)
+
+
+JOB_ID_SHAPE = id_shape(JOB_ID_PREFIX)
 
 
 def encode_examples(examples: list[Example]) -> bytes:

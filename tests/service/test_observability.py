@@ -57,7 +57,7 @@ async def test_rpcs_are_counted_by_method_and_code_and_errors_name_their_request
     await api_only.get(job.name)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await api_only.stub.GetTuningJob(
-            tuning_service_pb2.GetTuningJobRequest(name="tuningJobs/nope"),
+            tuning_service_pb2.GetTuningJobRequest(name="tuningJobs/j" + "a" * 19),
             metadata=(*api_only.auth(), ("x-request-id", "trace-42")),
         )
     assert ("x-request-id", "trace-42") in list(caught.value.trailing_metadata() or ())

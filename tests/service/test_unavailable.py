@@ -32,7 +32,7 @@ async def test_calls_fail_fast_with_unavailable_when_redis_is_gone(tmp_path: Pat
             started = time.monotonic()
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await stub.GetTuningJob(
-                    tuning_service_pb2.GetTuningJobRequest(name="tuningJobs/abc"),
+                    tuning_service_pb2.GetTuningJobRequest(name="tuningJobs/j" + "a" * 19),
                     metadata=(("authorization", f"Bearer {tenant.token}"),),
                     timeout=10,
                 )

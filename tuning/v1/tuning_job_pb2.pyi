@@ -110,11 +110,18 @@ class TuningJob(_message.Message):
     DATASET_FIELD_NUMBER: _builtins.int
     QUEUE_POSITION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """Output only. `tuningJobs/{tuning_job}`."""
+    """Output only. `tuningJobs/{tuning_job}`: the id is `j` and 19 of [a-z2-7]. A name
+    of any other shape (or longer than 64 characters) is INVALID_ARGUMENT, never
+    NOT_FOUND.
+    """
     display_name: _builtins.str
-    """Optional. At most 40 characters (the upstream's limit)."""
+    """Optional. At most 40 characters (the upstream's limit); no control characters
+    (Unicode category C, NUL included).
+    """
     description: _builtins.str
-    """Optional. Free text."""
+    """Optional. Free text: at most 10,000 characters; no control characters but
+    newline and tab.
+    """
     base_model: _builtins.str
     """Required, immutable. A tunable base model, e.g. `models/gemini-1.5-flash-001-tuning`."""
     state: Global___TuningJob.State.ValueType
@@ -123,7 +130,8 @@ class TuningJob(_message.Message):
     """Output only. The upstream model, `tunedModels/{id}`, once it exists."""
     dataset: _builtins.str
     """Input: `datasets/{dataset}`, an uploaded dataset to tune on, instead of
-    `training_examples`. Set exactly one of the two.
+    `training_examples`. Set exactly one of the two. The id is `d` and 19 of
+    [a-z2-7], as UploadDataset answered; any other shape is INVALID_ARGUMENT.
     """
     queue_position: _builtins.int
     """Output only. While QUEUED: the job's 1-based place in its tenant's queue (a tenant
@@ -139,7 +147,10 @@ class TuningJob(_message.Message):
 
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Optional. Caller-defined labels, usable in ListTuningJobs filters."""
+        """Optional. Caller-defined labels, usable in ListTuningJobs filters. As Google
+        Cloud: at most 64; keys 1-63 characters, a lowercase letter then [a-z0-9_-];
+        values 0-63 characters of [a-z0-9_-].
+        """
 
     @_builtins.property
     def progress(self) -> Global___Progress:
@@ -217,13 +228,15 @@ class Hyperparameters(_message.Message):
     LEARNING_RATE_FIELD_NUMBER: _builtins.int
     LEARNING_RATE_MULTIPLIER_FIELD_NUMBER: _builtins.int
     epoch_count: _builtins.int
-    """Passes over the training data, at least 1. Upstream default 5."""
+    """Passes over the training data, from 1 to 1,000. Upstream default 5."""
     batch_size: _builtins.int
-    """Examples per step, at least 1. Upstream default 4 (16 for large datasets)."""
+    """Examples per step, from 1 to 1,024. Upstream default 4 (16 for large datasets)."""
     learning_rate: _builtins.float
-    """Absolute learning rate, e.g. 0.001."""
+    """Absolute learning rate, e.g. 0.001: above 0 and at most 1."""
     learning_rate_multiplier: _builtins.float
-    """Multiplier on the upstream's default learning rate, e.g. 1.0."""
+    """Multiplier on the upstream's default learning rate, e.g. 1.0: above 0 and at
+    most 10.
+    """
     def __init__(
         self,
         *,
