@@ -6,39 +6,44 @@ bearer token, if also sent, must name the same principal). Each protected servic
 a role: `tuning.v1.TuningService` a tenant, `tuning.v1.CredentialService` an admin; an
 unknown or missing identity is UNAUTHENTICATED, the wrong role PERMISSION_DENIED.
 
-`Authenticator.wrap` wraps every protected method once, at registration
-(service.wrapping), so the check runs in the handler's own task, where the RPC's context
-(metadata, the peer's certificate) is at hand and the tenants file's latest version is
-consulted; the tenant travels to the handler in a context variable. Health and
-reflection stay open, as probes and tools expect.
+`Authenticator.wrap` wraps every method once, at registration (service.wrapping), so
+the check runs in the handler's own task, where the RPC's context (metadata, the peer's
+certificate) is at hand and the tenants file's latest version is consulted; the tenant
+travels to the handler in a context variable. It runs before the request is parsed
+(service.message_limits parses inside it): a caller who is no one costs no parsing.
+
+Every method of every kind (unary or streaming, either way) is protected, except those
+on `OPEN_METHODS`, written once: health and reflection stay open, as probes and tools
+expect. A method added later is protected without anyone having to remember it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 
-from core.errors import PermissionDenied, Reason, TuningError, Unauthenticated, echo, to_status
+from core.errors import PermissionDenied, Reason, Unauthenticated, echo
 from core.runtime import logs
 from core.security.tenants import Role, Tenant, TenantDirectory
-from service.errors import abort
 from service.tls import peer_common_name
-from service.wrapping import behavior_of, rewrapped
+from service.wrapping import preceded
 
 _tenant: ContextVar[str] = ContextVar("tenant")
 if TYPE_CHECKING:
     Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
     Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
-PROTECTED_PREFIX = "/tuning.v1."
+OPEN_METHODS = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+"""Prefixes of the full method names served without authentication; every other method
+needs a known principal (and its service's role)."""
 SERVICE_ROLES: Mapping[str, Role] = {
     "tuning.v1.TuningService": Role.TENANT,
     "tuning.v1.CredentialService": Role.ADMIN,
 }
-"""The role each protected service needs; a protected service not listed needs admin."""
+"""The role each protected service needs; a service not listed needs admin."""
 ROLE_REQUIRED: Mapping[Role, Reason] = {
     Role.TENANT: Reason.TENANT_ROLE_REQUIRED,
     Role.ADMIN: Reason.ADMIN_ROLE_REQUIRED,
@@ -120,37 +125,20 @@ class Authenticator:
         self._mutual_tls = mutual_tls
 
     def wrap(self, method: str, handler: Handler) -> Handler:
-        if not method.startswith(PROTECTED_PREFIX) or handler.response_streaming:
+        if method.startswith(OPEN_METHODS):
             return handler
         service = method[1:].partition("/")[0]
         required = self._roles.get(service, Role.ADMIN)
         directory, mutual_tls = self._directory, self._mutual_tls
 
-        def admit(context: Context) -> Tenant:
+        def admit(request: Any, context: Context) -> Any:
             token = bearer_token(context.invocation_metadata())
             common_name = peer_common_name(context) if mutual_tls else None
             principal = authenticate(directory, token, common_name)
             authorize(principal, required)
-            return principal
+            # Each RPC runs in a task of its own, whose context ends with it: nothing to reset.
+            _tenant.set(principal.id)
+            logs.tenant.set(principal.id)
+            return request
 
-        return _admitted(handler, admit)
-
-
-def _admitted(handler: Handler, admit: Callable[[Context], Tenant]) -> Handler:
-    behavior: Any = behavior_of(handler)
-
-    async def authenticated(request: Any, context: Context) -> Any:
-        try:
-            principal = admit(context)
-        except TuningError as exc:
-            await abort(context, to_status(exc))
-            raise  # abort raises; this keeps the flow explicit
-        reset = _tenant.set(principal.id)
-        log_reset = logs.tenant.set(principal.id)
-        try:
-            return await behavior(request, context)
-        finally:
-            logs.tenant.reset(log_reset)
-            _tenant.reset(reset)
-
-    return rewrapped(handler, authenticated)
+        return preceded(handler, admit)

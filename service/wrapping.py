@@ -1,44 +1,114 @@
 """Wrapping each method handler once, when its service is registered.
 
-Cross-cutting behavior (request ids and metrics, authentication) is applied around a
-method's behavior as the service is added to the server, not per call: a gRPC server
-interceptor would run a coroutine and build a fresh handler for every RPC, which on the
-status-read hot path cost a measurable share of the CPU (see bench/README.md).
+Cross-cutting behavior (request ids and metrics, authentication, each method's message
+limit and the parsing of its requests) is applied around a method's behavior as the
+service is added to the server, not per call: a gRPC server interceptor would run a
+coroutine and build a fresh handler for every RPC, which on the status-read hot path
+cost a measurable share of the CPU (see bench/README.md).
 `Registrar` stands in for the server while services are added and forwards what they
 register, wrapped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeAlias, cast
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias, cast
 
 import grpc
 
+from core.errors import TuningError, to_status
+from service.errors import abort
+
 if TYPE_CHECKING:
     Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
+    Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 Wrap = Callable[[str, "Handler"], "Handler"]
 """(full method name, handler) -> the handler to serve instead."""
+Prepare = Callable[[Any, "Context"], Any]
+"""(request, context) -> the request to hand on; raises a TuningError to refuse the call."""
+
+_KINDS: dict[tuple[bool, bool], Callable[..., Handler]] = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+_SAME: Any = object()
+
+
+def handler_kind(request_streaming: bool, response_streaming: bool) -> Callable[..., Handler]:
+    """The `grpc.*_rpc_method_handler` function for a method of that kind."""
+    return _KINDS[request_streaming, response_streaming]
 
 
 def behavior_of(handler: Handler) -> Any:
-    """The coroutine function behind a unary-unary or stream-unary handler."""
-    return handler.stream_unary if handler.request_streaming else handler.unary_unary
+    """The function behind a handler, whichever of the four kinds it is."""
+    if handler.request_streaming:
+        return handler.stream_stream if handler.response_streaming else handler.stream_unary
+    return handler.unary_stream if handler.response_streaming else handler.unary_unary
 
 
-def rewrapped(handler: Handler, behavior: Any) -> Handler:
-    """A handler of the same kind and (de)serializers that runs `behavior` instead."""
-    kind = (
-        grpc.stream_unary_rpc_method_handler
-        if handler.request_streaming
-        else grpc.unary_unary_rpc_method_handler
-    )
+def rewrapped(handler: Handler, behavior: Any, *, request_deserializer: Any = _SAME) -> Handler:
+    """A handler of the same kind and serializer that runs `behavior` instead (and takes
+    its requests with `request_deserializer`, if given: None hands on the raw bytes)."""
+    if request_deserializer is _SAME:
+        request_deserializer = handler.request_deserializer
+    kind = handler_kind(bool(handler.request_streaming), bool(handler.response_streaming))
     return kind(
         behavior,
-        request_deserializer=handler.request_deserializer,
+        request_deserializer=request_deserializer,
         response_serializer=handler.response_serializer,
     )
+
+
+def preceded(handler: Handler, prepare: Prepare, *, raw_requests: bool = False) -> Handler:
+    """A handler of `handler`'s kind that first runs `prepare`, aborting the RPC with the
+    status of the TuningError it raises, and gives the behavior what it returns.
+
+    `raw_requests`: the server hands on each request's bytes, as received, for `prepare`
+    to parse. Works for all four kinds of method, so no method escapes a wrapper by its
+    kind (a response-streaming one either writes with `context.write` or yields).
+    """
+    behavior = behavior_of(handler)
+    deserializer = None if raw_requests else _SAME
+
+    if not handler.response_streaming or inspect.iscoroutinefunction(behavior):
+
+        async def answered(request: Any, context: Context) -> Any:
+            try:
+                request = prepare(request, context)
+            except TuningError as exc:
+                await _refuse(context, exc)
+            return await behavior(request, context)
+
+        return rewrapped(handler, answered, request_deserializer=deserializer)
+
+    async def streamed(request: Any, context: Context) -> AsyncIterator[Any]:
+        try:
+            request = prepare(request, context)
+        except TuningError as exc:
+            await _refuse(context, exc)
+        async for answer in _answers(behavior(request, context)):
+            yield answer
+
+    return rewrapped(handler, streamed, request_deserializer=deserializer)
+
+
+async def _refuse(context: Context, error: TuningError) -> NoReturn:
+    await abort(context, to_status(error))
+    raise error  # abort raises; this keeps the flow explicit (and mypy sure of it)
+
+
+async def _answers(answers: Any) -> AsyncIterator[Any]:
+    """What a response-streaming behavior yields, whether it is async or not."""
+    if hasattr(answers, "__aiter__"):
+        async for answer in answers:
+            yield answer
+    else:
+        for answer in answers:
+            yield answer
 
 
 def chained(*wraps: Wrap) -> Wrap:

@@ -1,0 +1,121 @@
+"""Each method's request limit, checked on the raw bytes before they are parsed.
+
+gRPC's own receive limit is one number for the whole server, and it must fit the largest
+request (a CreateTuningJob with inline examples); a GetTuningJob has no use for 16 MB. So
+the server hands every method its requests as the bytes that arrived (service.wrapping's
+`preceded` with `raw_requests`), and `MessageLimits.wrap`, innermost of the wrappers,
+checks their size against the method's own limit and only then parses them. Outside it
+runs authentication (service.auth): a caller who is no one is refused on its metadata,
+and its megabytes are never parsed. Bytes that are not the method's message are the
+caller's mistake, INVALID_ARGUMENT like a message over its limit (REQUEST_TOO_LARGE: a
+retry of the same message can never pass, so not RESOURCE_EXHAUSTED, which asks to wait).
+
+The table, written once in `MessageLimits.from_settings`: CreateTuningJob up to
+`TUNING_GRPC_MAX_MESSAGE_BYTES`; each UploadDataset message up to a chunk of
+`TUNING_UPLOAD_MAX_CHUNK_BYTES` and `TUNING_GRPC_SMALL_REQUEST_MAX_BYTES` for its other
+fields; every other method, of any service (a method added later too), up to
+`TUNING_GRPC_SMALL_REQUEST_MAX_BYTES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import grpc
+
+from core.errors import FieldViolation, InvalidArgument, Reason
+from core.runtime.settings import Settings
+from service.errors import refuse_malformed
+from service.request_parsing import tolerant
+from service.wrapping import preceded
+
+if TYPE_CHECKING:
+    Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
+    Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+
+CREATE_TUNING_JOB = "/tuning.v1.TuningService/CreateTuningJob"
+UPLOAD_DATASET = "/tuning.v1.TuningService/UploadDataset"
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The most bytes one request message may have, and the setting that says so."""
+
+    max_bytes: int
+    setting: str
+
+
+@dataclass(frozen=True)
+class MessageLimits:
+    """Per-method request limits: `by_method` (full method names) over `default`."""
+
+    default: Limit
+    by_method: Mapping[str, Limit] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MessageLimits:
+        small = settings.grpc_small_request_max_bytes
+        return cls(
+            default=Limit(small, "TUNING_GRPC_SMALL_REQUEST_MAX_BYTES"),
+            by_method={
+                CREATE_TUNING_JOB: Limit(
+                    settings.grpc_max_message_bytes, "TUNING_GRPC_MAX_MESSAGE_BYTES"
+                ),
+                UPLOAD_DATASET: Limit(
+                    settings.upload_max_chunk_bytes + small, "TUNING_UPLOAD_MAX_CHUNK_BYTES"
+                ),
+            },
+        )
+
+    def of(self, method: str) -> Limit:
+        return self.by_method.get(method, self.default)
+
+    @property
+    def largest_bytes(self) -> int:
+        """What gRPC itself must let in: the largest of the limits."""
+        return max([self.default.max_bytes, *(m.max_bytes for m in self.by_method.values())])
+
+    def wrap(self, method: str, handler: Handler) -> Handler:
+        """`handler`, taking raw bytes, checking and parsing them itself (see the module)."""
+        limit = self.of(method)
+        name = method.rpartition("/")[2]
+        parse = tolerant(name, handler.request_deserializer or _as_is)
+
+        def one(raw: bytes, context: Context) -> Any:
+            return _parsed(raw, name, limit, parse)
+
+        def each(raws: AsyncIterator[bytes], context: Context) -> AsyncIterator[Any]:
+            return _each_parsed(raws, name, limit, parse)
+
+        return preceded(handler, each if handler.request_streaming else one, raw_requests=True)
+
+
+def _as_is(raw: bytes) -> bytes:
+    return raw
+
+
+def _parsed(raw: bytes, method: str, limit: Limit, parse: Callable[[bytes], Any]) -> Any:
+    if len(raw) > limit.max_bytes:
+        raise too_large(method, len(raw), limit)
+    request = parse(raw)
+    refuse_malformed(request)
+    return request
+
+
+async def _each_parsed(
+    raws: AsyncIterator[bytes], method: str, limit: Limit, parse: Callable[[bytes], Any]
+) -> AsyncIterator[Any]:
+    async for raw in raws:
+        yield _parsed(raw, method, limit, parse)
+
+
+def too_large(method: str, size_bytes: int, limit: Limit) -> InvalidArgument:
+    """The refusal of a request message over its method's limit."""
+    return InvalidArgument(
+        f"the {method} request is {size_bytes} bytes; its limit is {limit.max_bytes} bytes "
+        f"({limit.setting})",
+        [FieldViolation("request", f"at most {limit.max_bytes} bytes ({limit.setting})")],
+        reason=Reason.REQUEST_TOO_LARGE,
+    )
