@@ -7,6 +7,9 @@ or array index and the field, numbered as an editor or a spreadsheet shows them 
 `rows[3].text_input`; JSON arrays keep JSON's 0-based `examples[4]`). Things that merely make
 tuning worse (too few examples, duplicates, inputs that do not follow the common format) are
 `DatasetWarning`s. A caller refuses the whole dataset if there is any violation.
+
+The module holds no state: the API calls `parse_dataset` in child processes
+(service.dataset_checker), so its arguments and the report are plain frozen data that pickle.
 """
 
 from __future__ import annotations
