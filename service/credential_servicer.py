@@ -61,6 +61,18 @@ class CredentialServicer(credential_service_pb2_grpc.CredentialServiceServicer):
         await self._admin.delete(request.tenant, actor=current_tenant())
         return empty_pb2.Empty()
 
+    @mapped_errors
+    async def ResealCredentials(
+        self, request: credential_service_pb2.ResealCredentialsRequest, context: Context
+    ) -> credential_service_pb2.ResealCredentialsResponse:
+        report = await self._admin.reseal(actor=current_tenant())
+        return credential_service_pb2.ResealCredentialsResponse(
+            key_id=report.key_id,
+            resealed_count=report.resealed,
+            current_count=report.current,
+            failed_tenants=list(report.failed),
+        )
+
 
 def credential_to_proto(info: CredentialInfo) -> credential_service_pb2.TenantCredential:
     message = credential_service_pb2.TenantCredential(

@@ -3,22 +3,39 @@
 Set: the tenant must exist; the text must be an `authorized_user` credential (an API key
 is refused with the tuning guide's reason); encryption at rest must be configured; one
 refresh at the token endpoint must succeed and grant the tuning scope. Only then is the
-credential sealed (AES-GCM, the tenant id as associated data) and stored. Get and
-Delete answer metadata only; no secret ever leaves this module except sealed.
+credential sealed (AES-GCM, bound to the tenant, the key id and the record's version:
+core.security.credential_store) and stored. Get and Delete answer metadata only; no
+secret ever leaves this module except sealed.
+
+Reseal moves every stored credential onto the key ring's first key, inside this
+process: each record is opened and sealed again under a new version, and written only
+if nobody wrote it meanwhile. After it reports nothing failed, operators may drop the
+old keys from the keys file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from core.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, Reason, echo
+from core.errors import (
+    CannotDecrypt,
+    Conflict,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    Reason,
+    echo,
+)
+from core.runtime import logs
 from core.runtime.clock import Clock
 from core.security.authorized_user import AuthorizedUser
-from core.security.credential_store import CredentialStore, StoredCredential, seal
+from core.security.credential_store import CredentialStore, StoredCredential, seal, unseal
 from core.security.crypto import KeyRing, KeyRingSource
 from core.security.tenants import Tenant, TenantDirectory
 from service.oauth_check import TokenEndpoint
@@ -26,6 +43,8 @@ from service.oauth_check import TokenEndpoint
 log = logging.getLogger(__name__)
 
 CREDENTIAL_FIELD = "authorized_user_json"
+WRITE_ATTEMPTS = 3
+"""How often a write that lost the race to another write of the same tenant is tried."""
 
 
 class Origin(StrEnum):
@@ -62,6 +81,17 @@ class CredentialInfo:
         )
 
 
+@dataclass(frozen=True)
+class ResealReport:
+    """What a re-seal did: records moved to the primary key, records already under it,
+    and the tenants whose record could not be opened (they keep the old key in use)."""
+
+    key_id: str
+    resealed: int = 0
+    current: int = 0
+    failed: tuple[str, ...] = ()
+
+
 class CredentialsApi:
     """Sets, reads and removes tenants' stored credentials."""
 
@@ -84,7 +114,9 @@ class CredentialsApi:
         self._tenant(tenant_id)
         user = AuthorizedUser.from_json(authorized_user_json, CREDENTIAL_FIELD)
         ring = self._ring()
+        logs.known_secrets.add(user.client_secret, user.refresh_token)
         checked = await self._token_endpoint.check(tenant_id, user)
+        logs.known_secrets.add(checked.user.refresh_token)
         now = self._clock()
         record = StoredCredential(
             tenant=tenant_id,
@@ -95,7 +127,7 @@ class CredentialsApi:
             last_refresh_time=now,
             update_time=now,
         )
-        await self._store.put(record)
+        record = await self._write(ring, record, checked.user)
         log.info(
             "credential of tenant %s set by %s: client %s, key %s",
             tenant_id,
@@ -104,6 +136,67 @@ class CredentialsApi:
             record.sealed.key_id,
         )
         return CredentialInfo.of_record(record)
+
+    async def reseal(self, *, actor: str) -> ResealReport:
+        """Seal every stored credential of the tenants file's tenants under the primary key."""
+        ring = self._ring()
+        resealed, current, failed = 0, 0, []
+        for tenant_id in self._tenants.tenant_ids():
+            outcome = await self._reseal_one(ring, tenant_id)
+            resealed += outcome == "resealed"
+            current += outcome == "current"
+            if outcome == "failed":
+                failed.append(tenant_id)
+        log.info(
+            "credentials resealed under key %s by %s: %d resealed, %d current, failed: %s",
+            ring.primary_id,
+            actor,
+            resealed,
+            current,
+            ", ".join(failed) or "none",
+        )
+        return ResealReport(ring.primary_id, resealed, current, tuple(failed))
+
+    async def _reseal_one(self, ring: KeyRing, tenant_id: str) -> str:
+        """What became of the tenant's record: resealed, current (already under the
+        primary key), none (no record) or failed."""
+        record = await self._store.get(tenant_id)
+        if record is None:
+            return "none"
+        versioned = 0 < record.record_version >= record.latest_version
+        if versioned and not ring.needs_reseal(record.sealed):
+            return "current"
+        try:
+            user = unseal(ring, record)
+        except CannotDecrypt as exc:
+            log.error("credential of tenant %s cannot be resealed: %s", tenant_id, exc.message)
+            return "failed"
+        try:
+            await self._write(ring, record, user)
+        except Conflict:
+            return "failed"
+        return "resealed"
+
+    async def _write(
+        self, ring: KeyRing, record: StoredCredential, user: AuthorizedUser
+    ) -> StoredCredential:
+        """`record` sealed anew (with `user`) under the next version, and stored; Conflict
+        if other writes of the tenant keep coming first."""
+        for _ in range(WRITE_ATTEMPTS):
+            latest = await self._store.latest_version(record.tenant)
+            version = latest + 1
+            written = dataclasses.replace(
+                record,
+                sealed=seal(ring, record.tenant, user, version),
+                record_version=version,
+                latest_version=version,
+            )
+            if await self._store.put(written, expected_version=latest):
+                return written
+        raise Conflict(
+            f"the credential of tenant {echo(record.tenant)} kept changing while it was "
+            "written; try again"
+        )
 
     async def get(self, tenant_id: str) -> CredentialInfo:
         """The credential the workers use: the stored one, else the tenant's file."""

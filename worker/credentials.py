@@ -39,7 +39,8 @@ import httpx
 from google.oauth2.credentials import Credentials
 
 from core.errors import CannotDecrypt, CredentialError, Reason, UpstreamRetryable
-from core.security.authorized_user import refusal_kind
+from core.runtime import logs
+from core.security.authorized_user import AuthorizedUser, refusal_kind
 from core.security.credential_store import CredentialStore, StoredCredential, unseal
 from core.security.crypto import KeyRingSource
 from core.security.google_transport import HttpxRequest
@@ -112,6 +113,8 @@ class OAuthTokenSource:
                 retry_after_s=5.0,
                 reason=Reason.TOKEN_ENDPOINT_UNAVAILABLE,
             ) from None
+        # The new access token (and a rotated refresh token) is redacted from logs from now on.
+        logs.known_secrets.add(self._credentials.token, self._credentials.refresh_token)
         self._on_refresh("ok")
 
 
@@ -209,20 +212,23 @@ class CredentialSource:
 
     async def _recheck(self, store: CredentialStore, tenant_id: str, state: _StoredState) -> None:
         record = await store.get(tenant_id)
-        state.checked_s = self._monotonic()
         if record is None:
             state.version, state.source = None, None
         elif record.version != state.version or isinstance(state.source, CredentialError):
             # A new record, or one that could not be opened (the key ring may have changed).
             state.version, state.source = record.version, self._open(record)
+        # Only once answered: a failed look (Redis, a broken keys file) is tried again at
+        # the next use, not taken for "no stored credential" until the interval passes.
+        state.checked_s = self._monotonic()
 
     def _open(self, record: StoredCredential) -> OAuthTokenSource | CredentialError:
         if self._keys is None:
             return _undecryptable(record.tenant, "this worker has no encryption keys file")
         try:
-            user = unseal(self._keys.current(), record)
+            user = _unseal_with(self._keys, record)
         except CannotDecrypt as exc:
             return _undecryptable(record.tenant, exc.message)
+        logs.known_secrets.add(user.client_secret, user.refresh_token)
         return OAuthTokenSource(
             record.tenant, user.credentials(self._token_uri), self._request, self._on_refresh
         )
@@ -259,6 +265,7 @@ class CredentialSource:
 
     def _load(self, path: Path, tenant_id: str) -> Credentials:
         info = _read_json(path, tenant_id)
+        logs.known_secrets.add(*(_text(info.get(k)) for k in ("client_secret", "refresh_token")))
         try:
             credentials = Credentials.from_authorized_user_info(info)
         except ValueError as exc:
@@ -270,6 +277,23 @@ class CredentialSource:
         # google-auth ignores a token_uri inside the file (a file must not be able to send
         # a refresh token elsewhere); the operator's setting chooses the endpoint.
         return credentials.with_token_uri(self._token_uri)
+
+
+def _unseal_with(keys: KeyRingSource, record: StoredCredential) -> AuthorizedUser:
+    """The record's credential. One that does not open is tried once more after a look at
+    the keys file: a rotation reaches pods at different times, so this worker's copy
+    may lack the key a re-seal has just used."""
+    ring = keys.current()
+    try:
+        return unseal(ring, record)
+    except CannotDecrypt:
+        if keys.reread() is ring:
+            raise
+    return unseal(keys.current(), record)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _file_version(path: Path, tenant_id: str) -> tuple[float, int]:

@@ -1,8 +1,10 @@
 """gRPC health that follows Redis, shared by the API and the worker.
 
-The named services are SERVING only while Redis answers (checked every few seconds)
-and from `draining()` on NOT_SERVING. `liveness` says only that the process works: a
-Redis outage must not make Kubernetes restart every replica, so it stays SERVING.
+The named services are SERVING only while Redis answers and every extra condition
+holds (checked every few seconds; the API adds its tenants and keys files, which fail
+closed when they break: core.security.secret_files), and from `draining()` on
+NOT_SERVING. `liveness` says only that the process works: a Redis outage must not make
+Kubernetes restart every replica, so it stays SERVING.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2
@@ -32,9 +34,12 @@ class RedisHealth:
         redis: Redis,
         names: Sequence[str],
         check_interval_s: float = CHECK_INTERVAL_S,
+        conditions: Mapping[str, Callable[[], bool]] | None = None,
     ) -> None:
+        """`conditions`: by name, more checks that must hold for SERVING (a file is usable)."""
         self._servicer = servicer
         self._redis = redis
+        self._conditions = dict(conditions or {})
         self._names = tuple(names)
         self._check_interval_s = check_interval_s
         self._stopping = asyncio.Event()
@@ -42,7 +47,7 @@ class RedisHealth:
 
     async def start(self) -> None:
         await self._servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
-        await self.set_serving(await self._redis_answers())
+        await self.set_serving(await self._redis_answers() and not self._failing())
         self._watcher = asyncio.create_task(self._watch())
 
     async def set_serving(self, serving: bool) -> None:
@@ -61,6 +66,10 @@ class RedisHealth:
             await self._watcher
         await self.set_serving(False)
 
+    def _failing(self) -> list[str]:
+        """The names of the conditions that do not hold now."""
+        return [name for name, holds in self._conditions.items() if not holds()]
+
     async def _redis_answers(self) -> bool:
         try:
             return bool(await self._redis.ping())
@@ -70,10 +79,12 @@ class RedisHealth:
     async def _watch(self) -> None:
         serving = True
         while not self._stopping.is_set():
-            ok = await self._redis_answers()
+            answers, failing = await self._redis_answers(), self._failing()
+            ok = answers and not failing
             if ok != serving:
                 serving = ok
-                log.warning("redis %s: health %s", "answers" if ok else "unreachable", ok)
+                why = ", ".join([*([] if answers else ["redis unreachable"]), *failing])
+                log.warning("health %s%s", ok, f": {why}" if why else "")
                 await self.set_serving(ok)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._check_interval_s)

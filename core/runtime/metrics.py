@@ -28,6 +28,7 @@ class Metrics:
     schedule_due: Gauge
     jobs: Gauge
     status_cache_age: Gauge
+    security_file_ok: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -84,6 +85,12 @@ class Metrics:
                 "tuning_status_cache_age_seconds",
                 "Oldest status fetched from upstream among running jobs.",
                 ["tenant"],
+                registry=r,
+            ),
+            security_file_ok=Gauge(
+                "tuning_security_file_ok",
+                "1 while a mounted security file (tenants, keys) loads; 0: failing closed.",
+                ["file"],
                 registry=r,
             ),
         )

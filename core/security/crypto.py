@@ -8,13 +8,16 @@ The keys file (`TUNING_ENCRYPTION_KEYS_FILE`) is a mounted secret:
 The first key encrypts; every key decrypts. To rotate, put a new key first: new
 ciphertexts use it at once and old ones still decrypt; drop the old key only once
 nothing is sealed under it any more (`KeyRing.needs_reseal` says which records are).
-The file is read again when it changes, like the tenants file.
+The file is read again when it changes, like the tenants file, and like it fails
+closed: while its latest version does not load, nothing is sealed or opened (callers
+get SECURITY_FILE_UNUSABLE), rather than going on with a ring the operators replaced.
 
 Each ciphertext names its key id and has its own random 12-byte nonce (NIST allows
 2**32 random-nonce seals under one key; credentials are written far fewer times, and a
 rotation starts the count again). The associated data binds
-a ciphertext to what it belongs to (a tenant id): moved to another tenant, it does not
-decrypt, and that is an error, not a crash.
+a ciphertext to what it belongs to (core.security.credential_store binds the tenant, the
+key id and the record's version): moved elsewhere, it does not decrypt, and that is an
+error, not a crash.
 """
 
 from __future__ import annotations
@@ -83,12 +86,16 @@ class KeyRing:
         """The ring in `path`, read again when the file changes; a bad file stops the process."""
         path = Path(path)
         try:
-            return ReloadingFile(path, cls.load)
+            return ReloadingFile(path, cls.load, name="encryption keys")
         except (OSError, ValueError) as exc:
             raise SystemExit(f"cannot load encryption keys file {path}: {exc}") from None
 
     def current(self) -> KeyRing:
         """A fixed ring is its own source (see `KeyRingSource`)."""
+        return self
+
+    def reread(self) -> KeyRing:
+        """A fixed ring has no file to look at again (see `KeyRingSource`)."""
         return self
 
     @property
@@ -128,6 +135,10 @@ class KeyRingSource(Protocol):
 
     def current(self) -> KeyRing:
         """The ring in force now."""
+        ...
+
+    def reread(self) -> KeyRing:
+        """The ring in force after looking at its file now (a key may have just arrived)."""
         ...
 
 

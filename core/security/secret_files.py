@@ -3,9 +3,14 @@
 Kubernetes updates a mounted Secret by swapping a symlink, so the file's identity
 (device, inode), size or modification time changes. `ReloadingFile.current()` looks at
 most once per `check_interval_s`, on use (no background task), and parses the file again
-only when one of those changed. A new version that fails to parse (a half-written file,
-a typo) is logged and the previous value stays in force: a bad edit must not lock every
-caller out. The next change to the file is tried again.
+only when one of those changed.
+
+A file that was good and then changed into one that does not load (a typo, a bad
+rotation) or disappeared fails closed: `current()` raises `SecurityFileUnusable` until
+the next version loads, so a tenant removed by the broken edit is not kept admitted
+and a stale key ring does not go on sealing. `ok` tells health and metrics (the API
+reports NOT_SERVING and `tuning_security_file_ok{file=...}` drops to 0). A file that
+cannot be loaded at start stops the process instead (the callers' `watch`).
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Generic, TypeVar
+
+from core.errors import SecurityFileUnusable
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +53,15 @@ class ReloadingFile(Generic[T]):
         *,
         check_interval_s: float = DEFAULT_CHECK_INTERVAL_S,
         monotonic: Callable[[], float] = time.monotonic,
+        name: str = "",
     ) -> None:
-        """Load `path` now with `load` (which raises OSError or ValueError on a bad file)."""
+        """Load `path` now with `load` (which raises OSError or ValueError on a bad file).
+
+        `name` ("tenants", "encryption keys") says which file in errors shown to callers,
+        which never carry its path or content."""
         self._path = path
+        self._name = name or path.name
+        self._broken: str | None = None
         self._load = load
         self._check_interval_s = check_interval_s
         self._monotonic = monotonic
@@ -60,12 +73,39 @@ class ReloadingFile(Generic[T]):
     def path(self) -> Path:
         return self._path
 
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def ok(self) -> bool:
+        """False while the file's latest version does not load (no look at the file)."""
+        return self._broken is None
+
+    def check(self) -> bool:
+        """Look at the file if the interval has passed; whether it is usable now."""
+        self._look_if_due()
+        return self.ok
+
     def current(self) -> T:
-        """The latest value that parsed; the file is looked at if the interval has passed."""
+        """The file's value; SecurityFileUnusable while its latest version does not load.
+
+        The file is looked at if the interval has passed."""
+        self._look_if_due()
+        return self._usable()
+
+    def _look_if_due(self) -> None:
         now_s = self._monotonic()
         if now_s - self._checked_s >= self._check_interval_s:
             self._checked_s = now_s
             self._reload_if_changed()
+
+    def _usable(self) -> T:
+        if self._broken is not None:
+            raise SecurityFileUnusable(
+                f"the {self._name} file of this replica changed into one that cannot be "
+                f"loaded ({self._broken}); what needs it is refused until operators fix it"
+            )
         return self._value
 
     def reread(self) -> T:
@@ -74,7 +114,7 @@ class ReloadingFile(Generic[T]):
         For a caller that missed something (an unknown name) and can afford a stat."""
         self._checked_s = self._monotonic()
         self._reload_if_changed()
-        return self._value
+        return self._usable()
 
     def _reload_if_changed(self) -> None:
         version = file_version(self._path)
@@ -82,15 +122,21 @@ class ReloadingFile(Generic[T]):
             return
         self._version = version
         if version is None:
-            log.error("%s cannot be read; keeping its previous content", self._path)
+            self._fail("it is missing or cannot be looked at", "")
             return
         try:
             self._value = self._load(self._path)
         except (OSError, ValueError) as exc:
-            log.error(
-                "%s changed but cannot be loaded (%s); keeping its previous content",
-                self._path,
-                exc,
+            self._fail(
+                f"it does not load: {type(exc).__name__}", f"changed but cannot be loaded: {exc}"
             )
             return
+        if self._broken is not None:
+            log.warning("%s is usable again: service resumes", self._path)
+        self._broken = None
         log.info("%s changed: reloaded", self._path)
+
+    def _fail(self, why: str, detail: str) -> None:
+        """Refuse the value from now on; `why` may be shown to callers, `detail` only logged."""
+        self._broken = why
+        log.error("%s %s; failing closed until it is fixed", self._path, detail or why)

@@ -7,16 +7,21 @@ The tenants file (TUNING_TENANTS_FILE) is JSON:
                   "credentials_file": "search-oauth.json"}]}
 
 Only digests of bearer tokens are stored, never the tokens. Several digests per
-tenant allow rotation. `credentials_file` is an OAuth `authorized_user` JSON, read by
-workers only; a relative path is relative to the tenants file.
+tenant allow rotation; one digest under two principals refuses the whole file (which of
+the two would a token name?). `credentials_file` is an OAuth `authorized_user` JSON,
+read by workers only; a relative path is relative to the tenants file, and the path,
+symlinks resolved, must stay inside the tenants file's directory (a tenants file must
+not point a worker at another file of the pod).
 
 An entry may carry `"quotas": {"max_running": 5, "creates_per_minute": 30, "create_burst": 10}`
-(any of them) to differ from the defaults in the settings.
+(any of them, or `validates_per_minute` and `validate_burst` for `validate_only` creates;
+core.domain.quotas lists them all) to differ from the defaults in the settings.
 
 An entry may say `"role": "admin"` (default `"tenant"`): an operator who may call the
 CredentialService, and nothing else. The file is a mounted secret, read again when it
 changes (`TenantDirectory.watch`), so tokens rotate and tenants come and go without a
-restart.
+restart. A version that does not load, or a deleted file, fails closed
+(core.security.secret_files): no one is admitted until the file is fixed.
 """
 
 from __future__ import annotations
@@ -62,7 +67,8 @@ class TenantDirectory:
     """Who may call, and as which tenant.
 
     Built from a list (`from_file`: fixed), or following its file (`watch`): then every
-    lookup sees the file's latest content that parsed (see core.security.secret_files).
+    lookup sees the file's latest content, or raises SecurityFileUnusable while that
+    does not load (see core.security.secret_files).
     """
 
     def __init__(self, tenants: list[Tenant]) -> None:
@@ -84,13 +90,13 @@ class TenantDirectory:
 
     @classmethod
     def watch(cls, path: str | Path) -> TenantDirectory:
-        """The directory of the file `path`, read again when the file changes (a changed
-        file that does not parse is logged and ignored). One that cannot be loaded at
-        start stops the process."""
+        """The directory of the file `path`, read again when the file changes (while a
+        changed file does not load, every lookup raises SecurityFileUnusable: fail
+        closed). One that cannot be loaded at start stops the process."""
         path = Path(path)
         directory = cls([])
         try:
-            directory._file = ReloadingFile(path, load_tenants)
+            directory._file = ReloadingFile(path, load_tenants, name="tenants")
         except (OSError, ValueError) as exc:
             raise SystemExit(f"cannot load tenants file {path}: {exc}") from None
         return directory
@@ -100,6 +106,15 @@ class TenantDirectory:
         if self._file is not None:
             self._file.reread()
         return self
+
+    @property
+    def file_ok(self) -> bool:
+        """False while a followed file's latest version does not load (no I/O)."""
+        return self._file is None or self._file.ok
+
+    def check_file(self) -> bool:
+        """Look at a followed file if it is due; whether the directory is usable now."""
+        return self._file is None or self._file.check()
 
     def authenticate(self, token: str) -> Tenant | None:
         """The tenant whose token this is. Compares every digest, in constant time each."""
@@ -146,7 +161,20 @@ def load_tenants(path: Path) -> dict[str, Tenant]:
     by_id = {t.id: t for t in tenants}
     if len(by_id) != len(tenants):
         raise ValueError("a tenant id appears twice")
+    _refuse_shared_digests(tenants)
     return by_id
+
+
+def _refuse_shared_digests(tenants: list[Tenant]) -> None:
+    """ValueError naming both principals (never the digest) if two share a token digest."""
+    owners: dict[bytes, str] = {}
+    for tenant in tenants:
+        for digest in tenant.token_digests:
+            owner = owners.setdefault(digest, tenant.id)
+            if owner != tenant.id:
+                raise ValueError(
+                    f"principals {owner!r} and {tenant.id!r} have the same token digest"
+                )
 
 
 def _tenant(entry: dict[str, object], base: Path) -> Tenant:
@@ -160,10 +188,23 @@ def _tenant(entry: dict[str, object], base: Path) -> Tenant:
     return Tenant(
         id=tenant_id,
         token_digests=tuple(bytes.fromhex(str(d)) for d in digests),
-        credentials_file=None if creds is None else base / str(creds),
+        credentials_file=None if creds is None else _confined(tenant_id, base, str(creds)),
         role=_role(tenant_id, entry.get("role", Role.TENANT.value)),
         quotas=_quotas(tenant_id, entry.get("quotas")),
     )
+
+
+def _confined(tenant_id: str, base: Path, name: str) -> Path:
+    """`base / name`, if that path with its symlinks resolved is inside `base`.
+
+    The unresolved path is kept: a mounted Secret swaps its `..data` symlink at each
+    update, so the resolved target of today is deleted tomorrow."""
+    path = base / name
+    if not path.resolve().is_relative_to(base.resolve()):
+        raise ValueError(
+            f"tenant {tenant_id}: credentials_file must be inside the tenants file's directory"
+        )
+    return path
 
 
 def _quotas(tenant_id: str, raw: object) -> QuotaOverrides:

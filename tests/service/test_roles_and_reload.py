@@ -110,7 +110,7 @@ async def test_a_role_change_takes_effect_without_a_restart(api_only: System) ->
     assert (await api_only.get_credential("team-b", caller="team-a")).tenant == "team-b"
 
 
-async def test_a_file_that_does_not_parse_keeps_the_previous_tenants(
+async def test_a_file_that_does_not_parse_fails_closed_until_it_is_fixed(
     api_only: System, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.ERROR)
@@ -123,11 +123,14 @@ async def test_a_file_that_does_not_parse_keeps_the_previous_tenants(
     await api_only.eventually(complained, timeout_s=RELOAD_WAIT_S)
     assert str(api_only.tenants_file) in caplog.text
     for tenant in ("team-a", "team-b"):
-        assert await list_as(api_only, api_only.tenants[tenant].token) == grpc.StatusCode.OK
+        assert (
+            await list_as(api_only, api_only.tenants[tenant].token) == grpc.StatusCode.UNAVAILABLE
+        )
     # A later good version is taken up again.
     newcomer = LocalTenant("team-new")
     rewrite(api_only, [*api_only.tenants.values(), newcomer])
     await until_status(api_only, newcomer.token, grpc.StatusCode.OK)
+    assert await list_as(api_only, api_only.tenants["team-a"].token) == grpc.StatusCode.OK
 
 
 async def test_the_worker_follows_the_file_too(system: System) -> None:

@@ -26,7 +26,7 @@ from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"tuning/v1/credential_service.proto\x12\ttuning.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"J\n\x1aSetTenantCredentialRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x1c\n\x14\x61uthorized_user_json\x18\x02 \x01(\t\",\n\x1aGetTenantCredentialRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"/\n\x1d\x44\x65leteTenantCredentialRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"\xbf\x02\n\x10TenantCredential\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0e\n\x06scopes\x18\x03 \x03(\t\x12\x15\n\rquota_project\x18\x04 \x01(\t\x12\x35\n\x11last_refresh_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x06source\x18\x06 \x01(\x0e\x32\".tuning.v1.TenantCredential.Source\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06key_id\x18\x08 \x01(\t\"5\n\x06Source\x12\x16\n\x12SOURCE_UNSPECIFIED\x10\x00\x12\t\n\x05REDIS\x10\x01\x12\x08\n\x04\x46ILE\x10\x02\x32\xa5\x02\n\x11\x43redentialService\x12Y\n\x13SetTenantCredential\x12%.tuning.v1.SetTenantCredentialRequest\x1a\x1b.tuning.v1.TenantCredential\x12Y\n\x13GetTenantCredential\x12%.tuning.v1.GetTenantCredentialRequest\x1a\x1b.tuning.v1.TenantCredential\x12Z\n\x16\x44\x65leteTenantCredential\x12(.tuning.v1.DeleteTenantCredentialRequest\x1a\x16.google.protobuf.EmptyB7\n\x16\x63om.internal.tuning.v1P\x01Z\x1binternal/tuning/v1;tuningv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"tuning/v1/credential_service.proto\x12\ttuning.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1a\n\x18ResealCredentialsRequest\"r\n\x19ResealCredentialsResponse\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x16\n\x0eresealed_count\x18\x02 \x01(\x05\x12\x15\n\rcurrent_count\x18\x03 \x01(\x05\x12\x16\n\x0e\x66\x61iled_tenants\x18\x04 \x03(\t\"J\n\x1aSetTenantCredentialRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x1c\n\x14\x61uthorized_user_json\x18\x02 \x01(\t\",\n\x1aGetTenantCredentialRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"/\n\x1d\x44\x65leteTenantCredentialRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"\xbf\x02\n\x10TenantCredential\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0e\n\x06scopes\x18\x03 \x03(\t\x12\x15\n\rquota_project\x18\x04 \x01(\t\x12\x35\n\x11last_refresh_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x06source\x18\x06 \x01(\x0e\x32\".tuning.v1.TenantCredential.Source\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06key_id\x18\x08 \x01(\t\"5\n\x06Source\x12\x16\n\x12SOURCE_UNSPECIFIED\x10\x00\x12\t\n\x05REDIS\x10\x01\x12\x08\n\x04\x46ILE\x10\x02\x32\x85\x03\n\x11\x43redentialService\x12Y\n\x13SetTenantCredential\x12%.tuning.v1.SetTenantCredentialRequest\x1a\x1b.tuning.v1.TenantCredential\x12Y\n\x13GetTenantCredential\x12%.tuning.v1.GetTenantCredentialRequest\x1a\x1b.tuning.v1.TenantCredential\x12Z\n\x16\x44\x65leteTenantCredential\x12(.tuning.v1.DeleteTenantCredentialRequest\x1a\x16.google.protobuf.Empty\x12^\n\x11ResealCredentials\x12#.tuning.v1.ResealCredentialsRequest\x1a$.tuning.v1.ResealCredentialsResponseB7\n\x16\x63om.internal.tuning.v1P\x01Z\x1binternal/tuning/v1;tuningv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,16 +34,20 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tuning.v1.credential_servic
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\026com.internal.tuning.v1P\001Z\033internal/tuning/v1;tuningv1'
-  _globals['_SETTENANTCREDENTIALREQUEST']._serialized_start=111
-  _globals['_SETTENANTCREDENTIALREQUEST']._serialized_end=185
-  _globals['_GETTENANTCREDENTIALREQUEST']._serialized_start=187
-  _globals['_GETTENANTCREDENTIALREQUEST']._serialized_end=231
-  _globals['_DELETETENANTCREDENTIALREQUEST']._serialized_start=233
-  _globals['_DELETETENANTCREDENTIALREQUEST']._serialized_end=280
-  _globals['_TENANTCREDENTIAL']._serialized_start=283
-  _globals['_TENANTCREDENTIAL']._serialized_end=602
-  _globals['_TENANTCREDENTIAL_SOURCE']._serialized_start=549
-  _globals['_TENANTCREDENTIAL_SOURCE']._serialized_end=602
-  _globals['_CREDENTIALSERVICE']._serialized_start=605
-  _globals['_CREDENTIALSERVICE']._serialized_end=898
+  _globals['_RESEALCREDENTIALSREQUEST']._serialized_start=111
+  _globals['_RESEALCREDENTIALSREQUEST']._serialized_end=137
+  _globals['_RESEALCREDENTIALSRESPONSE']._serialized_start=139
+  _globals['_RESEALCREDENTIALSRESPONSE']._serialized_end=253
+  _globals['_SETTENANTCREDENTIALREQUEST']._serialized_start=255
+  _globals['_SETTENANTCREDENTIALREQUEST']._serialized_end=329
+  _globals['_GETTENANTCREDENTIALREQUEST']._serialized_start=331
+  _globals['_GETTENANTCREDENTIALREQUEST']._serialized_end=375
+  _globals['_DELETETENANTCREDENTIALREQUEST']._serialized_start=377
+  _globals['_DELETETENANTCREDENTIALREQUEST']._serialized_end=424
+  _globals['_TENANTCREDENTIAL']._serialized_start=427
+  _globals['_TENANTCREDENTIAL']._serialized_end=746
+  _globals['_TENANTCREDENTIAL_SOURCE']._serialized_start=693
+  _globals['_TENANTCREDENTIAL_SOURCE']._serialized_end=746
+  _globals['_CREDENTIALSERVICE']._serialized_start=749
+  _globals['_CREDENTIALSERVICE']._serialized_end=1138
 # @@protoc_insertion_point(module_scope)

@@ -21,6 +21,57 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class ResealCredentialsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResealCredentialsRequest: _TypeAlias = ResealCredentialsRequest  # noqa: Y015
+
+@_typing.final
+class ResealCredentialsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    RESEALED_COUNT_FIELD_NUMBER: _builtins.int
+    CURRENT_COUNT_FIELD_NUMBER: _builtins.int
+    FAILED_TENANTS_FIELD_NUMBER: _builtins.int
+    key_id: _builtins.str
+    """The id of the key every resealed credential is now sealed with."""
+    resealed_count: _builtins.int
+    """Credentials sealed again under `key_id` by this call."""
+    current_count: _builtins.int
+    """Credentials that were under `key_id` already."""
+    @_builtins.property
+    def failed_tenants(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Tenants whose stored credential could not be opened (its key is missing, or the
+        record was altered): they must be set again before the old keys are removed.
+        """
+
+    def __init__(
+        self,
+        *,
+        key_id: _builtins.str = ...,
+        resealed_count: _builtins.int = ...,
+        current_count: _builtins.int = ...,
+        failed_tenants: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_count", b"current_count", "failed_tenants", b"failed_tenants", "key_id", b"key_id", "resealed_count", b"resealed_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResealCredentialsResponse: _TypeAlias = ResealCredentialsResponse  # noqa: Y015
+
+@_typing.final
 class SetTenantCredentialRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -56,6 +56,11 @@ class CredentialServiceStub:
                 request_serializer=tuning_dot_v1_dot_credential__service__pb2.DeleteTenantCredentialRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.ResealCredentials = channel.unary_unary(
+                '/tuning.v1.CredentialService/ResealCredentials',
+                request_serializer=tuning_dot_v1_dot_credential__service__pb2.ResealCredentialsRequest.SerializeToString,
+                response_deserializer=tuning_dot_v1_dot_credential__service__pb2.ResealCredentialsResponse.FromString,
+                _registered_method=True)
 
 
 class CredentialServiceServicer:
@@ -91,6 +96,16 @@ class CredentialServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResealCredentials(self, request, context):
+        """Seals every stored credential of the tenants file's tenants again under the first
+        key of the encryption keys file, inside the server (no secret crosses the wire).
+        Run it after putting a new key first; once it reports no failed tenants, the old
+        keys can be removed from the keys file.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CredentialServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -108,6 +123,11 @@ def add_CredentialServiceServicer_to_server(servicer, server):
                     servicer.DeleteTenantCredential,
                     request_deserializer=tuning_dot_v1_dot_credential__service__pb2.DeleteTenantCredentialRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'ResealCredentials': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResealCredentials,
+                    request_deserializer=tuning_dot_v1_dot_credential__service__pb2.ResealCredentialsRequest.FromString,
+                    response_serializer=tuning_dot_v1_dot_credential__service__pb2.ResealCredentialsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -197,6 +217,33 @@ class CredentialService:
             '/tuning.v1.CredentialService/DeleteTenantCredential',
             tuning_dot_v1_dot_credential__service__pb2.DeleteTenantCredentialRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResealCredentials(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tuning.v1.CredentialService/ResealCredentials',
+            tuning_dot_v1_dot_credential__service__pb2.ResealCredentialsRequest.SerializeToString,
+            tuning_dot_v1_dot_credential__service__pb2.ResealCredentialsResponse.FromString,
             options,
             channel_credentials,
             insecure,

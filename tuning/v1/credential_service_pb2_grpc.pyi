@@ -50,6 +50,12 @@ class CredentialServiceStub:
     """The metadata of the credential the workers use for a tenant (never a secret)."""
     DeleteTenantCredential: _grpc.UnaryUnaryMultiCallable[_credential_service_pb2.DeleteTenantCredentialRequest, _empty_pb2.Empty]
     """Removes the stored credential; the tenant's `credentials_file`, if any, applies again."""
+    ResealCredentials: _grpc.UnaryUnaryMultiCallable[_credential_service_pb2.ResealCredentialsRequest, _credential_service_pb2.ResealCredentialsResponse]
+    """Seals every stored credential of the tenants file's tenants again under the first
+    key of the encryption keys file, inside the server (no secret crosses the wire).
+    Run it after putting a new key first; once it reports no failed tenants, the old
+    keys can be removed from the keys file.
+    """
 
 @_typing.type_check_only
 class CredentialServiceAsyncStub(CredentialServiceStub):
@@ -72,6 +78,12 @@ class CredentialServiceAsyncStub(CredentialServiceStub):
     """The metadata of the credential the workers use for a tenant (never a secret)."""
     DeleteTenantCredential: _aio.UnaryUnaryMultiCallable[_credential_service_pb2.DeleteTenantCredentialRequest, _empty_pb2.Empty]  # type: ignore[assignment]
     """Removes the stored credential; the tenant's `credentials_file`, if any, applies again."""
+    ResealCredentials: _aio.UnaryUnaryMultiCallable[_credential_service_pb2.ResealCredentialsRequest, _credential_service_pb2.ResealCredentialsResponse]  # type: ignore[assignment]
+    """Seals every stored credential of the tenants file's tenants again under the first
+    key of the encryption keys file, inside the server (no secret crosses the wire).
+    Run it after putting a new key first; once it reports no failed tenants, the old
+    keys can be removed from the keys file.
+    """
 
 class CredentialServiceServicer(metaclass=_abc_1.ABCMeta):
     """Installs tenants' Google OAuth user credentials, encrypted at rest in Redis, for the
@@ -109,5 +121,17 @@ class CredentialServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
         """Removes the stored credential; the tenant's `credentials_file`, if any, applies again."""
+
+    @_abc_1.abstractmethod
+    def ResealCredentials(
+        self,
+        request: _credential_service_pb2.ResealCredentialsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_credential_service_pb2.ResealCredentialsResponse, _abc.Awaitable[_credential_service_pb2.ResealCredentialsResponse]]:
+        """Seals every stored credential of the tenants file's tenants again under the first
+        key of the encryption keys file, inside the server (no secret crosses the wire).
+        Run it after putting a new key first; once it reports no failed tenants, the old
+        keys can be removed from the keys file.
+        """
 
 def add_CredentialServiceServicer_to_server(servicer: CredentialServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import SecurityFileUnusable
 from core.security.crypto import KeyRing, new_key
 from core.security.secret_files import ReloadingFile
 from core.security.tenants import Role, TenantDirectory
@@ -105,10 +106,16 @@ def test_a_changed_file_is_looked_at_once_per_interval_on_use(
     caplog.set_level(logging.ERROR)
     write_atomically(path, "{not json")
     clock.advance(1.0)
-    assert file.current() == 2  # a bad version keeps the last good one
-    assert "cannot be loaded" in caplog.text
+    with pytest.raises(SecurityFileUnusable):  # a bad version fails closed
+        file.current()
+    assert "cannot be loaded" in caplog.text and not file.ok
+    write_atomically(path, "3")
+    assert file.reread() == 3 and file.ok  # a caller may look at once
     path.unlink()
     clock.advance(1.0)
-    assert file.current() == 2  # so does a vanished file
-    write_atomically(path, "3")
-    assert file.reread() == 3  # a caller may look at once
+    assert not file.check()  # so does a vanished file
+    with pytest.raises(SecurityFileUnusable):
+        file.current()
+    write_atomically(path, "4")
+    clock.advance(1.0)
+    assert file.current() == 4  # a fixed file is taken up again
