@@ -9,8 +9,16 @@ import argparse
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from bench import coalescing, dataset_validation, fleet, list_scale, rpc, tracking
-from bench.figure import Figure, details, table, write_json
+from bench import (
+    coalescing,
+    dataset_validation,
+    fleet,
+    list_scale,
+    noisy_neighbour,
+    rpc,
+    tracking,
+)
+from bench.figure import Figure, crashed, details, table, write_json
 
 FIGURES: dict[str, Callable[[], Awaitable[list[Figure]]]] = {
     "status_read": rpc.status_read,
@@ -20,6 +28,7 @@ FIGURES: dict[str, Callable[[], Awaitable[list[Figure]]]] = {
     "tracking": tracking.measure,
     "dataset_validation": dataset_validation.ameasure,
     "fleet": fleet.measure,
+    "noisy_neighbour": noisy_neighbour.measure,
 }
 
 
@@ -27,7 +36,11 @@ async def measure(names: list[str]) -> list[Figure]:
     figures: list[Figure] = []
     for name in names:
         print(f"measuring {name} ...", flush=True)
-        figures += await FIGURES[name]()
+        try:
+            figures += await FIGURES[name]()
+        except Exception as exc:  # noqa: BLE001 (a figure that fails must not lose the others)
+            print(f"{name} failed: {type(exc).__name__}: {exc}", flush=True)
+            figures.append(crashed(name))
     return figures
 
 

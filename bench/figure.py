@@ -44,6 +44,12 @@ def figure(  # noqa: PLR0917 (a figure is these six things)
     return Figure(name, unit, ours, baseline, goal, meets(ratio), dict(details))
 
 
+def crashed(name: str) -> Figure:
+    """The row of a figure whose measurement raised: reported as failed, with no numbers."""
+    nan = float("nan")
+    return Figure(f"{name} (crashed)", "", nan, nan, "completes", passed=False)
+
+
 def table(figures: list[Figure]) -> str:
     rows = [
         f"| {'figure':<36} | {'ours':>10} | {'baseline':>10} | {'ratio':>7} "

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core import errors
-from core.runtime.settings import markdown_table
+from core.runtime.settings import limits_table, markdown_table
+from service import limits
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,6 +41,16 @@ TABLES = [
         ROOT / "docs" / "errors.md",
         "| reason | gRPC code | meaning | what the caller should do |",
         errors.markdown_table,
+    ),
+    Table(
+        ROOT / "docs" / "security.md",
+        "| limit (setting) | default | what it bounds |",
+        limits_table,
+    ),
+    Table(
+        ROOT / "docs" / "security.md",
+        "| limit (constant) | value | what it bounds |",
+        limits.constants_table,
     ),
 ]
 

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from core.runtime.settings import markdown_table
+from core.runtime.settings import LIMIT_FIELDS, Settings, limits_table, markdown_table
+from service.limits import constants_table
 
 ROOT = Path(__file__).resolve().parent.parent
+UNLISTED_LIMITS = {
+    "step_timeout_s",
+    "upstream_timeout_s",
+    "token_timeout_s",
+    "poll_max_s",
+    "retry_max_s",
+    "max_step_attempts",
+    "max_unfinished_visits",
+    "grpc_max_connection_age_s",
+    "status_cache_max_stale_s",
+}
 
 
 def run(*command: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
@@ -46,6 +59,18 @@ def test_mypy_strict_finds_nothing() -> None:
 def test_operations_configuration_table_matches_the_settings() -> None:
     operations = (ROOT / "docs" / "operations.md").read_text()
     assert markdown_table() in operations, "run `python scripts/docs_tables.py`"
+
+
+def test_security_lists_every_limit_with_its_setting_and_default() -> None:
+    security = (ROOT / "docs" / "security.md").read_text()
+    assert limits_table() in security, "run `python scripts/docs_tables.py`"
+    assert constants_table() in security, "run `python scripts/docs_tables.py`"
+    names = {f.name for f in dataclasses.fields(Settings)}
+    assert set(LIMIT_FIELDS) <= names
+    for name in ("max", "quota", "limit", "timeout", "retention", "burst", "per_minute"):
+        unlisted = {n for n in names if name in n} - set(LIMIT_FIELDS)
+        # Settings that sound like limits but bound no caller: the worker's own pacing.
+        assert unlisted <= UNLISTED_LIMITS, f"add to LIMIT_FIELDS: {sorted(unlisted)}"
 
 
 @pytest.mark.parametrize("module", ["service", "worker", "emulator", "devstack"])

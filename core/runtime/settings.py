@@ -12,7 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from core.domain.quotas import TenantQuotas
+from core.domain.quotas import (
+    DEFAULT_MAX_DATASETS,
+    DEFAULT_MAX_STORED_BYTES,
+    DEFAULT_VALIDATE_BURST,
+    DEFAULT_VALIDATES_PER_MINUTE,
+    TenantQuotas,
+)
 
 DEFAULT_BASE_MODELS = ("models/gemini-1.5-flash-001-tuning", "models/gemini-1.0-pro-001")
 
@@ -40,6 +46,12 @@ class Settings:
         10_000,
         "API: jobs whose status each replica keeps in memory, kept current by Redis client "
         "tracking (0: read Redis on every GetTuningJob).",
+    )
+    status_cache_max_bytes: int = setting(
+        "TUNING_STATUS_CACHE_MAX_BYTES",
+        64 * 1024 * 1024,
+        "API: bytes (keys and values, estimated) the status cache of each replica may hold; "
+        "the oldest entries leave to fit.",
     )
     status_cache_max_stale_s: float = setting(
         "TUNING_STATUS_CACHE_MAX_STALE_S",
@@ -74,7 +86,23 @@ class Settings:
         "TUNING_GRPC_GRACE_S", 10.0, "API: seconds in-flight RPCs get to finish on SIGTERM."
     )
     grpc_max_message_bytes: int = setting(
-        "TUNING_GRPC_MAX_MESSAGE_BYTES", 16 * 1024 * 1024, "API: largest request or response."
+        "TUNING_GRPC_MAX_MESSAGE_BYTES",
+        16 * 1024 * 1024,
+        "API: largest response, and largest request: a CreateTuningJob's (other methods "
+        "have smaller limits, below).",
+    )
+    grpc_small_request_max_bytes: int = setting(
+        "TUNING_GRPC_SMALL_REQUEST_MAX_BYTES",
+        64 * 1024,
+        "API: largest request, in bytes, of every method but CreateTuningJob and "
+        "UploadDataset; checked after authentication, before the request is parsed "
+        "(INVALID_ARGUMENT, REQUEST_TOO_LARGE).",
+    )
+    upload_max_chunk_bytes: int = setting(
+        "TUNING_UPLOAD_MAX_CHUNK_BYTES",
+        1024 * 1024,
+        "API: largest `chunk` of one UploadDataset message, in bytes; a message may be "
+        "`TUNING_GRPC_SMALL_REQUEST_MAX_BYTES` larger, for its other fields.",
     )
     tenants_file: str = setting(
         "TUNING_TENANTS_FILE",
@@ -129,10 +157,52 @@ class Settings:
         "API: field violations (and, apart, dataset warnings) listed in one error; the rest "
         "are summed up in a last entry.",
     )
+    max_filter_chars: int = setting(
+        "TUNING_MAX_FILTER_CHARS",
+        2048,
+        "API: longest ListTuningJobs `filter`, in characters (checked before it is parsed).",
+    )
     dataset_max_bytes: int = setting(
         "TUNING_DATASET_MAX_BYTES",
         4 * 1024 * 1024,
         "Largest dataset UploadDataset accepts, in bytes (AI Studio's cap is 4 MB).",
+    )
+    tenant_max_uploads: int = setting(
+        "TUNING_TENANT_MAX_UPLOADS",
+        2,
+        "API: UploadDataset streams one tenant may have open at once on one replica; more "
+        "are refused RESOURCE_EXHAUSTED (TOO_MANY_UPLOADS) before their body is read.",
+    )
+    max_uploads: int = setting(
+        "TUNING_MAX_UPLOADS",
+        16,
+        "API: UploadDataset streams one replica serves at once, all tenants together; with "
+        "`TUNING_DATASET_MAX_BYTES` it bounds the memory uploads hold.",
+    )
+    upload_idle_timeout_s: float = setting(
+        "TUNING_UPLOAD_IDLE_TIMEOUT_S",
+        10.0,
+        "API: longest wait, in seconds, for the next message of an UploadDataset stream; "
+        "past it the upload ends DEADLINE_EXCEEDED (UPLOAD_TIMED_OUT) and frees its slot.",
+    )
+    upload_max_s: float = setting(
+        "TUNING_UPLOAD_MAX_S",
+        120.0,
+        "API: longest, in seconds, an UploadDataset stream may take to send its whole "
+        "dataset; past it the upload ends DEADLINE_EXCEEDED (UPLOAD_TIMED_OUT).",
+    )
+    validation_processes: int = setting(
+        "TUNING_VALIDATION_PROCESSES",
+        2,
+        "API: processes that check uploaded datasets, so that the CPU-heavy check never "
+        "holds the event loop serving reads; started on first use (0: a thread of the API "
+        "process, for tests and tiny deployments).",
+    )
+    tenant_max_validations: int = setting(
+        "TUNING_TENANT_MAX_VALIDATIONS",
+        1,
+        "API: uploaded datasets of one tenant checked at once on one replica; the others "
+        "wait their turn (each holding its upload slot).",
     )
     upstream_base_url: str = setting(
         "TUNING_UPSTREAM_BASE_URL",
@@ -166,6 +236,42 @@ class Settings:
         "TUNING_TENANT_CREATE_BURST",
         20,
         "CreateTuningJob calls one tenant may make at once above that rate.",
+    )
+    tenant_validates_per_minute: float = setting(
+        "TUNING_TENANT_VALIDATES_PER_MINUTE",
+        DEFAULT_VALIDATES_PER_MINUTE,
+        "CreateTuningJob calls with `validate_only` one tenant may make per minute, apart "
+        "from its create quota (0: no limit; tenants file may override).",
+    )
+    tenant_validate_burst: int = setting(
+        "TUNING_TENANT_VALIDATE_BURST",
+        DEFAULT_VALIDATE_BURST,
+        "`validate_only` calls one tenant may make at once above that rate.",
+    )
+    tenant_max_datasets: int = setting(
+        "TUNING_TENANT_MAX_DATASETS",
+        DEFAULT_MAX_DATASETS,
+        "Datasets one tenant may keep stored; UploadDataset past it is RESOURCE_EXHAUSTED "
+        "(STORAGE_QUOTA_EXCEEDED) until one is deleted (tenants file may override; 0: no "
+        "limit).",
+    )
+    tenant_max_stored_bytes: int = setting(
+        "TUNING_TENANT_MAX_STORED_BYTES",
+        DEFAULT_MAX_STORED_BYTES,
+        "Bytes of training examples one tenant may keep stored: its datasets', and its jobs' "
+        "until they are submitted upstream (tenants file may override; 0: no limit).",
+    )
+    job_retention_s: float = setting(
+        "TUNING_JOB_RETENTION_S",
+        30 * 24 * 3600.0,
+        "Worker: seconds a finished job (SUCCEEDED, FAILED, CANCELLED) is kept after it "
+        "ended; then its record is removed, its tuned model upstream is kept (0: forever).",
+    )
+    dataset_retention_s: float = setting(
+        "TUNING_DATASET_RETENTION_S",
+        30 * 24 * 3600.0,
+        "Worker: seconds a dataset is kept after its upload or its last use by "
+        "CreateTuningJob; then it is removed (0: forever).",
     )
     upstream_rps: float = setting(
         "TUNING_UPSTREAM_RPS",
@@ -247,6 +353,10 @@ class Settings:
             max_running=self.tenant_max_running,
             creates_per_minute=self.tenant_creates_per_minute,
             create_burst=self.tenant_create_burst,
+            validates_per_minute=self.tenant_validates_per_minute,
+            validate_burst=self.tenant_validate_burst,
+            max_datasets=self.tenant_max_datasets,
+            max_stored_bytes=self.tenant_max_stored_bytes,
         )
 
     @classmethod
@@ -258,6 +368,50 @@ class Settings:
             if raw is not None:
                 values[f.name] = _parse(f.metadata["env"], raw, f.default)
         return cls(**values)
+
+
+LIMIT_FIELDS = (
+    "grpc_max_message_bytes",
+    "grpc_small_request_max_bytes",
+    "upload_max_chunk_bytes",
+    "dataset_max_bytes",
+    "min_examples",
+    "max_examples",
+    "max_input_chars",
+    "max_output_chars",
+    "max_reported_violations",
+    "max_filter_chars",
+    "status_cache_entries",
+    "status_cache_max_bytes",
+    "tenant_max_uploads",
+    "max_uploads",
+    "upload_idle_timeout_s",
+    "upload_max_s",
+    "validation_processes",
+    "tenant_max_validations",
+    "tenant_max_running",
+    "tenant_creates_per_minute",
+    "tenant_create_burst",
+    "tenant_validates_per_minute",
+    "tenant_validate_burst",
+    "tenant_max_datasets",
+    "tenant_max_stored_bytes",
+    "job_retention_s",
+    "dataset_retention_s",
+    "upstream_rps",
+    "upstream_burst",
+)
+"""The settings that bound what a caller or a tenant may use (docs/security.md's table)."""
+
+
+def limits_table() -> str:
+    """docs/security.md's table of the limits that are settings."""
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    rows = ["| limit (setting) | default | what it bounds |", "|---|---|---|"]
+    for name in LIMIT_FIELDS:
+        f = fields[name]
+        rows.append(f"| `{f.metadata['env']}` | `{f.default}` | {f.metadata['doc']} |")
+    return "\n".join(rows)
 
 
 def to_env(settings: Settings) -> dict[str, str]:
