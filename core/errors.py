@@ -22,8 +22,12 @@ The tree, grouped by how the caller recovers:
       x Retryable                      retry the same call after `retry_after_s` (RetryInfo)
         - ResourceExhausted            QuotaFailure names what ran out
           . CreateQuotaSpent           the tenant's create quota (subject `tenant:<id>`)
+          . ValidateQuotaSpent         the tenant's validate_only rate (subject `tenant:<id>`)
+          . StorageQuotaExceeded       the tenant's datasets or stored bytes (`tenant:<id>`)
           . RateLimited                the fleet's upstream budget; the worker waits
         - Unavailable                  the job store or the token endpoint is unreachable
+          . SecurityFileUnusable       the tenants or keys file broke: operators fix it
+        - DeadlineExceeded             an upload stream paused or lasted too long: send faster
         - UpstreamRetryable            (also an UpstreamError, below)
       x InternalError                  handled inside the platform; if one reaches you: retry
         - Conflict                     a compare-and-set lost the same race too often
@@ -107,6 +111,13 @@ class Reason(StrEnum):
         _C.INVALID_ARGUMENT,
         "A field of the request is invalid; BadRequest names each one and why.",
         "Fix the named fields and send again.",
+    )
+    REQUEST_TOO_LARGE = (
+        "REQUEST_TOO_LARGE",
+        _C.INVALID_ARGUMENT,
+        "The request message is larger than its method's limit; BadRequest names the "
+        "limit and the setting behind it (checked before the message is parsed).",
+        "Send a smaller message (an upload in smaller chunks); the same one never passes.",
     )
     NOT_FOUND = (
         "NOT_FOUND",
@@ -267,6 +278,37 @@ class Reason(StrEnum):
         "The tenant's create quota is spent (QuotaFailure subject `tenant:<id>`).",
         _RETRY + " A retry of a request that made its job costs nothing.",
     )
+    VALIDATE_RATE_EXCEEDED = (
+        "VALIDATE_RATE_EXCEEDED",
+        _C.RESOURCE_EXHAUSTED,
+        "The tenant's rate of `validate_only` creates (TUNING_TENANT_VALIDATES_PER_MINUTE) is "
+        "spent (QuotaFailure subject `tenant:<id>`); it is apart from the create quota.",
+        _RETRY,
+    )
+    STORAGE_QUOTA_EXCEEDED = (
+        "STORAGE_QUOTA_EXCEEDED",
+        _C.RESOURCE_EXHAUSTED,
+        "The tenant keeps as many datasets (`max_datasets`, TUNING_TENANT_MAX_DATASETS) or "
+        "bytes of examples (`max_stored_bytes`, TUNING_TENANT_MAX_STORED_BYTES) as it may; "
+        "QuotaFailure subject `tenant:<id>`, ErrorInfo metadata `quota` says which.",
+        "Delete datasets (DeleteDataset) or unsubmitted jobs; bytes of queued jobs free up "
+        "once they are submitted.",
+    )
+    TOO_MANY_UPLOADS = (
+        "TOO_MANY_UPLOADS",
+        _C.RESOURCE_EXHAUSTED,
+        "The tenant (QuotaFailure subject `tenant:<id>`, TUNING_TENANT_MAX_UPLOADS) or the "
+        "replica (`replica:uploads`, TUNING_MAX_UPLOADS) has the most UploadDataset streams "
+        "open at once.",
+        _RETRY + " Finish or cancel the tenant's open uploads first.",
+    )
+    UPLOAD_TIMED_OUT = (
+        "UPLOAD_TIMED_OUT",
+        _C.DEADLINE_EXCEEDED,
+        "The UploadDataset stream paused longer than TUNING_UPLOAD_IDLE_TIMEOUT_S between "
+        "messages, or took longer than TUNING_UPLOAD_MAX_S to send the dataset.",
+        "Upload again, sending the chunks back to back.",
+    )
     STORE_FULL = (
         "STORE_FULL",
         _C.RESOURCE_EXHAUSTED,
@@ -296,6 +338,13 @@ class Reason(StrEnum):
         _C.UNAVAILABLE,
         "The worker's copy of the tenants file does not have the job's tenant yet.",
         _WORKER,
+    )
+    SECURITY_FILE_UNUSABLE = (
+        "SECURITY_FILE_UNUSABLE",
+        _C.UNAVAILABLE,
+        "The tenants or encryption keys file changed into one that does not load (or was "
+        "removed): this replica admits no one, or seals nothing, until it is fixed.",
+        _RETRY + " Operators fix the mounted file (health is NOT_SERVING meanwhile).",
     )
     # Internal.
     INTERNAL = (
@@ -594,6 +643,35 @@ class CreateQuotaSpent(ResourceExhausted):
         )
 
 
+class StorageQuotaExceeded(ResourceExhausted):
+    """A tenant's storage quota (`quota`: max_datasets or max_stored_bytes) would be passed."""
+
+    reason = Reason.STORAGE_QUOTA_EXCEEDED
+    retry_after_s = 30.0
+
+    def __init__(self, tenant: str, *, quota: str, limit: int, unit: str) -> None:
+        super().__init__(
+            f"tenant {tenant!r} has reached its quota {quota} ({limit} {unit}); delete "
+            "datasets or unsubmitted jobs first",
+            subject=f"tenant:{tenant}",
+        )
+        self.metadata = {"quota": quota, "limit": str(limit)}
+
+
+class ValidateQuotaSpent(ResourceExhausted):
+    """A tenant's rate of `validate_only` creates is spent (apart from its create quota)."""
+
+    reason = Reason.VALIDATE_RATE_EXCEEDED
+
+    def __init__(self, tenant: str, *, per_minute: float, retry_after_s: float) -> None:
+        super().__init__(
+            f"tenant {tenant!r} may validate {per_minute:g} tuning jobs per minute "
+            f"(validate_only); retry in {retry_after_s:.1f}s",
+            retry_after_s=retry_after_s,
+            subject=f"tenant:{tenant}",
+        )
+
+
 class RateLimited(ResourceExhausted):
     """The fleet's upstream budget is spent for now (core.redis.token_bucket)."""
 
@@ -602,6 +680,19 @@ class RateLimited(ResourceExhausted):
 
 class Unavailable(Retryable):
     reason = Reason.STORE_UNAVAILABLE
+
+
+class SecurityFileUnusable(Unavailable):
+    """A mounted security file (tenants, keys) broke while the process ran: fail closed."""
+
+    reason = Reason.SECURITY_FILE_UNUSABLE
+    retry_after_s = 5.0
+
+
+class DeadlineExceeded(Retryable):
+    """The caller's stream was too slow for the server (UploadDataset's idle and total limits)."""
+
+    reason = Reason.UPLOAD_TIMED_OUT
 
 
 # Internal: handled inside the platform.

@@ -2,6 +2,11 @@
 
 The `doc` field holds what callers may read (metadata, statistics, warnings); the
 `examples` field holds the validated examples, which only job creation reads.
+
+A save counts against the tenant's storage quotas in the same script that stores it
+(core.redis.storage says how; deletes are there too, as workers delete datasets past
+their retention). The same script adds the dataset to the tenant's listing and to its use
+set (when each dataset was uploaded or last used by a create, which retention reads).
 """
 
 from __future__ import annotations
@@ -9,10 +14,19 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from core.redis.client import Redis, translated_errors
+from core.domain.quotas import TenantQuotas
+from core.redis.client import Redis, text, translated_errors
 from core.redis.keys import Keys
+from core.redis.scripts import Scripts, dataset_save_call, dataset_touch_call
+from core.redis.storage import (
+    StorageUsage,
+    TenantStorage,
+    datasets_exceeded,
+    stored_bytes_exceeded,
+)
+from core.runtime.clock import Clock, system_clock
 from service.dataset_parsing import DatasetFormat, DatasetStats, DatasetWarning
 
 DATASET_NAME_PREFIX = "datasets/"
@@ -49,17 +63,85 @@ class DatasetRecord:
 
 
 class DatasetStore:
-    """Stores and reads tenants' datasets."""
+    """Stores, reads, lists and deletes tenants' datasets."""
 
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, clock: Clock = system_clock) -> None:
         self._redis = redis
         self._keys = keys
+        self._clock = clock
+        self._scripts = Scripts(redis)
+        self._storage = TenantStorage(redis, keys)
 
-    async def save(self, record: DatasetRecord, examples: bytes) -> None:
-        """Store the dataset in one write: readers see all of it or nothing."""
-        key = self._keys.dataset(record.tenant, record.id)
+    async def save(self, record: DatasetRecord, examples: bytes, quotas: TenantQuotas) -> None:
+        """Store the dataset in one write (readers see all of it or nothing), if the
+        tenant's storage quotas allow it; StorageQuotaExceeded if not."""
+        keys, tenant = self._keys, record.tenant
+        call = dataset_save_call(
+            dataset_key=keys.dataset(tenant, record.id),
+            datasets_key=keys.tenant_datasets(tenant),
+            use_key=keys.tenant_dataset_use(tenant),
+            seq_key=keys.tenant_seq(tenant),
+            storage_key=keys.tenant_storage(tenant),
+            doc=record.to_json(),
+            examples=examples,
+            dataset_id=record.id,
+            used_ms=int(self._clock() * 1000),
+            max_datasets=quotas.max_datasets,
+            max_stored_bytes=quotas.max_stored_bytes,
+        )
         with translated_errors():
-            await self._redis.hset(key, mapping={"doc": record.to_json(), "examples": examples})
+            reply = int(await self._scripts.run(call))
+        if reply == -1:
+            raise datasets_exceeded(tenant, quotas)
+        if reply == -2:
+            raise stored_bytes_exceeded(tenant, quotas)
+
+    async def usage(self, tenant: str) -> StorageUsage:
+        """The tenant's stored datasets and bytes, as its quotas count them."""
+        return await self._storage.usage(tenant)
+
+    async def delete(self, tenant: str, dataset_id: str) -> bool:
+        """Delete the dataset, freeing its quota; False if there was none."""
+        return await self._storage.delete_dataset(tenant, dataset_id)
+
+    async def touch(self, tenant: str, dataset_id: str) -> None:
+        """Record that a create used the dataset now (retention counts from its last use)."""
+        call = dataset_touch_call(
+            use_key=self._keys.tenant_dataset_use(tenant),
+            dataset_id=dataset_id,
+            used_ms=int(self._clock() * 1000),
+        )
+        with translated_errors():
+            await self._scripts.run(call)
+
+    async def page(
+        self, tenant: str, *, before_seq: int | None, count: int
+    ) -> list[tuple[int, DatasetRecord | None]]:
+        """Up to `count` of the tenant's datasets, newest first, before `before_seq`.
+
+        The record is None where the dataset vanished between the two reads.
+        """
+        high: Any = "+inf" if before_seq is None else f"({before_seq}"
+        with translated_errors():
+            ids = cast(
+                list[tuple[bytes, float]],
+                await self._redis.zrevrangebyscore(
+                    self._keys.tenant_datasets(tenant),
+                    high,
+                    "-inf",
+                    start=0,
+                    num=count,
+                    withscores=True,
+                ),
+            )
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for dataset_id, _ in ids:
+                    pipe.hget(self._keys.dataset(tenant, text(dataset_id)), "doc")
+                docs = await pipe.execute()
+        return [
+            (int(seq), None if doc is None else DatasetRecord.from_json(doc))
+            for (_, seq), doc in zip(ids, docs, strict=True)
+        ]
 
     async def get(self, tenant: str, dataset_id: str) -> DatasetRecord | None:
         with translated_errors():

@@ -1,42 +1,96 @@
-"""UploadDataset and GetDataset: receive, validate (service.dataset_parsing), store per tenant."""
+"""The dataset RPCs: UploadDataset (receive, validate with service.dataset_parsing, store
+per tenant within its storage quotas), GetDataset, ListDatasets and DeleteDataset."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from core.domain.job import encode_pairs, random_id
-from core.errors import FieldViolation, InvalidArgument, NotFound, echo
+from core.domain.job import id_shape, random_id
+from core.domain.quotas import QuotasFor, TenantQuotas
+from core.errors import (
+    DeadlineExceeded,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
+from core.redis.storage import datasets_exceeded, stored_bytes_exceeded
 from core.runtime.clock import Clock
 from core.runtime.settings import Settings
-from service.dataset_parsing import DatasetFormat, DatasetOptions, parse_dataset
+from service.dataset_checker import DatasetChecker
+from service.dataset_parsing import DatasetFormat, DatasetOptions
 from service.dataset_store import DATASET_NAME_PREFIX, DatasetRecord, DatasetStore
+from service.listing import PageTokens, page_size_of
+from service.upload_bounds import UploadSlots, paced
+from service.validation import resource_id
 from tuning.v1 import dataset_pb2, tuning_service_pb2
 
 DRAIN_LIMIT_BYTES = 16 * 1024 * 1024
+REFUSED_IDLE_S = 0.5
+"""The longest pause of a client's sending that a refused upload waits out before answering."""
 DEFAULT_INPUT_FIELD = "text_input"
 DEFAULT_OUTPUT_FIELD = "output"
+DATASET_ID_PREFIX = "d"
+DATASET_ID_SHAPE = id_shape(DATASET_ID_PREFIX)
+MAX_DATASET_PAGE_SIZE = 100
+"""Most datasets in one ListDatasets page: each carries up to 100 warnings, and a page must
+stay well under the largest gRPC message."""
+DATASETS_LISTING = "\x00datasets"
+"""What ListDatasets' page tokens are signed for in place of a filter: no ListTuningJobs
+filter can be this, so a token of one listing is refused by the other."""
 
 
 class DatasetsApi:
     """The dataset RPCs' behaviour."""
 
-    def __init__(self, store: DatasetStore, settings: Settings, clock: Clock) -> None:
+    def __init__(  # noqa: PLR0917 (the API's collaborators, each one of a kind)
+        self,
+        store: DatasetStore,
+        settings: Settings,
+        clock: Clock,
+        checker: DatasetChecker,
+        page_tokens: PageTokens,
+        quotas_for: QuotasFor | None = None,
+    ) -> None:
         self._store = store
         self._settings = settings
         self._clock = clock
+        self._checker = checker
+        self._page_tokens = page_tokens
+        self._quotas_for = quotas_for or (lambda _: settings.default_quotas())
+        self.slots = UploadSlots(
+            per_tenant=settings.tenant_max_uploads, per_replica=settings.max_uploads
+        )
 
     async def upload(
         self, tenant: str, parts: AsyncIterator[tuning_service_pb2.UploadDatasetRequest]
     ) -> DatasetRecord:
         """Read the metadata, then the chunks; refuse the whole dataset on any problem.
 
+        The stream takes one of the tenant's upload slots before anything is read, and
+        holds it until the answer (service.upload_bounds); it may pause at most
+        `upload_idle_timeout_s` between messages and take `upload_max_s` in all.
         A refusal first reads what the client is still sending (up to a bound): a
         client-streaming call that the server ends early makes the client's next send
         fail, and gRPC then reports that local failure (INTERNAL) instead of our answer.
+        A stream refused a slot is read only while the client keeps sending, pausing at
+        most REFUSED_IDLE_S, so one that goes quiet is answered at once.
         """
+        total_s = self._settings.upload_max_s
+        try:
+            self.slots.check(tenant)
+        except ResourceExhausted:
+            await _drain(paced(parts, idle_s=REFUSED_IDLE_S, total_s=total_s), DRAIN_LIMIT_BYTES)
+            raise
+        with self.slots.hold(tenant):  # nothing ran since the check: one event loop
+            idle_s = self._settings.upload_idle_timeout_s
+            return await self._upload(tenant, paced(parts, idle_s=idle_s, total_s=total_s))
+
+    async def _upload(
+        self, tenant: str, parts: AsyncIterator[tuning_service_pb2.UploadDatasetRequest]
+    ) -> DatasetRecord:
         try:
             spec = await _first_part(parts)
             fmt = _format(spec)
@@ -45,8 +99,11 @@ class DatasetsApi:
         except InvalidArgument:
             await _drain(parts, DRAIN_LIMIT_BYTES)
             raise
-        # Parsing 4 MB of bad lines takes seconds of CPU: keep it off the event loop.
-        report = await asyncio.to_thread(parse_dataset, raw, fmt, options)
+        quotas = self._quotas_for(tenant)
+        await self._refuse_when_full(tenant, quotas)
+        # Parsing 4 MB of bad lines takes a second of CPU: it runs in another process.
+        checked = await self._checker.check(tenant, raw, fmt, options)
+        report = checked.report
         if not report.ok:
             count = len(report.violations)
             first = report.violations[0]
@@ -56,7 +113,7 @@ class DatasetsApi:
                 list(report.violations),
             )
         record = DatasetRecord(
-            id=random_id("d"),
+            id=random_id(DATASET_ID_PREFIX),
             tenant=tenant,
             display_name=spec.display_name,
             format=fmt,
@@ -66,9 +123,17 @@ class DatasetsApi:
             warnings=report.warnings,
             create_time=self._clock(),
         )
-        examples = await asyncio.to_thread(encode_pairs, report.inputs, report.outputs)
-        await self._store.save(record, examples)
+        await self._store.save(record, checked.examples, quotas)
         return record
+
+    async def _refuse_when_full(self, tenant: str, quotas: TenantQuotas) -> None:
+        """Refuse before the heavy check when no dataset could be stored; the store's
+        save checks again, atomically, with the examples' real size."""
+        usage = await self._store.usage(tenant)
+        if 0 < quotas.max_datasets <= usage.datasets:
+            raise datasets_exceeded(tenant, quotas)
+        if 0 < quotas.max_stored_bytes <= usage.stored_bytes:
+            raise stored_bytes_exceeded(tenant, quotas)
 
     def _options(self, spec: dataset_pb2.Dataset) -> DatasetOptions:
         return DatasetOptions(
@@ -87,15 +152,31 @@ class DatasetsApi:
             raise NotFound(f"{name} not found")
         return record
 
+    async def delete(self, tenant: str, name: str) -> None:
+        """Delete the tenant's dataset and free its quota; NOT_FOUND if it has none such.
+
+        Jobs created from it keep their own copy of the examples."""
+        if not await self._store.delete(tenant, dataset_id_of(name, "name")):
+            raise NotFound(f"{name} not found")
+
+    async def list(
+        self, tenant: str, *, page_size: int, page_token: str
+    ) -> tuple[list[DatasetRecord], str]:
+        """One page of the tenant's datasets, newest first, and the token of the next."""
+        size = min(page_size_of(page_size), MAX_DATASET_PAGE_SIZE)
+        cursor = await self._page_tokens.decode(page_token, tenant, DATASETS_LISTING)
+        batch = await self._store.page(tenant, before_seq=cursor, count=size + 1)
+        more = len(batch) > size
+        page = batch[:size]
+        records = [record for _, record in page if record is not None]
+        if not more:
+            return records, ""
+        return records, await self._page_tokens.encode(tenant, DATASETS_LISTING, page[-1][0])
+
 
 def dataset_id_of(name: str, field: str) -> str:
-    """The id in `datasets/{id}`; INVALID_ARGUMENT naming `field` otherwise."""
-    dataset_id = name.removeprefix(DATASET_NAME_PREFIX)
-    if not name.startswith(DATASET_NAME_PREFIX) or not dataset_id or "/" in dataset_id:
-        raise InvalidArgument(
-            f"invalid dataset name {echo(name)}", [FieldViolation(field, "must be datasets/{id}")]
-        )
-    return dataset_id
+    """The id in `datasets/{id}`; INVALID_ARGUMENT naming `field`, before any lookup, else."""
+    return resource_id(name, prefix=DATASET_NAME_PREFIX, shape=DATASET_ID_SHAPE, field=field)
 
 
 async def _first_part(
@@ -125,7 +206,7 @@ def _format(spec: dataset_pb2.Dataset) -> DatasetFormat:
 async def _drain(parts: AsyncIterator[Any], limit_bytes: int) -> None:
     """Read and drop the rest of a refused upload, up to `limit_bytes`."""
     seen = 0
-    with contextlib.suppress(InvalidArgument):
+    with contextlib.suppress(InvalidArgument, DeadlineExceeded):
         async for part in parts:
             seen += part.ByteSize()
             if seen > limit_bytes:
@@ -144,11 +225,11 @@ async def _read_content(
                 "only the first message may carry `dataset`",
                 [FieldViolation("dataset", "repeated after the first message")],
             )
-        chunks.append(part.chunk)
         size_bytes += len(part.chunk)
-        if size_bytes > max_bytes:
+        if size_bytes > max_bytes:  # checked before the chunk is kept
             raise InvalidArgument(
                 f"the dataset is larger than {max_bytes} bytes",
                 [FieldViolation("content", f"more than {max_bytes} bytes; split the dataset")],
             )
+        chunks.append(part.chunk)
     return b"".join(chunks)

@@ -9,13 +9,22 @@ from __future__ import annotations
 import math
 
 from core.domain import lifecycle
-from core.domain.job import JOB_NAME_PREFIX, Job, Progress, new_job_id
-from core.domain.quotas import QuotasFor
+from core.domain.job import JOB_ID_SHAPE, JOB_NAME_PREFIX, Job, Progress, new_job_id
+from core.domain.quotas import QuotasFor, TenantQuotas
 from core.domain.states import JobState
-from core.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound, Reason, echo
+from core.errors import (
+    AlreadyExists,
+    CreateQuotaSpent,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    Reason,
+    echo,
+)
 from core.redis.admission import Admission
 from core.redis.job_store import JobStore
 from core.redis.schedule import Schedule
+from core.redis.storage import stored_bytes_exceeded
 from core.runtime.clock import Clock
 from core.runtime.settings import Settings
 from service import listing
@@ -23,7 +32,8 @@ from service.convert import job_from_request
 from service.dataset_store import DatasetStore
 from service.datasets_api import dataset_id_of
 from service.request_parsing import ParsedCreate
-from service.validation import validate_create
+from service.validation import REQUEST_ID, resource_id, validate_create
+from tuning.v1.tuning_service_pb2 import CreateTuningJobRequest
 
 DEFAULT_EPOCHS = 5
 DEFAULT_BATCH_SIZE = 4
@@ -41,6 +51,8 @@ class JobsApi:
         quotas_for: QuotasFor,
         settings: Settings,
         clock: Clock,
+        *,
+        page_tokens: listing.PageTokens,
     ):
         self._store = store
         self._schedule = schedule
@@ -49,6 +61,7 @@ class JobsApi:
         self._quotas_for = quotas_for
         self._settings = settings
         self._clock = clock
+        self._page_tokens = page_tokens
 
     async def create(self, tenant: str, parsed: ParsedCreate) -> tuple[Job, int]:
         """Validate, store and queue; a repeated request_id answers the job it made.
@@ -59,9 +72,14 @@ class JobsApi:
         already queued is in the ring, or is being put back by whoever queued them or by
         the round that is checking its queue (core.redis.admission). A retry of a QUEUED job
         joins too, which repairs a first attempt that died before joining.
+
+        Quotas come before the heavy work (validation, conversion, reading a dataset):
+        `_admitted` refuses at once what the quota would refuse anyway.
         """
-        validate_create(parsed, self._settings)
         request = parsed.request
+        quotas = self._quotas_for(tenant)
+        await self._admitted(tenant, request, quotas)
+        validate_create(parsed, self._settings)
         job, examples = job_from_request(
             request,
             tenant=tenant,
@@ -69,11 +87,12 @@ class JobsApi:
             now=self._clock(),
         )
         job, content = await self._training_data(job, examples)
-        quotas = self._quotas_for(tenant)
         if request.validate_only:
-            await self._store.check_create_quota(tenant, quotas)
+            await self._check_quotas(tenant, quotas, len(content))
             return job.replace(progress=Progress(total_steps=estimated_total_steps(job))), 0
         stored, created, position = await self._store.create(job, content, quotas=quotas)
+        if created and job.dataset:  # retention counts from a dataset's last use
+            await self._datasets.touch(tenant, dataset_id_of(job.dataset, "tuning_job.dataset"))
         if stored.deleted:
             raise AlreadyExists(
                 f"request_id {echo(request.request_id)} made {stored.name}, which was deleted; "
@@ -83,6 +102,37 @@ class JobsApi:
         if (created and position == 1) or (not created and stored.state == JobState.QUEUED):
             await self._admission.add_to_ring(tenant)
         return stored, position
+
+    async def _admitted(
+        self, tenant: str, request: CreateTuningJobRequest, quotas: TenantQuotas
+    ) -> None:
+        """Refuse a create its quota would refuse, before it costs any work.
+
+        A `validate_only` call spends a token of its own bucket (JobStore.spend_validate_quota)
+        and nothing of the create quota. A create only peeks at its quota here: the CREATE
+        script spends it, atomically with storing the job; a peek that finds none refuses at
+        once, unless the request_id already made its job (a retry, which costs nothing).
+        """
+        if request.validate_only:
+            await self._store.spend_validate_quota(tenant, quotas)
+            return
+        try:
+            await self._store.check_create_quota(tenant, quotas)
+        except CreateQuotaSpent:
+            if not await self._made_its_job(tenant, request.request_id):
+                raise
+
+    async def _made_its_job(self, tenant: str, request_id: str) -> bool:
+        if not REQUEST_ID.fullmatch(request_id):  # none, or one no job can have been made by
+            return False
+        return await self._store.read(tenant, new_job_id(tenant, request_id)) is not None
+
+    async def _check_quotas(self, tenant: str, quotas: TenantQuotas, size_bytes: int) -> None:
+        """What `create` would refuse for its quotas, spending nothing (validate_only)."""
+        await self._store.check_create_quota(tenant, quotas)
+        usage = await self._datasets.usage(tenant)
+        if 0 < quotas.max_stored_bytes < usage.stored_bytes + size_bytes:
+            raise stored_bytes_exceeded(tenant, quotas)
 
     async def queue_position(self, job: Job) -> int:
         """Where a QUEUED job waits in its tenant's queue (0 when it is not waiting)."""
@@ -107,14 +157,15 @@ class JobsApi:
     async def list(
         self, tenant: str, *, page_size: int, page_token: str, filter_text: str
     ) -> tuple[list[Job], str]:
-        where = listing.parse_filter(filter_text)
+        where = listing.parse_filter(filter_text, max_chars=self._settings.max_filter_chars)
         size = listing.page_size_of(page_size)
-        cursor = listing.decode_token(page_token, filter_text)
+        cursor = await self._page_tokens.decode(page_token, tenant, filter_text)
         jobs, next_cursor = await listing.list_page(
             self._store, tenant, page_size=size, cursor=cursor, where=where
         )
-        token = "" if next_cursor is None else listing.encode_token(next_cursor, filter_text)
-        return jobs, token
+        if next_cursor is None:
+            return jobs, ""
+        return jobs, await self._page_tokens.encode(tenant, filter_text, next_cursor)
 
     async def cancel(self, tenant: str, name: str) -> Job:
         job_id = job_id_of(name)
@@ -146,10 +197,5 @@ def estimated_total_steps(job: Job) -> int:
 
 
 def job_id_of(name: str) -> str:
-    """The id in `tuningJobs/{id}`; INVALID_ARGUMENT for anything else."""
-    job_id = name.removeprefix(JOB_NAME_PREFIX)
-    if not name.startswith(JOB_NAME_PREFIX) or not job_id or "/" in job_id:
-        raise InvalidArgument(
-            f"invalid name {echo(name)}", [FieldViolation("name", "must be tuningJobs/{id}")]
-        )
-    return job_id
+    """The id in `tuningJobs/{id}`; INVALID_ARGUMENT, before any lookup, for anything else."""
+    return resource_id(name, prefix=JOB_NAME_PREFIX, shape=JOB_ID_SHAPE, field="name")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 
 import grpc
 import httpx
@@ -16,25 +17,30 @@ from core.redis.admission import Admission
 from core.redis.client import Redis, RedisEndpoints, connect, refuse_evicting_redis
 from core.redis.job_store import JobStore
 from core.redis.keys import Keys
+from core.redis.page_token_key import PageTokenKey
 from core.redis.schedule import Schedule
 from core.runtime.clock import Clock, system_clock
 from core.runtime.health import CHECK_INTERVAL_S, RedisHealth
 from core.runtime.metrics import Metrics
 from core.runtime.settings import Settings
 from core.runtime.signals import stop_signals
-from core.security.crypto import watch_keys
+from core.security.crypto import KeyRing, watch_keys
+from core.security.secret_files import ReloadingFile
 from core.security.tenants import TenantDirectory
 from service.auth import Authenticator
 from service.credential_servicer import add_credential_service
+from service.dataset_checker import DatasetChecker
 from service.dataset_store import DatasetStore
 from service.datasets_api import DatasetsApi
 from service.jobs_api import JobsApi
+from service.listing import PageTokens
+from service.message_limits import MessageLimits
 from service.near_cache import NearCache
 from service.observability import RpcObserver
-from service.status import CachedStatus, StatusReader
+from service.status import CachedStatus, StatusReader, status_size_bytes
 from service.tls import server_credentials
 from service.tuning_servicer import SERVICE, TuningServicer, generic_handler
-from service.wrapping import Registrar, chained
+from service.wrapping import Registrar, Wrap, chained
 
 log = logging.getLogger(__name__)
 
@@ -92,35 +98,65 @@ async def start_api(
         token_http = resources.enter_context(httpx.Client(timeout=settings.token_timeout_s))
     keys = Keys(settings.redis_key_prefix)
     server = grpc.aio.server(options=server_options(settings))
-    observer = RpcObserver(metrics or Metrics.create())
-    auth = Authenticator(tenants, mutual_tls=bool(settings.tls_client_ca_file))
-    registrar = Registrar(server, chained(auth.wrap, observer.wrap))
+    metrics = metrics or Metrics.create()
+    registrar = Registrar(server, rpc_wrappers(settings, tenants, RpcObserver(metrics)))
     status_cache = status_cache_of(settings, keys)
     quotas = quotas_for or tenants.quotas_for(settings.default_quotas())
-    tuning = tuning_servicer(settings, redis, quotas, status_cache, clock)
+    checker = DatasetChecker(
+        processes=settings.validation_processes, per_tenant=settings.tenant_max_validations
+    )
+    resources.callback(checker.close)  # its processes stop with the server
+    tuning = tuning_servicer(settings, redis, quotas, status_cache, clock, checker=checker)
     registrar.add_generic_rpc_handlers([generic_handler(tuning)])
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar.stand_in)
+    key_ring = watch_keys(settings.encryption_keys_file)
+    files_usable = security_file_checks(tenants, key_ring, metrics)
     admin = add_credential_service(
         registrar,
         settings=settings,
         redis=redis,
         tenants=tenants,
-        keys=watch_keys(settings.encryption_keys_file),
+        keys=key_ring,
         token_http=token_http,
         clock=clock,
     )
     names = (SERVICE.full_name, admin, health.SERVICE_NAME, reflection.SERVICE_NAME)
     # Reflection picks its asyncio flavor by the server's type, so it gets the server
-    # itself; its one method streams and is open to all, so nothing would wrap it.
+    # itself, unwrapped; it is open to all (service.auth.OPEN_METHODS).
     reflection.enable_server_reflection(names, server)
     port = _listen(server, listen or settings.grpc_listen, settings)
     await server.start()
-    redis_health = RedisHealth(health_servicer, redis, ("", SERVICE.full_name), health_check_s)
+    redis_health = RedisHealth(
+        health_servicer, redis, ("", SERVICE.full_name), health_check_s, files_usable
+    )
     await redis_health.start()
     if status_cache is not None:
         await status_cache.start()
     return ApiServer(server, port, redis_health, resources=resources, status_cache=status_cache)
+
+
+def security_file_checks(
+    tenants: TenantDirectory, key_ring: ReloadingFile[KeyRing] | None, metrics: Metrics
+) -> dict[str, Callable[[], bool]]:
+    """Health conditions for the tenants and keys files, and their gauges.
+
+    A broken file fails closed (core.security.secret_files); health then reports
+    NOT_SERVING, and `tuning_security_file_ok{file}` is 0 so an alert can fire."""
+    checks: dict[str, Callable[[], bool]] = {"tenants file": tenants.check_file}
+    metrics.security_file_ok.labels(file="tenants").set_function(lambda: tenants.file_ok)
+    if key_ring is not None:
+        checks["encryption keys file"] = key_ring.check
+        metrics.security_file_ok.labels(file="keys").set_function(lambda: key_ring.ok)
+    return checks
+
+
+def rpc_wrappers(settings: Settings, tenants: TenantDirectory, observer: RpcObserver) -> Wrap:
+    """What every registered method is wrapped in, innermost first: its message limit and
+    parser (service.message_limits), then authentication, so that no request is parsed
+    before its caller is known, then the observer, which sees every RPC."""
+    auth = Authenticator(tenants, mutual_tls=bool(settings.tls_client_ca_file))
+    return chained(MessageLimits.from_settings(settings).wrap, auth.wrap, observer.wrap)
 
 
 def tuning_servicer(
@@ -129,16 +165,22 @@ def tuning_servicer(
     quotas: QuotasFor,
     status_cache: NearCache[CachedStatus] | None,
     clock: Clock,
+    *,
+    checker: DatasetChecker,
 ) -> TuningServicer:
     """The TuningService's behaviour over Redis: jobs, datasets and the status read."""
     keys = Keys(settings.redis_key_prefix)
-    datasets = DatasetStore(redis, keys)
+    datasets = DatasetStore(redis, keys, clock)
     schedule = Schedule(redis, keys)
     store = JobStore(redis, keys, clock)
     admission = Admission(redis, keys, schedule, quotas)
-    jobs = JobsApi(store, schedule, datasets, admission, quotas, settings, clock)
+    page_tokens = PageTokens(PageTokenKey(redis, keys))
+    jobs = JobsApi(
+        store, schedule, datasets, admission, quotas, settings, clock, page_tokens=page_tokens
+    )
     status = StatusReader(jobs, store, keys, status_cache)
-    return TuningServicer(jobs, DatasetsApi(datasets, settings, clock), status)
+    datasets_api = DatasetsApi(datasets, settings, clock, checker, page_tokens, quotas)
+    return TuningServicer(jobs, datasets_api, status)
 
 
 def status_cache_of(settings: Settings, keys: Keys) -> NearCache[CachedStatus] | None:
@@ -150,6 +192,8 @@ def status_cache_of(settings: Settings, keys: Keys) -> NearCache[CachedStatus] |
         endpoints,
         keys.tenant_scoped_prefix(),
         max_entries=settings.status_cache_entries,
+        max_bytes=settings.status_cache_max_bytes,
+        size_of=status_size_bytes,
         max_stale_s=settings.status_cache_max_stale_s,
     )
 
@@ -162,9 +206,12 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
     makes clients reconnect, and so spreads load onto replicas added since.
     """
     max_bytes = settings.grpc_max_message_bytes
+    # gRPC's own limit lets in the largest request any method takes; each method's own,
+    # smaller limit is checked after authentication (service.message_limits).
+    receive_bytes = MessageLimits.from_settings(settings).largest_bytes
     keepalive_ms = int(settings.grpc_keepalive_s * 1000)
     return [
-        ("grpc.max_receive_message_length", max_bytes),
+        ("grpc.max_receive_message_length", receive_bytes),
         ("grpc.max_send_message_length", max_bytes),
         ("grpc.keepalive_time_ms", keepalive_ms),
         ("grpc.keepalive_timeout_ms", 10_000),

@@ -13,8 +13,9 @@ from service.convert import dataset_to_proto, job_to_proto
 from service.datasets_api import DatasetsApi
 from service.errors import mapped_errors, well_formed
 from service.jobs_api import JobsApi
-from service.request_parsing import ParsedCreate, parse_create, tolerant
+from service.request_parsing import ParsedCreate, parse_create
 from service.status import StatusReader
+from service.wrapping import handler_kind
 from tuning.v1 import dataset_pb2, tuning_job_pb2, tuning_service_pb2
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -87,28 +88,45 @@ class TuningServicer:
     ) -> dataset_pb2.Dataset:
         return dataset_to_proto(await self._datasets.get(current_tenant(), request.name))
 
+    @mapped_errors
+    async def ListDatasets(
+        self, request: tuning_service_pb2.ListDatasetsRequest, context: Context
+    ) -> tuning_service_pb2.ListDatasetsResponse:
+        records, token = await self._datasets.list(
+            current_tenant(), page_size=request.page_size, page_token=request.page_token
+        )
+        return tuning_service_pb2.ListDatasetsResponse(
+            datasets=[dataset_to_proto(r) for r in records], next_page_token=token
+        )
 
-# CreateTuningJob gets its own deserializer: it also reports oneof fields the parser
-# would drop (see service.request_parsing).
-_DESERIALIZERS: dict[str, Any] = {"CreateTuningJob": parse_create}
+    @mapped_errors
+    async def DeleteDataset(
+        self, request: tuning_service_pb2.DeleteDatasetRequest, context: Context
+    ) -> empty_pb2.Empty:
+        await self._datasets.delete(current_tenant(), request.name)
+        return empty_pb2.Empty()
+
+
+# CreateTuningJob gets its own parser: it also reports oneof fields the parser would
+# drop (see service.request_parsing).
+_PARSERS: dict[str, Any] = {"CreateTuningJob": parse_create}
 
 
 def generic_handler(servicer: TuningServicer) -> grpc.GenericRpcHandler:
-    """Method handlers for every method in the service descriptor."""
+    """Method handlers for every method in the service descriptor, of whichever kind.
+
+    Each names its request parser as its deserializer; the server is given them wrapped
+    (service.process), and the wrapper calls the parser only once the caller is
+    authenticated and the bytes are within the method's limit (service.message_limits).
+    """
     handlers = {}
     for method in SERVICE.methods:
         request_type = message_factory.GetMessageClass(method.input_type)
         response_type = message_factory.GetMessageClass(method.output_type)
-        kind = (
-            grpc.stream_unary_rpc_method_handler
-            if method.client_streaming
-            else grpc.unary_unary_rpc_method_handler
-        )
+        kind = handler_kind(method.client_streaming, method.server_streaming)
         handlers[method.name] = kind(
             getattr(servicer, method.name),
-            request_deserializer=tolerant(
-                method.name, _DESERIALIZERS.get(method.name, request_type.FromString)
-            ),
+            request_deserializer=_PARSERS.get(method.name, request_type.FromString),
             response_serializer=_serialized_or(response_type.SerializeToString),
         )
     return grpc.method_handlers_generic_handler(SERVICE.full_name, handlers)

@@ -80,6 +80,7 @@ def test_settings(redis_url: str, prefix: str, **overrides: Any) -> Settings:
         retry_base_s=0.05,
         metrics_listen="",
         retry_max_s=0.2,
+        validation_processes=0,  # datasets checked on a thread: no processes per test's API
     )
     return dataclasses.replace(base, **overrides)
 

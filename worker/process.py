@@ -15,6 +15,7 @@ from core.redis.client import Redis, connect, refuse_evicting_redis
 from core.redis.job_store import JobStore
 from core.redis.keys import Keys
 from core.redis.schedule import Schedule
+from core.redis.storage import TenantStorage
 from core.redis.token_bucket import RedisTokenBucket, Unlimited
 from core.runtime.clock import Clock, system_clock
 from core.runtime.metrics import Metrics
@@ -28,6 +29,7 @@ from worker.gauges import GaugeSampler
 from worker.gemini import GeminiClient, GeminiProvider
 from worker.gemini.client import Limiter
 from worker.health import WorkerHealth
+from worker.retention import Retention
 from worker.steps import Steps
 from worker.sweep import Sweeper
 from worker.worker import Worker
@@ -83,7 +85,14 @@ def build_worker(wiring: WorkerWiring, *, quotas_for: QuotasFor | None = None) -
     schedule = Schedule(redis, wiring.keys)
     quotas = quotas_for or tenants.quotas_for(settings.default_quotas())
     admission = Admission(redis, wiring.keys, schedule, quotas)
-    sweeper = Sweeper(steps.store, schedule, admission, tenants.tenant_ids)
+    retention = Retention(
+        steps.store,
+        TenantStorage(redis, wiring.keys),
+        wiring.clock,
+        job_retention_s=settings.job_retention_s,
+        dataset_retention_s=settings.dataset_retention_s,
+    )
+    sweeper = Sweeper(steps.store, schedule, admission, tenants.tenant_ids, retention)
     return Worker(steps.store, schedule, steps, settings, sweeper=sweeper, admission=admission)
 
 

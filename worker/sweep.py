@@ -8,6 +8,8 @@ recent writes in a failover. Each sweep schedules such jobs, due now; the visit 
 follows compares the job with the upstream's truth and repairs it: a model created but
 not recorded is adopted (409), a job stuck in CREATING is submitted again under the same
 id, a cancel not yet confirmed is confirmed, a deleted job is cleaned up.
+
+Each sweep also runs the retention pass of each tenant (worker.retention), if it has one.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Callable, Iterable
 from core.redis.admission import Admission
 from core.redis.job_store import JobStore
 from core.redis.schedule import Schedule
+from worker.retention import Retention
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +34,13 @@ class Sweeper:
         schedule: Schedule,
         admission: Admission,
         tenants: Callable[[], Iterable[str]],
+        retention: Retention | None = None,
     ) -> None:
         self._store = store
         self._schedule = schedule
         self._admission = admission
         self._tenants = tenants  # asked at every sweep: the tenants file can change
+        self._retention = retention
 
     async def sweep(self) -> int:
         """Schedule every admitted unfinished job that is not scheduled, and make sure every
@@ -50,4 +55,6 @@ class Sweeper:
             if missing:
                 log.warning("sweep: %d unscheduled jobs of tenant %s put back", missing, tenant)
             repaired += missing
+            if self._retention is not None:
+                await self._retention.prune(tenant)
         return repaired

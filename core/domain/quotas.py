@@ -1,4 +1,4 @@
-"""What one tenant may use: running jobs at once, and creates per minute."""
+"""What one tenant may use: running jobs at once, creates per minute, and storage."""
 
 from __future__ import annotations
 
@@ -6,22 +6,44 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
+DEFAULT_MAX_DATASETS = 50
+"""Datasets one tenant may keep stored, unless its settings or tenants file say otherwise."""
+DEFAULT_MAX_STORED_BYTES = 256 * 1024 * 1024
+"""Bytes of training examples one tenant may keep stored (its datasets' and those of its
+jobs not yet submitted upstream), unless its settings or tenants file say otherwise."""
+DEFAULT_VALIDATES_PER_MINUTE = 60.0
+"""`validate_only` creates one tenant may make per minute, unless told otherwise."""
+DEFAULT_VALIDATE_BURST = 20
+"""`validate_only` creates one tenant may make at once above that rate."""
+
 
 @dataclass(frozen=True)
 class TenantQuotas:
     """What one tenant may use.
 
     The create quota is a token bucket: `creates_per_minute` refill it, and up to
-    `create_burst` (at least 1) may be spent at once.
+    `create_burst` (at least 1) may be spent at once. The storage quotas bound what the
+    tenant keeps in Redis: `max_datasets` datasets, and `max_stored_bytes` of examples
+    (its datasets', and its jobs' until the upstream has them). `validate_only` creates
+    spend a bucket of their own (`validates_per_minute`, `validate_burst`), never the
+    create quota: a dry run is as much work to check as a create, so it is bounded too.
     """
 
     max_running: int
     creates_per_minute: float
     create_burst: int
+    max_datasets: int = DEFAULT_MAX_DATASETS
+    max_stored_bytes: int = DEFAULT_MAX_STORED_BYTES
+    validates_per_minute: float = DEFAULT_VALIDATES_PER_MINUTE
+    validate_burst: int = DEFAULT_VALIDATE_BURST
 
     @property
     def creates_per_s(self) -> float:
         return self.creates_per_minute / 60
+
+    @property
+    def validates_per_s(self) -> float:
+        return self.validates_per_minute / 60
 
 
 QuotasFor = Callable[[str], TenantQuotas]
@@ -35,6 +57,10 @@ class QuotaOverrides:
     max_running: int | None = None
     creates_per_minute: float | None = None
     create_burst: int | None = None
+    max_datasets: int | None = None
+    max_stored_bytes: int | None = None
+    validates_per_minute: float | None = None
+    validate_burst: int | None = None
 
     def over(self, defaults: TenantQuotas) -> TenantQuotas:
         """`defaults` with this tenant's own values put in."""

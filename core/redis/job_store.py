@@ -15,19 +15,29 @@ from typing import Any, NamedTuple, cast
 
 from core.domain.job import Job
 from core.domain.quotas import TenantQuotas
-from core.errors import AlreadyExists, Conflict, CreateQuotaSpent, LeaseHeld, LeaseLost, Reason
+from core.errors import (
+    AlreadyExists,
+    Conflict,
+    CreateQuotaSpent,
+    LeaseHeld,
+    LeaseLost,
+    Reason,
+    ValidateQuotaSpent,
+)
 from core.redis.client import Redis, text, translated_errors
 from core.redis.keys import Keys
 from core.redis.scripts import (
     Scripts,
     acquire_call,
     create_call,
+    drop_data_call,
     release_call,
     remove_call,
     renew_call,
     save_call,
     token_bucket_call,
 )
+from core.redis.storage import stored_bytes_exceeded
 from core.runtime.clock import Clock, system_clock
 
 MAX_CAS_ATTEMPTS = 20
@@ -76,7 +86,9 @@ class JobStore:
         The tenant's create quota is a token bucket in the tenant's hash slot, spent by the
         CREATE script in the same step that stores a new job, so a client's retry of a
         request that already made its job costs no token. A new job spends one token of
-        `quotas` (None: no limit); CreateQuotaSpent, with the wait, if there is none.
+        `quotas` (None: no limit); CreateQuotaSpent, with the wait, if there is none. Its
+        examples count against the tenant's stored bytes until the upstream has them:
+        StorageQuotaExceeded if they would pass `quotas.max_stored_bytes`.
         Raises AlreadyExists when the existing job came from a different request.
         """
         keys, tenant = self._keys, job.tenant
@@ -88,6 +100,7 @@ class JobStore:
             active_key=keys.tenant_active(tenant),
             queue_key=keys.tenant_queue(tenant),
             bucket_key=keys.tenant_create_bucket(tenant),
+            storage_key=keys.tenant_storage(tenant),
             request_hash=job.request_hash,
             doc=job.to_json(),
             state=job.state.value,
@@ -95,6 +108,7 @@ class JobStore:
             job_id=job.id,
             creates_per_s=0.0 if quotas is None else quotas.creates_per_s,
             create_burst=1 if quotas is None else max(quotas.create_burst, 1),
+            max_stored_bytes=0 if quotas is None else quotas.max_stored_bytes,
         )
         with translated_errors():
             reply = await self._scripts.run(call)
@@ -102,6 +116,8 @@ class JobStore:
             return Created(job, True, int(reply[1]))
         if reply[0] == -1 and quotas is not None:
             raise _create_quota_spent(tenant, quotas, wait_ms=int(reply[1]))
+        if reply[0] == -2 and quotas is not None:
+            raise stored_bytes_exceeded(tenant, quotas)
         if text(reply[1]) != job.request_hash:
             raise AlreadyExists(
                 "request_id was already used for a different job; "
@@ -112,17 +128,31 @@ class JobStore:
 
     async def check_create_quota(self, tenant: str, quotas: TenantQuotas) -> None:
         """CreateQuotaSpent if `create` would be refused now; spends nothing (validate_only)."""
-        call = token_bucket_call(
-            bucket_key=self._keys.tenant_create_bucket(tenant),
-            rate_per_s=quotas.creates_per_s,
-            burst=max(quotas.create_burst, 1),
-            max_wait_ms=0,
-            take=False,
-        )
-        with translated_errors():
-            wait_ms = int(await self._scripts.run(call))
+        key = self._keys.tenant_create_bucket(tenant)
+        wait_ms = await self._bucket(key, quotas.creates_per_s, quotas.create_burst, take=False)
         if wait_ms < 0:
             raise _create_quota_spent(tenant, quotas, wait_ms=-wait_ms)
+
+    async def spend_validate_quota(self, tenant: str, quotas: TenantQuotas) -> None:
+        """Spend a token of the tenant's `validate_only` bucket (its own, not the create
+        quota's); ValidateQuotaSpent, with the wait, if there is none. A rate of 0: no limit."""
+        if quotas.validates_per_minute <= 0:
+            return
+        key = self._keys.tenant_validate_bucket(tenant)
+        wait_ms = await self._bucket(key, quotas.validates_per_s, quotas.validate_burst, take=True)
+        if wait_ms < 0:
+            raise ValidateQuotaSpent(
+                tenant, per_minute=quotas.validates_per_minute, retry_after_s=-wait_ms / 1000
+            )
+
+    async def _bucket(self, key: str, per_s: float, burst: int, *, take: bool) -> int:
+        """A tenant's bucket, never waited for: 0 if a token is there (taken if `take`),
+        else minus the ms until one is."""
+        call = token_bucket_call(
+            bucket_key=key, rate_per_s=per_s, burst=max(burst, 1), max_wait_ms=0, take=take
+        )
+        with translated_errors():
+            return int(await self._scripts.run(call))
 
     async def read(self, tenant: str, job_id: str) -> Versioned | None:
         """The job with its version, including a deleted one awaiting clean-up."""
@@ -175,6 +205,9 @@ class JobStore:
             active_key=keys.tenant_active(tenant),
             queue_key=keys.tenant_queue(tenant),
             running_key=keys.tenant_running(tenant),
+            data_key=keys.job_data(tenant, new.id),
+            storage_key=keys.tenant_storage(tenant),
+            ended_key=keys.tenant_ended(tenant),
             expected_version=current.version,
             epoch=None if lease is None else lease.epoch,
             doc=new.to_json(),
@@ -183,6 +216,7 @@ class JobStore:
             job_id=new.id,
             needs_worker=new.needs_worker,
             ended=new.deleted or new.state.terminal,
+            finished_ms=_finished_ms(new),
         )
         with translated_errors():
             reply = await self._scripts.run(call)
@@ -271,8 +305,27 @@ class JobStore:
         return cast(bytes | None, data)
 
     async def drop_examples(self, tenant: str, job_id: str) -> None:
+        """Forget the examples (the upstream has them) and free their stored bytes."""
+        call = drop_data_call(
+            data_key=self._keys.job_data(tenant, job_id),
+            storage_key=self._keys.tenant_storage(tenant),
+        )
         with translated_errors():
-            await self._redis.delete(self._keys.job_data(tenant, job_id))
+            await self._scripts.run(call)
+
+    async def ended_before(self, tenant: str, before_s: float, count: int) -> list[str]:
+        """Up to `count` ids of finished, not deleted jobs that ended before `before_s`."""
+        ended_key = self._keys.tenant_ended(tenant)
+        with translated_errors():
+            members: list[Any] = await self._redis.zrangebyscore(
+                ended_key, "-inf", f"({int(before_s * 1000)}", start=0, num=count
+            )
+        return [text(m) for m in members]
+
+    async def forget_ended(self, tenant: str, job_id: str) -> None:
+        """Take a job whose record is gone out of the ended set."""
+        with translated_errors():
+            await self._redis.zrem(self._keys.tenant_ended(tenant), job_id)
 
     async def remove(self, lease: Lease) -> bool:
         """Delete the job and its data for good; False if the lease was lost."""
@@ -284,6 +337,8 @@ class JobStore:
             active_key=keys.tenant_active(tenant),
             queue_key=keys.tenant_queue(tenant),
             running_key=keys.tenant_running(tenant),
+            storage_key=keys.tenant_storage(tenant),
+            ended_key=keys.tenant_ended(tenant),
             epoch=lease.epoch,
             job_id=job_id,
         )
@@ -296,6 +351,14 @@ def _create_quota_spent(tenant: str, quotas: TenantQuotas, *, wait_ms: int) -> C
     return CreateQuotaSpent(
         tenant, per_minute=quotas.creates_per_minute, retry_after_s=wait_ms / 1000
     )
+
+
+def _finished_ms(job: Job) -> int:
+    """When a finished, not deleted job is saved (ms, by this process's clock rather than
+    the upstream's `end_time`), for the ended set; 0 for any other job."""
+    if job.deleted or not job.state.terminal:
+        return 0
+    return max(int(job.update_time * 1000), 1)
 
 
 def _saved(reply: int, new: Job) -> Versioned:

@@ -36,9 +36,33 @@ class Keys:
         """Hash: a dataset's `doc` (metadata, statistics, warnings) and its `examples`."""
         return f"{self._tenant(tenant)}:dataset:{dataset_id}"
 
+    def tenant_datasets(self, tenant: str) -> str:
+        """Sorted set: the tenant's dataset ids scored by `tenant_seq`, for newest-first paging."""
+        return f"{self._tenant(tenant)}:datasets"
+
+    def tenant_dataset_use(self, tenant: str) -> str:
+        """Sorted set: the tenant's dataset ids scored by their upload or last use by a
+        create (ms since the epoch), for retention."""
+        return f"{self._tenant(tenant)}:dataset-use"
+
+    def tenant_storage(self, tenant: str) -> str:
+        """Hash: what the tenant stores, against its storage quotas: `datasets` (count) and
+        `bytes` (examples of its datasets and of its jobs not yet submitted)."""
+        return f"{self._tenant(tenant)}:storage"
+
+    def tenant_ended(self, tenant: str) -> str:
+        """Sorted set: the tenant's finished (not deleted) job ids scored by when they ended
+        (ms since the epoch), for retention."""
+        return f"{self._tenant(tenant)}:ended"
+
     def tenant_credential(self, tenant: str) -> str:
         """Hash: the tenant's OAuth credential sealed with AES-GCM, and its metadata."""
         return f"{self._tenant(tenant)}:credential"
+
+    def tenant_credential_version(self, tenant: str) -> str:
+        """String: the version of the tenant's latest credential write (or delete), never
+        lowered; a sealed record older than it was restored over a newer one."""
+        return f"{self._tenant(tenant)}:credential-version"
 
     def tenant_index(self, tenant: str) -> str:
         """Sorted set: job ids scored by a per-tenant sequence, for newest-first paging."""
@@ -66,8 +90,14 @@ class Keys:
         script can spend it)."""
         return f"{self._tenant(tenant)}:create-bucket"
 
+    def tenant_validate_bucket(self, tenant: str) -> str:
+        """Hash: the token bucket of the tenant's `validate_only` creates (apart from its
+        create quota, so dry runs neither spend it nor go unbounded)."""
+        return f"{self._tenant(tenant)}:validate-bucket"
+
     def tenant_seq(self, tenant: str) -> str:
-        """Counter behind `tenant_index` scores (unique, so page cursors never tie)."""
+        """Counter behind `tenant_index` and `tenant_datasets` scores (unique, so page
+        cursors never tie)."""
         return f"{self._tenant(tenant)}:seq"
 
     def rate_limit(self, name: str) -> str:
@@ -77,3 +107,8 @@ class Keys:
     def schedule(self) -> str:
         """Sorted set: `tenant/job_id` scored by when a worker should next look at it (ms)."""
         return f"{self.prefix}:{{schedule}}:due"
+
+    def page_token_key(self) -> str:
+        """String: the 32-byte secret every API replica signs page tokens with (created once
+        with SET NX; service.listing)."""
+        return f"{self.prefix}:{{meta}}:page-token-key"

@@ -89,9 +89,12 @@ end
 # Store a new job, unless its id exists. A new job joins its tenant's queue, waiting for
 # admission (core.redis.admission). The tenant's create quota is a token bucket spent
 # here, by new jobs only: a client's retry of a request that already made its job costs
-# nothing. Returns {1, queue position} when created, {0, request_hash, doc, queue
-# position} when the job exists, {-1, wait_ms} when the quota is spent. Queue positions
-# are 1-based, 0 when not queued.
+# nothing. The job's examples count against the tenant's stored bytes (`storage_key`)
+# until they are dropped (DROP_DATA, SAVE of an ended job, REMOVE); a job that would pass
+# `max_stored_bytes` (0: no limit) is refused before any token is spent. Returns {1,
+# queue position} when created, {0, request_hash, doc, queue position} when the job
+# exists, {-1, wait_ms} when the quota is spent, {-2, bytes stored} when the storage
+# quota would be passed. Queue positions are 1-based, 0 when not queued.
 CREATE = Script(
     """
 local job_key = KEYS[1]
@@ -101,6 +104,7 @@ local seq_key = KEYS[4]
 local active_key = KEYS[5]
 local queue_key = KEYS[6]
 local bucket_key = KEYS[7]
+local storage_key = KEYS[8]
 local request_hash = ARGV[1]
 local doc = ARGV[2]
 local state = ARGV[3]
@@ -108,6 +112,7 @@ local examples = ARGV[4]
 local job_id = ARGV[5]
 local creates_per_s = tonumber(ARGV[6])
 local create_burst = tonumber(ARGV[7])
+local max_stored_bytes = tonumber(ARGV[8])
 """
     + NOW_MS
     + BUCKET_STEP
@@ -121,6 +126,11 @@ if redis.call('EXISTS', job_key) == 1 then
   local f = redis.call('HMGET', job_key, 'request_hash', 'doc')
   return {0, f[1], f[2], position()}
 end
+local size = string.len(examples)
+if max_stored_bytes > 0 then
+  local stored = tonumber(redis.call('HGET', storage_key, 'bytes')) or 0
+  if stored + size > max_stored_bytes then return {-2, stored} end
+end
 if creates_per_s > 0 then
   local wait = take_token(bucket_key, creates_per_s, create_burst, 0, 1)
   if wait < 0 then return {-1, -wait} end
@@ -129,6 +139,7 @@ local seq = redis.call('INCR', seq_key)
 redis.call('HSET', job_key, 'doc', doc, 'state', state, 'version', 1, 'epoch', 0,
            'lease_until', 0, 'request_hash', request_hash, 'seq', seq)
 redis.call('SET', data_key, examples)
+redis.call('HINCRBY', storage_key, 'bytes', size)
 redis.call('ZADD', index_key, seq, job_id)
 redis.call('SADD', active_key, job_id)
 redis.call('ZADD', queue_key, seq, job_id)
@@ -146,6 +157,7 @@ def create_call(
     active_key: str,
     queue_key: str,
     bucket_key: str,
+    storage_key: str,
     request_hash: str,
     doc: str,
     state: str,
@@ -153,17 +165,22 @@ def create_call(
     job_id: str,
     creates_per_s: float,
     create_burst: int,
+    max_stored_bytes: int,
 ) -> ScriptCall:
-    """CREATE; `creates_per_s` 0 means no create quota."""
+    """CREATE; `creates_per_s` 0 means no create quota, `max_stored_bytes` 0 no storage quota."""
     keys = [job_key, data_key, index_key, seq_key, active_key, queue_key, bucket_key]
     args: list[ScriptArg] = [request_hash, doc, state, examples, job_id]
-    return ScriptCall(CREATE, keys, [*args, creates_per_s, create_burst])
+    quotas: list[ScriptArg] = [creates_per_s, create_burst, max_stored_bytes]
+    return ScriptCall(CREATE, [*keys, storage_key], [*args, *quotas])
 
 
 # Compare-and-set of a job's document, fenced by the lease epoch when a worker writes.
-# A finished or deleted job (`ended`) leaves the queue and the running set; a job that
-# no longer `needs_worker` leaves the active set. Returns the new version, or -1 gone,
-# -2 lease lost (fenced), -3 version conflict.
+# A finished or deleted job (`ended`) leaves the queue and the running set, and its
+# examples are dropped (it will never be submitted), freeing its tenant's stored bytes; a
+# job that no longer `needs_worker` leaves the active set. A finished, not deleted job is
+# in the ended set scored by `finished_ms` (0: not finished), the time of the save that
+# first found it finished (later saves keep that score), which retention reads.
+# Returns the new version, or -1 gone, -2 lease lost (fenced), -3 version conflict.
 SAVE = Script(
     """
 local job_key = KEYS[1]
@@ -171,6 +188,9 @@ local index_key = KEYS[2]
 local active_key = KEYS[3]
 local queue_key = KEYS[4]
 local running_key = KEYS[5]
+local data_key = KEYS[6]
+local storage_key = KEYS[7]
+local ended_key = KEYS[8]
 local expected_version = ARGV[1]
 local epoch = ARGV[2]
 local doc = ARGV[3]
@@ -179,6 +199,7 @@ local unindex = ARGV[5] == '1'
 local job_id = ARGV[6]
 local needs_worker = ARGV[7] == '1'
 local ended = ARGV[8] == '1'
+local finished_ms = tonumber(ARGV[9])
 if redis.call('EXISTS', job_key) == 0 then return -1 end
 local f = redis.call('HMGET', job_key, 'version', 'epoch')
 if epoch ~= '' and f[2] ~= epoch then return -2 end
@@ -194,6 +215,16 @@ end
 if ended then
   redis.call('ZREM', queue_key, job_id)
   redis.call('SREM', running_key, job_id)
+  local size = redis.call('STRLEN', data_key)
+  if size > 0 then
+    redis.call('DEL', data_key)
+    redis.call('HINCRBY', storage_key, 'bytes', -size)
+  end
+end
+if finished_ms > 0 then
+  redis.call('ZADD', ended_key, 'NX', finished_ms, job_id)
+else
+  redis.call('ZREM', ended_key, job_id)
 end
 return v
 """,
@@ -207,6 +238,9 @@ def save_call(
     active_key: str,
     queue_key: str,
     running_key: str,
+    data_key: str,
+    storage_key: str,
+    ended_key: str,
     expected_version: int,
     epoch: int | None,
     doc: str,
@@ -215,12 +249,14 @@ def save_call(
     job_id: str,
     needs_worker: bool,
     ended: bool,
+    finished_ms: int,
 ) -> ScriptCall:
     """SAVE; `epoch` None for a writer that is not a worker (no fencing)."""
     keys = [job_key, index_key, active_key, queue_key, running_key]
     fence: ScriptArg = "" if epoch is None else epoch
     args: list[ScriptArg] = [expected_version, fence, doc, state, _flag(unindex), job_id]
-    return ScriptCall(SAVE, keys, [*args, _flag(needs_worker), _flag(ended)])
+    flags: list[ScriptArg] = [_flag(needs_worker), _flag(ended), finished_ms]
+    return ScriptCall(SAVE, [*keys, data_key, storage_key, ended_key], [*args, *flags])
 
 
 # Take a job's lease if nobody holds it. Returns nil if the job is gone, {0} if the lease
@@ -293,8 +329,8 @@ def release_call(*, job_key: str, epoch: int, finished: bool) -> ScriptCall:
     return ScriptCall(RELEASE, [job_key], [epoch, _flag(finished)])
 
 
-# Remove a job and its data for good, if the caller still holds its lease. Returns 1, or
-# 0 if the lease was lost.
+# Remove a job and its data for good, if the caller still holds its lease; its examples'
+# bytes are given back to its tenant's storage. Returns 1, or 0 if the lease was lost.
 REMOVE = Script(
     """
 local job_key = KEYS[1]
@@ -303,9 +339,14 @@ local index_key = KEYS[3]
 local active_key = KEYS[4]
 local queue_key = KEYS[5]
 local running_key = KEYS[6]
+local storage_key = KEYS[7]
+local ended_key = KEYS[8]
 local epoch = ARGV[1]
 local job_id = ARGV[2]
 if redis.call('HGET', job_key, 'epoch') ~= epoch then return 0 end
+local size = redis.call('STRLEN', data_key)
+if size > 0 then redis.call('HINCRBY', storage_key, 'bytes', -size) end
+redis.call('ZREM', ended_key, job_id)
 redis.call('DEL', job_key, data_key)
 redis.call('ZREM', index_key, job_id)
 redis.call('SREM', active_key, job_id)
@@ -324,12 +365,152 @@ def remove_call(
     active_key: str,
     queue_key: str,
     running_key: str,
+    storage_key: str,
+    ended_key: str,
     epoch: int,
     job_id: str,
 ) -> ScriptCall:
     """REMOVE."""
     keys = [job_key, data_key, index_key, active_key, queue_key, running_key]
-    return ScriptCall(REMOVE, keys, [epoch, job_id])
+    return ScriptCall(REMOVE, [*keys, storage_key, ended_key], [epoch, job_id])
+
+
+# Drop a job's examples once the upstream has them, giving their bytes back to the
+# tenant's storage. Idempotent. Returns the bytes dropped (0: none were there).
+DROP_DATA = Script(
+    """
+local data_key = KEYS[1]
+local storage_key = KEYS[2]
+local size = redis.call('STRLEN', data_key)
+if size > 0 then
+  redis.call('DEL', data_key)
+  redis.call('HINCRBY', storage_key, 'bytes', -size)
+end
+return size
+""",
+)
+
+
+def drop_data_call(*, data_key: str, storage_key: str) -> ScriptCall:
+    """DROP_DATA."""
+    return ScriptCall(DROP_DATA, [data_key, storage_key], [])
+
+
+# Store a new dataset, if its tenant's storage quotas allow one more dataset and its
+# examples' bytes (a quota of 0: no limit). The dataset joins the tenant's listing
+# (scored by the tenant's sequence) and its use set (scored by `used_ms`, for retention).
+# Returns its sequence, or -1 over `max_datasets`, -2 over `max_stored_bytes`.
+DATASET_SAVE = Script(
+    """
+local dataset_key = KEYS[1]
+local datasets_key = KEYS[2]
+local use_key = KEYS[3]
+local seq_key = KEYS[4]
+local storage_key = KEYS[5]
+local doc = ARGV[1]
+local examples = ARGV[2]
+local dataset_id = ARGV[3]
+local used_ms = tonumber(ARGV[4])
+local max_datasets = tonumber(ARGV[5])
+local max_stored_bytes = tonumber(ARGV[6])
+local size = string.len(examples)
+local f = redis.call('HMGET', storage_key, 'datasets', 'bytes')
+if max_datasets > 0 and (tonumber(f[1]) or 0) + 1 > max_datasets then return -1 end
+if max_stored_bytes > 0 and (tonumber(f[2]) or 0) + size > max_stored_bytes then return -2 end
+local seq = redis.call('INCR', seq_key)
+redis.call('HSET', dataset_key, 'doc', doc, 'examples', examples)
+redis.call('ZADD', datasets_key, seq, dataset_id)
+redis.call('ZADD', use_key, used_ms, dataset_id)
+redis.call('HINCRBY', storage_key, 'datasets', 1)
+redis.call('HINCRBY', storage_key, 'bytes', size)
+return seq
+""",
+)
+
+
+def dataset_save_call(
+    *,
+    dataset_key: str,
+    datasets_key: str,
+    use_key: str,
+    seq_key: str,
+    storage_key: str,
+    doc: str,
+    examples: bytes,
+    dataset_id: str,
+    used_ms: int,
+    max_datasets: int,
+    max_stored_bytes: int,
+) -> ScriptCall:
+    """DATASET_SAVE."""
+    keys = [dataset_key, datasets_key, use_key, seq_key, storage_key]
+    args: list[ScriptArg] = [doc, examples, dataset_id, used_ms]
+    return ScriptCall(DATASET_SAVE, keys, [*args, max_datasets, max_stored_bytes])
+
+
+# Delete a dataset and give its count and bytes back to the tenant's storage; with
+# `unused_before_ms` (0: always), only if it was last used before then (retention: a
+# create that used it meanwhile keeps it). A dataset stored before the storage quotas
+# existed is not in `datasets_key`, and was never counted. Idempotent. Returns 1 if it
+# was deleted, else 0.
+DATASET_DELETE = Script(
+    """
+local dataset_key = KEYS[1]
+local datasets_key = KEYS[2]
+local use_key = KEYS[3]
+local storage_key = KEYS[4]
+local dataset_id = ARGV[1]
+local unused_before_ms = tonumber(ARGV[2])
+if unused_before_ms > 0 then
+  local used = redis.call('ZSCORE', use_key, dataset_id)
+  if not used or tonumber(used) >= unused_before_ms then return 0 end
+end
+if redis.call('EXISTS', dataset_key) == 0 then
+  redis.call('ZREM', use_key, dataset_id)
+  redis.call('ZREM', datasets_key, dataset_id)
+  return 0
+end
+local size = redis.call('HSTRLEN', dataset_key, 'examples')
+redis.call('DEL', dataset_key)
+redis.call('ZREM', use_key, dataset_id)
+if redis.call('ZREM', datasets_key, dataset_id) == 1 then
+  redis.call('HINCRBY', storage_key, 'datasets', -1)
+  redis.call('HINCRBY', storage_key, 'bytes', -size)
+end
+return 1
+""",
+)
+
+
+def dataset_delete_call(
+    *,
+    dataset_key: str,
+    datasets_key: str,
+    use_key: str,
+    storage_key: str,
+    dataset_id: str,
+    unused_before_ms: int,
+) -> ScriptCall:
+    """DATASET_DELETE; `unused_before_ms` 0 deletes whatever its last use."""
+    keys = [dataset_key, datasets_key, use_key, storage_key]
+    return ScriptCall(DATASET_DELETE, keys, [dataset_id, unused_before_ms])
+
+
+# Record a use of a dataset by a create (for retention), if the dataset is still there.
+# Returns 0 (ZADD XX adds nothing).
+DATASET_TOUCH = Script(
+    """
+local use_key = KEYS[1]
+local dataset_id = ARGV[1]
+local used_ms = tonumber(ARGV[2])
+return redis.call('ZADD', use_key, 'XX', used_ms, dataset_id)
+""",
+)
+
+
+def dataset_touch_call(*, use_key: str, dataset_id: str, used_ms: int) -> ScriptCall:
+    """DATASET_TOUCH."""
+    return ScriptCall(DATASET_TOUCH, [use_key], [dataset_id, used_ms])
 
 
 # Admit the tenant's oldest queued job into its running set, if the tenant runs fewer
@@ -475,3 +656,54 @@ def token_bucket_call(
 ) -> ScriptCall:
     """TOKEN_BUCKET."""
     return ScriptCall(TOKEN_BUCKET, [bucket_key], [rate_per_s, burst, max_wait_ms, _flag(take)])
+
+
+# Replace a tenant's sealed credential if its latest version is still `expected` (what
+# the writer read before sealing under `version`, which the seal binds; the latest version
+# never goes down). Returns 1, or 0 if another write or a delete came first.
+PUT_CREDENTIAL = Script(
+    """
+local record_key = KEYS[1]
+local version_key = KEYS[2]
+local expected = tonumber(ARGV[1])
+local version = ARGV[2]
+local fields = {unpack(ARGV, 3)}
+local latest = tonumber(redis.call('GET', version_key) or '0')
+if latest ~= expected or tonumber(version) < latest then return 0 end
+redis.call('SET', version_key, version)
+redis.call('DEL', record_key)
+redis.call('HSET', record_key, unpack(fields))
+return 1
+""",
+)
+
+
+def put_credential_call(
+    *,
+    record_key: str,
+    version_key: str,
+    expected: int,
+    version: int,
+    fields: dict[str, str | bytes],
+) -> ScriptCall:
+    """PUT_CREDENTIAL."""
+    pairs: list[ScriptArg] = [part for item in fields.items() for part in item]
+    return ScriptCall(PUT_CREDENTIAL, [record_key, version_key], [expected, version, *pairs])
+
+
+# Remove a tenant's sealed credential and count that as a write (a re-seal that read it
+# before must not put it back). Returns 1, or 0 if there was none.
+DELETE_CREDENTIAL = Script(
+    """
+local record_key = KEYS[1]
+local version_key = KEYS[2]
+local removed = redis.call('DEL', record_key)
+if removed == 1 then redis.call('INCR', version_key) end
+return removed
+""",
+)
+
+
+def delete_credential_call(*, record_key: str, version_key: str) -> ScriptCall:
+    """DELETE_CREDENTIAL."""
+    return ScriptCall(DELETE_CREDENTIAL, [record_key, version_key], [])

@@ -64,6 +64,21 @@ async def get_dataset(s: System, a: dict[str, str]) -> None:
     await refused(s.stub.GetDataset(request, metadata=s.auth("team-b")), grpc.StatusCode.NOT_FOUND)
 
 
+async def list_datasets(s: System, a: dict[str, str]) -> None:
+    request = tuning_service_pb2.ListDatasetsRequest()
+    listed = await s.stub.ListDatasets(request, metadata=s.auth("team-b"))
+    assert a["dataset"] not in [d.name for d in listed.datasets]
+
+
+async def delete_dataset(s: System, a: dict[str, str]) -> None:
+    request = tuning_service_pb2.DeleteDatasetRequest(name=a["dataset"])
+    await refused(
+        s.stub.DeleteDataset(request, metadata=s.auth("team-b")), grpc.StatusCode.NOT_FOUND
+    )
+    still = tuning_service_pb2.GetDatasetRequest(name=a["dataset"])
+    assert (await s.stub.GetDataset(still, metadata=s.auth("team-a"))).name == a["dataset"]
+
+
 ATTEMPTS: dict[str, Attempt] = {
     "CreateTuningJob": create,
     "GetTuningJob": get,
@@ -72,6 +87,8 @@ ATTEMPTS: dict[str, Attempt] = {
     "DeleteTuningJob": delete,
     "UploadDataset": upload,
     "GetDataset": get_dataset,
+    "ListDatasets": list_datasets,
+    "DeleteDataset": delete_dataset,
 }
 
 

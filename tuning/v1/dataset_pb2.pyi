@@ -22,7 +22,10 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class Dataset(_message.Message):
-    """A validated training dataset of one tenant, referenced by tuning jobs."""
+    """A validated training dataset of one tenant, referenced by tuning jobs. It is kept
+    until DeleteDataset, or until it has gone unused (no upload, no CreateTuningJob naming
+    it) for the deployment's retention period (30 days unless operators set another).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 

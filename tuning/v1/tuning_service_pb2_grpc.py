@@ -79,6 +79,16 @@ class TuningServiceStub:
                 request_serializer=tuning_dot_v1_dot_tuning__service__pb2.GetDatasetRequest.SerializeToString,
                 response_deserializer=tuning_dot_v1_dot_dataset__pb2.Dataset.FromString,
                 _registered_method=True)
+        self.ListDatasets = channel.unary_unary(
+                '/tuning.v1.TuningService/ListDatasets',
+                request_serializer=tuning_dot_v1_dot_tuning__service__pb2.ListDatasetsRequest.SerializeToString,
+                response_deserializer=tuning_dot_v1_dot_tuning__service__pb2.ListDatasetsResponse.FromString,
+                _registered_method=True)
+        self.DeleteDataset = channel.unary_unary(
+                '/tuning.v1.TuningService/DeleteDataset',
+                request_serializer=tuning_dot_v1_dot_tuning__service__pb2.DeleteDatasetRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
 
 
 class TuningServiceServicer:
@@ -135,6 +145,8 @@ class TuningServiceServicer:
         field names), then the content in `chunk`s. A dataset with any problem is refused
         whole, with a field violation per problem naming the line or row and the field
         (e.g. `lines[12].output`); warnings that do not stop tuning come back on the Dataset.
+        A tenant keeps a bounded number of datasets and bytes of examples (its datasets' and
+        its unsubmitted jobs'): past either, RESOURCE_EXHAUSTED (STORAGE_QUOTA_EXCEEDED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -142,6 +154,22 @@ class TuningServiceServicer:
 
     def GetDataset(self, request, context):
         """Reads a dataset's metadata, statistics and warnings (never its examples).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDatasets(self, request, context):
+        """Lists the caller's datasets, newest first (AIP-132, AIP-158).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteDataset(self, request, context):
+        """Deletes a dataset and frees its share of the tenant's storage quotas (AIP-135).
+        Jobs created from it keep their own copy of its examples. NOT_FOUND if the caller
+        has no such dataset.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -184,6 +212,16 @@ def add_TuningServiceServicer_to_server(servicer, server):
                     servicer.GetDataset,
                     request_deserializer=tuning_dot_v1_dot_tuning__service__pb2.GetDatasetRequest.FromString,
                     response_serializer=tuning_dot_v1_dot_dataset__pb2.Dataset.SerializeToString,
+            ),
+            'ListDatasets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDatasets,
+                    request_deserializer=tuning_dot_v1_dot_tuning__service__pb2.ListDatasetsRequest.FromString,
+                    response_serializer=tuning_dot_v1_dot_tuning__service__pb2.ListDatasetsResponse.SerializeToString,
+            ),
+            'DeleteDataset': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDataset,
+                    request_deserializer=tuning_dot_v1_dot_tuning__service__pb2.DeleteDatasetRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -382,6 +420,60 @@ class TuningService:
             '/tuning.v1.TuningService/GetDataset',
             tuning_dot_v1_dot_tuning__service__pb2.GetDatasetRequest.SerializeToString,
             tuning_dot_v1_dot_dataset__pb2.Dataset.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDatasets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tuning.v1.TuningService/ListDatasets',
+            tuning_dot_v1_dot_tuning__service__pb2.ListDatasetsRequest.SerializeToString,
+            tuning_dot_v1_dot_tuning__service__pb2.ListDatasetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDataset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tuning.v1.TuningService/DeleteDataset',
+            tuning_dot_v1_dot_tuning__service__pb2.DeleteDatasetRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,

@@ -65,9 +65,18 @@ class TuningServiceStub:
     field names), then the content in `chunk`s. A dataset with any problem is refused
     whole, with a field violation per problem naming the line or row and the field
     (e.g. `lines[12].output`); warnings that do not stop tuning come back on the Dataset.
+    A tenant keeps a bounded number of datasets and bytes of examples (its datasets' and
+    its unsubmitted jobs'): past either, RESOURCE_EXHAUSTED (STORAGE_QUOTA_EXCEEDED).
     """
     GetDataset: _grpc.UnaryUnaryMultiCallable[_tuning_service_pb2.GetDatasetRequest, _dataset_pb2.Dataset]
     """Reads a dataset's metadata, statistics and warnings (never its examples)."""
+    ListDatasets: _grpc.UnaryUnaryMultiCallable[_tuning_service_pb2.ListDatasetsRequest, _tuning_service_pb2.ListDatasetsResponse]
+    """Lists the caller's datasets, newest first (AIP-132, AIP-158)."""
+    DeleteDataset: _grpc.UnaryUnaryMultiCallable[_tuning_service_pb2.DeleteDatasetRequest, _empty_pb2.Empty]
+    """Deletes a dataset and frees its share of the tenant's storage quotas (AIP-135).
+    Jobs created from it keep their own copy of its examples. NOT_FOUND if the caller
+    has no such dataset.
+    """
 
 @_typing.type_check_only
 class TuningServiceAsyncStub(TuningServiceStub):
@@ -103,9 +112,18 @@ class TuningServiceAsyncStub(TuningServiceStub):
     field names), then the content in `chunk`s. A dataset with any problem is refused
     whole, with a field violation per problem naming the line or row and the field
     (e.g. `lines[12].output`); warnings that do not stop tuning come back on the Dataset.
+    A tenant keeps a bounded number of datasets and bytes of examples (its datasets' and
+    its unsubmitted jobs'): past either, RESOURCE_EXHAUSTED (STORAGE_QUOTA_EXCEEDED).
     """
     GetDataset: _aio.UnaryUnaryMultiCallable[_tuning_service_pb2.GetDatasetRequest, _dataset_pb2.Dataset]  # type: ignore[assignment]
     """Reads a dataset's metadata, statistics and warnings (never its examples)."""
+    ListDatasets: _aio.UnaryUnaryMultiCallable[_tuning_service_pb2.ListDatasetsRequest, _tuning_service_pb2.ListDatasetsResponse]  # type: ignore[assignment]
+    """Lists the caller's datasets, newest first (AIP-132, AIP-158)."""
+    DeleteDataset: _aio.UnaryUnaryMultiCallable[_tuning_service_pb2.DeleteDatasetRequest, _empty_pb2.Empty]  # type: ignore[assignment]
+    """Deletes a dataset and frees its share of the tenant's storage quotas (AIP-135).
+    Jobs created from it keep their own copy of its examples. NOT_FOUND if the caller
+    has no such dataset.
+    """
 
 class TuningServiceServicer(metaclass=_abc_1.ABCMeta):
     """Fine-tunes Gemini models on behalf of the calling tenant. Every call carries
@@ -174,6 +192,8 @@ class TuningServiceServicer(metaclass=_abc_1.ABCMeta):
         field names), then the content in `chunk`s. A dataset with any problem is refused
         whole, with a field violation per problem naming the line or row and the field
         (e.g. `lines[12].output`); warnings that do not stop tuning come back on the Dataset.
+        A tenant keeps a bounded number of datasets and bytes of examples (its datasets' and
+        its unsubmitted jobs'): past either, RESOURCE_EXHAUSTED (STORAGE_QUOTA_EXCEEDED).
         """
 
     @_abc_1.abstractmethod
@@ -183,5 +203,24 @@ class TuningServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_dataset_pb2.Dataset, _abc.Awaitable[_dataset_pb2.Dataset]]:
         """Reads a dataset's metadata, statistics and warnings (never its examples)."""
+
+    @_abc_1.abstractmethod
+    def ListDatasets(
+        self,
+        request: _tuning_service_pb2.ListDatasetsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tuning_service_pb2.ListDatasetsResponse, _abc.Awaitable[_tuning_service_pb2.ListDatasetsResponse]]:
+        """Lists the caller's datasets, newest first (AIP-132, AIP-158)."""
+
+    @_abc_1.abstractmethod
+    def DeleteDataset(
+        self,
+        request: _tuning_service_pb2.DeleteDatasetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
+        """Deletes a dataset and frees its share of the tenant's storage quotas (AIP-135).
+        Jobs created from it keep their own copy of its examples. NOT_FOUND if the caller
+        has no such dataset.
+        """
 
 def add_TuningServiceServicer_to_server(servicer: TuningServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
