@@ -35,10 +35,9 @@ import grpc
 import yaml
 
 from bench.figure import Figure, details, figure, table
-from bench.proc import memory_bytes
-from bench.rpc import job_request
+from bench.proc import tree_rss_bytes
+from bench.rpc import job_request, raw
 from bench.stack import bench_stack
-from devstack.launcher import LocalSystem
 from tuning.v1 import dataset_pb2, tuning_service_pb2, tuning_service_pb2_grpc
 
 ATTACKER = "noisy-team"
@@ -61,19 +60,6 @@ def pod_memory_limit_bytes(path: Path = API_DEPLOYMENT) -> int:
         if text.endswith(suffix):
             return int(float(text.removesuffix(suffix)) * factor)
     return int(text)
-
-
-def tree_rss_bytes(pid: int) -> int:
-    """Resident memory of `pid` and all its descendants (Linux /proc)."""
-    total, pending = 0, [pid]
-    while pending:
-        current = pending.pop()
-        with contextlib.suppress(OSError, KeyError):
-            total += memory_bytes(current)["VmRSS"]
-        for task in Path(f"/proc/{current}/task").glob("*"):
-            with contextlib.suppress(OSError, ValueError):
-                pending += [int(c) for c in (task / "children").read_text().split()]
-    return total
 
 
 async def victim_reads(stub: Any, name: str, metadata: Any, seconds: float) -> list[float]:
@@ -124,7 +110,7 @@ async def measure(seconds: float = 8.0) -> list[Figure]:
             "attack",
             stack.api_target,
             str(seconds + 2.0),
-            env=os.environ | {TOKEN_ENV: _token_of(stack, ATTACKER)},
+            env=os.environ | {TOKEN_ENV: stack.tenant_files.tenants[ATTACKER].token},
             preexec_fn=_lowest_priority,
         )
         await asyncio.sleep(1.0)  # let every attack get going
@@ -164,11 +150,6 @@ def _lowest_priority() -> None:
     os.nice(19)
 
 
-def _token_of(stack: LocalSystem, tenant: str) -> str:
-    metadata = dict(stack.metadata_of(tenant))
-    return str(metadata["authorization"]).removeprefix("Bearer ")
-
-
 # The attacker's side, run in its own process.
 
 Attack = Callable[[], Awaitable[object]]
@@ -180,11 +161,7 @@ async def attack(target: str, token: str, seconds: float, only: str = "") -> Non
     options = [("grpc.max_send_message_length", 64 * 1024 * 1024)]
     async with grpc.aio.insecure_channel(target, options=options) as channel:
         stub = tuning_service_pb2_grpc.TuningServiceStub(channel)
-        raw_create: Any = channel.unary_unary(
-            "/tuning.v1.TuningService/CreateTuningJob",
-            request_serializer=None,
-            response_deserializer=None,
-        )
+        raw_create = raw(channel, "/tuning.v1.TuningService/CreateTuningJob")
         every: dict[str, Attack] = {
             "filter": lambda: stub.ListTuningJobs(
                 tuning_service_pb2.ListTuningJobsRequest(

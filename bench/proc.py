@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -20,3 +21,16 @@ def memory_bytes(pid: int) -> dict[str, int]:
         if name in ("VmRSS", "VmHWM"):
             found[name] = int(value.split()[0]) * 1024
     return found
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of `pid` and all its descendants (Linux /proc)."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        with contextlib.suppress(OSError, KeyError):
+            total += memory_bytes(current)["VmRSS"]
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError, ValueError):
+                pending += [int(c) for c in (task / "children").read_text().split()]
+    return total

@@ -68,8 +68,7 @@ def echo(value: object, max_chars: int = ECHO_MAX_CHARS) -> str:
     Every value a caller sent that an error repeats goes through here, so a 5 MB name
     cannot make a 10 MB answer.
     """
-    text = repr(value)
-    return text if len(text) <= max_chars else text[: max_chars - 1] + "\u2026"
+    return _bounded(repr(value), max_chars)
 
 
 def _bounded(text: str, max_chars: int = MESSAGE_MAX_CHARS) -> str:

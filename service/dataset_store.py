@@ -19,7 +19,7 @@ from typing import Any, cast
 from core.domain.quotas import TenantQuotas
 from core.redis.client import Redis, text, translated_errors
 from core.redis.keys import Keys
-from core.redis.scripts import Scripts, dataset_save_call, dataset_touch_call
+from core.redis.scripts import Scripts, dataset_save_call
 from core.redis.storage import (
     StorageUsage,
     TenantStorage,
@@ -89,8 +89,7 @@ class DatasetStore:
             max_datasets=quotas.max_datasets,
             max_stored_bytes=quotas.max_stored_bytes,
         )
-        with translated_errors():
-            reply = int(await self._scripts.run(call))
+        reply = int(await self._scripts.run(call))
         if reply == -1:
             raise datasets_exceeded(tenant, quotas)
         if reply == -2:
@@ -106,13 +105,10 @@ class DatasetStore:
 
     async def touch(self, tenant: str, dataset_id: str) -> None:
         """Record that a create used the dataset now (retention counts from its last use)."""
-        call = dataset_touch_call(
-            use_key=self._keys.tenant_dataset_use(tenant),
-            dataset_id=dataset_id,
-            used_ms=int(self._clock() * 1000),
-        )
+        # XX: a use of a dataset deleted meanwhile adds nothing back.
+        use_key, used_ms = self._keys.tenant_dataset_use(tenant), int(self._clock() * 1000)
         with translated_errors():
-            await self._scripts.run(call)
+            await self._redis.zadd(use_key, {dataset_id: used_ms}, xx=True)
 
     async def page(
         self, tenant: str, *, before_seq: int | None, count: int

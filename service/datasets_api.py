@@ -52,14 +52,14 @@ class DatasetsApi:
         clock: Clock,
         checker: DatasetChecker,
         page_tokens: PageTokens,
-        quotas_for: QuotasFor | None = None,
+        quotas_for: QuotasFor,
     ) -> None:
         self._store = store
         self._settings = settings
         self._clock = clock
         self._checker = checker
         self._page_tokens = page_tokens
-        self._quotas_for = quotas_for or (lambda _: settings.default_quotas())
+        self._quotas_for = quotas_for
         self.slots = UploadSlots(
             per_tenant=settings.tenant_max_uploads, per_replica=settings.max_uploads
         )
@@ -163,7 +163,7 @@ class DatasetsApi:
         self, tenant: str, *, page_size: int, page_token: str
     ) -> tuple[list[DatasetRecord], str]:
         """One page of the tenant's datasets, newest first, and the token of the next."""
-        size = min(page_size_of(page_size), MAX_DATASET_PAGE_SIZE)
+        size = page_size_of(page_size, max_size=MAX_DATASET_PAGE_SIZE)
         cursor = await self._page_tokens.decode(page_token, tenant, DATASETS_LISTING)
         batch = await self._store.page(tenant, before_seq=cursor, count=size + 1)
         more = len(batch) > size

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -12,9 +12,8 @@ import grpc
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from core.errors import FieldViolation, InvalidArgument, TuningError, to_status
+from core.errors import TuningError, to_status
 from core.runtime import logs
-from service.request_parsing import Malformed
 
 log = logging.getLogger(__name__)
 
@@ -28,21 +27,6 @@ def internal_status() -> status_pb2.Status:
     return to_status(TuningError("internal error; it has been logged"))
 
 
-def refuse_malformed(request: Any) -> None:
-    if isinstance(request, Malformed):
-        raise InvalidArgument(
-            f"the request is not a valid {request.method} message ({request.error})",
-            [FieldViolation("request", "not a valid protobuf message for this method")],
-        )
-
-
-async def well_formed(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    """A request stream whose every message is checked like a unary request."""
-    async for request in requests:
-        refuse_malformed(request)
-        yield request
-
-
 def mapped_errors(handler: Handler) -> Handler:
     """Decorate a servicer method: project errors abort with their status, others as INTERNAL.
 
@@ -52,7 +36,6 @@ def mapped_errors(handler: Handler) -> Handler:
     @wraps(handler)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
-            refuse_malformed(request)
             return await handler(self, request, context)
         except grpc.aio.AbortError:
             raise

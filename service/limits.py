@@ -7,58 +7,60 @@ tests/test_project.py). The limits that are settings are in core.runtime.setting
 
 from __future__ import annotations
 
+from types import ModuleType
+
 from core import errors
 from core.redis import job_store
 from service import datasets_api, listing, validation
 
-CONSTANTS: tuple[tuple[str, object, str], ...] = (
-    ("validation.MAX_NAME_CHARS", validation.MAX_NAME_CHARS, "characters of a resource name"),
-    ("validation.MAX_LABELS", validation.MAX_LABELS, "labels on one job"),
+CONSTANTS: tuple[tuple[ModuleType, str, str], ...] = (
+    (validation, "MAX_NAME_CHARS", "characters of a resource name"),
+    (validation, "MAX_LABELS", "labels on one job"),
     (
-        "validation.MAX_DISPLAY_NAME_CHARS",
-        validation.MAX_DISPLAY_NAME_CHARS,
+        validation,
+        "MAX_DISPLAY_NAME_CHARS",
         "characters of a display name",
     ),
     (
-        "validation.MAX_DESCRIPTION_CHARS",
-        validation.MAX_DESCRIPTION_CHARS,
+        validation,
+        "MAX_DESCRIPTION_CHARS",
         "characters of a description",
     ),
-    ("validation.MAX_EPOCHS", validation.MAX_EPOCHS, "largest `epoch_count`"),
-    ("validation.MAX_BATCH_SIZE", validation.MAX_BATCH_SIZE, "largest `batch_size`"),
+    (validation, "MAX_EPOCHS", "largest `epoch_count`"),
+    (validation, "MAX_BATCH_SIZE", "largest `batch_size`"),
     (
-        "validation.MAX_LEARNING_RATE",
-        validation.MAX_LEARNING_RATE,
+        validation,
+        "MAX_LEARNING_RATE",
         "largest `learning_rate` (above 0)",
     ),
     (
-        "validation.MAX_LEARNING_RATE_MULTIPLIER",
-        validation.MAX_LEARNING_RATE_MULTIPLIER,
+        validation,
+        "MAX_LEARNING_RATE_MULTIPLIER",
         "largest `learning_rate_multiplier` (above 0)",
     ),
-    ("listing.MAX_PAGE_SIZE", listing.MAX_PAGE_SIZE, "jobs on one ListTuningJobs page"),
-    ("listing.MAX_SCAN", listing.MAX_SCAN, "index entries one List page reads at most"),
-    ("listing.MAX_FILTER_TERMS", listing.MAX_FILTER_TERMS, "terms of one filter"),
-    ("listing.MAX_PAGE_TOKEN_CHARS", listing.MAX_PAGE_TOKEN_CHARS, "characters of a page token"),
+    (listing, "MAX_PAGE_SIZE", "jobs on one ListTuningJobs page"),
+    (listing, "MAX_SCAN", "index entries one List page reads at most"),
+    (listing, "MAX_FILTER_TERMS", "terms of one filter"),
+    (listing, "MAX_PAGE_TOKEN_CHARS", "characters of a page token"),
     (
-        "datasets_api.MAX_DATASET_PAGE_SIZE",
-        datasets_api.MAX_DATASET_PAGE_SIZE,
+        datasets_api,
+        "MAX_DATASET_PAGE_SIZE",
         "datasets on one ListDatasets page",
     ),
     (
-        "datasets_api.REFUSED_IDLE_S",
-        datasets_api.REFUSED_IDLE_S,
+        datasets_api,
+        "REFUSED_IDLE_S",
         "seconds a refused upload's sender may pause before its answer",
     ),
     (
-        "errors.ECHO_MAX_CHARS",
-        errors.ECHO_MAX_CHARS,
+        errors,
+        "ECHO_MAX_CHARS",
         "characters of a caller's value an error repeats",
     ),
-    ("errors.MESSAGE_MAX_CHARS", errors.MESSAGE_MAX_CHARS, "characters of any text in an error"),
+    (errors, "MESSAGE_MAX_CHARS", "characters of any text in an error"),
     (
-        "job_store.MAX_CAS_ATTEMPTS",
-        job_store.MAX_CAS_ATTEMPTS,
+        job_store,
+        "MAX_CAS_ATTEMPTS",
         "compare-and-set retries of one update",
     ),
 )
@@ -67,5 +69,7 @@ CONSTANTS: tuple[tuple[str, object, str], ...] = (
 def constants_table() -> str:
     """docs/security.md's table of the limits that are constants."""
     rows = ["| limit (constant) | value | what it bounds |", "|---|---|---|"]
-    rows += [f"| `{name}` | `{value}` | {meaning} |" for name, value, meaning in CONSTANTS]
+    for module, name, meaning in CONSTANTS:
+        where = module.__name__.rpartition(".")[2]
+        rows.append(f"| `{where}.{name}` | `{getattr(module, name)}` | {meaning} |")
     return "\n".join(rows)

@@ -271,12 +271,13 @@ def _bad_token(why: str) -> InvalidArgument:
     return InvalidArgument(f"invalid page_token: it {why}", [FieldViolation("page_token", why)])
 
 
-def page_size_of(requested: int) -> int:
+def page_size_of(requested: int, *, max_size: int = MAX_PAGE_SIZE) -> int:
+    """A List call's page size: 0 is the default, at most `max_size`; negative is refused."""
     if requested < 0:
         raise InvalidArgument(
             "page_size must not be negative", [FieldViolation("page_size", "must be >= 0")]
         )
-    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    return min(requested or DEFAULT_PAGE_SIZE, max_size)
 
 
 async def list_page(

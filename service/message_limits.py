@@ -24,11 +24,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from core.errors import FieldViolation, InvalidArgument, Reason
 from core.runtime.settings import Settings
-from service.errors import refuse_malformed
-from service.request_parsing import tolerant
 from service.wrapping import preceded
 
 if TYPE_CHECKING:
@@ -81,7 +80,7 @@ class MessageLimits:
         """`handler`, taking raw bytes, checking and parsing them itself (see the module)."""
         limit = self.of(method)
         name = method.rpartition("/")[2]
-        parse = tolerant(name, handler.request_deserializer or _as_is)
+        parse = handler.request_deserializer or _as_is
 
         def one(raw: bytes, context: Context) -> Any:
             return _parsed(raw, name, limit, parse)
@@ -99,9 +98,15 @@ def _as_is(raw: bytes) -> bytes:
 def _parsed(raw: bytes, method: str, limit: Limit, parse: Callable[[bytes], Any]) -> Any:
     if len(raw) > limit.max_bytes:
         raise too_large(method, len(raw), limit)
-    request = parse(raw)
-    refuse_malformed(request)
-    return request
+    try:
+        return parse(raw)
+    except (DecodeError, RecursionError, ValueError) as exc:
+        # gRPC would answer INTERNAL ("Exception deserializing request"), but a caller's
+        # bad bytes are the caller's mistake.
+        raise InvalidArgument(
+            f"the request is not a valid {method} message ({type(exc).__name__}: {exc})",
+            [FieldViolation("request", "not a valid protobuf message for this method")],
+        ) from None
 
 
 async def _each_parsed(

@@ -238,12 +238,11 @@ async def serve(settings: Settings) -> None:
     metrics = Metrics.create()
     if settings.metrics_listen:
         metrics.serve(settings.metrics_listen)
-    with httpx.Client(timeout=settings.token_timeout_s) as token_http:
-        api = await start_api(settings, redis, tenants, token_http=token_http, metrics=metrics)
-        log.info("API listening on port %d", api.port)
-        print(f"API_READY port={api.port}", flush=True)
-        async with stop_signals() as stop:
-            await stop.wait()
-            log.info("stopping: draining for up to %.1fs", settings.grpc_grace_s)
-            await api.stop(settings.grpc_grace_s)
+    api = await start_api(settings, redis, tenants, metrics=metrics)
+    log.info("API listening on port %d", api.port)
+    print(f"API_READY port={api.port}", flush=True)
+    async with stop_signals() as stop:
+        await stop.wait()
+        log.info("stopping: draining for up to %.1fs", settings.grpc_grace_s)
+        await api.stop(settings.grpc_grace_s)
     await redis.aclose()

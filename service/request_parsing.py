@@ -10,12 +10,10 @@ from the real descriptors at import, and its answer travels with the parsed requ
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 
 from tuning.v1 import tuning_job_pb2, tuning_service_pb2
 
@@ -80,27 +78,3 @@ def parse_create(raw: bytes) -> ParsedCreate:
     probe = _Probe.FromString(raw).tuning_job.hyperparameters  # type: ignore[attr-defined]
     both = probe.HasField("learning_rate") and probe.HasField("learning_rate_multiplier")
     return ParsedCreate(request, both_learning_rates=bool(both))
-
-
-@dataclass(frozen=True)
-class Malformed:
-    """Bytes that are not the message the method takes.
-
-    gRPC would answer INTERNAL ("Exception deserializing request") for them, but a
-    caller's bad bytes are the caller's mistake: the servicer answers INVALID_ARGUMENT.
-    """
-
-    method: str
-    error: str
-
-
-def tolerant(method: str, parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
-    """A request deserializer that returns `Malformed` instead of raising."""
-
-    def deserialize(raw: bytes) -> Any:
-        try:
-            return parse(raw)
-        except (DecodeError, RecursionError, ValueError) as exc:
-            return Malformed(method, f"{type(exc).__name__}: {exc}")
-
-    return deserialize

@@ -11,7 +11,7 @@ from google.protobuf import empty_pb2, message_factory
 from service.auth import current_tenant
 from service.convert import dataset_to_proto, job_to_proto
 from service.datasets_api import DatasetsApi
-from service.errors import mapped_errors, well_formed
+from service.errors import mapped_errors
 from service.jobs_api import JobsApi
 from service.request_parsing import ParsedCreate, parse_create
 from service.status import StatusReader
@@ -78,9 +78,7 @@ class TuningServicer:
         requests: AsyncIterator[tuning_service_pb2.UploadDatasetRequest],
         context: Context,
     ) -> dataset_pb2.Dataset:
-        return dataset_to_proto(
-            await self._datasets.upload(current_tenant(), well_formed(requests))
-        )
+        return dataset_to_proto(await self._datasets.upload(current_tenant(), requests))
 
     @mapped_errors
     async def GetDataset(

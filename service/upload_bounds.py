@@ -44,10 +44,6 @@ class UploadSlots:
             if not self._open[tenant]:
                 del self._open[tenant]
 
-    def open_count(self, tenant: str | None = None) -> int:
-        """Streams open for `tenant`, or for all tenants."""
-        return self._open[tenant] if tenant is not None else self._open.total()
-
     def check(self, tenant: str) -> None:
         """RESOURCE_EXHAUSTED (TOO_MANY_UPLOADS) unless `tenant` may open one more stream."""
         if self._open.total() >= self._per_replica:

@@ -77,6 +77,11 @@ class WorkerWiring:
     def keys(self) -> Keys:
         return Keys(self.settings.redis_key_prefix)
 
+    @property
+    def store(self) -> JobStore:
+        """The job store on this wiring's Redis and clock."""
+        return JobStore(self.redis, self.keys, self.clock)
+
 
 def build_worker(wiring: WorkerWiring, *, quotas_for: QuotasFor | None = None) -> Worker:
     """A worker wired to Redis, the Gemini API and the tenants' credentials."""
@@ -110,9 +115,9 @@ def build_steps(wiring: WorkerWiring) -> Steps:
     )
     limiter = upstream_limiter(settings, redis, keys)
     client = GeminiClient(wiring.http, settings.upstream_base_url, limiter, metrics)
-    store = JobStore(redis, keys, wiring.clock)
     provider = GeminiProvider(client)
-    return Steps(store, provider, credentials.for_tenant, settings, wiring.clock, metrics=metrics)
+    auth_for = credentials.for_tenant
+    return Steps(wiring.store, provider, auth_for, settings, wiring.clock, metrics=metrics)
 
 
 async def _run_until_stopped(wiring: WorkerWiring, worker: Worker) -> None:
@@ -122,8 +127,8 @@ async def _run_until_stopped(wiring: WorkerWiring, worker: Worker) -> None:
         metrics.serve(settings.metrics_listen)
     health = WorkerHealth(redis, settings.worker_health_listen)
     await health.start()
-    store = JobStore(redis, keys)
-    gauges = GaugeSampler(redis, keys, store, metrics, wiring.tenants.tenant_ids, system_clock)
+    tenant_ids = wiring.tenants.tenant_ids
+    gauges = GaugeSampler(redis, keys, wiring.store, metrics, tenant_ids, wiring.clock)
     print(f"WORKER_READY pid={os.getpid()} health_port={health.port}", flush=True)
     async with stop_signals() as stop:
         sampling = asyncio.create_task(gauges.run(stop, OBSERVE_INTERVAL_S))

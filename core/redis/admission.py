@@ -19,7 +19,7 @@ import logging
 from typing import Any
 
 from core.domain.quotas import QuotasFor
-from core.redis.client import Redis, translated_errors
+from core.redis.client import Redis, text, translated_errors
 from core.redis.keys import Keys
 from core.redis.schedule import Schedule
 from core.redis.scripts import Scripts, admit_call, mark_served_call
@@ -57,7 +57,7 @@ class Admission:
             tenants = await self._redis.zrange(self._keys.admission_ring(), 0, -1)
         admitted = 0
         for raw in tenants:
-            tenant = raw.decode() if isinstance(raw, bytes) else str(raw)
+            tenant = text(raw)
             admitted += await self._admit_one(tenant)
         return admitted
 
@@ -67,18 +67,16 @@ class Admission:
             running_key=self._keys.tenant_running(tenant),
             max_running=self._quotas_for(tenant).max_running,
         )
-        with translated_errors():
-            reply = await self._scripts.run(call)
+        reply = await self._scripts.run(call)
         if reply[0] == 0:
             await self._leave_if_empty(tenant)
             return 0
         if reply[0] < 0:
             return 0  # At its quota: the tenant keeps its place.
-        job_id = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
+        job_id = text(reply[1])
         await self._schedule.due_in(tenant, job_id, 0)
         served = mark_served_call(ring_key=self._keys.admission_ring(), tenant=tenant)
-        with translated_errors():
-            await self._scripts.run(served)
+        await self._scripts.run(served)
         return 1
 
     async def _leave_if_empty(self, tenant: str) -> None:

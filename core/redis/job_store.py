@@ -110,8 +110,7 @@ class JobStore:
             create_burst=1 if quotas is None else max(quotas.create_burst, 1),
             max_stored_bytes=0 if quotas is None else quotas.max_stored_bytes,
         )
-        with translated_errors():
-            reply = await self._scripts.run(call)
+        reply = await self._scripts.run(call)
         if reply[0] == 1:
             return Created(job, True, int(reply[1]))
         if reply[0] == -1 and quotas is not None:
@@ -151,8 +150,7 @@ class JobStore:
         call = token_bucket_call(
             bucket_key=key, rate_per_s=per_s, burst=max(burst, 1), max_wait_ms=0, take=take
         )
-        with translated_errors():
-            return int(await self._scripts.run(call))
+        return int(await self._scripts.run(call))
 
     async def read(self, tenant: str, job_id: str) -> Versioned | None:
         """The job with its version, including a deleted one awaiting clean-up."""
@@ -218,8 +216,7 @@ class JobStore:
             ended=new.deleted or new.state.terminal,
             finished_ms=_finished_ms(new),
         )
-        with translated_errors():
-            reply = await self._scripts.run(call)
+        reply = await self._scripts.run(call)
         return _saved(reply, new)
 
     async def update(
@@ -253,8 +250,7 @@ class JobStore:
     ) -> tuple[Lease, Versioned] | None:
         """Take the job's lease; None if the job is gone. Raises LeaseHeld if taken."""
         call = acquire_call(job_key=self._keys.job(tenant, job_id), lease_ms=int(lease_s * 1000))
-        with translated_errors():
-            reply = await self._scripts.run(call)
+        reply = await self._scripts.run(call)
         if reply is None:
             return None
         if reply[0] == 0:
@@ -269,8 +265,7 @@ class JobStore:
             epoch=lease.epoch,
             lease_ms=int(lease_s * 1000),
         )
-        with translated_errors():
-            reply = await self._scripts.run(call)
+        reply = await self._scripts.run(call)
         return bool(reply)
 
     async def release(self, lease: Lease, *, finished: bool = True) -> bool:
@@ -283,8 +278,7 @@ class JobStore:
             epoch=lease.epoch,
             finished=finished,
         )
-        with translated_errors():
-            reply = await self._scripts.run(call)
+        reply = await self._scripts.run(call)
         return bool(reply)
 
     async def queued_ids(self, tenant: str) -> list[str]:
@@ -310,8 +304,7 @@ class JobStore:
             data_key=self._keys.job_data(tenant, job_id),
             storage_key=self._keys.tenant_storage(tenant),
         )
-        with translated_errors():
-            await self._scripts.run(call)
+        await self._scripts.run(call)
 
     async def ended_before(self, tenant: str, before_s: float, count: int) -> list[str]:
         """Up to `count` ids of finished, not deleted jobs that ended before `before_s`."""
@@ -342,8 +335,7 @@ class JobStore:
             epoch=lease.epoch,
             job_id=job_id,
         )
-        with translated_errors():
-            reply = await self._scripts.run(call)
+        reply = await self._scripts.run(call)
         return bool(reply)
 
 

@@ -9,7 +9,7 @@ Whether the worker may then act is decided by the job's own lease (core.redis.jo
 
 from __future__ import annotations
 
-from core.redis.client import Redis, translated_errors
+from core.redis.client import Redis, text, translated_errors
 from core.redis.keys import Keys
 from core.redis.scripts import Scripts, claim_due_call, due_in_call, ensure_due_call
 
@@ -19,8 +19,7 @@ def member(tenant: str, job_id: str) -> str:
 
 
 def parse_member(raw: bytes | str) -> tuple[str, str]:
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    tenant, _, job_id = text.partition("/")
+    tenant, _, job_id = text(raw).partition("/")
     return tenant, job_id
 
 
@@ -42,16 +41,14 @@ class Schedule:
             delay_ms=int(delay_s * 1000),
             only_if_present=only_if_present,
         )
-        with translated_errors():
-            await self._scripts.run(call)
+        await self._scripts.run(call)
 
     async def claim(self, count: int, lease_s: float) -> list[tuple[str, str]]:
         """Up to `count` due jobs, each pushed `lease_s` ahead in the same step."""
         call = claim_due_call(
             schedule_key=self._schedule_key, count=count, lease_ms=int(lease_s * 1000)
         )
-        with translated_errors():
-            due = await self._scripts.run(call)
+        due = await self._scripts.run(call)
         return [parse_member(m) for m in due]
 
     async def ensure(self, tenant: str, job_ids: list[str]) -> int:
@@ -61,8 +58,7 @@ class Schedule:
         call = ensure_due_call(
             schedule_key=self._schedule_key, members=[member(tenant, j) for j in job_ids]
         )
-        with translated_errors():
-            return int(await self._scripts.run(call))
+        return int(await self._scripts.run(call))
 
     async def remove(self, tenant: str, job_id: str) -> None:
         with translated_errors():

@@ -16,7 +16,7 @@ from typing import Any
 
 from redis.commands.core import AsyncScript
 
-from core.redis.client import Redis
+from core.redis.client import Redis, translated_errors
 
 ScriptArg = str | bytes | int | float
 
@@ -40,7 +40,8 @@ class ScriptCall:
 class Scripts:
     """Runs script calls on one client; each script is registered (its SHA1 taken) once.
 
-    Callers wrap `run` in `translated_errors`, as any other Redis command.
+    A Redis failure comes out as a project error (`translated_errors`), as from any other
+    command of the store.
     """
 
     def __init__(self, redis: Redis) -> None:
@@ -53,7 +54,8 @@ class Scripts:
         if registered is None:
             registered = self._redis.register_script(call.script.source)
             self._registered[call.script] = registered
-        return await registered(keys=call.keys, args=call.args)
+        with translated_errors():
+            return await registered(keys=call.keys, args=call.args)
 
 
 def _flag(value: bool) -> int:
@@ -494,23 +496,6 @@ def dataset_delete_call(
     """DATASET_DELETE; `unused_before_ms` 0 deletes whatever its last use."""
     keys = [dataset_key, datasets_key, use_key, storage_key]
     return ScriptCall(DATASET_DELETE, keys, [dataset_id, unused_before_ms])
-
-
-# Record a use of a dataset by a create (for retention), if the dataset is still there.
-# Returns 0 (ZADD XX adds nothing).
-DATASET_TOUCH = Script(
-    """
-local use_key = KEYS[1]
-local dataset_id = ARGV[1]
-local used_ms = tonumber(ARGV[2])
-return redis.call('ZADD', use_key, 'XX', used_ms, dataset_id)
-""",
-)
-
-
-def dataset_touch_call(*, use_key: str, dataset_id: str, used_ms: int) -> ScriptCall:
-    """DATASET_TOUCH."""
-    return ScriptCall(DATASET_TOUCH, [use_key], [dataset_id, used_ms])
 
 
 # Admit the tenant's oldest queued job into its running set, if the tenant runs fewer

@@ -62,8 +62,7 @@ class TenantStorage:
             dataset_id=dataset_id,
             unused_before_ms=int(unused_before_s * 1000),
         )
-        with translated_errors():
-            return bool(await self._scripts.run(call))
+        return bool(await self._scripts.run(call))
 
     async def datasets_unused_before(self, tenant: str, before_s: float, count: int) -> list[str]:
         """Up to `count` ids of datasets last uploaded or used before `before_s`, oldest first."""

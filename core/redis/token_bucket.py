@@ -24,7 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from core.errors import RateLimited
-from core.redis.client import Redis, translated_errors
+from core.redis.client import Redis
 from core.redis.scripts import Scripts, token_bucket_call
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -87,8 +87,7 @@ class RedisTokenBucket:
             max_wait_ms=self._max_wait_ms,
             take=True,
         )
-        with translated_errors():
-            wait_ms = int(await self._scripts.run(call))
+        wait_ms = int(await self._scripts.run(call))
         if wait_ms < 0:
             raise RateLimited("upstream request budget spent", retry_after_s=-wait_ms / 1000)
         return wait_ms / 1000

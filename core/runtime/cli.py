@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from core.runtime import logs
 from core.runtime.settings import Settings, markdown_table
 
 
-def run_process(prog: str, description: str, serve: Callable[[Settings], Awaitable[None]]) -> None:
+def run_process(
+    prog: str, description: str, serve: Callable[[Settings], Coroutine[Any, Any, None]]
+) -> None:
     """Parse the command line, build settings from the environment, run `serve` to its end."""
-    asyncio.run(_run(serve, settings_from_command_line(prog, description)))
+    asyncio.run(serve(settings_from_command_line(prog, description)))
 
 
 def settings_from_command_line(prog: str, description: str) -> Settings:
@@ -32,7 +35,3 @@ def settings_from_command_line(prog: str, description: str) -> Settings:
     settings = Settings.from_env(os.environ)
     logs.configure(args.log_level or settings.log_level)
     return settings
-
-
-async def _run(serve: Callable[[Settings], Awaitable[None]], settings: Settings) -> None:
-    await serve(settings)

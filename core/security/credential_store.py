@@ -142,8 +142,7 @@ class CredentialStore:
             version=record.record_version,
             fields=record.to_fields(),
         )
-        with translated_errors():
-            return bool(await self._scripts.run(call))
+        return bool(await self._scripts.run(call))
 
     async def get(self, tenant: str) -> StoredCredential | None:
         """The tenant's stored credential, or None."""
@@ -161,6 +160,5 @@ class CredentialStore:
             record_key=self._keys.tenant_credential(tenant),
             version_key=self._keys.tenant_credential_version(tenant),
         )
-        with translated_errors():
-            removed = await self._scripts.run(call)
+        removed = await self._scripts.run(call)
         return bool(removed)
