@@ -6,9 +6,11 @@ the server hands every method its requests as the bytes that arrived (service.wr
 `preceded` with `raw_requests`), and `MessageLimits.wrap`, innermost of the wrappers,
 checks their size against the method's own limit and only then parses them. Outside it
 runs authentication (service.auth): a caller who is no one is refused on its metadata,
-and its megabytes are never parsed. Bytes that are not the method's message are the
-caller's mistake, INVALID_ARGUMENT like a message over its limit (REQUEST_TOO_LARGE: a
-retry of the same message can never pass, so not RESOURCE_EXHAUSTED, which asks to wait).
+and its megabytes are never read (a unary method is served as request-streaming, so
+gRPC reads its request only when asked: service.wrapping's `read_when_admitted`). Bytes
+that are not the method's message are the caller's mistake, INVALID_ARGUMENT like a
+message over its limit (REQUEST_TOO_LARGE: a retry of the same message can never pass,
+so not RESOURCE_EXHAUSTED, which asks to wait).
 
 The table, written once in `MessageLimits.from_settings`: CreateTuningJob up to
 `TUNING_GRPC_MAX_MESSAGE_BYTES`; each UploadDataset message up to a chunk of
@@ -28,7 +30,7 @@ from google.protobuf.message import DecodeError
 
 from core.errors import FieldViolation, InvalidArgument, Reason
 from core.runtime.settings import Settings
-from service.wrapping import preceded
+from service.wrapping import preceded, read_when_admitted
 
 if TYPE_CHECKING:
     Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
@@ -82,13 +84,12 @@ class MessageLimits:
         name = method.rpartition("/")[2]
         parse = handler.request_deserializer or _as_is
 
-        def one(raw: bytes, context: Context) -> Any:
-            return _parsed(raw, name, limit, parse)
-
         def each(raws: AsyncIterator[bytes], context: Context) -> AsyncIterator[Any]:
             return _each_parsed(raws, name, limit, parse)
 
-        return preceded(handler, each if handler.request_streaming else one, raw_requests=True)
+        if handler.request_streaming:
+            return preceded(handler, each, raw_requests=True)
+        return read_when_admitted(handler, lambda raw: _parsed(raw, name, limit, parse))
 
 
 def _as_is(raw: bytes) -> bytes:

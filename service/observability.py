@@ -18,6 +18,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
+from google.protobuf import descriptor_pool
 
 from core.runtime import logs
 from core.runtime.metrics import Metrics
@@ -58,7 +59,7 @@ class RequestIds:
 
 def _observed(handler: Handler, method: str, ids: RequestIds, metrics: Metrics) -> Handler:
     behavior: Any = behavior_of(handler)
-    streaming = handler.request_streaming
+    streaming = _client_streaming(method, handler)
     latency = metrics.rpc_latency.labels(method)
     counts: dict[str, Any] = {}
 
@@ -85,3 +86,14 @@ def _observed(handler: Handler, method: str, ids: RequestIds, metrics: Metrics) 
             logs.request_id.reset(reset)
 
     return rewrapped(handler, observed)
+
+
+def _client_streaming(method: str, handler: Handler) -> bool:
+    """Whether the method streams its requests, as its service declares: the wrappers
+    inside serve every method as request-streaming (service.wrapping.read_when_admitted),
+    so the handler's own kind no longer says. A method no descriptor names goes by it."""
+    try:
+        found = descriptor_pool.Default().FindMethodByName(method[1:].replace("/", "."))
+    except KeyError:
+        return bool(handler.request_streaming)
+    return bool(found.client_streaming)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias, cast
 
 import grpc
 
-from core.errors import TuningError, to_status
+from core.errors import FieldViolation, InvalidArgument, TuningError, to_status
 from service.errors import abort
 
 if TYPE_CHECKING:
@@ -94,6 +94,50 @@ def preceded(handler: Handler, prepare: Prepare, *, raw_requests: bool = False) 
             yield answer
 
     return rewrapped(handler, streamed, request_deserializer=deserializer)
+
+
+def read_when_admitted(handler: Handler, parse: Callable[[bytes], Any]) -> Handler:
+    """A unary-request `handler` served as a request-streaming one, so that no byte of its
+    request is read before the wrappers outside it have admitted the call on its metadata.
+
+    gRPC reads a unary request whole before it runs any handler code; a request-streaming
+    handler reads each message only when asked. So the wrappers outside this one (the
+    authenticator) refuse a caller who is no one while the request is still on the wire,
+    and gRPC drops the rest of it unread. This handler then reads the one message, as
+    bytes, and hands `parse(raw)` (which may refuse it with a TuningError) to the behavior.
+    The wire is the same: a client calls the method as unary and cannot tell.
+    """
+    behavior = behavior_of(handler)
+
+    async def request_of(requests: AsyncIterator[bytes], context: Context) -> Any:
+        try:
+            async for raw in requests:
+                return parse(raw)
+            raise InvalidArgument(
+                "the call ended without its request message",
+                [FieldViolation("request", "exactly one request message")],
+            )
+        except TuningError as exc:
+            await _refuse(context, exc)
+
+    kind = handler_kind(True, bool(handler.response_streaming))
+    if not handler.response_streaming or inspect.iscoroutinefunction(behavior):
+
+        async def answered(requests: AsyncIterator[bytes], context: Context) -> Any:
+            return await behavior(await request_of(requests, context), context)
+
+        return kind(
+            answered, request_deserializer=None, response_serializer=handler.response_serializer
+        )
+
+    async def streamed(requests: AsyncIterator[bytes], context: Context) -> AsyncIterator[Any]:
+        request = await request_of(requests, context)
+        async for answer in _answers(behavior(request, context)):
+            yield answer
+
+    return kind(
+        streamed, request_deserializer=None, response_serializer=handler.response_serializer
+    )
 
 
 async def _refuse(context: Context, error: TuningError) -> NoReturn:

@@ -222,6 +222,38 @@ async def test_an_unauthenticated_8_mb_create_is_refused_and_never_parsed(
         assert parsed == [len(garbage)]
 
 
+async def test_a_unary_call_is_refused_before_its_request_is_read(api_only: System) -> None:
+    """The server answers a caller who is no one while its request is still on the wire:
+    the call sends its metadata and then waits, and is refused all the same (a server
+    that read the request first would wait for it until the deadline)."""
+    never = asyncio.Event()
+
+    async def no_request() -> AsyncIterator[bytes]:
+        await never.wait()
+        yield b""  # pragma: no cover - never reached
+
+    unary = [(p, m) for p, m in tuning_v1_methods() if not m.client_streaming]
+    assert len(unary) >= 8
+    async with raw_channel(api_only) as channel:
+        for path, _ in unary:
+            # The wire does not say a method's kind: a client may stream to a unary one.
+            call: Any = channel.stream_stream(path)
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                async for _ in call(no_request(), timeout=5):
+                    pass
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, path
+    # A known caller's call is read as soon as it sends its message.
+    job = await api_only.create()
+    async with raw_channel(api_only) as channel:
+        get: Any = channel.stream_unary("/tuning.v1.TuningService/GetTuningJob")
+        request = tuning_service_pb2.GetTuningJobRequest(name=job.name)
+        answer = await get(iter([request.SerializeToString()]), metadata=api_only.auth(), timeout=5)
+        assert tuning_job_pb2.TuningJob.FromString(answer).name == job.name
+        with pytest.raises(grpc.aio.AioRpcError) as empty:
+            await get(iter([]), metadata=api_only.auth(), timeout=5)
+        assert empty.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 async def test_an_authenticated_1_mb_get_is_refused_by_its_own_limit(api_only: System) -> None:
     big = tuning_service_pb2.GetTuningJobRequest(name="tuningJobs/" + "j" * MB)
     with pytest.raises(grpc.aio.AioRpcError) as refused:
