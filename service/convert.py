@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 from google.protobuf import timestamp_pb2
 
-from core.domain.job import Hyperparameters, Job, encode_pairs
+from core.domain.job import Hyperparameters, Job
 from core.errors import to_status
 from service.dataset_store import DatasetRecord
 from tuning.v1 import dataset_pb2, tuning_job_pb2, tuning_service_pb2
+
+if TYPE_CHECKING:
+    from service.create_preparation import PreparedCreate
 
 State = tuning_job_pb2.TuningJob.State
 
@@ -20,14 +24,11 @@ def request_hash(request: tuning_service_pb2.CreateTuningJobRequest) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
-def job_from_request(
-    request: tuning_service_pb2.CreateTuningJobRequest, *, tenant: str, job_id: str, now: float
-) -> tuple[Job, bytes]:
-    """The job record a validated request describes, and its inline examples encoded for
-    storage (core.domain.job.encode_pairs). Output-only fields are ignored."""
-    spec = request.tuning_job
-    examples = spec.training_examples
-    job = Job(
+def job_from_request(prepared: PreparedCreate, *, tenant: str, job_id: str, now: float) -> Job:
+    """The job record a validated, prepared request describes (its examples are
+    `prepared.examples`, already encoded). Output-only fields are ignored."""
+    spec = prepared.request.tuning_job
+    return Job(
         id=job_id,
         tenant=tenant,
         base_model=spec.base_model,
@@ -35,13 +36,12 @@ def job_from_request(
         description=spec.description,
         hyperparameters=_hyperparameters(spec.hyperparameters),
         labels=dict(spec.labels),
-        example_count=len(examples),
+        example_count=prepared.example_count,
         dataset=spec.dataset,
-        request_hash=request_hash(request),
+        request_hash=prepared.request_hash,
         create_time=now,
         update_time=now,
     )
-    return job, encode_pairs([e.text_input for e in examples], [e.output for e in examples])
 
 
 def _hyperparameters(h: tuning_job_pb2.Hyperparameters) -> Hyperparameters:

@@ -1,4 +1,5 @@
-"""Checking uploaded datasets off the event loop, in a pool of processes the API owns.
+"""Checking uploaded datasets (and preparing large creates: service.create_preparation) off
+the event loop, in a pool of processes the API owns.
 
 `parse_dataset` is pure Python and takes up to a second of CPU on 4 MB of bad lines. On the
 event loop, or on a thread (which holds the GIL for all of it but the switch interval), it
@@ -21,12 +22,12 @@ import logging
 import multiprocessing
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from core.domain.job import encode_pairs
 from service.dataset_parsing import DatasetFormat, DatasetOptions, DatasetReport, parse_dataset
@@ -96,12 +97,17 @@ class DatasetChecker:
         self, tenant: str, raw: bytes, fmt: DatasetFormat, options: DatasetOptions
     ) -> CheckedDataset:
         """The checked dataset, once one of `tenant`'s turns is free."""
+        return await self.run(tenant, check_dataset, raw, fmt, options)
+
+    async def run(self, tenant: str, work: Callable[..., _T], *args: Any) -> _T:
+        """`work(*args)` in a child (a module-level function, its arguments and result
+        picklable), once one of `tenant`'s turns is free."""
         async with self._turn(tenant):
             if self._pool is None:
-                return await asyncio.to_thread(check_dataset, raw, fmt, options)
+                return await asyncio.to_thread(work, *args)
             pool = self._pool
             try:
-                return await _outcome(pool.submit(check_dataset, raw, fmt, options))
+                return await _outcome(pool.submit(work, *args))
             except BrokenProcessPool:
                 # A child died (killed for its memory, say): this call fails as INTERNAL,
                 # and the next ones get a new pool instead of the broken one forever.

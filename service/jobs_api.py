@@ -29,11 +29,17 @@ from core.runtime.clock import Clock
 from core.runtime.settings import Settings
 from service import listing
 from service.convert import job_from_request
+from service.create_preparation import (
+    CreateCall,
+    PreparedCreate,
+    is_small,
+    prepare_create,
+    unpacked,
+)
+from service.dataset_checker import DatasetChecker
 from service.dataset_store import DatasetStore
 from service.datasets_api import dataset_id_of
-from service.request_parsing import ParsedCreate
-from service.validation import REQUEST_ID, resource_id, validate_create
-from tuning.v1.tuning_service_pb2 import CreateTuningJobRequest
+from service.validation import REQUEST_ID, resource_id
 
 DEFAULT_EPOCHS = 5
 DEFAULT_BATCH_SIZE = 4
@@ -53,7 +59,9 @@ class JobsApi:
         clock: Clock,
         *,
         page_tokens: listing.PageTokens,
+        checker: DatasetChecker,
     ):
+        self._checker = checker
         self._store = store
         self._schedule = schedule
         self._datasets = datasets
@@ -63,7 +71,7 @@ class JobsApi:
         self._clock = clock
         self._page_tokens = page_tokens
 
-    async def create(self, tenant: str, parsed: ParsedCreate) -> tuple[Job, int]:
+    async def create(self, tenant: str, call: CreateCall) -> tuple[Job, int]:
         """Validate, store and queue; a repeated request_id answers the job it made.
 
         Returns the job and its queue position. One Redis round trip spends the tenant's
@@ -73,20 +81,22 @@ class JobsApi:
         the round that is checking its queue (core.redis.admission). A retry of a QUEUED job
         joins too, which repairs a first attempt that died before joining.
 
-        Quotas come before the heavy work (validation, conversion, reading a dataset):
-        `_admitted` refuses at once what the quota would refuse anyway.
+        Quotas come before the heavy work (parsing, validation, encoding, reading a
+        dataset): `_admitted` refuses at once what the quota would refuse anyway, on the
+        request's head alone. The heavy work runs off the event loop for a large request
+        (service.create_preparation).
         """
-        request = parsed.request
         quotas = self._quotas_for(tenant)
-        await self._admitted(tenant, request, quotas)
-        validate_create(parsed, self._settings)
-        job, examples = job_from_request(
-            request,
+        await self._admitted(tenant, call, quotas)
+        prepared = await self._prepared(tenant, call)
+        request = prepared.request
+        job = job_from_request(
+            prepared,
             tenant=tenant,
             job_id=new_job_id(tenant, request.request_id),
             now=self._clock(),
         )
-        job, content = await self._training_data(job, examples)
+        job, content = await self._training_data(job, prepared.examples)
         if request.validate_only:
             await self._check_quotas(tenant, quotas, len(content))
             return job.replace(progress=Progress(total_steps=estimated_total_steps(job))), 0
@@ -103,9 +113,12 @@ class JobsApi:
             await self._admission.add_to_ring(tenant)
         return stored, position
 
-    async def _admitted(
-        self, tenant: str, request: CreateTuningJobRequest, quotas: TenantQuotas
-    ) -> None:
+    async def _prepared(self, tenant: str, call: CreateCall) -> PreparedCreate:
+        if is_small(call, self._settings):
+            return unpacked(prepare_create(call.raw, self._settings))
+        return unpacked(await self._checker.run(tenant, prepare_create, call.raw, self._settings))
+
+    async def _admitted(self, tenant: str, call: CreateCall, quotas: TenantQuotas) -> None:
         """Refuse a create its quota would refuse, before it costs any work.
 
         A `validate_only` call spends a token of its own bucket (JobStore.spend_validate_quota)
@@ -113,13 +126,13 @@ class JobsApi:
         script spends it, atomically with storing the job; a peek that finds none refuses at
         once, unless the request_id already made its job (a retry, which costs nothing).
         """
-        if request.validate_only:
+        if call.validate_only:
             await self._store.spend_validate_quota(tenant, quotas)
             return
         try:
             await self._store.check_create_quota(tenant, quotas)
         except CreateQuotaSpent:
-            if not await self._made_its_job(tenant, request.request_id):
+            if not await self._made_its_job(tenant, call.request_id):
                 raise
 
     async def _made_its_job(self, tenant: str, request_id: str) -> bool:

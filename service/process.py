@@ -176,7 +176,15 @@ def tuning_servicer(
     admission = Admission(redis, keys, schedule, quotas)
     page_tokens = PageTokens(PageTokenKey(redis, keys))
     jobs = JobsApi(
-        store, schedule, datasets, admission, quotas, settings, clock, page_tokens=page_tokens
+        store,
+        schedule,
+        datasets,
+        admission,
+        quotas,
+        settings,
+        clock,
+        page_tokens=page_tokens,
+        checker=checker,
     )
     status = StatusReader(jobs, store, keys, status_cache)
     datasets_api = DatasetsApi(datasets, settings, clock, checker, page_tokens, quotas)

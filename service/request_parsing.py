@@ -6,11 +6,14 @@ and drops the other without a word. A caller that set both has made a mistake we
 should report, not guess at. So the raw request is parsed a second time into a probe
 type in which the two fields are independent (proto2 fields have presence), built
 from the real descriptors at import, and its answer travels with the parsed request.
+
+A second probe, `Head`, has only a create's request_id and validate_only: reading them
+costs nothing however large the job beside them (service.create_preparation).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import Message
@@ -31,9 +34,20 @@ def _number(message: type[Message], field: str) -> int:
     return int(message.DESCRIPTOR.fields_by_name[field].number)
 
 
-def _probe_type() -> type[Message]:
+def _probe_types() -> tuple[type[Message], type[Message]]:
     file = descriptor_pb2.FileDescriptorProto(name="tuning_probe.proto", package=_PACKAGE)
     file.syntax = "proto2"
+    head = file.message_type.add(name="Head")
+    for name, kind in (
+        ("request_id", descriptor_pb2.FieldDescriptorProto.TYPE_STRING),
+        ("validate_only", descriptor_pb2.FieldDescriptorProto.TYPE_BOOL),
+    ):
+        head.field.add(
+            name=name,
+            number=_number(tuning_service_pb2.CreateTuningJobRequest, name),
+            type=kind,
+            label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
+        )
     hyper = file.message_type.add(name="Hyper")
     for name in ("learning_rate", "learning_rate_multiplier"):
         hyper.field.add(
@@ -46,7 +60,10 @@ def _probe_type() -> type[Message]:
     _message_field(file, "Request", "tuning_job", tuning_service_pb2.CreateTuningJobRequest, "Job")
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.Request"))
+    return tuple(  # type: ignore[return-value]
+        message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.{name}"))
+        for name in ("Request", "Head")
+    )
 
 
 def _message_field(
@@ -66,7 +83,15 @@ def _message_field(
     )
 
 
-_Probe = _probe_type()
+_Probe, _Head = _probe_types()
+
+
+def parse_head(raw: bytes) -> tuple[str, bool]:
+    """A CreateTuningJobRequest's request_id and validate_only, its job left unparsed
+    (an unknown field to the Head type, skipped by its length prefix and dropped)."""
+    head: Any = _Head()
+    head.ParseFromString(raw)
+    return str(head.request_id), bool(head.validate_only)
 
 
 def parse_create(raw: bytes) -> ParsedCreate:

@@ -10,10 +10,10 @@ from google.protobuf import empty_pb2, message_factory
 
 from service.auth import current_tenant
 from service.convert import dataset_to_proto, job_to_proto
+from service.create_preparation import CreateCall, read_head
 from service.datasets_api import DatasetsApi
 from service.errors import mapped_errors
 from service.jobs_api import JobsApi
-from service.request_parsing import ParsedCreate, parse_create
 from service.status import StatusReader
 from service.wrapping import handler_kind
 from tuning.v1 import dataset_pb2, tuning_job_pb2, tuning_service_pb2
@@ -32,7 +32,7 @@ class TuningServicer:
 
     @mapped_errors
     async def CreateTuningJob(
-        self, request: ParsedCreate, context: Context
+        self, request: CreateCall, context: Context
     ) -> tuning_job_pb2.TuningJob:
         job, position = await self._api.create(current_tenant(), request)
         return job_to_proto(job, position)
@@ -105,9 +105,9 @@ class TuningServicer:
         return empty_pb2.Empty()
 
 
-# CreateTuningJob gets its own parser: it also reports oneof fields the parser would
-# drop (see service.request_parsing).
-_PARSERS: dict[str, Any] = {"CreateTuningJob": parse_create}
+# CreateTuningJob gets its own parser: it reads only the request's head, and leaves the
+# rest to be parsed off the event loop (service.create_preparation).
+_PARSERS: dict[str, Any] = {"CreateTuningJob": read_head}
 
 
 def generic_handler(servicer: TuningServicer) -> grpc.GenericRpcHandler:
