@@ -11,6 +11,7 @@ register, wrapped.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias, cast
@@ -36,6 +37,11 @@ _KINDS: dict[tuple[bool, bool], Callable[..., Handler]] = {
     (True, True): grpc.stream_stream_rpc_method_handler,
 }
 _SAME: Any = object()
+END_OF_STREAM_WAIT_S = 1.0
+"""How long a unary call's end of stream is waited for, after its message."""
+END_OF_STREAM_READ_ABOVE_BYTES = 16 * 1024
+"""A unary call's end of stream is read after a message larger than this (one HTTP/2
+frame at gRPC's default frame size; see `_end_of`)."""
 
 
 def handler_kind(request_streaming: bool, response_streaming: bool) -> Callable[..., Handler]:
@@ -112,11 +118,10 @@ def read_when_admitted(handler: Handler, parse: Callable[[bytes], Any]) -> Handl
     async def request_of(requests: AsyncIterator[bytes], context: Context) -> Any:
         try:
             async for raw in requests:
+                if len(raw) > END_OF_STREAM_READ_ABOVE_BYTES:
+                    await _end_of(requests)
                 return parse(raw)
-            raise InvalidArgument(
-                "the call ended without its request message",
-                [FieldViolation("request", "exactly one request message")],
-            )
+            raise _not_one("the call ended without its request message")
         except TuningError as exc:
             await _refuse(context, exc)
 
@@ -138,6 +143,30 @@ def read_when_admitted(handler: Handler, parse: Callable[[bytes], Any]) -> Handl
     return kind(
         streamed, request_deserializer=None, response_serializer=handler.response_serializer
     )
+
+
+async def _end_of(requests: AsyncIterator[bytes]) -> None:
+    """Read a unary call's end of stream, which a client sends with its message.
+
+    A request-streaming call refused after reading a large message but not its end keeps
+    its received buffers (about a quarter of a 1 MB request, per call, measured with
+    grpcio 1.85), and a tenant sending large refused requests would grow the replica
+    without bound; calls of small messages do not, and the extra read would cost the
+    status read a third of its throughput, so it is made only after a large message. A
+    client that sends its message but never ends its side gets END_OF_STREAM_WAIT_S, and
+    its call goes on. A second message is refused.
+    """
+    try:
+        async with asyncio.timeout(END_OF_STREAM_WAIT_S):
+            extra = await anext(requests, None)
+    except TimeoutError:
+        return
+    if extra is not None:
+        raise _not_one("a second request message on a unary method")
+
+
+def _not_one(message: str) -> InvalidArgument:
+    return InvalidArgument(message, [FieldViolation("request", "exactly one request message")])
 
 
 async def _refuse(context: Context, error: TuningError) -> NoReturn:

@@ -14,6 +14,7 @@ import importlib
 import pkgutil
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -252,6 +253,35 @@ async def test_a_unary_call_is_refused_before_its_request_is_read(api_only: Syst
         with pytest.raises(grpc.aio.AioRpcError) as empty:
             await get(iter([]), metadata=api_only.auth(), timeout=5)
         assert empty.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        create: Any = channel.stream_unary("/tuning.v1.TuningService/CreateTuningJob")
+        large = tuning_service_pb2.CreateTuningJobRequest(
+            tuning_job=job_spec(description="d" * (100 * 1024))
+        ).SerializeToString()
+        with pytest.raises(grpc.aio.AioRpcError) as two:
+            await create(iter([large, large]), metadata=api_only.auth(), timeout=5)
+        assert two.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "second request message" in (two.value.details() or "")
+
+
+def resident_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+async def test_refused_megabyte_requests_do_not_grow_the_server(api_only: System) -> None:
+    """A unary call served as request-streaming keeps its buffers unless its end of stream
+    is read (service.wrapping `_end_of`): 400 refused 1 MB reads grew the API by 100 MB."""
+    big = tuning_service_pb2.GetTuningJobRequest(name="tuningJobs/" + "j" * MB)
+    for _ in range(50):  # warm up the allocator's arenas
+        with pytest.raises(grpc.aio.AioRpcError):
+            await api_only.stub.GetTuningJob(big, metadata=api_only.auth())
+    before = resident_bytes()
+    for _ in range(400):
+        with pytest.raises(grpc.aio.AioRpcError):
+            await api_only.stub.GetTuningJob(big, metadata=api_only.auth())
+    assert resident_bytes() - before < 40 * MB
 
 
 async def test_an_authenticated_1_mb_get_is_refused_by_its_own_limit(api_only: System) -> None:
