@@ -81,13 +81,30 @@ async def victim_reads(stub: Any, name: str, metadata: Any, seconds: float) -> l
     return latencies
 
 
-async def peak_rss(pid: int, stop: asyncio.Event) -> int:
-    peak = 0
-    while not stop.is_set():
-        peak = max(peak, tree_rss_bytes(pid))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), SAMPLE_S)
-    return max(peak, tree_rss_bytes(pid))
+class PeakRss:
+    """Samples a process tree's resident memory every SAMPLE_S, quiet and loud alike: the
+    sampling runs in the victim's process, so it must cost the victim the same in both
+    phases, or it would show up as the attack's doing. `peak` counts from `reset`."""
+
+    def __init__(self, pid: int) -> None:
+        self._pid = pid
+        self.peak = 0
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self._sample())
+
+    def reset(self) -> None:
+        self.peak = tree_rss_bytes(self._pid)
+
+    async def stop(self) -> int:
+        self._stop.set()
+        await self._task
+        return max(self.peak, tree_rss_bytes(self._pid))
+
+    async def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, tree_rss_bytes(self._pid))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), SAMPLE_S)
 
 
 def p99(latencies: list[float]) -> float:
@@ -101,10 +118,10 @@ async def measure(seconds: float = 8.0) -> list[Figure]:
     ):
         stub = tuning_service_pb2_grpc.TuningServiceStub(channel)
         job = await stub.CreateTuningJob(job_request(), metadata=stack.metadata)
+        rss = PeakRss(stack.pids["api"])
         await victim_reads(stub, job.name, stack.metadata, 1.0)  # warm-up
         quiet = await victim_reads(stub, job.name, stack.metadata, seconds)
-        stop = asyncio.Event()
-        rss = asyncio.create_task(peak_rss(stack.pids["api"], stop))
+        rss.reset()
         attacker = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -118,8 +135,7 @@ async def measure(seconds: float = 8.0) -> list[Figure]:
         await asyncio.sleep(1.0)  # let every attack get going
         loud = await victim_reads(stub, job.name, stack.metadata, seconds)
         await attacker.wait()
-        stop.set()
-        peak = await rss
+        peak = await rss.stop()
     limit = pod_memory_limit_bytes()
     return [
         figure(
