@@ -40,9 +40,10 @@ def test_the_head_is_read_without_parsing_the_job() -> None:
     took_s = time.perf_counter() - started
     assert (head.request_id, head.validate_only, head.raw) == ("r-1", True, raw)
     # The job's bytes are not looked at: a job that is not a message at all reads the same.
-    garbage = b"\x12\x04\xff\xff\xff\xff" + tuning_service_pb2.CreateTuningJobRequest(
-        request_id="r-2"
-    ).SerializeToString()
+    garbage = (
+        b"\x12\x04\xff\xff\xff\xff"
+        + tuning_service_pb2.CreateTuningJobRequest(request_id="r-2").SerializeToString()
+    )
     assert read_head(garbage).request_id == "r-2"
     started = time.perf_counter()
     tuning_service_pb2.CreateTuningJobRequest.FromString(raw)
