@@ -23,6 +23,7 @@ UNLISTED_LIMITS = {
     "max_unfinished_visits",
     "grpc_max_connection_age_s",
     "status_cache_max_stale_s",
+    "visit_timeout_s",
 }
 
 

@@ -5,6 +5,11 @@ goes on to the cancel in the same visit. Every write goes through the job store 
 the visit's lease (fencing), and through core.domain.lifecycle, so a write that crosses a
 caller's cancel or delete is re-applied to the fresher record, not lost.
 
+Just before each upstream create, cancel and delete, the visit reads the job again under
+its lease (`_hold`: one round trip that proves the lease, extends it and the visit's
+fence) and decides afresh if the job moved on meanwhile: a job cancelled or deleted while
+its visit was paused gets no create, only the clean-up of what exists.
+
 Upstream failures are sorted by kind: a rejection fails the job with the upstream's
 own words; a transient failure comes back later with full-jitter backoff (at least as
 long as the upstream asked), and after `max_step_attempts` failed attempts the job is
@@ -16,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,7 +45,7 @@ from core.redis.job_store import JobStore, Lease
 from core.runtime.clock import Clock
 from core.runtime.metrics import Metrics
 from core.runtime.settings import Settings
-from worker import deadline
+from worker import deadline, fence
 from worker.credentials import TokenSource
 from worker.provider import TuningProvider, TuningRequest
 
@@ -134,6 +140,8 @@ class Steps:
             await self._fail(lease, job, error)
             return None
         request = TuningRequest.from_job(job, decode_examples(raw))
+        if moved := await self._hold(lease, job):
+            return moved
         status = await self._provider.create(self._auth_for(job.tenant), request)
         job = await self._update(
             lease, job, lambda j: lifecycle.submitted(j, status, self._clock())
@@ -159,6 +167,8 @@ class Steps:
     async def _cancel(self, lease: Lease, job: Job) -> Outcome:
         """Cancel upstream, then end in whatever state the upstream's truth says."""
         auth, ref = self._auth_for(job.tenant), self._ref(job)
+        if moved := await self._hold(lease, job):
+            return moved
         status = await self._cancelled_status(auth, ref)
         must_delete = False
         if status is not None and status.state == UpstreamState.RUNNING:
@@ -178,6 +188,8 @@ class Steps:
         ended = end(job)
         cancelled = ended is not None and ended.state == JobState.CANCELLED
         if cancelled and (must_delete or self._settings.delete_cancelled_models):
+            if moved := await self._hold(lease, job):
+                return moved
             await self._provider.delete(auth, ref)
         await self._update(lease, job, end)
         return None
@@ -194,8 +206,12 @@ class Steps:
         """A deleted job: stop and delete its upstream model, then forget the job."""
         if job.state != JobState.QUEUED:
             auth, ref = self._auth_for(job.tenant), self._ref(job)
+            if moved := await self._hold(lease, job):
+                return moved
             if not job.state.terminal:
                 await self._cancelled_status(auth, ref)
+                if moved := await self._hold(lease, job):
+                    return moved
             await self._provider.delete(auth, ref)
         await self._store.remove(lease)
         log.info("job %s deleted", job.name)
@@ -259,6 +275,24 @@ class Steps:
 
     async def _fail(self, lease: Lease, job: Job, error: JobError) -> None:
         await self._update(lease, job, lambda j: lifecycle.failed(j, error, self._clock()))
+
+    async def _hold(self, lease: Lease, job: Job) -> Again | None:
+        """Just before an upstream side effect decided on `job`: read the job again under
+        the lease; Again (decide afresh) if it moved on meanwhile, None to go ahead.
+
+        LeaseLost if another worker has the job, JobGone if it is gone. The renewal moves
+        the visit's fence forward by the time it was sent, as the keeper's do.
+        """
+        visit_fence = fence.current(f"job {job.id}: upstream side effect")
+        sent_at = time.monotonic()
+        found = await self._store.hold(lease, lease.lease_s)
+        if found is None:
+            raise JobGone(f"job {job.id} no longer exists")
+        visit_fence.extend(sent_at, lease.lease_s)
+        fresh = found.job
+        if (fresh.state, fresh.deleted) != (job.state, job.deleted):
+            return Again(fresh)
+        return None
 
     async def _update(self, lease: Lease, job: Job, change: Callable[[Job], Job | None]) -> Job:
         stored = await self._store.update(job.tenant, job.id, change, lease=lease)

@@ -5,6 +5,11 @@ claim's lease runs out (core.redis.schedule), and the job's own lease (core.redi
 sure that only one worker acts on it at a time and that a worker which lost its lease
 can no longer write. Upstream side effects are idempotent (the tuned model id is the
 job's own), so a second delivery repeats nothing that matters.
+
+A visit also holds a fence (worker.fence) for its upstream side effects: taken with the
+lease, moved forward by the keeper (worker.keeper) at each renewal, lost when the lease
+is lost or the visit passes its hard deadline (`visit_timeout_s`). A visit never waits
+unboundedly on a task it stops: a cancel can be swallowed on Python 3.11 (worker.keeper).
 """
 
 from __future__ import annotations
@@ -13,18 +18,27 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import Any
 
-from core.domain.job import JOB_NAME_PREFIX
+from core.domain.job import JOB_NAME_PREFIX, Job
 from core.errors import LeaseHeld, LeaseLost, TuningError
 from core.redis.admission import Admission
 from core.redis.job_store import JobStore, Lease
 from core.redis.schedule import Schedule
 from core.runtime import logs
 from core.runtime.settings import Settings
+from worker import deadline, fence
+from worker.fence import Fence
+from worker.keeper import LeaseKeeper
 from worker.steps import Steps
 from worker.sweep import Sweeper
 
 log = logging.getLogger(__name__)
+
+STOP_WAIT_S = 5.0
+"""The longest a visit waits for a task it stopped (its step, its keeper), and a stopping
+worker for visits it cancelled: long enough for a Redis call or an upstream request that
+is honouring the cancel to end."""
 
 
 class Worker:
@@ -47,7 +61,12 @@ class Worker:
         self._sweeper = sweeper
         self._admission = admission
         self._next_sweep = 0.0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        # Renewed every third of the shorter of the job's lease and the schedule's claim.
+        lease_s, claim_s = settings.job_lease_s, settings.claim_lease_s
+        self._keeper = LeaseKeeper(
+            store, schedule, claim_s=claim_s, interval_s=min(lease_s, claim_s) / 3
+        )
 
     async def run(self, stop: asyncio.Event, *, grace_s: float = 30.0) -> None:
         """Work until `stop` is set, then let visits in progress finish within `grace_s`.
@@ -113,17 +132,24 @@ class Worker:
             return
         log.info("waiting up to %.1fs for %d visits", grace_s, len(self._tasks))
         _, pending = await asyncio.wait(set(self._tasks), timeout=grace_s)
+        if not pending:
+            return
         for task in pending:
             task.cancel()  # Its claim and lease run out; another worker takes the job.
-        await asyncio.gather(*pending, return_exceptions=True)
+        # A cancel can be swallowed (worker.keeper): wait for it, but not forever (a
+        # cancelled visit waits up to STOP_WAIT_S for its step, then for its keeper).
+        _, stuck = await asyncio.wait(pending, timeout=2 * STOP_WAIT_S)
+        if stuck:
+            log.error("%d visits did not stop when cancelled; leaving them", len(stuck))
 
     async def visit(self, tenant: str, job_id: str) -> None:
         """Take the job's lease, advance it, reschedule it, give the lease back."""
         # Each visit is a task of its own: these label every log line about this job.
         logs.tenant.set(tenant)
         logs.job.set(JOB_NAME_PREFIX + job_id)
+        lease_s, sent_at = self._settings.job_lease_s, time.monotonic()
         try:
-            acquired = await self._store.acquire(tenant, job_id, self._settings.job_lease_s)
+            acquired = await self._store.acquire(tenant, job_id, lease_s)
         except LeaseHeld:
             return  # Another worker is on it and will reschedule it.
         except TuningError as exc:
@@ -137,21 +163,65 @@ class Worker:
             await self._steps.dead_letter(lease, current.job)
             await asyncio.shield(self._finish(lease, None, finished=True))
             return
-        keeper = asyncio.create_task(self._keep(lease))
-        finished = True
+        held = Fence.for_lease(f"job {tenant}/{job_id}", sent_at, lease_s)
+        ended = await self._run(lease, held, current.job)
+        if ended is not None:
+            next_s, finished = ended
+            await asyncio.shield(self._finish(lease, next_s, finished=finished))
+
+    async def _run(self, lease: Lease, held: Fence, job: Job) -> tuple[float | None, bool] | None:
+        """Advance the job under `held` while the keeper renews it, within the visit's
+        deadline; when to come back and whether the visit finished, or None if the lease
+        was lost (the job is another worker's now).
+
+        The visit stops at once when the keeper loses the lease or the deadline passes:
+        its fence is lost, so nothing more goes upstream whatever the step task does; the
+        step is cancelled too, but correctness does not rest on that cancel (Redis refuses
+        the writes of a lost lease by its epoch).
+        """
+        stop_keeping = asyncio.Event()
+        keeper = asyncio.create_task(self._keeper.keep(lease, held, stop_keeping))
+        step = asyncio.create_task(self._advance(lease, held, job))
         try:
-            next_s = await self._steps.advance(lease, current.job)
-        except LeaseLost:
-            log.warning("job %s/%s: lease lost to another worker; stopping", tenant, job_id)
-            return
-        except Exception:  # A bug must not kill the worker; the job comes due again,
-            log.exception("job %s/%s: unexpected error", tenant, job_id)  # and counts.
-            next_s, finished = self._settings.retry_max_s, False
+            await asyncio.wait(
+                {step, keeper},
+                timeout=self._settings.visit_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
-        await asyncio.shield(self._finish(lease, next_s, finished=finished))
+            stepped, lost = step.done(), keeper.done()  # The keeper ends early only if lost.
+            if not stepped:
+                held.lose()
+                step.cancel()
+                await self._bounded(step)
+            stop_keeping.set()
+            await self._bounded(keeper)
+        if stepped:
+            return self._outcome(lease, step)
+        if lost:
+            return None
+        log.warning(
+            "job %s: visit passed its %.0fs deadline; released for another worker",
+            lease.job_id,
+            self._settings.visit_timeout_s,
+        )
+        return self._settings.retry_max_s, False
+
+    async def _advance(self, lease: Lease, held: Fence, job: Job) -> float | None:
+        with fence.holding(held), deadline.within(self._settings.visit_timeout_s):
+            return await self._steps.advance(lease, job)
+
+    async def _bounded(self, task: asyncio.Task[Any]) -> None:
+        """Wait up to STOP_WAIT_S for `task` to end; if it will not, keep it (and drain
+        it at shutdown) rather than wait on a cancel that may have been swallowed."""
+        await asyncio.wait({task}, timeout=STOP_WAIT_S)
+        if task.done():
+            _ended(task)
+            return
+        log.error("a task of a stopped visit did not end within %.0fs", STOP_WAIT_S)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_ended)
 
     async def _finish(self, lease: Lease, next_s: float | None, *, finished: bool) -> None:
         try:
@@ -164,17 +234,27 @@ class Worker:
             # The claim's lease runs out and the job comes due again: nothing is lost.
             log.warning("job %s: could not reschedule: %s", lease.job_id, exc.message)
 
-    async def _keep(self, lease: Lease) -> None:
-        """Renew the lease (and push the claim out) every third of it while a visit runs."""
-        lease_s, claim_s = self._settings.job_lease_s, self._settings.claim_lease_s
-        while True:
-            await asyncio.sleep(min(lease_s, claim_s) / 3)
-            try:
-                if not await self._store.renew(lease, lease_s):
-                    log.warning("job %s: lease taken over", lease.job_id)
-                    return
-                await self._schedule.due_in(
-                    lease.tenant, lease.job_id, claim_s, only_if_present=True
-                )
-            except TuningError as exc:
-                log.warning("job %s: cannot renew lease: %s", lease.job_id, exc.message)
+    def _outcome(
+        self, lease: Lease, step: asyncio.Task[float | None]
+    ) -> tuple[float | None, bool] | None:
+        """What a step task that ended says: when to come back and whether the visit
+        finished, or None if its lease was lost."""
+        if step.cancelled():  # Only the visit cancels it, and then not for this answer.
+            return None
+        error = step.exception()
+        if error is None:
+            return step.result(), True
+        if isinstance(error, LeaseLost):
+            log.warning("job %s: lease lost to another worker; stopping", lease.job_id)
+            return None
+        # A bug must not kill the worker; the job comes due again, and counts.
+        log.error("job %s: unexpected error", lease.job_id, exc_info=error)
+        return self._settings.retry_max_s, False
+
+
+def _ended(task: asyncio.Task[Any]) -> None:
+    """How a task of a stopped visit ended: LeaseLost is expected of it; anything else
+    (the keeper's or the step's) is a bug, logged."""
+    error = None if task.cancelled() else task.exception()
+    if error is not None and not isinstance(error, LeaseLost):
+        log.error("a task of a stopped visit failed", exc_info=error)

@@ -31,9 +31,9 @@ from core.redis.scripts import (
     acquire_call,
     create_call,
     drop_data_call,
+    hold_call,
     release_call,
     remove_call,
-    renew_call,
     save_call,
     token_bucket_call,
 )
@@ -61,11 +61,13 @@ class Created(NamedTuple):
 
 @dataclass(frozen=True)
 class Lease:
-    """A worker's hold on one job; `epoch` is its fencing token."""
+    """A worker's hold on one job; `epoch` is its fencing token, `lease_s` how long each
+    taking or renewal of it lasts."""
 
     tenant: str
     job_id: str
     epoch: int
+    lease_s: float
     deliveries: int = 1
 
 
@@ -231,9 +233,16 @@ class JobStore:
 
         `change` returns the new job, or None to leave the record as it is. Returns the
         job as stored, or None if it does not exist.
+
+        With a `lease`, the record is read by `hold`, so even a change that writes nothing
+        proves the lease: a worker that lost it meets LeaseLost instead of going on as if
+        its change had been made.
         """
         for _ in range(MAX_CAS_ATTEMPTS):
-            current = await self.read(tenant, job_id)
+            if lease is None:
+                current = await self.read(tenant, job_id)
+            else:
+                current = await self.hold(lease, lease.lease_s)
             if current is None:
                 return None
             new = change(current.job)
@@ -255,18 +264,34 @@ class JobStore:
             return None
         if reply[0] == 0:
             raise LeaseHeld(f"another worker holds the lease of job {job_id}")
-        lease = Lease(tenant, job_id, int(reply[0]), deliveries=int(reply[3]))
+        lease = Lease(tenant, job_id, int(reply[0]), lease_s, deliveries=int(reply[3]))
         return lease, Versioned(Job.from_json(reply[2]), int(reply[1]))
 
-    async def renew(self, lease: Lease, lease_s: float) -> bool:
-        """Extend the lease; False if another worker has taken it over."""
-        call = renew_call(
+    async def hold(self, lease: Lease, lease_s: float) -> Versioned | None:
+        """Prove the lease is still ours and extend it by `lease_s`; the job as it is now.
+
+        One round trip, so a worker can re-read the job just before an upstream side
+        effect and decide again. None if the job is gone; LeaseLost if another worker has
+        taken the lease over.
+        """
+        call = hold_call(
             job_key=self._keys.job(lease.tenant, lease.job_id),
             epoch=lease.epoch,
             lease_ms=int(lease_s * 1000),
         )
         reply = await self._scripts.run(call)
-        return bool(reply)
+        if reply is None:
+            return None
+        if reply[0] == 0:
+            raise _lease_lost(lease.job_id)
+        return Versioned(Job.from_json(reply[2]), int(reply[1]))
+
+    async def renew(self, lease: Lease, lease_s: float) -> bool:
+        """Extend the lease; False if another worker has taken it over (or the job is gone)."""
+        try:
+            return await self.hold(lease, lease_s) is not None
+        except LeaseLost:
+            return False
 
     async def release(self, lease: Lease, *, finished: bool = True) -> bool:
         """Give the lease back; False if it was no longer ours.
@@ -357,7 +382,11 @@ def _saved(reply: int, new: Job) -> Versioned:
     if reply == -1:
         raise Conflict(f"job {new.id} no longer exists")
     if reply == -2:
-        raise LeaseLost(f"lease on job {new.id} was taken over by another worker")
+        raise _lease_lost(new.id)
     if reply == -3:
         raise Conflict(f"job {new.id} changed since it was read")
     return Versioned(new, int(reply))
+
+
+def _lease_lost(job_id: str) -> LeaseLost:
+    return LeaseLost(f"lease on job {job_id} was taken over by another worker")

@@ -289,8 +289,11 @@ def acquire_call(*, job_key: str, lease_ms: int) -> ScriptCall:
     return ScriptCall(ACQUIRE, [job_key], [lease_ms])
 
 
-# Extend a held lease. Returns 1, or 0 if lost.
-RENEW = Script(
+# Prove a held lease and extend it, reading the job in the same step: the renewal of a
+# lease, and the re-read a worker makes just before an upstream side effect. Returns nil
+# if the job is gone, {0} if another worker has taken the lease over (the epoch moved
+# on), else {1, version, doc}.
+HOLD = Script(
     """
 local job_key = KEYS[1]
 local epoch = ARGV[1]
@@ -298,16 +301,18 @@ local lease_ms = tonumber(ARGV[2])
 """
     + NOW_MS
     + """
-if redis.call('HGET', job_key, 'epoch') ~= epoch then return 0 end
+local f = redis.call('HMGET', job_key, 'epoch', 'version', 'doc')
+if not f[3] then return false end
+if f[1] ~= epoch then return {0} end
 redis.call('HSET', job_key, 'lease_until', now + lease_ms)
-return 1
+return {1, tonumber(f[2]), f[3]}
 """,
 )
 
 
-def renew_call(*, job_key: str, epoch: int, lease_ms: int) -> ScriptCall:
-    """RENEW."""
-    return ScriptCall(RENEW, [job_key], [epoch, lease_ms])
+def hold_call(*, job_key: str, epoch: int, lease_ms: int) -> ScriptCall:
+    """HOLD."""
+    return ScriptCall(HOLD, [job_key], [epoch, lease_ms])
 
 
 # Give a lease back so the next claim need not wait for it to expire. A visit that

@@ -330,6 +330,13 @@ class Settings:
         120.0,
         "Worker: deadline of one step (all its upstream requests together).",
     )
+    visit_timeout_s: float = setting(
+        "TUNING_VISIT_TIMEOUT_S",
+        300.0,
+        "Worker: hard deadline of one visit to a job (its steps together; keep it above "
+        "`TUNING_STEP_TIMEOUT_S`); past it the visit stops, sends nothing more upstream and "
+        "releases the job for another worker.",
+    )
     max_step_attempts: int = setting(
         "TUNING_MAX_STEP_ATTEMPTS",
         10,

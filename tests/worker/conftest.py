@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,8 +17,15 @@ from devstack.tenants import LocalTenant, write_tenant_files
 from emulator import EmulatorConfig, load_grants, running_emulator
 from tests.clocks import FakeClock
 from tests.harness import local_tenants
+from worker import fence
 from worker.credentials import CredentialSource, TokenSource
+from worker.fence import Fence
 from worker.gemini import GeminiClient
+
+
+def fenced() -> AbstractContextManager[Fence]:
+    """Upstream side effects allowed, as inside a visit whose lease never runs out."""
+    return fence.holding(Fence("test", math.inf))
 
 
 @dataclass

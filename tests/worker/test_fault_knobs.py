@@ -10,7 +10,7 @@ from google.rpc import code_pb2
 from core.errors import UpstreamRetryable
 from tests.conftest import SystemFactory
 from tests.harness import State, System
-from tests.worker.conftest import Upstream
+from tests.worker.conftest import Upstream, fenced
 from tests.worker.gemini.test_client import body
 from worker import deadline
 
@@ -69,7 +69,8 @@ async def test_the_quota_project_is_sent_as_x_goog_user_project(system: System) 
 
 
 async def test_a_request_waits_no_longer_than_the_callers_deadline(upstream: Upstream) -> None:
-    await upstream.client.create_tuned_model(upstream.auth(), "tj-slow", body())
+    with fenced():
+        await upstream.client.create_tuned_model(upstream.auth(), "tj-slow", body())
     await upstream.faults({"route": "tunedModels.get", "latency_s": 2.0})
     started = time.monotonic()
     with deadline.within(0.3), pytest.raises(UpstreamRetryable) as caught:

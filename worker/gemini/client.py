@@ -3,6 +3,11 @@
 One `httpx.AsyncClient` per process is shared by every call. Each call authenticates
 with the tenant's TokenSource; a 401 earns one token refresh and one retry, no more.
 Each request waits at most the caller's remaining deadline (worker.deadline).
+
+A call with an upstream side effect (create, delete, cancel: `effect=True` on `_call`,
+the one place that says which calls are) is fenced (worker.fence): the fence is checked
+after every wait (token, rate limiter) and immediately before the request leaves, on
+every attempt, and the request is given no more time than the fence has left.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import httpx
 from core.errors import Reason, UpstreamRejected, UpstreamRetryable, UpstreamUnauthenticated
 from core.redis.token_bucket import Unlimited
 from core.runtime.metrics import Metrics
+from worker import fence
 from worker.credentials import TokenSource
 from worker.deadline import remaining_s
 from worker.gemini.envelope import error_from_response
@@ -47,13 +53,15 @@ class GeminiClient:
     async def create_tuned_model(self, auth: TokenSource, model_id: str, body: Json) -> Json:
         """POST /v1beta/tunedModels?tunedModelId=ID; answers the long-running Operation."""
         params = {"tunedModelId": model_id}
-        return await self._call(auth, "POST", "/v1beta/tunedModels", json=body, params=params)
+        return await self._call(
+            auth, "POST", "/v1beta/tunedModels", effect=True, json=body, params=params
+        )
 
     async def get_tuned_model(self, auth: TokenSource, name: str) -> Json:
         return await self._call(auth, "GET", f"/v1beta/{name}")
 
     async def delete_tuned_model(self, auth: TokenSource, name: str) -> None:
-        await self._call(auth, "DELETE", f"/v1beta/{name}")
+        await self._call(auth, "DELETE", f"/v1beta/{name}", effect=True)
 
     async def get_operation(self, auth: TokenSource, name: str) -> Json:
         return await self._call(auth, "GET", f"/v1beta/{name}")
@@ -67,20 +75,23 @@ class GeminiClient:
 
     async def cancel_operation(self, auth: TokenSource, name: str) -> None:
         """Bound on v1 only, as in Google's service configuration."""
-        await self._call(auth, "POST", f"/v1/{name}:cancel", json={})
+        await self._call(auth, "POST", f"/v1/{name}:cancel", effect=True, json={})
 
     async def generate_content(self, auth: TokenSource, model: str, text: str) -> Json:
         """POST {model}:generateContent with one user turn of `text`."""
         body = {"contents": [{"role": "user", "parts": [{"text": text}]}]}
         return await self._call(auth, "POST", f"/v1beta/{model}:generateContent", json=body)
 
-    async def _call(self, auth: TokenSource, method: str, path: str, **kwargs: Any) -> Json:
+    async def _call(
+        self, auth: TokenSource, method: str, path: str, *, effect: bool = False, **kwargs: Any
+    ) -> Json:
+        """One request, again once after a 401; `effect`: it changes something upstream."""
         try:
-            return await self._send(auth, method, path, **kwargs)
+            return await self._send(auth, method, path, effect, **kwargs)
         except UpstreamUnauthenticated:
             await auth.refresh()
         try:
-            return await self._send(auth, method, path, **kwargs)
+            return await self._send(auth, method, path, effect, **kwargs)
         except UpstreamUnauthenticated as exc:  # Refused twice: the credential is the problem.
             raise UpstreamRejected(
                 f"{exc.message} (again after a token refresh)",
@@ -90,10 +101,14 @@ class GeminiClient:
                 reason=Reason.UPSTREAM_UNAUTHENTICATED,
             ) from exc
 
-    async def _send(self, auth: TokenSource, method: str, path: str, **kwargs: Any) -> Json:
-        timeout = _timeout(self._http.timeout)
+    async def _send(
+        self, auth: TokenSource, method: str, path: str, effect: bool, **kwargs: Any
+    ) -> Json:
         headers = await auth.headers()
         await self._limiter.acquire()
+        # Nothing is awaited from here until the request leaves.
+        fenced_s = fence.check(f"{method} {path}") if effect else None
+        timeout = _timeout(self._http.timeout, fenced_s)
         route, started, outcome = _route(method, path), time.perf_counter(), "error"
         try:
             response = await self._http.request(
@@ -130,18 +145,30 @@ def _page_params(page_size: int, page_token: str) -> dict[str, str]:
     return params | ({"pageToken": page_token} if page_token else {})
 
 
-def _timeout(default: httpx.Timeout) -> httpx.Timeout:
-    """The client's timeouts, shortened to the caller's remaining deadline."""
+def _timeout(default: httpx.Timeout, fenced_s: float | None = None) -> httpx.Timeout:
+    """The client's timeouts, shortened to the caller's remaining deadline and, for a side
+    effect, to the `fenced_s` its fence has left.
+
+    The wait for a pooled connection and the connect come before any byte is sent, so
+    under a fence they share its time: the request has begun to leave before the lease
+    may have passed to another worker.
+    """
     left = remaining_s()
-    if left is None:
-        return default
-    if left <= 0:
+    if left is not None and left <= 0:
         raise UpstreamRetryable(
             "the caller's deadline passed before the request", status="DEADLINE_EXCEEDED"
         )
+    before_send = fenced_s / 2 if fenced_s is not None else None
+    left, before_send = _least(left, fenced_s), _least(left, before_send)
     return httpx.Timeout(
-        connect=min(default.connect or left, left),
-        read=min(default.read or left, left),
-        write=min(default.write or left, left),
-        pool=min(default.pool or left, left),
+        connect=_least(default.connect, before_send),
+        read=_least(default.read, left),
+        write=_least(default.write, left),
+        pool=_least(default.pool, before_send),
     )
+
+
+def _least(*limits_s: float | None) -> float | None:
+    """The shortest of the limits given (None: no limit)."""
+    given = [s for s in limits_s if s is not None]
+    return min(given) if given else None

@@ -18,7 +18,7 @@ from core.errors import (
 )
 from core.security.authorized_user import TUNING_SCOPE
 from core.security.google_transport import HttpxRequest
-from tests.worker.conftest import Upstream
+from tests.worker.conftest import Upstream, fenced
 from worker.credentials import OAuthTokenSource
 from worker.gemini.json_mapping import status_from_operation
 
@@ -39,9 +39,10 @@ def body(display_name: str = "numbers", examples: int = 20) -> dict[str, object]
 
 async def test_create_get_generate_delete(upstream: Upstream) -> None:
     auth, client = upstream.auth(), upstream.client
-    op = await client.create_tuned_model(auth, "tj-one", body())
+    with fenced():
+        op = await client.create_tuned_model(auth, "tj-one", body())
     assert op["metadata"]["totalSteps"] == 10
-    with pytest.raises(UpstreamAlreadyExists):
+    with fenced(), pytest.raises(UpstreamAlreadyExists):
         await client.create_tuned_model(auth, "tj-one", body())
     upstream.clock.advance(60)
     ref = UpstreamRef("tunedModels/tj-one", op["name"])
@@ -49,22 +50,25 @@ async def test_create_get_generate_delete(upstream: Upstream) -> None:
     assert status.state == "SUCCEEDED" and len(status.snapshots) == 10
     answer = await client.generate_content(auth, "tunedModels/tj-one", "7")
     assert answer["candidates"][0]["content"]["parts"][0]["text"]
-    await client.delete_tuned_model(auth, "tunedModels/tj-one")
+    with fenced():
+        await client.delete_tuned_model(auth, "tunedModels/tj-one")
     with pytest.raises(UpstreamNotFound):
         await client.get_tuned_model(auth, "tunedModels/tj-one")
 
 
 async def test_list_operations_finds_each_models_own(upstream: Upstream) -> None:
     auth = upstream.auth()
-    for n in range(3):
-        await upstream.client.create_tuned_model(auth, f"tj-m{n}", body(f"m{n}"))
+    with fenced():
+        for n in range(3):
+            await upstream.client.create_tuned_model(auth, f"tj-m{n}", body(f"m{n}"))
     ops, _ = await upstream.client.list_operations(auth, "tunedModels/tj-m0")
     assert len(ops) == 1 and ops[0]["name"].startswith("tunedModels/tj-m0/operations/")
 
 
 async def test_a_401_earns_one_refresh_and_one_retry(upstream: Upstream) -> None:
     auth = upstream.auth()
-    await upstream.client.create_tuned_model(auth, "tj-x", body())
+    with fenced():
+        await upstream.client.create_tuned_model(auth, "tj-x", body())
     refreshes = await upstream.requests("oauth.token")
     await upstream.faults({"route": "tunedModels.get", "status": 401, "times": 1})
     model = await upstream.client.get_tuned_model(auth, "tunedModels/tj-x")
@@ -100,7 +104,7 @@ async def test_fifty_concurrent_calls_with_an_expired_token_refresh_once(
 
 
 async def test_a_grant_without_the_tuning_scope_is_explained(upstream: Upstream) -> None:
-    with pytest.raises(UpstreamScopeInsufficient) as caught:
+    with fenced(), pytest.raises(UpstreamScopeInsufficient) as caught:
         await upstream.client.create_tuned_model(upstream.auth("team-ro"), "tj-ro", body())
     error = caught.value.job_error()
     assert TUNING_SCOPE in error.message
@@ -112,7 +116,7 @@ async def test_429_carries_the_retry_delay(upstream: Upstream) -> None:
     await upstream.faults(
         {"route": "tunedModels.create", "status": 429, "retry_delay_s": 26, "times": 1}
     )
-    with pytest.raises(UpstreamRetryable) as caught:
+    with fenced(), pytest.raises(UpstreamRetryable) as caught:
         await upstream.client.create_tuned_model(upstream.auth(), "tj-q", body())
     assert caught.value.retry_after_s == 26
     assert caught.value.status == "RESOURCE_EXHAUSTED"
