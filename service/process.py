@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import grpc
 import httpx
@@ -14,11 +14,12 @@ from grpc_reflection.v1alpha import reflection
 
 from core.domain.quotas import QuotasFor
 from core.redis.admission import Admission
-from core.redis.client import Redis, RedisEndpoints, connect, refuse_evicting_redis
+from core.redis.client import Redis, RedisEndpoints, connect
 from core.redis.job_store import JobStore
 from core.redis.keys import Keys
 from core.redis.page_token_key import PageTokenKey
 from core.redis.schedule import Schedule
+from core.redis.startup import RedisStartup
 from core.runtime.clock import Clock, system_clock
 from core.runtime.health import CHECK_INTERVAL_S, RedisHealth
 from core.runtime.metrics import Metrics
@@ -86,12 +87,14 @@ async def start_api(
     quotas_for: QuotasFor | None = None,
     token_http: httpx.Client | None = None,
     metrics: Metrics | None = None,
+    conditions: Mapping[str, Callable[[], bool]] | None = None,
 ) -> ApiServer:
     """Build and start the API on `listen` (default: settings.grpc_listen; port 0 = any).
 
     `tenants` may follow its file (`TenantDirectory.watch`). `token_http` reaches the
     OAuth token endpoint for the CredentialService (default: a client of its own).
-    TLS and the encryption keys come from `settings`.
+    TLS and the encryption keys come from `settings`. `conditions`: by name, more checks
+    that must hold for health to be SERVING (`serve` adds Redis's start-up checks).
     """
     resources = contextlib.ExitStack()
     if token_http is None:
@@ -111,7 +114,7 @@ async def start_api(
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar.stand_in)
     key_ring = watch_keys(settings.encryption_keys_file)
-    files_usable = security_file_checks(tenants, key_ring, metrics)
+    health_conditions = {**security_file_checks(tenants, key_ring, metrics), **(conditions or {})}
     admin = add_credential_service(
         registrar,
         settings=settings,
@@ -128,7 +131,7 @@ async def start_api(
     port = _listen(server, listen or settings.grpc_listen, settings)
     await server.start()
     redis_health = RedisHealth(
-        health_servicer, redis, ("", SERVICE.full_name), health_check_s, files_usable
+        health_servicer, redis, ("", SERVICE.full_name), health_check_s, health_conditions
     )
     await redis_health.start()
     if status_cache is not None:
@@ -239,18 +242,28 @@ def _listen(server: grpc.aio.Server, address: str, settings: Settings) -> int:
 
 
 async def serve(settings: Settings) -> None:
-    """Run the API until SIGTERM, then drain and return."""
+    """Run the API until SIGTERM, then drain and return.
+
+    It listens at once; its health is NOT_SERVING until Redis has passed the start-up
+    checks, which it waits for (core.redis.startup).
+    """
     redis = connect(settings.redis_url, cluster=settings.redis_cluster)
-    await refuse_evicting_redis(redis)
+    startup = RedisStartup(redis)
     tenants = TenantDirectory.watch(settings.tenants_file)
     metrics = Metrics.create()
     if settings.metrics_listen:
         metrics.serve(settings.metrics_listen)
-    api = await start_api(settings, redis, tenants, metrics=metrics)
+    api = await start_api(
+        settings, redis, tenants, metrics=metrics, conditions=startup.conditions()
+    )
     log.info("API listening on port %d", api.port)
     print(f"API_READY port={api.port}", flush=True)
-    async with stop_signals() as stop:
-        await stop.wait()
-        log.info("stopping: draining for up to %.1fs", settings.grpc_grace_s)
+    try:
+        async with stop_signals() as stop:
+            if await startup.wait(stop):
+                await api.health.check_now()
+                await stop.wait()
+            log.info("stopping: draining for up to %.1fs", settings.grpc_grace_s)
+    finally:
         await api.stop(settings.grpc_grace_s)
     await redis.aclose()

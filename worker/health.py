@@ -1,10 +1,13 @@
 """The worker's own gRPC health endpoint, for its Kubernetes probes.
 
-Like the API's (core.runtime.health): "" follows Redis and turns NOT_SERVING while the worker
-drains; `liveness` stays SERVING while the process runs.
+Like the API's (core.runtime.health): "" follows Redis, is NOT_SERVING until Redis has
+passed the start-up checks (core.redis.startup) and while the worker drains; `liveness`
+stays SERVING while the process runs.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
 
 import grpc
 from grpc_health.v1 import _async as health_aio
@@ -17,16 +20,27 @@ from core.runtime.health import RedisHealth
 class WorkerHealth:
     """A small gRPC server with grpc.health.v1 only."""
 
-    def __init__(self, redis: Redis, listen: str) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        listen: str,
+        *,
+        conditions: Mapping[str, Callable[[], bool]] | None = None,
+    ) -> None:
+        """`conditions`: by name, more checks that must hold for SERVING (RedisHealth's)."""
         self._server = grpc.aio.server()
         servicer = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(servicer, self._server)
-        self._health = RedisHealth(servicer, redis, ("",))
+        self._health = RedisHealth(servicer, redis, ("",), conditions=conditions)
         self.port = self._server.add_insecure_port(listen)
 
     async def start(self) -> None:
         await self._server.start()
         await self._health.start()
+
+    async def check_now(self) -> None:
+        """Follow a change of Redis or of a condition at once."""
+        await self._health.check_now()
 
     async def draining(self) -> None:
         """Report NOT_SERVING from now on (SIGTERM received)."""

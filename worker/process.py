@@ -11,10 +11,11 @@ import httpx
 
 from core.domain.quotas import QuotasFor
 from core.redis.admission import Admission
-from core.redis.client import Redis, connect, refuse_evicting_redis
+from core.redis.client import Redis, connect
 from core.redis.job_store import JobStore
 from core.redis.keys import Keys
 from core.redis.schedule import Schedule
+from core.redis.startup import RedisStartup
 from core.redis.storage import TenantStorage
 from core.redis.token_bucket import RedisTokenBucket, Unlimited
 from core.runtime.clock import Clock, system_clock
@@ -121,21 +122,38 @@ def build_steps(wiring: WorkerWiring) -> Steps:
 
 
 async def _run_until_stopped(wiring: WorkerWiring, worker: Worker) -> None:
-    """Run the worker with its health endpoint, metrics and gauges until SIGTERM."""
-    settings, redis, keys, metrics = wiring.settings, wiring.redis, wiring.keys, wiring.metrics
+    """Serve health and metrics, wait for Redis (core.redis.startup), then work until
+    SIGTERM."""
+    settings, redis, metrics = wiring.settings, wiring.redis, wiring.metrics
     if settings.metrics_listen:
         metrics.serve(settings.metrics_listen)
-    health = WorkerHealth(redis, settings.worker_health_listen)
+    startup = RedisStartup(redis)
+    health = WorkerHealth(redis, settings.worker_health_listen, conditions=startup.conditions())
     await health.start()
-    tenant_ids = wiring.tenants.tenant_ids
-    gauges = GaugeSampler(redis, keys, wiring.store, metrics, tenant_ids, wiring.clock)
     print(f"WORKER_READY pid={os.getpid()} health_port={health.port}", flush=True)
-    async with stop_signals() as stop:
-        sampling = asyncio.create_task(gauges.run(stop, OBSERVE_INTERVAL_S))
-        draining = asyncio.create_task(_report_draining(stop, health))
-        await worker.run(stop, grace_s=settings.job_lease_s)
-        await asyncio.gather(sampling, draining)
-    await health.stop()
+    try:
+        async with stop_signals() as stop:
+            if await startup.wait(stop):
+                await health.check_now()
+                await _work(wiring, worker, health, stop)
+    finally:
+        await health.stop()
+
+
+async def _work(
+    wiring: WorkerWiring, worker: Worker, health: WorkerHealth, stop: asyncio.Event
+) -> None:
+    """Run the worker and sample its gauges until `stop`;
+    health drains from then on. Each task ends by itself once `stop` is set (none is
+    cancelled, so none is cut off inside a Redis call), and all are awaited."""
+    tenant_ids = wiring.tenants.tenant_ids
+    gauges = GaugeSampler(
+        wiring.redis, wiring.keys, wiring.store, wiring.metrics, tenant_ids, wiring.clock
+    )
+    sampling = asyncio.create_task(gauges.run(stop, OBSERVE_INTERVAL_S))
+    draining = asyncio.create_task(_report_draining(stop, health))
+    await worker.run(stop, grace_s=wiring.settings.job_lease_s)
+    await asyncio.gather(sampling, draining)
 
 
 async def _report_draining(stop: asyncio.Event, health: WorkerHealth) -> None:
@@ -146,7 +164,6 @@ async def _report_draining(stop: asyncio.Event, health: WorkerHealth) -> None:
 async def serve(settings: Settings) -> None:
     """Run one worker process until SIGTERM."""
     redis = connect(settings.redis_url, cluster=settings.redis_cluster)
-    await refuse_evicting_redis(redis)
     tenants = TenantDirectory.watch(settings.tenants_file)
     timeout = httpx.Timeout(
         settings.upstream_timeout_s, connect=min(10.0, settings.upstream_timeout_s)

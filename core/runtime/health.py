@@ -1,10 +1,11 @@
 """gRPC health that follows Redis, shared by the API and the worker.
 
 The named services are SERVING only while Redis answers and every extra condition
-holds (checked every few seconds; the API adds its tenants and keys files, which fail
-closed when they break: core.security.secret_files), and from `draining()` on
-NOT_SERVING. `liveness` says only that the process works: a Redis outage must not make
-Kubernetes restart every replica, so it stays SERVING.
+holds (checked every few seconds; both processes add that Redis passed their start-up
+checks, core.redis.startup, and the API its tenants and keys files, which fail closed
+when they break: core.security.secret_files), and from `draining()` on NOT_SERVING.
+`liveness` says only that the process works: a Redis outage must not make Kubernetes
+restart every replica, so it stays SERVING.
 """
 
 from __future__ import annotations
@@ -44,11 +45,25 @@ class RedisHealth:
         self._check_interval_s = check_interval_s
         self._stopping = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
+        self._serving = False
 
     async def start(self) -> None:
         await self._servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
-        await self.set_serving(await self._redis_answers() and not self._failing())
+        self._serving = await self._redis_answers() and not self._failing()
+        await self.set_serving(self._serving)
         self._watcher = asyncio.create_task(self._watch())
+
+    async def check_now(self) -> None:
+        """Check Redis and the conditions now, not at the next interval (one just changed)."""
+        if self._stopping.is_set():
+            return  # draining: NOT_SERVING whatever Redis says (`draining` sets it)
+        answers, failing = await self._redis_answers(), self._failing()
+        ok = answers and not failing
+        if ok != self._serving:
+            self._serving = ok
+            why = ", ".join([*([] if answers else ["redis unreachable"]), *failing])
+            log.warning("health %s%s", ok, f": {why}" if why else "")
+            await self.set_serving(ok)
 
     async def set_serving(self, serving: bool) -> None:
         status = (
@@ -77,14 +92,7 @@ class RedisHealth:
             return False
 
     async def _watch(self) -> None:
-        serving = True
         while not self._stopping.is_set():
-            answers, failing = await self._redis_answers(), self._failing()
-            ok = answers and not failing
-            if ok != serving:
-                serving = ok
-                why = ", ".join([*([] if answers else ["redis unreachable"]), *failing])
-                log.warning("health %s%s", ok, f": {why}" if why else "")
-                await self.set_serving(ok)
+            await self.check_now()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._check_interval_s)
