@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -14,10 +15,12 @@ from core.redis.admission import Admission
 from core.redis.client import Redis, connect
 from core.redis.job_store import JobStore
 from core.redis.keys import Keys
+from core.redis.lock import FleetLock
 from core.redis.schedule import Schedule
 from core.redis.startup import RedisStartup
 from core.redis.storage import TenantStorage
 from core.redis.token_bucket import RedisTokenBucket, Unlimited
+from core.redis.tombstones import Tombstones
 from core.runtime.clock import Clock, system_clock
 from core.runtime.metrics import Metrics
 from core.runtime.settings import Settings
@@ -25,11 +28,13 @@ from core.runtime.signals import stop_signals
 from core.security.credential_store import CredentialStore
 from core.security.crypto import watch_keys
 from core.security.tenants import TenantDirectory
-from worker.credentials import CredentialSource
+from worker.credentials import CredentialSource, TokenSource
 from worker.gauges import GaugeSampler
 from worker.gemini import GeminiClient, GeminiProvider
 from worker.gemini.client import Limiter
 from worker.health import WorkerHealth
+from worker.provider import TuningProvider
+from worker.reconciler import Policy, Reconciler
 from worker.retention import Retention
 from worker.steps import Steps
 from worker.sweep import Sweeper
@@ -104,6 +109,31 @@ def build_worker(wiring: WorkerWiring, *, quotas_for: QuotasFor | None = None) -
 
 def build_steps(wiring: WorkerWiring) -> Steps:
     """What a worker does to each job, wired to the Gemini API and the credentials."""
+    provider, auth_for = build_provider(wiring)
+    settings, metrics = wiring.settings, wiring.metrics
+    return Steps(wiring.store, provider, auth_for, settings, wiring.clock, metrics=metrics)
+
+
+def build_reconciler(wiring: WorkerWiring) -> Reconciler:
+    """The reconciler (worker.reconciler), on a provider and credentials of its own, whose
+    requests share the fleet's upstream rate limit with the visits'."""
+    provider, auth_for = build_provider(wiring)
+    redis, keys = wiring.redis, wiring.keys
+    return Reconciler(
+        wiring.store,
+        Tombstones(redis, keys),
+        FleetLock(redis, keys.reconciler_lock()),
+        provider,
+        auth_for,
+        wiring.tenants.tenant_ids,
+        wiring.clock,
+        Policy.from_settings(wiring.settings),
+        metrics=wiring.metrics,
+    )
+
+
+def build_provider(wiring: WorkerWiring) -> tuple[TuningProvider, Callable[[str], TokenSource]]:
+    """The Gemini API provider, and each tenant's TokenSource by its id."""
     settings, redis, keys, metrics = wiring.settings, wiring.redis, wiring.keys, wiring.metrics
     credentials = CredentialSource(
         wiring.tenants,
@@ -116,9 +146,7 @@ def build_steps(wiring: WorkerWiring) -> Steps:
     )
     limiter = upstream_limiter(settings, redis, keys)
     client = GeminiClient(wiring.http, settings.upstream_base_url, limiter, metrics)
-    provider = GeminiProvider(client)
-    auth_for = credentials.for_tenant
-    return Steps(wiring.store, provider, auth_for, settings, wiring.clock, metrics=metrics)
+    return GeminiProvider(client), credentials.for_tenant
 
 
 async def _run_until_stopped(wiring: WorkerWiring, worker: Worker) -> None:
@@ -143,7 +171,7 @@ async def _run_until_stopped(wiring: WorkerWiring, worker: Worker) -> None:
 async def _work(
     wiring: WorkerWiring, worker: Worker, health: WorkerHealth, stop: asyncio.Event
 ) -> None:
-    """Run the worker and sample its gauges until `stop`;
+    """Run the worker, sample its gauges and run the reconciler's passes until `stop`;
     health drains from then on. Each task ends by itself once `stop` is set (none is
     cancelled, so none is cut off inside a Redis call), and all are awaited."""
     tenant_ids = wiring.tenants.tenant_ids
@@ -152,8 +180,13 @@ async def _work(
     )
     sampling = asyncio.create_task(gauges.run(stop, OBSERVE_INTERVAL_S))
     draining = asyncio.create_task(_report_draining(stop, health))
+    background = [sampling, draining]
+    interval_s = wiring.settings.reconcile_interval_s
+    if interval_s > 0:
+        passes = build_reconciler(wiring).run(stop, interval_s)
+        background.append(asyncio.create_task(passes))
     await worker.run(stop, grace_s=wiring.settings.job_lease_s)
-    await asyncio.gather(sampling, draining)
+    await asyncio.gather(*background)
 
 
 async def _report_draining(stop: asyncio.Event, health: WorkerHealth) -> None:

@@ -38,6 +38,37 @@ class TuningRequest:
         )
 
 
+@dataclass(frozen=True)
+class OwnedResource:
+    """Something upstream the platform made for one job, as a listing finds it.
+
+    Gemini API makes one kind, the tuned model named after the job (`TuningRequest.model_id`).
+    Vertex AI makes several per job (the tuning job, its tuned model, endpoints, the staged
+    training file), found by the label the platform puts on each; a provider reports each
+    one with the job it was made for, and the reconciler (worker.reconciler) decides about
+    all of them by that job alone.
+    """
+
+    kind: str
+    """What it is upstream, e.g. `tunedModel`; for logs and for `delete_owned`."""
+    name: str
+    """Its full upstream name, e.g. `tunedModels/tj-j...`."""
+    job_id: str
+    """The job it was made for."""
+    create_time: float
+    """When the upstream made it (seconds since the epoch, by the upstream's clock)."""
+    update_time: float
+    """When it last changed upstream (its training ending counts), by the same clock."""
+
+
+@dataclass(frozen=True)
+class OwnedPage:
+    """One page of a listing of owned resources; `next_page_token` is empty on the last."""
+
+    resources: list[OwnedResource]
+    next_page_token: str
+
+
 class TuningProvider(Protocol):
     """An upstream tuning service. Errors are core.errors' `UpstreamError` types."""
 
@@ -63,4 +94,15 @@ class TuningProvider(Protocol):
 
     async def delete(self, auth: TokenSource, ref: UpstreamRef) -> None:
         """Delete the tuned model; succeeds if it is already gone."""
+        ...
+
+    async def list_owned(
+        self, auth: TokenSource, *, page_size: int, page_token: str = ""
+    ) -> OwnedPage:
+        """One page of what the platform made upstream with this credential, whatever the
+        state of its job; what others made there is left out. Read-only."""
+        ...
+
+    async def delete_owned(self, auth: TokenSource, resource: OwnedResource) -> None:
+        """Delete one resource `list_owned` found; succeeds if it is already gone."""
         ...

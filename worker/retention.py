@@ -92,7 +92,7 @@ class Retention:
         if current.job.deleted or not current.job.state.terminal:
             await self._store.release(lease)
             return 0
-        return int(await self._store.remove(lease))
+        return int(await self._store.remove(lease, retired=True))
 
     async def _prune_datasets(self, tenant: str, unused_before_s: float) -> int:
         removed = 0

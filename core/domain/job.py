@@ -24,6 +24,8 @@ from core.errors import JobError
 
 JOB_NAME_PREFIX = "tuningJobs/"
 JOB_ID_PREFIX = "j"
+TUNED_MODEL_ID_PREFIX = "tj-"
+"""What `Job.tuned_model_id` puts before the job's id: the mark of a model the platform made."""
 RANDOM_ID_CHARS = 19
 """The characters after an id's one-letter prefix: lowercase base32 ([a-z2-7])."""
 
@@ -106,7 +108,7 @@ class Job:
         same id again and gets 409 ALREADY_EXISTS, and adopts the model instead of
         creating a second one.
         """
-        return f"tj-{self.id}"
+        return TUNED_MODEL_ID_PREFIX + self.id
 
     def replace(self, **changes: Any) -> Job:
         return dataclasses.replace(self, **changes)
@@ -161,6 +163,14 @@ def new_job_id(tenant: str, request_id: str) -> str:
 
 
 JOB_ID_SHAPE = id_shape(JOB_ID_PREFIX)
+
+
+def job_id_of_model(model_id: str) -> str | None:
+    """The id of the job whose `tuned_model_id` is `model_id`; None for a model not ours."""
+    job_id = model_id.removeprefix(TUNED_MODEL_ID_PREFIX)
+    if job_id == model_id or not JOB_ID_SHAPE.fullmatch(job_id):
+        return None
+    return job_id
 
 
 def encode_examples(examples: list[Example]) -> bytes:

@@ -38,6 +38,7 @@ from core.redis.scripts import (
     token_bucket_call,
 )
 from core.redis.storage import stored_bytes_exceeded
+from core.redis.tombstones import MAX_TOMBSTONES
 from core.runtime.clock import Clock, system_clock
 
 MAX_CAS_ATTEMPTS = 20
@@ -91,7 +92,8 @@ class JobStore:
         `quotas` (None: no limit); CreateQuotaSpent, with the wait, if there is none. Its
         examples count against the tenant's stored bytes until the upstream has them:
         StorageQuotaExceeded if they would pass `quotas.max_stored_bytes`.
-        Raises AlreadyExists when the existing job came from a different request.
+        Raises AlreadyExists when the existing job came from a different request, or when
+        the id is tombstoned (core.redis.tombstones: a job of that id was deleted).
         """
         keys, tenant = self._keys, job.tenant
         call = create_call(
@@ -103,6 +105,7 @@ class JobStore:
             queue_key=keys.tenant_queue(tenant),
             bucket_key=keys.tenant_create_bucket(tenant),
             storage_key=keys.tenant_storage(tenant),
+            tombstones_key=keys.tenant_tombstones(tenant),
             request_hash=job.request_hash,
             doc=job.to_json(),
             state=job.state.value,
@@ -119,6 +122,11 @@ class JobStore:
             raise _create_quota_spent(tenant, quotas, wait_ms=int(reply[1]))
         if reply[0] == -2 and quotas is not None:
             raise stored_bytes_exceeded(tenant, quotas)
+        if reply[0] == -3:
+            raise AlreadyExists(
+                "request_id made a job that was deleted; use a new request_id",
+                reason=Reason.REQUEST_ID_REUSED,
+            )
         if text(reply[1]) != job.request_hash:
             raise AlreadyExists(
                 "request_id was already used for a different job; "
@@ -345,8 +353,12 @@ class JobStore:
         with translated_errors():
             await self._redis.zrem(self._keys.tenant_ended(tenant), job_id)
 
-    async def remove(self, lease: Lease) -> bool:
-        """Delete the job and its data for good; False if the lease was lost."""
+    async def remove(self, lease: Lease, *, retired: bool = False) -> bool:
+        """Delete the job and its data for good; False if the lease was lost.
+
+        A job removed because its caller deleted it leaves a tombstone (core.redis.tombstones);
+        one `retired` by retention leaves none, since its model upstream is kept.
+        """
         keys, tenant, job_id = self._keys, lease.tenant, lease.job_id
         call = remove_call(
             job_key=keys.job(tenant, job_id),
@@ -357,8 +369,11 @@ class JobStore:
             running_key=keys.tenant_running(tenant),
             storage_key=keys.tenant_storage(tenant),
             ended_key=keys.tenant_ended(tenant),
+            tombstones_key=keys.tenant_tombstones(tenant),
             epoch=lease.epoch,
             job_id=job_id,
+            tombstone_ms=0 if retired else max(int(self._clock() * 1000), 1),
+            max_tombstones=MAX_TOMBSTONES,
         )
         reply = await self._scripts.run(call)
         return bool(reply)

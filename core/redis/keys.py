@@ -55,6 +55,12 @@ class Keys:
         (ms since the epoch), for retention."""
         return f"{self._tenant(tenant)}:ended"
 
+    def tenant_tombstones(self, tenant: str) -> str:
+        """Sorted set: ids of the tenant's jobs removed after the caller deleted them, scored
+        by when (ms since the epoch), until the reconciler confirms that no model of theirs
+        is left upstream (worker.reconciler); a tombstoned id cannot be created again."""
+        return f"{self._tenant(tenant)}:tombstones"
+
     def tenant_credential(self, tenant: str) -> str:
         """Hash: the tenant's OAuth credential sealed with AES-GCM, and its metadata."""
         return f"{self._tenant(tenant)}:credential"
@@ -107,6 +113,11 @@ class Keys:
     def schedule(self) -> str:
         """Sorted set: `tenant/job_id` scored by when a worker should next look at it (ms)."""
         return f"{self.prefix}:{{schedule}}:due"
+
+    def reconciler_lock(self) -> str:
+        """String: the random token of the worker running the reconciler's pass (SET NX PX;
+        worker.reconciler), so that one pass runs at a time across the fleet."""
+        return f"{self.prefix}:{{reconciler}}:lock"
 
     def page_token_key(self) -> str:
         """String: the 32-byte secret every API replica signs page tokens with (created once

@@ -96,7 +96,9 @@ end
 # `max_stored_bytes` (0: no limit) is refused before any token is spent. Returns {1,
 # queue position} when created, {0, request_hash, doc, queue position} when the job
 # exists, {-1, wait_ms} when the quota is spent, {-2, bytes stored} when the storage
-# quota would be passed. Queue positions are 1-based, 0 when not queued.
+# quota would be passed, {-3} when the id is tombstoned (a job of that id was deleted and
+# removed; a model of it may still be upstream, so the id is not made again). Queue
+# positions are 1-based, 0 when not queued.
 CREATE = Script(
     """
 local job_key = KEYS[1]
@@ -107,6 +109,7 @@ local active_key = KEYS[5]
 local queue_key = KEYS[6]
 local bucket_key = KEYS[7]
 local storage_key = KEYS[8]
+local tombstones_key = KEYS[9]
 local request_hash = ARGV[1]
 local doc = ARGV[2]
 local state = ARGV[3]
@@ -128,6 +131,7 @@ if redis.call('EXISTS', job_key) == 1 then
   local f = redis.call('HMGET', job_key, 'request_hash', 'doc')
   return {0, f[1], f[2], position()}
 end
+if redis.call('ZSCORE', tombstones_key, job_id) then return {-3} end
 local size = string.len(examples)
 if max_stored_bytes > 0 then
   local stored = tonumber(redis.call('HGET', storage_key, 'bytes')) or 0
@@ -160,6 +164,7 @@ def create_call(
     queue_key: str,
     bucket_key: str,
     storage_key: str,
+    tombstones_key: str,
     request_hash: str,
     doc: str,
     state: str,
@@ -173,7 +178,7 @@ def create_call(
     keys = [job_key, data_key, index_key, seq_key, active_key, queue_key, bucket_key]
     args: list[ScriptArg] = [request_hash, doc, state, examples, job_id]
     quotas: list[ScriptArg] = [creates_per_s, create_burst, max_stored_bytes]
-    return ScriptCall(CREATE, [*keys, storage_key], [*args, *quotas])
+    return ScriptCall(CREATE, [*keys, storage_key, tombstones_key], [*args, *quotas])
 
 
 # Compare-and-set of a job's document, fenced by the lease epoch when a worker writes.
@@ -337,7 +342,9 @@ def release_call(*, job_key: str, epoch: int, finished: bool) -> ScriptCall:
 
 
 # Remove a job and its data for good, if the caller still holds its lease; its examples'
-# bytes are given back to its tenant's storage. Returns 1, or 0 if the lease was lost.
+# bytes are given back to its tenant's storage. With `tombstone_ms` (0: none) the id joins
+# the tenant's tombstones, scored by it, which keep the newest `max_tombstones` (see
+# core.redis.tombstones). Returns 1, or 0 if the lease was lost.
 REMOVE = Script(
     """
 local job_key = KEYS[1]
@@ -348,9 +355,16 @@ local queue_key = KEYS[5]
 local running_key = KEYS[6]
 local storage_key = KEYS[7]
 local ended_key = KEYS[8]
+local tombstones_key = KEYS[9]
 local epoch = ARGV[1]
 local job_id = ARGV[2]
+local tombstone_ms = tonumber(ARGV[3])
+local max_tombstones = tonumber(ARGV[4])
 if redis.call('HGET', job_key, 'epoch') ~= epoch then return 0 end
+if tombstone_ms > 0 then
+  redis.call('ZADD', tombstones_key, tombstone_ms, job_id)
+  redis.call('ZREMRANGEBYRANK', tombstones_key, 0, -(max_tombstones + 1))
+end
 local size = redis.call('STRLEN', data_key)
 if size > 0 then redis.call('HINCRBY', storage_key, 'bytes', -size) end
 redis.call('ZREM', ended_key, job_id)
@@ -374,12 +388,16 @@ def remove_call(
     running_key: str,
     storage_key: str,
     ended_key: str,
+    tombstones_key: str,
     epoch: int,
     job_id: str,
+    tombstone_ms: int,
+    max_tombstones: int,
 ) -> ScriptCall:
-    """REMOVE."""
+    """REMOVE; `tombstone_ms` 0 leaves no tombstone."""
     keys = [job_key, data_key, index_key, active_key, queue_key, running_key]
-    return ScriptCall(REMOVE, [*keys, storage_key, ended_key], [epoch, job_id])
+    more = [storage_key, ended_key, tombstones_key]
+    return ScriptCall(REMOVE, [*keys, *more], [epoch, job_id, tombstone_ms, max_tombstones])
 
 
 # Drop a job's examples once the upstream has them, giving their bytes back to the
@@ -646,6 +664,41 @@ def token_bucket_call(
 ) -> ScriptCall:
     """TOKEN_BUCKET."""
     return ScriptCall(TOKEN_BUCKET, [bucket_key], [rate_per_s, burst, max_wait_ms, _flag(take)])
+
+
+# Extend a fleet-wide lock (core.redis.lock) if `token` still holds it. Returns 1, or 0
+# if it expired or passed to another holder.
+RENEW_LOCK = Script(
+    """
+local lock_key = KEYS[1]
+local token = ARGV[1]
+local lease_ms = tonumber(ARGV[2])
+if redis.call('GET', lock_key) ~= token then return 0 end
+return redis.call('PEXPIRE', lock_key, lease_ms)
+""",
+)
+
+
+def renew_lock_call(*, lock_key: str, token: str, lease_ms: int) -> ScriptCall:
+    """RENEW_LOCK."""
+    return ScriptCall(RENEW_LOCK, [lock_key], [token, lease_ms])
+
+
+# Give a fleet-wide lock back, if `token` still holds it: a holder whose lease ran out must
+# not delete its successor's lock. Returns 1, or 0 if it was no longer held by `token`.
+RELEASE_LOCK = Script(
+    """
+local lock_key = KEYS[1]
+local token = ARGV[1]
+if redis.call('GET', lock_key) ~= token then return 0 end
+return redis.call('DEL', lock_key)
+""",
+)
+
+
+def release_lock_call(*, lock_key: str, token: str) -> ScriptCall:
+    """RELEASE_LOCK."""
+    return ScriptCall(RELEASE_LOCK, [lock_key], [token])
 
 
 # Replace a tenant's sealed credential if its latest version is still `expected` (what

@@ -29,6 +29,9 @@ class Metrics:
     jobs: Gauge
     status_cache_age: Gauge
     security_file_ok: Gauge
+    reconciler_models: Counter
+    reconciler_passes: Counter
+    reconciler_last_pass: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -91,6 +94,23 @@ class Metrics:
                 "tuning_security_file_ok",
                 "1 while a mounted security file (tenants, keys) loads; 0: failing closed.",
                 ["file"],
+                registry=r,
+            ),
+            reconciler_models=Counter(
+                "tuning_reconciler_models",
+                "Models upstream the reconciler looked at, by what it did (worker.reconciler).",
+                ["outcome"],
+                registry=r,
+            ),
+            reconciler_passes=Counter(
+                "tuning_reconciler_passes",
+                "Reconciler passes tried, by how they ended.",
+                ["result"],
+                registry=r,
+            ),
+            reconciler_last_pass=Gauge(
+                "tuning_reconciler_last_pass_timestamp_seconds",
+                "When this worker last finished a reconciler pass (seconds since the epoch).",
                 registry=r,
             ),
         )

@@ -351,7 +351,34 @@ class Settings:
     delete_cancelled_models: bool = setting(
         "TUNING_DELETE_CANCELLED_MODELS",
         True,
-        "Worker: delete the partial tuned model upstream after a cancel.",
+        "Worker: delete the partial tuned model upstream after a cancel (the reconciler "
+        "follows it too).",
+    )
+    reconcile_interval_s: float = setting(
+        "TUNING_RECONCILE_INTERVAL_S",
+        300.0,
+        "Worker: how often each worker tries to run the reconciler's pass (the first one "
+        "an interval after it starts), which deletes models upstream left by cancelled, "
+        "failed, deleted or unknown jobs; one pass runs at a time in the fleet, and about "
+        "one per interval (0: never).",
+    )
+    reconcile_grace_s: float = setting(
+        "TUNING_RECONCILE_GRACE_S",
+        600.0,
+        "Worker: seconds a model upstream is left alone after it last changed and after its "
+        "job ended or was removed, before the reconciler may delete it; keep it well above "
+        "`TUNING_JOB_LEASE_S`.",
+    )
+    reconcile_pages_per_pass: int = setting(
+        "TUNING_RECONCILE_PAGES_PER_PASS",
+        50,
+        "Worker: pages of 100 models one reconciler pass lists upstream, all tenants together.",
+    )
+    reconcile_deletes_per_pass: int = setting(
+        "TUNING_RECONCILE_DELETES_PER_PASS",
+        100,
+        "Worker: models one reconciler pass deletes upstream at most; the rest wait for the "
+        "next pass.",
     )
 
     def default_quotas(self) -> TenantQuotas:

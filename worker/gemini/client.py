@@ -60,6 +60,15 @@ class GeminiClient:
     async def get_tuned_model(self, auth: TokenSource, name: str) -> Json:
         return await self._call(auth, "GET", f"/v1beta/{name}")
 
+    async def list_tuned_models(
+        self, auth: TokenSource, *, page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[Json], str]:
+        """GET /v1beta/tunedModels: one page of the caller's models and the next page's
+        token ("" on the last page)."""
+        params = _page_params(page_size, page_token)
+        answer = await self._call(auth, "GET", "/v1beta/tunedModels", params=params)
+        return list(answer.get("tunedModels", [])), str(answer.get("nextPageToken", ""))
+
     async def delete_tuned_model(self, auth: TokenSource, name: str) -> None:
         await self._call(auth, "DELETE", f"/v1beta/{name}", effect=True)
 

@@ -5,14 +5,24 @@ from __future__ import annotations
 import contextlib
 import logging
 
+from core.domain.job import job_id_of_model
 from core.domain.upstream import UpstreamRef, UpstreamStatus
 from core.errors import UpstreamAlreadyExists, UpstreamNotFound
 from worker.credentials import TokenSource
 from worker.gemini.client import GeminiClient
-from worker.gemini.json_mapping import status_from_model, status_from_operation, tuned_model_body
-from worker.provider import TuningRequest
+from worker.gemini.json_mapping import (
+    parse_time,
+    status_from_model,
+    status_from_operation,
+    tuned_model_body,
+)
+from worker.provider import OwnedPage, OwnedResource, TuningRequest
 
 log = logging.getLogger(__name__)
+
+MODEL_NAME_PREFIX = "tunedModels/"
+TUNED_MODEL = "tunedModel"
+"""The one kind of resource the platform makes on the Gemini API."""
 
 
 class GeminiProvider:
@@ -22,7 +32,7 @@ class GeminiProvider:
         self._client = client
 
     def ref_for(self, model_id: str) -> UpstreamRef:
-        return UpstreamRef(tuned_model=f"tunedModels/{model_id}")
+        return UpstreamRef(tuned_model=MODEL_NAME_PREFIX + model_id)
 
     async def create(self, auth: TokenSource, request: TuningRequest) -> UpstreamStatus:
         """Create under the job's own id; on 409 ALREADY_EXISTS, adopt what is there.
@@ -69,3 +79,27 @@ class GeminiProvider:
     async def delete(self, auth: TokenSource, ref: UpstreamRef) -> None:
         with contextlib.suppress(UpstreamNotFound):  # Already gone: what delete wants.
             await self._client.delete_tuned_model(auth, ref.tuned_model)
+
+    async def list_owned(
+        self, auth: TokenSource, *, page_size: int, page_token: str = ""
+    ) -> OwnedPage:
+        """A page of `tunedModels` the platform made: those named after a job."""
+        models, next_token = await self._client.list_tuned_models(
+            auth, page_size=page_size, page_token=page_token
+        )
+        owned = [r for r in map(_owned, models) if r is not None]
+        return OwnedPage(owned, next_token)
+
+    async def delete_owned(self, auth: TokenSource, resource: OwnedResource) -> None:
+        await self.delete(auth, UpstreamRef(tuned_model=resource.name))
+
+
+def _owned(model: dict[str, object]) -> OwnedResource | None:
+    """The listed model as an OwnedResource; None if no job of the platform made it."""
+    name = str(model.get("name", ""))
+    job_id = job_id_of_model(name.removeprefix(MODEL_NAME_PREFIX))
+    if job_id is None:
+        return None
+    created = parse_time(str(model.get("createTime", ""))) or 0.0
+    updated = parse_time(str(model.get("updateTime", ""))) or created
+    return OwnedResource(TUNED_MODEL, name, job_id, created, max(created, updated))
