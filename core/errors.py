@@ -284,6 +284,14 @@ class Reason(StrEnum):
         "spent (QuotaFailure subject `tenant:<id>`); it is apart from the create quota.",
         _RETRY,
     )
+    RECEIVE_RATE_EXCEEDED = (
+        "RECEIVE_RATE_EXCEEDED",
+        _C.RESOURCE_EXHAUSTED,
+        "The tenant sent this replica more request bytes than its rate "
+        "(TUNING_TENANT_RECEIVE_BYTES_PER_S) allows (QuotaFailure subject `tenant:<id>`); the "
+        "call was refused before its request was read.",
+        _RETRY,
+    )
     STORAGE_QUOTA_EXCEEDED = (
         "STORAGE_QUOTA_EXCEEDED",
         _C.RESOURCE_EXHAUSTED,
@@ -666,6 +674,20 @@ class ValidateQuotaSpent(ResourceExhausted):
         super().__init__(
             f"tenant {tenant!r} may validate {per_minute:g} tuning jobs per minute "
             f"(validate_only); retry in {retry_after_s:.1f}s",
+            retry_after_s=retry_after_s,
+            subject=f"tenant:{tenant}",
+        )
+
+
+class ReceiveRateExceeded(ResourceExhausted):
+    """A tenant's request bytes on this replica are over their rate (service.receive_budget)."""
+
+    reason = Reason.RECEIVE_RATE_EXCEEDED
+
+    def __init__(self, tenant: str, *, bytes_per_s: int, retry_after_s: float) -> None:
+        super().__init__(
+            f"tenant {tenant!r} may send {bytes_per_s} request bytes per second to one "
+            f"replica (TUNING_TENANT_RECEIVE_BYTES_PER_S); retry in {retry_after_s:.1f}s",
             retry_after_s=retry_after_s,
             subject=f"tenant:{tenant}",
         )

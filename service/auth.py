@@ -56,6 +56,11 @@ def current_tenant() -> str:
     return _tenant.get()
 
 
+def principal_if_any() -> str:
+    """The RPC's principal, or "" in a method open to all (OPEN_METHODS)."""
+    return _tenant.get("")
+
+
 def authenticate(directory: TenantDirectory, token: str | None, common_name: str | None) -> Tenant:
     """The principal named by a bearer token and/or a verified certificate's Common Name."""
     by_token = directory.authenticate(token) if token else None

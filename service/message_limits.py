@@ -17,6 +17,10 @@ The table, written once in `MessageLimits.from_settings`: CreateTuningJob up to
 `TUNING_UPLOAD_MAX_CHUNK_BYTES` and `TUNING_GRPC_SMALL_REQUEST_MAX_BYTES` for its other
 fields; every other method, of any service (a method added later too), up to
 `TUNING_GRPC_SMALL_REQUEST_MAX_BYTES`.
+
+Every message is also charged to its tenant's receive budget (service.receive_budget): a
+tenant in debt has its unary calls held back (and refused if the wait is long) before
+they are read, its uploads slowed.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from google.protobuf.message import DecodeError
 
 from core.errors import FieldViolation, InvalidArgument, Reason
 from core.runtime.settings import Settings
+from service.auth import principal_if_any
+from service.receive_budget import ReceiveBudget
 from service.wrapping import preceded, read_when_admitted
 
 if TYPE_CHECKING:
@@ -54,11 +60,15 @@ class MessageLimits:
 
     default: Limit
     by_method: Mapping[str, Limit] = field(default_factory=dict)
+    budget: ReceiveBudget = field(default_factory=lambda: ReceiveBudget(0, 1))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MessageLimits:
         small = settings.grpc_small_request_max_bytes
         return cls(
+            budget=ReceiveBudget(
+                settings.tenant_receive_bytes_per_s, 2 * settings.grpc_max_message_bytes
+            ),
             default=Limit(small, "TUNING_GRPC_SMALL_REQUEST_MAX_BYTES"),
             by_method={
                 CREATE_TUNING_JOB: Limit(
@@ -80,16 +90,27 @@ class MessageLimits:
 
     def wrap(self, method: str, handler: Handler) -> Handler:
         """`handler`, taking raw bytes, checking and parsing them itself (see the module)."""
-        limit = self.of(method)
+        limit, budget = self.of(method), self.budget
         name = method.rpartition("/")[2]
         parse = handler.request_deserializer or _as_is
 
+        async def wait_turn() -> None:
+            if tenant := principal_if_any():  # a method open to all is no one's to charge
+                await budget.wait_turn(tenant)
+
+        def one(raw: bytes) -> Any:
+            if tenant := principal_if_any():
+                budget.charge(tenant, len(raw))
+            return _parsed(raw, name, limit, parse)
+
         def each(raws: AsyncIterator[bytes], context: Context) -> AsyncIterator[Any]:
-            return _each_parsed(raws, name, limit, parse)
+            if tenant := principal_if_any():
+                budget.admit(tenant)
+            return _each_parsed(raws, name, limit, parse, budget, principal_if_any())
 
         if handler.request_streaming:
             return preceded(handler, each, raw_requests=True)
-        return read_when_admitted(handler, lambda raw: _parsed(raw, name, limit, parse))
+        return read_when_admitted(handler, one, admit=wait_turn)
 
 
 def _as_is(raw: bytes) -> bytes:
@@ -110,10 +131,17 @@ def _parsed(raw: bytes, method: str, limit: Limit, parse: Callable[[bytes], Any]
         ) from None
 
 
-async def _each_parsed(
-    raws: AsyncIterator[bytes], method: str, limit: Limit, parse: Callable[[bytes], Any]
+async def _each_parsed(  # noqa: PLR0917 (one call site, the wrapper above)
+    raws: AsyncIterator[bytes],
+    method: str,
+    limit: Limit,
+    parse: Callable[[bytes], Any],
+    budget: ReceiveBudget,
+    tenant: str,
 ) -> AsyncIterator[Any]:
     async for raw in raws:
+        if tenant:
+            await budget.pace(tenant, len(raw))
         yield _parsed(raw, method, limit, parse)
 
 

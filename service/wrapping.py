@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias, cast
 
 import grpc
@@ -102,7 +102,12 @@ def preceded(handler: Handler, prepare: Prepare, *, raw_requests: bool = False) 
     return rewrapped(handler, streamed, request_deserializer=deserializer)
 
 
-def read_when_admitted(handler: Handler, parse: Callable[[bytes], Any]) -> Handler:
+def read_when_admitted(
+    handler: Handler,
+    parse: Callable[[bytes], Any],
+    *,
+    admit: Callable[[], Awaitable[None]] | None = None,
+) -> Handler:
     """A unary-request `handler` served as a request-streaming one, so that no byte of its
     request is read before the wrappers outside it have admitted the call on its metadata.
 
@@ -110,13 +115,17 @@ def read_when_admitted(handler: Handler, parse: Callable[[bytes], Any]) -> Handl
     handler reads each message only when asked. So the wrappers outside this one (the
     authenticator) refuse a caller who is no one while the request is still on the wire,
     and gRPC drops the rest of it unread. This handler then reads the one message, as
-    bytes, and hands `parse(raw)` (which may refuse it with a TuningError) to the behavior.
+    bytes, and hands `parse(raw)` (which may refuse it with a TuningError) to the behavior;
+    `admit()`, awaited before the read, may hold the call back or refuse it with a
+    TuningError too.
     The wire is the same: a client calls the method as unary and cannot tell.
     """
     behavior = behavior_of(handler)
 
     async def request_of(requests: AsyncIterator[bytes], context: Context) -> Any:
         try:
+            if admit is not None:
+                await admit()
             async for raw in requests:
                 if len(raw) > END_OF_STREAM_READ_ABOVE_BYTES:
                     await _end_of(requests)

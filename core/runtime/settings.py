@@ -167,6 +167,14 @@ class Settings:
         4 * 1024 * 1024,
         "Largest dataset UploadDataset accepts, in bytes (AI Studio's cap is 4 MB).",
     )
+    tenant_receive_bytes_per_s: int = setting(
+        "TUNING_TENANT_RECEIVE_BYTES_PER_S",
+        16 * 1024 * 1024,
+        "API: request bytes per second one tenant may send one replica, with a burst of "
+        "twice `TUNING_GRPC_MAX_MESSAGE_BYTES`; past it a unary call is refused "
+        "RESOURCE_EXHAUSTED (RECEIVE_RATE_EXCEEDED) before its request is read, and an "
+        "upload is slowed to the rate (0: no limit).",
+    )
     tenant_max_uploads: int = setting(
         "TUNING_TENANT_MAX_UPLOADS",
         2,
@@ -417,6 +425,7 @@ LIMIT_FIELDS = (
     "max_filter_chars",
     "status_cache_entries",
     "status_cache_max_bytes",
+    "tenant_receive_bytes_per_s",
     "tenant_max_uploads",
     "max_uploads",
     "upload_idle_timeout_s",
