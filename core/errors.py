@@ -23,6 +23,7 @@ The tree, grouped by how the caller recovers:
         - ResourceExhausted            QuotaFailure names what ran out
           . CreateQuotaSpent           the tenant's create quota (subject `tenant:<id>`)
           . ValidateQuotaSpent         the tenant's validate_only rate (subject `tenant:<id>`)
+          . ReceiveRateExceeded        the tenant's request bytes on one replica
           . StorageQuotaExceeded       the tenant's datasets or stored bytes (`tenant:<id>`)
           . RateLimited                the fleet's upstream budget; the worker waits
         - Unavailable                  the job store or the token endpoint is unreachable
