@@ -25,7 +25,7 @@ they are read, its uploads slowed.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -94,9 +94,9 @@ class MessageLimits:
         name = method.rpartition("/")[2]
         parse = handler.request_deserializer or _as_is
 
-        async def wait_turn() -> None:
-            if tenant := principal_if_any():  # a method open to all is no one's to charge
-                await budget.wait_turn(tenant)
+        def turn() -> Awaitable[None] | None:
+            tenant = principal_if_any()  # a method open to all is no one's to charge
+            return budget.turn(tenant) if tenant else None
 
         def one(raw: bytes) -> Any:
             if tenant := principal_if_any():
@@ -110,7 +110,7 @@ class MessageLimits:
 
         if handler.request_streaming:
             return preceded(handler, each, raw_requests=True)
-        return read_when_admitted(handler, one, admit=wait_turn)
+        return read_when_admitted(handler, one, admit=turn)
 
 
 def _as_is(raw: bytes) -> bytes:

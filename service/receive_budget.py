@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from core.errors import ReceiveRateExceeded
@@ -60,16 +60,19 @@ class ReceiveBudget:
                 tenant, bytes_per_s=self._rate, retry_after_s=debt / self._rate
             )
 
-    async def wait_turn(self, tenant: str) -> None:
-        """Wait out `tenant`'s debt, up to MAX_WAIT_S, then `admit`.
+    def turn(self, tenant: str) -> Awaitable[None] | None:
+        """None if `tenant` may be read now; else what to await: its debt waited out, up
+        to MAX_WAIT_S, and then `admit` (a call on the hot path makes no coroutine).
 
         A caller in a closed loop that were refused at once would come straight back, and
         its refusals alone could keep the event loop busy; held back, its calls cost an
         idle coroutine each, and it sends no faster than its rate.
         """
         debt = -self._tokens(tenant)
-        if debt > 0:
-            await asyncio.sleep(min(debt / self._rate, MAX_WAIT_S))
+        return None if debt <= 0 else self._wait(tenant, debt)
+
+    async def _wait(self, tenant: str, debt: float) -> None:
+        await asyncio.sleep(min(debt / self._rate, MAX_WAIT_S))
         self.admit(tenant)
 
     def charge(self, tenant: str, size_bytes: int) -> None:

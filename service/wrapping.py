@@ -106,7 +106,7 @@ def read_when_admitted(
     handler: Handler,
     parse: Callable[[bytes], Any],
     *,
-    admit: Callable[[], Awaitable[None]] | None = None,
+    admit: Callable[[], Awaitable[None] | None] | None = None,
 ) -> Handler:
     """A unary-request `handler` served as a request-streaming one, so that no byte of its
     request is read before the wrappers outside it have admitted the call on its metadata.
@@ -116,21 +116,23 @@ def read_when_admitted(
     authenticator) refuse a caller who is no one while the request is still on the wire,
     and gRPC drops the rest of it unread. This handler then reads the one message, as
     bytes, and hands `parse(raw)` (which may refuse it with a TuningError) to the behavior;
-    `admit()`, awaited before the read, may hold the call back or refuse it with a
-    TuningError too.
+    `admit()`, called before the read, may refuse the call with a TuningError, or return
+    an awaitable that holds it back first.
     The wire is the same: a client calls the method as unary and cannot tell.
     """
     behavior = behavior_of(handler)
 
     async def request_of(requests: AsyncIterator[bytes], context: Context) -> Any:
         try:
-            if admit is not None:
-                await admit()
-            async for raw in requests:
-                if len(raw) > END_OF_STREAM_READ_ABOVE_BYTES:
-                    await _end_of(requests)
-                return parse(raw)
-            raise _not_one("the call ended without its request message")
+            waiting = None if admit is None else admit()
+            if waiting is not None:
+                await waiting
+            raw = await context.read()  # cheaper than iterating `requests`
+            if raw is grpc.aio.EOF:
+                raise _not_one("the call ended without its request message")
+            if len(raw) > END_OF_STREAM_READ_ABOVE_BYTES:
+                await _end_of(context)
+            return parse(raw)
         except TuningError as exc:
             await _refuse(context, exc)
 
@@ -154,7 +156,7 @@ def read_when_admitted(
     )
 
 
-async def _end_of(requests: AsyncIterator[bytes]) -> None:
+async def _end_of(context: Context) -> None:
     """Read a unary call's end of stream, which a client sends with its message.
 
     A request-streaming call refused after reading a large message but not its end keeps
@@ -167,10 +169,10 @@ async def _end_of(requests: AsyncIterator[bytes]) -> None:
     """
     try:
         async with asyncio.timeout(END_OF_STREAM_WAIT_S):
-            extra = await anext(requests, None)
+            extra = await context.read()
     except TimeoutError:
         return
-    if extra is not None:
+    if extra is not grpc.aio.EOF:
         raise _not_one("a second request message on a unary method")
 
 
