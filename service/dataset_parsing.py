@@ -4,9 +4,9 @@ The most common failure of tuning is bad data found hours later, so a dataset is
 door. `parse_dataset` takes the uploaded bytes and returns a `DatasetReport`; it never raises.
 Everything that would make tuning fail is a `FieldViolation` whose field points at the line, row
 or array index and the field, numbered as an editor or a spreadsheet shows them (`lines[7].output`,
-`rows[3].text_input`; JSON arrays keep JSON's 0-based `examples[4]`). Things that merely make
-tuning worse (too few examples, duplicates, inputs that do not follow the common format) are
-`DatasetWarning`s. A caller refuses the whole dataset if there is any violation.
+`rows[3].text_input`; JSON arrays and columns keep JSON's 0-based `examples[4]`). Things that
+merely make tuning worse (too few examples, duplicates, inputs that do not follow the common
+format) are `DatasetWarning`s. A caller refuses the whole dataset if there is any violation.
 
 The module holds no state: the API calls `parse_dataset` in child processes
 (service.dataset_checker), so its arguments and the report are plain frozen data that pickle.
@@ -55,7 +55,7 @@ class DatasetFormat(StrEnum):
 
     JSONL = "JSONL"  # one JSON object per line
     CSV = "CSV"  # a header row naming the columns, then one example per record
-    JSON = "JSON"  # an array of objects, or an object with an "examples" array
+    JSON = "JSON"  # one document in a layout `_json_layout_records` accepts
 
 
 @dataclass(frozen=True)
@@ -297,17 +297,11 @@ def _jsonl_record(number: int, line: str) -> _Item:
 
 
 def _json_records(text: str, options: DatasetOptions) -> Iterator[_Item]:
-    """One record per element of the top-level array or of the top-level `examples` array."""
+    """One record per example of the document, in whichever layout it is."""
     document = _load_json(text)
     if isinstance(document, _JsonFailure):
-        yield _Stop(_json_failure(document))
-        return
-    items = _json_examples(document)
-    if items is None:
-        yield _Stop(FieldViolation("content", _bad_top_level(document)))
-        return
-    for index, item in enumerate(items):
-        yield _object_record(_ELEMENTS, index, item)
+        return iter([_Stop(_json_failure(document))])
+    return _json_layout_records(document, options)
 
 
 def _json_failure(failure: _JsonFailure) -> FieldViolation:
@@ -317,18 +311,70 @@ def _json_failure(failure: _JsonFailure) -> FieldViolation:
     return FieldViolation(f"lines[{failure.line}]", f"{where}: not valid JSON: {failure.message}")
 
 
-def _json_examples(document: object) -> list[object] | None:
-    """The examples of both shapes Google's SDK accepts, or None for anything else."""
-    if isinstance(document, dict):
-        document = document.get("examples")
-    return document if isinstance(document, list) else None
+def _json_layout_records(document: object, options: DatasetOptions) -> Iterator[_Item]:
+    """The records of the layouts a JSON dataset may have; the one place that says which.
+
+    An array of examples; an object with an "examples" array; or, as Google's SDK reads a
+    dict, an object of columns, `{"text_input": [...], "output": [...]}` under the configured
+    field names, of the same length, element i of each making example i (the SDK pairs them
+    as `zip` does and makes each a string; here a short column or a non-string is refused).
+    Other keys of the object are ignored, as other fields of an example are. A field
+    configured as "examples" is a column.
+    """
+    names = tuple(dict.fromkeys((options.input_field, options.output_field)))  # one if equal
+    if isinstance(document, dict) and "examples" not in names:
+        examples = document.get("examples")
+        document = examples if isinstance(examples, list) else document
+    if isinstance(document, list):
+        return _element_records(document)
+    if isinstance(document, dict) and any(name in document for name in names):
+        return _column_records(document, names)
+    return iter([_Stop(FieldViolation("content", _bad_top_level(document, options)))])
 
 
-def _bad_top_level(document: object) -> str:
+def _element_records(items: list[object]) -> Iterator[_Item]:
+    for index, item in enumerate(items):
+        yield _object_record(_ELEMENTS, index, item)
+
+
+def _column_records(document: dict[str, object], names: tuple[str, ...]) -> Iterator[_Item]:
+    """One record per index of the columns, numbered as array elements: `examples[3].output`.
+
+    Each record holds element i of each column, so its fields are checked as a row's are.
+    A missing column, one that is not an array, or columns of different lengths stop parsing:
+    which elements make an example is then unknown.
+    """
+    columns = {name: value for name in names if isinstance(value := document.get(name), list)}
+    for name in names:
+        if name not in columns:
+            yield _Stop(FieldViolation(name, _column_problem(document, name)))
+    if len(columns) < len(names):
+        return
+    lengths = {name: len(column) for name, column in columns.items()}
+    if len(set(lengths.values())) > 1:
+        counts = " but ".join(f"{name} has {_elements(n)}" for name, n in lengths.items())
+        yield _Stop(FieldViolation("content", f"{counts}; the columns must be the same length"))
+        return
+    for index, cells in enumerate(zip(*columns.values(), strict=True)):
+        yield _Record(_ELEMENTS, index, dict(zip(names, cells, strict=True)))
+
+
+def _column_problem(document: dict[str, object], name: str) -> str:
+    if name not in document:
+        return f"the column {name} is missing (found: {_names(document)})"
+    return f"the column {name} must be an array, not {_json_type(document[name])}"
+
+
+def _elements(count: int) -> str:
+    return f"{count} element" if count == 1 else f"{count} elements"
+
+
+def _bad_top_level(document: object, options: DatasetOptions) -> str:
     found = _json_type(document)
     if isinstance(document, dict):
-        found = 'an object without an "examples" array'
-    expected = 'an array of examples or an object with an "examples" array'
+        found = f"an object with the keys {_names(document)}" if document else "an empty object"
+    columns = f'{{"{options.input_field}": [...], "{options.output_field}": [...]}}'
+    expected = f'an array of examples, an object with an "examples" array, or columns {columns}'
     return f"the top level must be {expected}; found {found}"
 
 

@@ -338,11 +338,25 @@ def test_bad_csv_quoting_stops_at_the_row() -> None:
 # ---- JSON -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("document", [42, "text", {"data": []}, {"examples": {"a": 1}}])
-def test_json_with_another_top_level_is_refused(document: object) -> None:
+LAYOUTS = (
+    'the top level must be an array of examples, an object with an "examples" array,'
+    ' or columns {"text_input": [...], "output": [...]}; found '
+)
+
+
+@pytest.mark.parametrize(
+    ("document", "found"),
+    [
+        (42, "a number"),
+        ("text", "a string"),
+        ({}, "an empty object"),
+        ({"data": []}, "an object with the keys data"),
+        ({"examples": {"text_input": ["a"], "output": ["b"]}}, "an object with the keys examples"),
+    ],
+)
+def test_json_with_another_top_level_is_refused(document: object, found: str) -> None:
     report = parse_dataset(json.dumps(document).encode(), DatasetFormat.JSON)
-    assert fields(report) == ["content"]
-    assert report.violations[0].description.startswith("the top level must be an array")
+    assert report.violations == (FieldViolation("content", LAYOUTS + found),)
 
 
 def test_json_paths_are_0_based_indexes() -> None:
@@ -364,6 +378,124 @@ def test_json_syntax_errors_name_line_and_column() -> None:
             "line 3, column 3: not valid JSON: Expecting property name enclosed in double quotes",
         ),
     )
+
+
+def columns(count: int, start: int = 0) -> dict[str, list[object]]:
+    """The column layout Google's SDK reads: {"text_input": [...], "output": [...]}."""
+    rows = pairs(count, start)
+    return {"text_input": [q for q, _ in rows], "output": [a for _, a in rows]}
+
+
+def test_json_accepts_the_column_layout_and_ignores_other_columns() -> None:
+    document: dict[str, object] = {**columns(25), "notes": [1, 2], "examples": "not an array"}
+    report = parse_dataset(json.dumps(document).encode(), DatasetFormat.JSON)
+    assert report.ok, report.violations
+    assert report.examples == tuple(Example(q, a) for q, a in pairs(25))
+
+
+def test_column_elements_are_checked_as_fields_and_named_by_index() -> None:
+    document = columns(25)
+    document["output"][3] = 5
+    document["output"][4] = "   "
+    document["text_input"][5] = None
+    document["text_input"][6] = "q" * 40_001
+    document["text_input"][7] = "question: \ud800"
+    report = parse_dataset(json.dumps(document).encode(), DatasetFormat.JSON)
+    assert report.violations == (
+        FieldViolation("examples[3].output", "examples[3]: output must be a string, not a number"),
+        FieldViolation("examples[4].output", "examples[4]: output is empty"),
+        FieldViolation(
+            "examples[5].text_input", "examples[5]: text_input must be a string, not null"
+        ),
+        FieldViolation(
+            "examples[6].text_input",
+            "examples[6]: text_input is 40001 characters; at most 40000 are allowed",
+        ),
+        FieldViolation(
+            "examples[7].text_input",
+            "examples[7]: text_input has a lone surrogate U+D800 at character 11;"
+            " it is not valid Unicode",
+        ),
+    )
+    assert len(report.examples) == 20
+
+
+def test_columns_of_different_lengths_are_refused_naming_both() -> None:
+    document = columns(25)
+    document["output"].pop()
+    report = parse_dataset(json.dumps(document).encode(), DatasetFormat.JSON)
+    assert report.violations == (
+        FieldViolation(
+            "content",
+            "text_input has 25 elements but output has 24 elements;"
+            " the columns must be the same length",
+        ),
+    )
+    assert report.examples == ()
+
+
+@pytest.mark.parametrize(
+    ("document", "violation"),
+    [
+        (
+            {"text_input": ["question: a"], "answers": ["b"]},
+            FieldViolation("output", "the column output is missing (found: text_input, answers)"),
+        ),
+        (
+            {"text_input": "question: a", "output": ["b"]},
+            FieldViolation("text_input", "the column text_input must be an array, not a string"),
+        ),
+    ],
+)
+def test_a_missing_or_non_array_column_is_named(
+    document: dict[str, object], violation: FieldViolation
+) -> None:
+    report = parse_dataset(json.dumps(document).encode(), DatasetFormat.JSON)
+    assert report.violations == (violation,)
+
+
+def test_columns_count_toward_the_minimum_and_the_size_cap() -> None:
+    raw = json.dumps(columns(19)).encode()
+    report = parse_dataset(raw, DatasetFormat.JSON)
+    assert fields(report) == ["examples"]
+    too_big = parse_dataset(raw, DatasetFormat.JSON, DatasetOptions(max_bytes=len(raw) - 1))
+    assert fields(too_big) == ["content"]
+    assert too_big.examples == ()
+
+
+def test_columns_take_the_configured_field_names() -> None:
+    options = DatasetOptions(input_field="prompt", output_field="completion")
+    rows = pairs(25)
+    document: dict[str, list[object]] = {
+        "prompt": [q for q, _ in rows],
+        "completion": [a for _, a in rows],
+    }
+    assert parse_dataset(json.dumps(document).encode(), DatasetFormat.JSON, options).ok
+    document["completion"][2] = ["not", "text"]
+    report = parse_dataset(json.dumps(document).encode(), DatasetFormat.JSON, options)
+    assert report.violations == (
+        FieldViolation(
+            "examples[2].completion", "examples[2]: completion must be a string, not an array"
+        ),
+    )
+    sdk_names = parse_dataset(json.dumps(columns(25)).encode(), DatasetFormat.JSON, options)
+    assert sdk_names.violations == (
+        FieldViolation(
+            "content",
+            'the top level must be an array of examples, an object with an "examples" array,'
+            ' or columns {"prompt": [...], "completion": [...]};'
+            " found an object with the keys text_input, output",
+        ),
+    )
+
+
+def test_a_field_configured_as_examples_is_a_column() -> None:
+    options = DatasetOptions(input_field="examples", output_field="labels")
+    rows = pairs(25)
+    document = {"examples": [q for q, _ in rows], "labels": [a for _, a in rows]}
+    report = parse_dataset(json.dumps(document).encode(), DatasetFormat.JSON, options)
+    assert report.ok, report.violations
+    assert report.examples == tuple(Example(q, a) for q, a in rows)
 
 
 # ---- Count ------------------------------------------------------------------------------------
@@ -550,6 +682,16 @@ def test_any_rows_of_json_objects_give_a_report(
     assert_consistent(report, PROPERTY_OPTIONS)
     if fmt is DatasetFormat.JSONL and report.ok:
         assert [e.text_input for e in report.examples] == [r["text_input"] for r in rows]
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(document=st.dictionaries(field_names, st.one_of(values, st.lists(values, max_size=6))))
+def test_any_columns_give_a_report(document: dict[str, object]) -> None:
+    report = parse_dataset(json.dumps(document).encode(), DatasetFormat.JSON, PROPERTY_OPTIONS)
+    assert_consistent(report, PROPERTY_OPTIONS)
+    if report.ok:
+        assert [e.text_input for e in report.examples] == document["text_input"]
+        assert [e.output for e in report.examples] == document["output"]
 
 
 @settings(max_examples=200, deadline=None, database=None)

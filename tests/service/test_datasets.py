@@ -46,6 +46,36 @@ async def test_a_job_tunes_on_an_uploaded_dataset(system: System) -> None:
     assert done.progress.total_steps == 15  # ceil(30 examples * 2 epochs / batch 4)
 
 
+def sdk_columns(count: int) -> dict[str, list[object]]:
+    """The column layout Google's SDK reads: {"text_input": [...], "output": [...]}."""
+    return {
+        "text_input": [f"question: {n}?" for n in range(count)],
+        "output": [str(n + 1) for n in range(count)],
+    }
+
+
+async def test_a_job_tunes_on_a_json_dataset_in_the_sdks_column_layout(system: System) -> None:
+    content = json.dumps(sdk_columns(30)).encode()
+    dataset = await system.upload(content, "JSON", chunk_bytes=100)
+    assert dataset.stats.example_count == 30
+    assert dataset.stats.longest_input_chars == len("question: 29?")
+    job = await system.create(dataset=dataset.name, training_examples=[])
+    done = await system.finish_training(job.name)
+    assert done.state == State.SUCCEEDED
+    assert done.progress.total_steps == 15  # ceil(30 examples * 2 epochs / batch 4)
+
+
+async def test_a_bad_column_element_is_named_by_index(api_only: System) -> None:
+    document = sdk_columns(25)
+    document["output"][7] = 8
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await api_only.upload(json.dumps(document).encode(), "JSON")
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violations(caught.value) == {
+        "examples[7].output": "examples[7]: output must be a string, not a number"
+    }
+
+
 async def test_every_bad_row_is_named_and_nothing_is_stored(system: System) -> None:
     content = jsonl(25, **{"3": {"text_input": "x", "output": ""}, "9": {"text_input": "y"}})
     with pytest.raises(grpc.aio.AioRpcError) as caught:

@@ -41,7 +41,9 @@ class Dataset(_message.Message):
         CSV: Dataset._Format.ValueType  # 2
         """A header row, then one example per record."""
         JSON: Dataset._Format.ValueType  # 3
-        """An array of objects, or an object with an "examples" array."""
+        """An array of objects, an object with an "examples" array, or columns:
+        {"text_input": [...], "output": [...]} (the configured field names).
+        """
 
     class Format(_Format, metaclass=_FormatEnumTypeWrapper):
         """How the uploaded bytes are laid out."""
@@ -52,7 +54,9 @@ class Dataset(_message.Message):
     CSV: Dataset.Format.ValueType  # 2
     """A header row, then one example per record."""
     JSON: Dataset.Format.ValueType  # 3
-    """An array of objects, or an object with an "examples" array."""
+    """An array of objects, an object with an "examples" array, or columns:
+    {"text_input": [...], "output": [...]} (the configured field names).
+    """
 
     NAME_FIELD_NUMBER: _builtins.int
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
