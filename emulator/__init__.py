@@ -1,6 +1,7 @@
 """An emulator of the Gemini API model-tuning REST surface (``tunedModels``, v1beta).
 
 Used by the tests and the offline demo in place of Google. It serves the OAuth token endpoint,
+list/get of the base models (``models``, a configurable catalog),
 create/get/list/patch/delete of tuned models, their long-running operations (get, list, v1
 cancel), ``generateContent`` on ACTIVE models, and emulator-only inspection and fault-injection
 endpoints under ``/_emulator/``.
@@ -26,11 +27,14 @@ The contract it follows is ``reference/gemini-tuning-api.md``.
 from __future__ import annotations
 
 from emulator.app import create_app
+from emulator.catalog import DEFAULT_MODELS, BaseModel
 from emulator.config import EmulatorConfig, Grant, load_grants
 from emulator.faults import FaultRule, load_fault_rules
 from emulator.server import running_emulator
 
 __all__ = [
+    "DEFAULT_MODELS",
+    "BaseModel",
     "EmulatorConfig",
     "FaultRule",
     "Grant",

@@ -1,5 +1,11 @@
 """Handlers of ``tunedModels/{id}/operations``: get, list, cancel (v1 only), delete (501).
 
+Cancel is bound under ``/v1/`` only, as Google binds it: the v1 generated client
+(``google-ai-generativelanguage``) posts ``/v1/{name=tunedModels/*/operations/*}:cancel``,
+while ``generativelanguage_v1beta.yaml`` (googleapis) and so the v1beta client bind
+CancelOperation to ``/v1beta/{name=batches/*}:cancel`` alone: nothing of Google's posts a
+tuned model's cancel under ``/v1beta/``, and that path answers 404, as an unbound method does.
+
 Cancelling is an emulator decision where the real behaviour is undocumented: the operation
 ends at once with ``error.code = 1`` (CANCELLED), training stops at the step it had reached,
 and the tuned model's state becomes FAILED. Cancelling an operation that is already done

@@ -7,7 +7,15 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from emulator import api_models, api_operations, generate, inspection, oauth, routes
+from emulator import (
+    api_base_models,
+    api_models,
+    api_operations,
+    generate,
+    inspection,
+    oauth,
+    routes,
+)
 from emulator.config import EmulatorConfig
 from emulator.middleware import ROUTE_OF, count_and_inject_faults, envelope_errors
 from emulator.routes import Route
@@ -18,11 +26,17 @@ HandlerFn = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Training data of up to a few MB is posted inline (AI Studio caps uploads at 4 MB).
 MAX_BODY_BYTES = 64 * 1024 * 1024
 
+_BASE_MODEL = "/models/{model:[^/:]+}"
 _MODEL = "/tunedModels/{model_id:[^/:]+}"
 _OPERATION = _MODEL + "/operations/{operation_id:[^/:]+}"
 
 API_ROUTES: tuple[tuple[str, str, Route, HandlerFn], ...] = (
     ("POST", "/token", routes.OAUTH_TOKEN, oauth.token_endpoint),
+    # ModelService.ListModels and GetModel are bound under both versions (googleapis).
+    ("GET", "/v1beta/models", routes.BASE_MODELS_LIST, api_base_models.list_models),
+    ("GET", "/v1/models", routes.BASE_MODELS_LIST, api_base_models.list_models),
+    ("GET", "/v1beta" + _BASE_MODEL, routes.BASE_MODELS_GET, api_base_models.get),
+    ("GET", "/v1" + _BASE_MODEL, routes.BASE_MODELS_GET, api_base_models.get),
     ("POST", "/v1beta/tunedModels", routes.MODELS_CREATE, api_models.create),
     ("GET", "/v1beta/tunedModels", routes.MODELS_LIST, api_models.list_models),
     ("GET", "/v1beta" + _MODEL, routes.MODELS_GET, api_models.get),

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emulator.catalog import DEFAULT_MODELS, BaseModel
 from emulator.faults import FaultRule
 
 
@@ -60,6 +61,8 @@ class EmulatorConfig:
         rate_limit_rps: a quota on API requests (every route but ``POST /token``): at most
             this many in any sliding second of the injected clock, 429 above it (see
             ``emulator.ratelimit``); default 0, no limit.
+        models: the base models ``GET /v1beta/models`` lists, in that order; default
+            ``emulator.catalog.DEFAULT_MODELS`` (two tunable, two not). Ids must be unique.
     """
 
     steps_per_second: float = 2.0
@@ -69,8 +72,11 @@ class EmulatorConfig:
     page_size_max: int = 1000
     faults: tuple[FaultRule, ...] = ()
     rate_limit_rps: int = 0
+    models: tuple[BaseModel, ...] = DEFAULT_MODELS
 
     def __post_init__(self) -> None:
+        if len({model.model_id for model in self.models}) != len(self.models):
+            raise ValueError("models must have unique ids")
         if self.rate_limit_rps < 0:
             raise ValueError("rate_limit_rps must be 0 (no limit) or positive")
         if self.steps_per_second <= 0:

@@ -103,6 +103,15 @@ def model_not_found(model_name: str) -> ApiError:
     return ApiError(404, f"Tuned model {model_name} does not exist.")
 
 
+def base_model_not_found(model_name: str, api_version: str) -> ApiError:
+    """404 for a ``models/{model}`` the catalog lacks.
+
+    Modelled on the service's 404 for an unknown model in generateContent, which names the
+    API version; the exact text of GetModel's 404 is not documented.
+    """
+    return ApiError(404, f"{model_name[:200]} is not found for API version {api_version}.")
+
+
 def operation_not_found(operation_name: str) -> ApiError:
     """404 for an operation that does not exist."""
     return ApiError(404, f"Operation {operation_name} does not exist.")

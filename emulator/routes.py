@@ -57,6 +57,8 @@ MODELS_GENERATE = Route(
     "google.ai.generativelanguage.v1beta.GenerativeService.GenerateContent",
     READ_SCOPES,
 )
+BASE_MODELS_GET = Route("models.get", _MODEL_SERVICE + "GetModel", READ_SCOPES)
+BASE_MODELS_LIST = Route("models.list", _MODEL_SERVICE + "ListModels", READ_SCOPES)
 OPERATIONS_GET = Route("operations.get", _OPERATIONS + "GetOperation", READ_SCOPES)
 OPERATIONS_LIST = Route("operations.list", _OPERATIONS + "ListOperations", READ_SCOPES)
 OPERATIONS_CANCEL = Route("operations.cancel", _OPERATIONS + "CancelOperation", WRITE_SCOPES)
@@ -70,6 +72,8 @@ ALL_ROUTES = (
     MODELS_PATCH,
     MODELS_DELETE,
     MODELS_GENERATE,
+    BASE_MODELS_GET,
+    BASE_MODELS_LIST,
     OPERATIONS_GET,
     OPERATIONS_LIST,
     OPERATIONS_CANCEL,
