@@ -73,9 +73,18 @@ async def refused_upload(system: System, tenant: str) -> grpc.aio.AioRpcError:
     async with asyncio.timeout(20):
         while True:
             try:
-                await system.stub.UploadDataset(iter([probe]), metadata=system.auth(tenant))
+                # Each probe has a deadline: under load one probe in many hundreds was seen
+                # to wait for the server's first answer until the test's own timeout (the
+                # cause is not found; see the closing note of 2026-12-01), and a probe that
+                # never answers says nothing about the slots.
+                await system.stub.UploadDataset(
+                    iter([probe]), metadata=system.auth(tenant), timeout=2.0
+                )
             except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:
+                if exc.code() not in (
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                ):
                     return exc
             await asyncio.sleep(0.01)
 
