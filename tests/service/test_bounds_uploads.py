@@ -46,6 +46,15 @@ class HeldUploads:
         self.system = system
         self.release = asyncio.Event()
         self.calls: list[asyncio.Task[dataset_pb2.Dataset]] = []
+        self.started: list[Any] = []
+
+    async def on_server(self) -> None:
+        """Wait until the server has begun every stream opened so far: it answers each
+        upload's initial metadata (its request id) as it starts it. Without this wait a
+        test could probe before a held stream had reached the server at all, and the
+        probes, each taking a slot first, would win the race for 20 s on end."""
+        async with asyncio.timeout(10):
+            await asyncio.gather(*(call.initial_metadata() for call in self.started))
 
     def open(
         self, tenant: str, *, every_s: float | None = None
@@ -53,6 +62,7 @@ class HeldUploads:
         call = self.system.stub.UploadDataset(
             held_parts(self.release, every_s=every_s), metadata=self.system.auth(tenant)
         )
+        self.started.append(call)
         task: asyncio.Task[dataset_pb2.Dataset] = asyncio.ensure_future(call)
         self.calls.append(task)
         return task
@@ -63,12 +73,13 @@ class HeldUploads:
         await asyncio.gather(*self.calls, return_exceptions=True)
 
 
-async def refused_upload(system: System, tenant: str) -> grpc.aio.AioRpcError:
+async def refused_upload(system: System, tenant: str, held: HeldUploads) -> grpc.aio.AioRpcError:
     """The refusal of a new upload stream once the held ones are all open on the server.
 
     The probe has no metadata message: a stream that gets a slot is refused INVALID_ARGUMENT
     at its first message (nothing is stored), so the probe is sent until another answer.
     """
+    await held.on_server()
     probe = tuning_service_pb2.UploadDatasetRequest(chunk=b"{}")
     async with asyncio.timeout(20):
         while True:
@@ -112,7 +123,7 @@ async def test_a_tenant_over_its_uploads_is_refused_at_once_and_others_still_upl
         held = HeldUploads(system)
         try:
             streams = [held.open("team-a") for _ in range(2)]
-            refusal = await refused_upload(system, "team-a")
+            refusal = await refused_upload(system, "team-a", held)
             assert refusal.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert reason(refusal) == "TOO_MANY_UPLOADS"
             assert quota_subject(refusal) == "tenant:team-a"
@@ -137,7 +148,7 @@ async def test_the_replica_limit_counts_every_tenant(make_system: SystemFactory)
             held.open("team-a")
             held.open("team-a")
             held.open("team-b")
-            refusal = await refused_upload(system, "team-ro")
+            refusal = await refused_upload(system, "team-ro", held)
             assert refusal.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert quota_subject(refusal) == "replica:uploads"
         finally:
