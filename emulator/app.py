@@ -86,4 +86,9 @@ def create_app(config: EmulatorConfig, clock: Clock = time.time) -> web.Applicat
         app[ROUTE_OF][app.router.add_route(method, path, handler)] = route
     for method, path, handler in INSPECTION_ROUTES:
         app.router.add_route(method, path, handler)
+    app.on_cleanup.append(_remove_objects)
     return app
+
+
+async def _remove_objects(app: web.Application) -> None:
+    app[STATE].objects.close()

@@ -11,6 +11,7 @@ from aiohttp import web
 from emulator.config import EmulatorConfig
 from emulator.faults import FaultBook
 from emulator.ratelimit import SlidingWindowLimit
+from emulator.storage_objects import ObjectStore
 from emulator.store import ModelStore
 from emulator.tokens import TokenBook
 
@@ -30,6 +31,7 @@ class EmulatorState:
         rate_limit: the request quota (``config.rate_limit_rps``) and its counts.
         requests: request counts keyed ``"<METHOD> <route name>"``.
         user_projects: authenticated API requests per ``x-goog-user-project`` header value.
+        objects: the emulated Cloud Storage's objects (bodies in files until cleanup).
     """
 
     config: EmulatorConfig
@@ -40,6 +42,7 @@ class EmulatorState:
     rate_limit: SlidingWindowLimit = field(default_factory=lambda: SlidingWindowLimit(0))
     requests: Counter[str] = field(default_factory=Counter)
     user_projects: Counter[str] = field(default_factory=Counter)
+    objects: ObjectStore = field(default_factory=ObjectStore)
 
     @classmethod
     def create(cls, config: EmulatorConfig, clock: Clock) -> EmulatorState:
