@@ -6,6 +6,10 @@ bearer token, if also sent, must name the same principal). Each protected servic
 a role: `tuning.v1.TuningService` a tenant, `tuning.v1.CredentialService` an admin; an
 unknown or missing identity is UNAUTHENTICATED, the wrong role PERMISSION_DENIED.
 
+With a refusal brake (service.refusal_brake), a known principal's call waits out its
+brake's debt once admitted, and a refused one (no principal yet) waits out the shared
+unauthenticated debt before it is answered.
+
 `Authenticator.wrap` wraps every method once, at registration (service.wrapping), so
 the check runs in the handler's own task, where the RPC's context (metadata, the peer's
 certificate) is at hand and the tenants file's latest version is consulted; the tenant
@@ -28,6 +32,7 @@ import grpc
 from core.errors import PermissionDenied, Reason, Unauthenticated, echo
 from core.runtime import logs
 from core.security.tenants import Role, Tenant, TenantDirectory
+from service.refusal_brake import RefusalBrake
 from service.tls import peer_common_name
 from service.wrapping import preceded
 
@@ -124,10 +129,12 @@ class Authenticator:
         roles: Mapping[str, Role] = SERVICE_ROLES,
         *,
         mutual_tls: bool = False,
+        brake: RefusalBrake | None = None,
     ) -> None:
         self._directory = directory
         self._roles = roles
         self._mutual_tls = mutual_tls
+        self._brake = brake
 
     def wrap(self, method: str, handler: Handler) -> Handler:
         if method.startswith(OPEN_METHODS):
@@ -146,4 +153,12 @@ class Authenticator:
             logs.tenant.set(principal.id)
             return request
 
-        return preceded(handler, admit)
+        brake = self._brake
+        if brake is None:
+            return preceded(handler, admit)
+        return preceded(
+            handler,
+            admit,
+            hold=lambda: brake.turn(_tenant.get()),
+            slow_refusal=lambda _: brake.unauthenticated(),
+        )

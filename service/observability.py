@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
@@ -22,24 +23,29 @@ from google.protobuf import descriptor_pool
 
 from core.runtime import logs
 from core.runtime.metrics import Metrics
+from service.auth import principal_if_any
 from service.errors import REQUEST_ID_KEY
 from service.wrapping import behavior_of, rewrapped
 
 if TYPE_CHECKING:
     Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
 
+Ended = Callable[[str, "grpc.StatusCode | None"], None]
+"""(the call's principal, "" if none; its status code, None for OK): told as each call ends."""
+
 
 class RpcObserver:
     """Outermost wrapper: sees every unary and upload RPC, including the refused ones."""
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, *, ended: Ended | None = None) -> None:
         self._metrics = metrics
         self._ids = RequestIds()
+        self._ended = ended
 
     def wrap(self, method: str, handler: Handler) -> Handler:
         if handler.response_streaming:
             return handler  # health's Watch and reflection are not counted
-        return _observed(handler, method, self._ids, self._metrics)
+        return _observed(handler, method, self._ids, self._metrics, self._ended)
 
 
 class RequestIds:
@@ -57,7 +63,9 @@ class RequestIds:
         return f"{self._process}{next(self._next):08x}"
 
 
-def _observed(handler: Handler, method: str, ids: RequestIds, metrics: Metrics) -> Handler:
+def _observed(
+    handler: Handler, method: str, ids: RequestIds, metrics: Metrics, ended: Ended | None
+) -> Handler:
     behavior: Any = behavior_of(handler)
     streaming = _client_streaming(method, handler)
     latency = metrics.rpc_latency.labels(method)
@@ -81,7 +89,10 @@ def _observed(handler: Handler, method: str, ids: RequestIds, metrics: Metrics) 
         try:
             return await behavior(request, context)
         finally:
-            count(context.code())
+            code = context.code()
+            count(code)
+            if ended is not None:
+                ended(principal_if_any(), code)
             latency.observe(time.perf_counter() - started)
             logs.request_id.reset(reset)
 

@@ -38,6 +38,7 @@ from service.listing import PageTokens
 from service.message_limits import MessageLimits
 from service.near_cache import NearCache
 from service.observability import RpcObserver
+from service.refusal_brake import RefusalBrake
 from service.status import CachedStatus, StatusReader, status_size_bytes
 from service.tls import server_credentials
 from service.tuning_servicer import SERVICE, TuningServicer, generic_handler
@@ -102,7 +103,9 @@ async def start_api(
     keys = Keys(settings.redis_key_prefix)
     server = grpc.aio.server(options=server_options(settings))
     metrics = metrics or Metrics.create()
-    registrar = Registrar(server, rpc_wrappers(settings, tenants, RpcObserver(metrics)))
+    brake = RefusalBrake(settings.tenant_refusals_per_s, settings.tenant_refusal_burst)
+    observer = RpcObserver(metrics, ended=brake.ended)
+    registrar = Registrar(server, rpc_wrappers(settings, tenants, observer, brake))
     status_cache = status_cache_of(settings, keys)
     quotas = quotas_for or tenants.quotas_for(settings.default_quotas())
     checker = DatasetChecker(
@@ -154,11 +157,19 @@ def security_file_checks(
     return checks
 
 
-def rpc_wrappers(settings: Settings, tenants: TenantDirectory, observer: RpcObserver) -> Wrap:
+def rpc_wrappers(
+    settings: Settings,
+    tenants: TenantDirectory,
+    observer: RpcObserver,
+    brake: RefusalBrake | None = None,
+) -> Wrap:
     """What every registered method is wrapped in, innermost first: its message limit and
     parser (service.message_limits), then authentication, so that no request is parsed
-    before its caller is known, then the observer, which sees every RPC."""
-    auth = Authenticator(tenants, mutual_tls=bool(settings.tls_client_ca_file))
+    before its caller is known (and, with a `brake`, none of a much-refused caller's
+    before its turn), then the observer, which sees every RPC (and tells the brake how
+    each ended)."""
+    mutual_tls = bool(settings.tls_client_ca_file)
+    auth = Authenticator(tenants, mutual_tls=mutual_tls, brake=brake)
     return chained(MessageLimits.from_settings(settings).wrap, auth.wrap, observer.wrap)
 
 

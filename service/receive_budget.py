@@ -24,18 +24,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from core.errors import ReceiveRateExceeded
+from service.token_buckets import TokenBuckets
 
 MAX_WAIT_S = 2.0
 """The longest a call waits for its tenant's debt to be paid before it is refused."""
-
-
-@dataclass
-class _Bucket:
-    tokens: float
-    at: float
 
 
 class ReceiveBudget:
@@ -47,18 +41,14 @@ class ReceiveBudget:
         burst_bytes: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._rate = bytes_per_s
-        self._burst = max(burst_bytes, 1)
-        self._clock = clock
-        self._buckets: dict[str, _Bucket] = {}
+        self._buckets = TokenBuckets(bytes_per_s, burst_bytes, clock=clock)
 
     def admit(self, tenant: str) -> None:
         """ReceiveRateExceeded if `tenant` is in debt: its call is not to be read."""
-        debt = -self._tokens(tenant)
-        if debt > 0:
-            raise ReceiveRateExceeded(
-                tenant, bytes_per_s=self._rate, retry_after_s=debt / self._rate
-            )
+        wait_s = self._buckets.debt_s(tenant)
+        if wait_s > 0:
+            rate = int(self._buckets.rate)
+            raise ReceiveRateExceeded(tenant, bytes_per_s=rate, retry_after_s=wait_s)
 
     def turn(self, tenant: str) -> Awaitable[None] | None:
         """None if `tenant` may be read now; else what to await: its debt waited out, up
@@ -68,35 +58,20 @@ class ReceiveBudget:
         its refusals alone could keep the event loop busy; held back, its calls cost an
         idle coroutine each, and it sends no faster than its rate.
         """
-        debt = -self._tokens(tenant)
-        return None if debt <= 0 else self._wait(tenant, debt)
+        wait_s = self._buckets.debt_s(tenant)
+        return None if wait_s <= 0 else self._wait(tenant, wait_s)
 
-    async def _wait(self, tenant: str, debt: float) -> None:
-        await asyncio.sleep(min(debt / self._rate, MAX_WAIT_S))
+    async def _wait(self, tenant: str, wait_s: float) -> None:
+        await asyncio.sleep(min(wait_s, MAX_WAIT_S))
         self.admit(tenant)
 
     def charge(self, tenant: str, size_bytes: int) -> None:
         """Count a request of `size_bytes` that `tenant` sent (it may leave a debt)."""
-        if self._rate > 0:
-            self._bucket(tenant).tokens -= size_bytes
+        self._buckets.take(tenant, size_bytes)
 
     async def pace(self, tenant: str, size_bytes: int) -> None:
         """Charge a streamed message, then wait out any debt before the next is read."""
         self.charge(tenant, size_bytes)
-        debt = -self._tokens(tenant)
-        if debt > 0:
-            await asyncio.sleep(debt / self._rate)
-
-    def _tokens(self, tenant: str) -> float:
-        if self._rate <= 0:
-            return float(self._burst)
-        return self._bucket(tenant).tokens
-
-    def _bucket(self, tenant: str) -> _Bucket:
-        now = self._clock()
-        bucket = self._buckets.get(tenant)
-        if bucket is None:
-            bucket = self._buckets[tenant] = _Bucket(float(self._burst), now)
-        bucket.tokens = min(float(self._burst), bucket.tokens + (now - bucket.at) * self._rate)
-        bucket.at = now
-        return bucket
+        wait_s = self._buckets.debt_s(tenant)
+        if wait_s > 0:
+            await asyncio.sleep(wait_s)

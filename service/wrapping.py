@@ -29,6 +29,10 @@ Wrap = Callable[[str, "Handler"], "Handler"]
 """(full method name, handler) -> the handler to serve instead."""
 Prepare = Callable[[Any, "Context"], Any]
 """(request, context) -> the request to hand on; raises a TuningError to refuse the call."""
+Hold = Callable[[], Awaitable[None] | None]
+"""() -> what to wait out before the call goes on, or None to go on at once."""
+SlowRefusal = Callable[[TuningError], Awaitable[None] | None]
+"""(the refusal) -> what to wait out before it is answered, or None to answer at once."""
 
 _KINDS: dict[tuple[bool, bool], Callable[..., Handler]] = {
     (False, False): grpc.unary_unary_rpc_method_handler,
@@ -69,13 +73,22 @@ def rewrapped(handler: Handler, behavior: Any, *, request_deserializer: Any = _S
     )
 
 
-def preceded(handler: Handler, prepare: Prepare, *, raw_requests: bool = False) -> Handler:
+def preceded(
+    handler: Handler,
+    prepare: Prepare,
+    *,
+    raw_requests: bool = False,
+    hold: Hold | None = None,
+    slow_refusal: SlowRefusal | None = None,
+) -> Handler:
     """A handler of `handler`'s kind that first runs `prepare`, aborting the RPC with the
     status of the TuningError it raises, and gives the behavior what it returns.
 
     `raw_requests`: the server hands on each request's bytes, as received, for `prepare`
-    to parse. Works for all four kinds of method, so no method escapes a wrapper by its
-    kind (a response-streaming one either writes with `context.write` or yields).
+    to parse. `hold()`, after `prepare` let the call in, and `slow_refusal(error)`, before
+    it is refused, may return an awaitable to wait out first. Works for all four kinds of
+    method, so no method escapes a wrapper by its kind (a response-streaming one either
+    writes with `context.write` or yields).
     """
     behavior = behavior_of(handler)
     deserializer = None if raw_requests else _SAME
@@ -83,10 +96,13 @@ def preceded(handler: Handler, prepare: Prepare, *, raw_requests: bool = False) 
     if not handler.response_streaming or inspect.iscoroutinefunction(behavior):
 
         async def answered(request: Any, context: Context) -> Any:
+            # Inline, not a shared coroutine: this runs on every call of every method.
             try:
                 request = prepare(request, context)
             except TuningError as exc:
-                await _refuse(context, exc)
+                await _refuse(context, exc, slow_refusal)
+            if hold is not None and (waiting := hold()) is not None:
+                await waiting
             return await behavior(request, context)
 
         return rewrapped(handler, answered, request_deserializer=deserializer)
@@ -95,7 +111,9 @@ def preceded(handler: Handler, prepare: Prepare, *, raw_requests: bool = False) 
         try:
             request = prepare(request, context)
         except TuningError as exc:
-            await _refuse(context, exc)
+            await _refuse(context, exc, slow_refusal)
+        if hold is not None and (waiting := hold()) is not None:
+            await waiting
         async for answer in _answers(behavior(request, context)):
             yield answer
 
@@ -180,7 +198,11 @@ def _not_one(message: str) -> InvalidArgument:
     return InvalidArgument(message, [FieldViolation("request", "exactly one request message")])
 
 
-async def _refuse(context: Context, error: TuningError) -> NoReturn:
+async def _refuse(
+    context: Context, error: TuningError, slow: SlowRefusal | None = None
+) -> NoReturn:
+    if slow is not None and (waiting := slow(error)) is not None:
+        await waiting
     await abort(context, to_status(error))
     raise error  # abort raises; this keeps the flow explicit (and mypy sure of it)
 

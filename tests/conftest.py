@@ -63,6 +63,18 @@ def make_system(
 
 
 @pytest.fixture
+async def api_without_brake(
+    redis: Redis, redis_server: RedisServer, prefix: str, tmp_path: Path
+) -> AsyncIterator[System]:
+    """Emulator and API without the refusal brake, for tests that make hundreds of refused
+    calls on purpose: the brake (tests/service/test_refusal_brake.py) would only slow them."""
+    async with running_system(
+        redis, redis_server.url, prefix, tmp_path, with_worker=False, tenant_refusals_per_s=0
+    ) as running:
+        yield running
+
+
+@pytest.fixture
 async def api_only(
     redis: Redis, redis_server: RedisServer, prefix: str, tmp_path: Path
 ) -> AsyncIterator[System]:

@@ -175,6 +175,21 @@ class Settings:
         "RESOURCE_EXHAUSTED (RECEIVE_RATE_EXCEEDED) before its request is read, and an "
         "upload is slowed to the rate (0: no limit).",
     )
+    tenant_refusals_per_s: float = setting(
+        "TUNING_TENANT_REFUSALS_PER_S",
+        10.0,
+        "API: refused calls per second one principal may make on one replica, with a "
+        "burst of `TUNING_TENANT_REFUSAL_BURST`; past it its next calls wait, up to 2 s "
+        "each, before their request is read (calls refused by authentication share one "
+        "such budget, and wait before their answer). Nothing is refused for it "
+        "(service/refusal_brake.py; 0: no brake).",
+    )
+    tenant_refusal_burst: int = setting(
+        "TUNING_TENANT_REFUSAL_BURST",
+        50,
+        "API: refused calls one principal may make at once before "
+        "`TUNING_TENANT_REFUSALS_PER_S` slows it.",
+    )
     tenant_max_uploads: int = setting(
         "TUNING_TENANT_MAX_UPLOADS",
         2,
@@ -426,6 +441,8 @@ LIMIT_FIELDS = (
     "status_cache_entries",
     "status_cache_max_bytes",
     "tenant_receive_bytes_per_s",
+    "tenant_refusals_per_s",
+    "tenant_refusal_burst",
     "tenant_max_uploads",
     "max_uploads",
     "upload_idle_timeout_s",

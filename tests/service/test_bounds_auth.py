@@ -36,6 +36,13 @@ from tests.harness import System, job_spec
 from tests.rpc_errors import detail, reason, violations
 from tuning.v1 import dataset_pb2, tuning_job_pb2, tuning_service_pb2
 
+
+@pytest.fixture
+def api_only(api_without_brake: System) -> System:
+    """The tests here make hundreds of refused calls on purpose: without the refusal brake."""
+    return api_without_brake
+
+
 MB = 1024 * 1024
 NOT_A_MESSAGE = b"\xff" * 16  # a field tag whose varint never ends: no message parses it
 

@@ -28,6 +28,13 @@ from tests.rpc_errors import violations
 from tests.service.test_near_cache import tracking
 from tuning.v1 import tuning_job_pb2, tuning_service_pb2
 
+
+@pytest.fixture
+def api_only(api_without_brake: System) -> System:
+    """The tests here make hundreds of refused calls on purpose: without the refusal brake."""
+    return api_without_brake
+
+
 Hyper = tuning_job_pb2.Hyperparameters
 BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
 NAME_BYTES = 60_000  # under the small-request limit (64 KiB), so the name is what is read

@@ -12,11 +12,19 @@ import contextlib
 from typing import Any
 
 import grpc
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.harness import BASE_MODEL, System
 from tuning.v1 import dataset_pb2, tuning_job_pb2, tuning_service_pb2
+
+
+@pytest.fixture
+def api_only(api_without_brake: System) -> System:
+    """The tests here make hundreds of refused calls on purpose: without the refusal brake."""
+    return api_without_brake
+
 
 ACCEPTABLE = {
     grpc.StatusCode.INVALID_ARGUMENT,
