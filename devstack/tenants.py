@@ -32,6 +32,8 @@ class LocalTenant:
     quota_project: str = ""
     role: Role = Role.TENANT
     quotas: dict[str, float] = field(default_factory=dict)
+    provider: str | dict[str, str] = ""
+    """The entry's `provider` (core.domain.providers); "" leaves it out: the Gemini API."""
 
     def authorized_user(self) -> dict[str, str]:
         info = {
@@ -82,6 +84,8 @@ def tenants_entry(tenant: LocalTenant) -> dict[str, object]:
         entry["role"] = tenant.role.value
     if tenant.quotas:
         entry["quotas"] = tenant.quotas
+    if tenant.provider:
+        entry["provider"] = tenant.provider
     return entry
 
 

@@ -111,11 +111,11 @@ class CredentialsApi:
 
     async def set(self, tenant_id: str, authorized_user_json: str, *, actor: str) -> CredentialInfo:
         """Check the credential, then seal and store it (replacing any stored one)."""
-        self._tenant(tenant_id)
+        scope = self._tenant(tenant_id).provider.kind.required_scope
         user = AuthorizedUser.from_json(authorized_user_json, CREDENTIAL_FIELD)
         ring = self._ring()
         logs.known_secrets.add(user.client_secret, user.refresh_token)
-        checked = await self._token_endpoint.check(tenant_id, user)
+        checked = await self._token_endpoint.check(tenant_id, user, scope)
         logs.known_secrets.add(checked.user.refresh_token)
         now = self._clock()
         record = StoredCredential(

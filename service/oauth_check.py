@@ -57,9 +57,12 @@ class TokenEndpoint:
         self._http = http
         self._token_uri = token_uri
 
-    async def check(self, tenant: str, user: AuthorizedUser) -> Checked:
-        """Refresh `user` once. FailedPrecondition if it is refused or lacks the tuning
-        scope, Unavailable if the endpoint cannot be reached.
+    async def check(
+        self, tenant: str, user: AuthorizedUser, required_scope: str = TUNING_SCOPE
+    ) -> Checked:
+        """Refresh `user` once. FailedPrecondition if it is refused or lacks
+        `required_scope` (its provider's: core.domain.providers), Unavailable if the
+        endpoint cannot be reached.
 
         The answer carries the refresh token the endpoint may have rotated (RFC 6749
         allows it to issue a new one), so the stored credential is the live one."""
@@ -77,8 +80,8 @@ class TokenEndpoint:
                 reason=Reason.TOKEN_ENDPOINT_UNAVAILABLE,
             ) from None
         granted = tuple(credentials.granted_scopes or recorder.scopes or ())
-        if TUNING_SCOPE not in granted:
-            raise _scope_missing(tenant)
+        if required_scope not in granted:
+            raise _scope_missing(tenant, required_scope)
         refresh_token = credentials.refresh_token or user.refresh_token
         return Checked(
             dataclasses.replace(user, refresh_token=refresh_token), tuple(sorted(granted))
@@ -94,10 +97,10 @@ def _refused(tenant: str, kind: str) -> FailedPrecondition:
     )
 
 
-def _scope_missing(tenant: str) -> FailedPrecondition:
+def _scope_missing(tenant: str, scope: str) -> FailedPrecondition:
     return FailedPrecondition(
-        f"the credential for tenant {tenant!r} was granted without the scope {TUNING_SCOPE} "
-        f"that tuning requires. Grant it again with that scope ({regrant_command()}) and "
-        "set the new one.",
+        f"the credential for tenant {tenant!r} was granted without the scope {scope} that "
+        f"tuning on its provider requires. Grant it again with that scope "
+        f"({regrant_command()}) and set the new one.",
         reason=Reason.SCOPE_MISSING,
     )

@@ -25,6 +25,7 @@ from core.redis.job_store import JobStore
 from core.redis.keys import Keys
 from core.runtime.metrics import Metrics
 from core.runtime.settings import Settings
+from core.security.authorized_user import CLOUD_PLATFORM_SCOPE
 from core.security.crypto import new_key
 from core.security.tenants import Role, TenantDirectory
 from devstack.launcher import EmulatorOptions, Processes, TenantFiles, local_settings
@@ -53,16 +54,27 @@ READONLY_SCOPE = "https://www.googleapis.com/auth/generative-language.tuning.rea
 
 
 ADMIN = "ops"
+VERTEX_TENANT = "team-v"
+VERTEX_PROVIDER = {
+    "kind": "vertex",
+    "project": "team-v-project",
+    "location": "us-central1",
+    "staging": "gs://team-v-tuning/platform",
+}
 
 
 def local_tenants() -> dict[str, LocalTenant]:
     """team-a and team-b are ordinary; team-b bills a quota project; team-ro's grant
-    lacks the tuning scope (read-only), as a team that skipped the guide's step would.
+    lacks the tuning scope (read-only), as a team that skipped the guide's step would;
+    team-v tunes on Vertex AI, with a cloud-platform grant.
     `ops` is an admin: it may call the CredentialService and nothing else."""
     return {
         "team-a": LocalTenant("team-a"),
         "team-b": LocalTenant("team-b", quota_project="proj-b"),
         "team-ro": LocalTenant("team-ro", scopes=(READONLY_SCOPE,)),
+        VERTEX_TENANT: LocalTenant(
+            VERTEX_TENANT, scopes=(CLOUD_PLATFORM_SCOPE,), provider=VERTEX_PROVIDER
+        ),
         ADMIN: LocalTenant(ADMIN, role=Role.ADMIN),
     }
 

@@ -17,6 +17,9 @@ An entry may carry `"quotas": {"max_running": 5, "creates_per_minute": 30, "crea
 (any of them, or `validates_per_minute` and `validate_burst` for `validate_only` creates;
 core.domain.quotas lists them all) to differ from the defaults in the settings.
 
+An entry may say which upstream tunes the tenant's jobs, `"provider"`: `"gemini_api"` (the
+default) or a Vertex AI project, location and staging bucket (core.domain.providers).
+
 An entry may say `"role": "admin"` (default `"tenant"`): an operator who may call the
 CredentialService, and nothing else. The file is a mounted secret, read again when it
 changes (`TenantDirectory.watch`), so tokens rotate and tenants come and go without a
@@ -35,6 +38,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from core.domain.providers import ProviderChoice
 from core.domain.quotas import QuotaOverrides, TenantQuotas
 from core.security.secret_files import ReloadingFile
 
@@ -57,6 +61,7 @@ class Tenant:
     credentials_file: Path | None
     role: Role = Role.TENANT
     quotas: QuotaOverrides = field(default_factory=QuotaOverrides)
+    provider: ProviderChoice = field(default_factory=ProviderChoice)
 
 
 def token_digest(token: str) -> bytes:
@@ -191,6 +196,7 @@ def _tenant(entry: dict[str, object], base: Path) -> Tenant:
         credentials_file=None if creds is None else _confined(tenant_id, base, str(creds)),
         role=_role(tenant_id, entry.get("role", Role.TENANT.value)),
         quotas=_quotas(tenant_id, entry.get("quotas")),
+        provider=_provider(tenant_id, entry.get("provider")),
     )
 
 
@@ -211,6 +217,13 @@ def _quotas(tenant_id: str, raw: object) -> QuotaOverrides:
     try:
         return QuotaOverrides.from_json(raw)
     except (TypeError, ValueError) as exc:
+        raise ValueError(f"tenant {tenant_id}: {exc}") from None
+
+
+def _provider(tenant_id: str, raw: object) -> ProviderChoice:
+    try:
+        return ProviderChoice.from_json(raw)
+    except ValueError as exc:
         raise ValueError(f"tenant {tenant_id}: {exc}") from None
 
 

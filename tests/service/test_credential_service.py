@@ -9,9 +9,9 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 
-from core.security.authorized_user import TUNING_SCOPE
+from core.security.authorized_user import CLOUD_PLATFORM_SCOPE, TUNING_SCOPE
 from tests.conftest import SystemFactory
-from tests.harness import ADMIN, READONLY_SCOPE, System
+from tests.harness import ADMIN, READONLY_SCOPE, VERTEX_TENANT, System
 from tests.rpc_errors import detail, reason, violations
 from tuning.v1 import credential_service_pb2
 
@@ -182,3 +182,12 @@ async def test_delete_falls_back_to_the_file_and_is_not_found_twice(api_only: Sy
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await api_only.delete_credential("team-a")
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_vertex_tenants_grant_needs_the_cloud_platform_scope(api_only: System) -> None:
+    # team-a's grant carries only the Gemini API's tuning scope; team-v tunes on Vertex.
+    error = await refused(api_only, VERTEX_TENANT, credential_json(api_only, "team-a"))
+    assert reason(error) == "SCOPE_MISSING"
+    assert CLOUD_PLATFORM_SCOPE in (error.details() or "")
+    stored = await api_only.set_credential(VERTEX_TENANT, credential_json(api_only, VERTEX_TENANT))
+    assert CLOUD_PLATFORM_SCOPE in stored.scopes

@@ -1,0 +1,99 @@
+"""Which upstream tunes a tenant's jobs: the provider its tenants-file entry names.
+
+    "provider": "gemini_api"                       (the default: the Gemini API)
+    "provider": {"kind": "vertex", "project": "acme-ml", "location": "us-central1",
+                 "staging": "gs://acme-ml-tuning/platform"}
+
+`gemini_api` tunes through `tunedModels` of the Gemini API; `vertex` through Vertex AI
+`projects/{project}/locations/{location}/tuningJobs` in the tenant's own project, with
+training files staged under `staging` (a bucket in that project, which Vertex's service
+agent can read). Each kind needs its OAuth scope on the tenant's credential, checked when
+the credential is set.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from core.security.authorized_user import CLOUD_PLATFORM_SCOPE, TUNING_SCOPE
+
+PROJECT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
+"""A Google Cloud project id (6-30 characters)."""
+LOCATION = re.compile(r"[a-z]+-[a-z]+[0-9]+|global")
+BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]")
+PREFIX = re.compile(r"[A-Za-z0-9._/-]{0,200}")
+
+
+class ProviderKind(StrEnum):
+    GEMINI_API = "gemini_api"
+    VERTEX = "vertex"
+
+    @property
+    def required_scope(self) -> str:
+        """The OAuth scope a tenant's credential must carry to tune on this provider."""
+        return CLOUD_PLATFORM_SCOPE if self is ProviderKind.VERTEX else TUNING_SCOPE
+
+
+@dataclass(frozen=True)
+class VertexTarget:
+    """Where a Vertex tenant's jobs run and its training files are staged."""
+
+    project: str
+    location: str
+    bucket: str
+    prefix: str = ""
+
+    @property
+    def staging_uri(self) -> str:
+        return f"gs://{self.bucket}/{self.prefix}".rstrip("/")
+
+    def staged_object(self, job_id: str, file_name: str) -> str:
+        """The object name under which a job's file is staged (the same on every retry)."""
+        return "/".join(p for p in (self.prefix, job_id, file_name) if p)
+
+
+@dataclass(frozen=True)
+class ProviderChoice:
+    """A tenant's provider: its kind, and for Vertex where."""
+
+    kind: ProviderKind = ProviderKind.GEMINI_API
+    vertex: VertexTarget | None = None
+
+    @classmethod
+    def from_json(cls, raw: object) -> ProviderChoice:
+        """The tenants file's `provider` value; ValueError saying what is wrong."""
+        if raw is None or raw == ProviderKind.GEMINI_API.value:
+            return cls()
+        if not isinstance(raw, dict):
+            kinds = ", ".join(k.value for k in ProviderKind)
+            raise ValueError(f"provider must be one of {kinds} or an object with a kind")
+        kind = raw.get("kind")
+        if kind == ProviderKind.GEMINI_API.value and raw.keys() == {"kind"}:
+            return cls()
+        if kind != ProviderKind.VERTEX.value:
+            raise ValueError(f"provider kind {kind!r} is not gemini_api or vertex")
+        return cls(ProviderKind.VERTEX, _vertex_target(raw))
+
+
+def _vertex_target(raw: dict[str, object]) -> VertexTarget:
+    unknown = raw.keys() - {"kind", "project", "location", "staging"}
+    if unknown:
+        raise ValueError(f"vertex provider: unknown keys {sorted(unknown)}")
+    project = _matching(raw, "project", PROJECT_ID)
+    location = _matching(raw, "location", LOCATION)
+    staging = str(raw.get("staging", ""))
+    bucket, _, prefix = staging.removeprefix("gs://").partition("/")
+    prefix = prefix.strip("/")
+    valid = staging.startswith("gs://") and BUCKET.fullmatch(bucket) and PREFIX.fullmatch(prefix)
+    if not valid or ".." in prefix.split("/"):
+        raise ValueError("vertex provider: staging must be gs://BUCKET or gs://BUCKET/PREFIX")
+    return VertexTarget(project, location, bucket, prefix)
+
+
+def _matching(raw: dict[str, object], key: str, shape: re.Pattern[str]) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or not shape.fullmatch(value):
+        raise ValueError(f"vertex provider: {key} must match {shape.pattern}")
+    return value
