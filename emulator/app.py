@@ -15,6 +15,10 @@ from emulator import (
     inspection,
     oauth,
     routes,
+    storage_api,
+    vertex_inspection,
+    vertex_jobs,
+    vertex_resources,
 )
 from emulator.config import EmulatorConfig
 from emulator.middleware import ROUTE_OF, count_and_inject_faults, envelope_errors
@@ -24,11 +28,20 @@ from emulator.state import STATE, Clock, EmulatorState
 HandlerFn = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Training data of up to a few MB is posted inline (AI Studio caps uploads at 4 MB).
+# Cloud Storage uploads are streamed to disk and not bound by it (``emulator.storage_streams``).
 MAX_BODY_BYTES = 64 * 1024 * 1024
 
 _BASE_MODEL = "/models/{model:[^/:]+}"
 _MODEL = "/tunedModels/{model_id:[^/:]+}"
 _OPERATION = _MODEL + "/operations/{operation_id:[^/:]+}"
+# Vertex AI: one aiohttp route serves both API versions (``match_info["version"]``).
+_VERTEX = "/{version:v1|v1beta1}/projects/{project:[^/:]+}/locations/{location:[^/:]+}"
+_JOBS = _VERTEX + "/tuningJobs"
+_JOB = _JOBS + "/{job_id:[^/:]+}"
+_VERTEX_MODEL = _VERTEX + "/models/{model_id:[^/:]+}"
+_ENDPOINT = _VERTEX + "/endpoints/{endpoint_id:[^/:]+}"
+_OBJECTS = "/storage/v1/b/{bucket}/o"
+_OBJECT = _OBJECTS + "/{object:.+}"  # the name is URL-encoded; aiohttp decodes %2F after matching
 
 API_ROUTES: tuple[tuple[str, str, Route, HandlerFn], ...] = (
     ("POST", "/token", routes.OAUTH_TOKEN, oauth.token_endpoint),
@@ -59,6 +72,33 @@ API_ROUTES: tuple[tuple[str, str, Route, HandlerFn], ...] = (
     ("DELETE", "/v1beta" + _OPERATION, routes.OPERATIONS_DELETE, api_operations.delete),
     ("DELETE", "/v1" + _OPERATION, routes.OPERATIONS_DELETE, api_operations.delete),
     ("POST", "/v1" + _OPERATION + ":cancel", routes.OPERATIONS_CANCEL, api_operations.cancel),
+    ("POST", "/upload" + _OBJECTS, routes.STORAGE_INSERT, storage_api.insert),
+    ("PUT", "/upload" + _OBJECTS, routes.STORAGE_INSERT, storage_api.put_chunk),
+    ("DELETE", "/upload" + _OBJECTS, routes.STORAGE_INSERT, storage_api.cancel_upload),
+    ("GET", _OBJECTS, routes.STORAGE_LIST, storage_api.list_objects),
+    ("GET", _OBJECT, routes.STORAGE_GET, storage_api.get_object),
+    ("GET", "/download" + _OBJECT, routes.STORAGE_GET, storage_api.download),
+    ("DELETE", _OBJECT, routes.STORAGE_DELETE, storage_api.delete),
+    ("POST", _JOBS, routes.TUNING_JOBS_CREATE, vertex_jobs.create),
+    ("GET", _JOBS, routes.TUNING_JOBS_LIST, vertex_jobs.list_jobs),
+    ("GET", _JOB, routes.TUNING_JOBS_GET, vertex_jobs.get),
+    ("POST", _JOB + ":cancel", routes.TUNING_JOBS_CANCEL, vertex_jobs.cancel),
+    ("GET", _VERTEX_MODEL, routes.VERTEX_MODELS_GET, vertex_resources.get_model),
+    ("DELETE", _VERTEX_MODEL, routes.VERTEX_MODELS_DELETE, vertex_resources.delete_model),
+    ("GET", _ENDPOINT, routes.ENDPOINTS_GET, vertex_resources.get_endpoint),
+    ("DELETE", _ENDPOINT, routes.ENDPOINTS_DELETE, vertex_resources.delete_endpoint),
+    (
+        "POST",
+        _ENDPOINT + ":undeployModel",
+        routes.ENDPOINTS_UNDEPLOY,
+        vertex_resources.undeploy_model,
+    ),
+    (
+        "POST",
+        _ENDPOINT + ":generateContent",
+        routes.ENDPOINTS_GENERATE,
+        vertex_resources.generate_content,
+    ),
 )
 
 INSPECTION_ROUTES: tuple[tuple[str, str, HandlerFn], ...] = (
@@ -66,6 +106,9 @@ INSPECTION_ROUTES: tuple[tuple[str, str, HandlerFn], ...] = (
     ("GET", "/_emulator/faults", inspection.list_faults),
     ("POST", "/_emulator/faults", inspection.add_faults),
     ("DELETE", "/_emulator/faults", inspection.clear_faults),
+    ("GET", "/_emulator/storage/objects", storage_api.inspect_objects),
+    ("GET", "/_emulator/storage/uploads", storage_api.inspect_uploads),
+    ("GET", "/_emulator/vertex/tuningJobs", vertex_inspection.list_all_jobs),
 )
 
 

@@ -6,12 +6,14 @@ Nothing here reads the environment: ``emulator.__main__`` does that and passes t
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from emulator.catalog import DEFAULT_MODELS, BaseModel
 from emulator.faults import FaultRule
+from emulator.vertex_catalog import DEFAULT_VERTEX_MODELS, VertexBaseModel
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,18 @@ class EmulatorConfig:
             ``emulator.ratelimit``); default 0, no limit.
         models: the base models ``GET /v1beta/models`` lists, in that order; default
             ``emulator.catalog.DEFAULT_MODELS`` (two tunable, two not). Ids must be unique.
+        storage_buckets: the Cloud Storage buckets that exist; default ``None``: every
+            well-formed bucket name exists (empty until written). Others answer 404.
+        storage_max_object_bytes: the largest object an upload may write, bytes; default
+            5 GiB (training files are up to 1 GB). Must be positive.
+        vertex_models: the base models Vertex ``tuningJobs.create`` accepts; default
+            ``emulator.vertex_catalog.DEFAULT_VERTEX_MODELS``. Ids must be unique.
+        vertex_project_numbers: project id -> project number, used in Vertex resource
+            names; default none: a number derived from the id (stable across runs).
+        vertex_pending_s: how long a new tuning job stays JOB_STATE_PENDING, seconds of the
+            injected clock; default 5.0 (the real service takes 2-5 minutes).
+        vertex_cancelling_s: how long a cancelled job stays JOB_STATE_CANCELLING, seconds;
+            default 1.0.
     """
 
     steps_per_second: float = 2.0
@@ -73,10 +87,22 @@ class EmulatorConfig:
     faults: tuple[FaultRule, ...] = ()
     rate_limit_rps: int = 0
     models: tuple[BaseModel, ...] = DEFAULT_MODELS
+    storage_buckets: frozenset[str] | None = None
+    storage_max_object_bytes: int = 5 * 1024**3
+    vertex_models: tuple[VertexBaseModel, ...] = DEFAULT_VERTEX_MODELS
+    vertex_project_numbers: Mapping[str, int] = field(default_factory=dict)
+    vertex_pending_s: float = 5.0
+    vertex_cancelling_s: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.storage_max_object_bytes <= 0:
+            raise ValueError("storage_max_object_bytes must be positive")
         if len({model.model_id for model in self.models}) != len(self.models):
             raise ValueError("models must have unique ids")
+        if len({model.model_id for model in self.vertex_models}) != len(self.vertex_models):
+            raise ValueError("vertex_models must have unique ids")
+        if self.vertex_pending_s < 0 or self.vertex_cancelling_s < 0:
+            raise ValueError("vertex_pending_s and vertex_cancelling_s must be >= 0")
         if self.rate_limit_rps < 0:
             raise ValueError("rate_limit_rps must be 0 (no limit) or positive")
         if self.steps_per_second <= 0:

@@ -33,9 +33,24 @@ STATUS_BY_HTTP_CODE: Mapping[int, str] = {
     504: "DEADLINE_EXCEEDED",
 }
 
+# The Cloud Storage JSON API's ``errors[].reason`` for an HTTP code, when none is given.
+JSON_API_REASON_BY_HTTP_CODE: Mapping[int, str] = {
+    400: "invalid",
+    401: "required",
+    403: "insufficientPermissions",
+    404: "notFound",
+    409: "conflict",
+    412: "conditionNotMet",
+    416: "requestedRangeNotSatisfiable",
+    429: "rateLimitExceeded",
+    500: "backendError",
+    503: "backendError",
+    504: "deadlineExceeded",
+}
+
 
 class ApiError(Exception):
-    """An error answered as a ``google.rpc.Status`` envelope.
+    """An error answered as a ``google.rpc.Status`` envelope (or the JSON API's, by route).
 
     Attributes:
         code: the HTTP status code.
@@ -43,6 +58,8 @@ class ApiError(Exception):
         status: the canonical status name (derived from ``code`` unless given).
         details: ``google.rpc`` detail messages, each with its ``@type``.
         headers: extra response headers (e.g. ``www-authenticate``).
+        reason: the Cloud Storage JSON API ``errors[].reason`` (derived from ``code`` unless
+            given); only routes with ``Route.json_api_errors`` answer it.
     """
 
     def __init__(
@@ -53,6 +70,7 @@ class ApiError(Exception):
         status: str | None = None,
         details: tuple[JsonObject, ...] = (),
         headers: Mapping[str, str] | None = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -60,13 +78,52 @@ class ApiError(Exception):
         self.status = status or STATUS_BY_HTTP_CODE.get(code, "UNKNOWN")
         self.details = details
         self.headers: Mapping[str, str] = headers or {}
+        self.reason = reason or JSON_API_REASON_BY_HTTP_CODE.get(code, "backendError")
 
-    def envelope(self) -> JsonObject:
-        """The JSON body: details are omitted when there are none."""
+    def envelope(self, service: str = SERVICE, method: str = "") -> JsonObject:
+        """The JSON body: details are omitted when there are none.
+
+        Errors are raised without knowing which API answers them; the middleware passes the
+        route's ``service`` (and RPC ``method``). For a service other than the Gemini API's
+        (Vertex AI), ErrorInfo metadata and quota metrics name it instead, and an error
+        without an ErrorInfo gets one in that service's domain, its reason the status name.
+        """
         error: JsonObject = {"code": self.code, "message": self.message, "status": self.status}
-        if self.details:
-            error["details"] = list(self.details)
+        details = list(self.details)
+        if service != SERVICE:
+            details = [_for_service(detail, service) for detail in details]
+            if not any(detail["@type"] == _ERROR_INFO for detail in details):
+                details.append(_service_error_info(self.status, service, method))
+        if details:
+            error["details"] = details
         return {"error": error}
+
+    def json_api_envelope(self) -> JsonObject:
+        """The older JSON API body Cloud Storage answers: ``{code, message, errors: [...]}``."""
+        item = {"message": self.message, "domain": "global", "reason": self.reason}
+        return {"error": {"code": self.code, "message": self.message, "errors": [item]}}
+
+
+_ERROR_INFO = TYPE_PREFIX + "google.rpc.ErrorInfo"
+_QUOTA_FAILURE = TYPE_PREFIX + "google.rpc.QuotaFailure"
+
+
+def _for_service(detail: JsonObject, service: str) -> JsonObject:
+    """``detail`` naming ``service`` where it names the Gemini API's service."""
+    if detail["@type"] == _ERROR_INFO and "service" in detail.get("metadata", {}):
+        return detail | {"metadata": detail["metadata"] | {"service": service}}
+    if detail["@type"] == _QUOTA_FAILURE:
+        violations = [
+            v | {"quotaMetric": str(v.get("quotaMetric", "")).replace(SERVICE, service)}
+            for v in detail.get("violations", [])
+        ]
+        return detail | {"violations": violations}
+    return detail
+
+
+def _service_error_info(status: str, service: str, method: str) -> JsonObject:
+    metadata = {"service": service, "method": method} if method else {"service": service}
+    return {"@type": _ERROR_INFO, "reason": status, "domain": service, "metadata": metadata}
 
 
 def error_info(reason: str, metadata: Mapping[str, str]) -> JsonObject:

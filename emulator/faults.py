@@ -26,12 +26,16 @@ The knobs of one rule (``route`` is required, and at least one of ``status``, ``
   any HTTP response, so the caller sees a connection error (the request happened upstream,
   its answer was lost). A dropped request gets no answer at all, so ``drop`` excludes
   ``status``.
-- ``training`` (route ``tunedModels.create`` only): ``{"fail_at_step": K}`` or
-  ``{"stall_at_step": K}``. The create itself succeeds, but the training of the model it
-  creates ends FAILED at step K (operation error 13 "Tuning failed: emulated training failure
-  at step K.") or stalls at step K for ever (state CREATING, operation never done) until it is
-  cancelled or deleted. K is clamped to ``[0, totalSteps]``. With ``status`` it needs
-  ``after: true``, since otherwise nothing is created.
+- ``training`` (routes ``tunedModels.create`` and ``tuningJobs.create`` only):
+  ``{"fail_at_step": K}`` or ``{"stall_at_step": K}``. The create itself succeeds, but the
+  training of the model (or Vertex tuning job) it creates ends FAILED at step K (error 13
+  "Tuning failed: emulated training failure at step K.") or stalls at step K for ever (state
+  CREATING, operation never done; a tuning job stays JOB_STATE_RUNNING) until it is cancelled
+  or deleted. K is clamped to ``[0, totalSteps]``. On ``tuningJobs.create`` only,
+  ``{"fail_creating_endpoint": true}``: every step completes and the tuned model is uploaded,
+  then the job ends JOB_STATE_FAILED with error 13 "Failed to create endpoint" and
+  ``tunedModel.model`` set (no endpoint), as seen from the real service. With ``status``
+  ``training`` needs ``after: true``, since otherwise nothing is created.
 
 Example::
 
@@ -40,7 +44,8 @@ Example::
       {"route": "operations.get", "status": 429, "retry_delay_s": 30},
       {"route": "tunedModels.get", "latency_s": 0.5},
       {"route": "tunedModels.create", "drop": true},
-      {"route": "tunedModels.create", "training": {"stall_at_step": 5}, "times": 3}
+      {"route": "tunedModels.create", "training": {"stall_at_step": 5}, "times": 3},
+      {"route": "tuningJobs.create", "training": {"fail_creating_endpoint": true}}
     ]}
 
 Unknown keys are refused (400), so a misspelt knob cannot silently do nothing.
@@ -56,7 +61,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.errors import ApiError, JsonObject, resource_exhausted
-from emulator.routes import MODELS_CREATE, ROUTE_NAMES
+from emulator.routes import MODELS_CREATE, ROUTE_NAMES, TUNING_JOBS_CREATE
 from emulator.training import Stop
 
 DEFAULT_RETRY_DELAY_S = 1.0
@@ -81,6 +86,8 @@ _KEYS = frozenset(
     }
 )
 _FAIL_AT, _STALL_AT = "fail_at_step", "stall_at_step"
+_ENDPOINT_FAILURE = "fail_creating_endpoint"
+_TRAINING_ROUTES = (MODELS_CREATE.name, TUNING_JOBS_CREATE.name)
 
 
 class InvalidFaultRule(ValueError):
@@ -102,6 +109,8 @@ class FaultRule:
         hold_s: real seconds to wait after handling the request, before answering.
         drop: perform the request, then close the connection without an answer.
         training: where the created model's training fails or stalls (creates only).
+        endpoint_failure: the created tuning job fails creating its endpoint, after its
+            model is uploaded (``tuningJobs.create`` only).
     """
 
     route: str
@@ -114,6 +123,7 @@ class FaultRule:
     hold_s: float = 0.0
     drop: bool = False
     training: Stop | None = None
+    endpoint_failure: bool = False
 
     @classmethod
     def from_json(cls, raw: Any) -> FaultRule:
@@ -135,13 +145,14 @@ class FaultRule:
             hold_s=_seconds(raw, "hold_s", 0.0),
             drop=_flag(raw, "drop"),
             training=_training(raw.get("training")),
+            endpoint_failure=_endpoint_failure(raw.get("training")),
         )
         rule.check_combination()
         return rule
 
     def check_combination(self) -> None:
         """Refuse rules that do nothing or whose knobs contradict each other."""
-        effects = (self.latency_s, self.hold_s, self.drop, self.training)
+        effects = (self.latency_s, self.hold_s, self.drop, self.training, self.endpoint_failure)
         if self.status is None and not any(effects):
             raise InvalidFaultRule(
                 "A rule needs a 'status' (an HTTP error code, 400-599), 'latency_s' > 0, "
@@ -151,12 +162,16 @@ class FaultRule:
             raise InvalidFaultRule("'drop' sends no answer, so it cannot have a 'status'.")
         if self.after and self.status is None:
             raise InvalidFaultRule("'after' needs a 'status' to answer.")
-        if self.training is not None:
+        if self.training is not None or self.endpoint_failure:
             self._check_training()
 
     def _check_training(self) -> None:
-        if self.route != MODELS_CREATE.name:
-            raise InvalidFaultRule(f"'training' applies to route {MODELS_CREATE.name!r} only.")
+        if self.route not in _TRAINING_ROUTES:
+            raise InvalidFaultRule(f"'training' applies to routes {_TRAINING_ROUTES} only.")
+        if self.endpoint_failure and self.route != TUNING_JOBS_CREATE.name:
+            raise InvalidFaultRule(
+                f"'training.{_ENDPOINT_FAILURE}' applies to route {TUNING_JOBS_CREATE.name!r} only."
+            )
         if self.status is not None and not self.after:
             raise InvalidFaultRule(
                 "'training' with a 'status' needs 'after': true, or no model is created."
@@ -188,6 +203,8 @@ class FaultRule:
         if self.training is not None:
             key = _FAIL_AT if self.training.fails else _STALL_AT
             body["training"] = {key: self.training.step}
+        if self.endpoint_failure:
+            body["training"] = {_ENDPOINT_FAILURE: True}
         return body
 
 
@@ -278,16 +295,22 @@ def _flag(raw: JsonObject, key: str) -> bool:
 
 def _training(value: Any) -> Stop | None:
     """``{"fail_at_step": K}`` or ``{"stall_at_step": K}``, K a non-negative integer."""
-    if value is None:
+    if value is None or _endpoint_failure(value):
         return None
     if not isinstance(value, dict) or len(value) != 1 or not set(value) <= {_FAIL_AT, _STALL_AT}:
         raise InvalidFaultRule(
-            f"A rule's 'training' must be {{{_FAIL_AT!r}: K}} or {{{_STALL_AT!r}: K}}."
+            f"A rule's 'training' must be {{{_FAIL_AT!r}: K}}, {{{_STALL_AT!r}: K}} or "
+            f"{{{_ENDPOINT_FAILURE!r}: true}}."
         )
     key, step = next(iter(value.items()))
     if not _is_int(step) or step < 0:
         raise InvalidFaultRule(f"'training.{key}' must be a non-negative integer.")
     return Stop(int(step), fails=key == _FAIL_AT)
+
+
+def _endpoint_failure(value: Any) -> bool:
+    """Whether ``training`` is ``{"fail_creating_endpoint": true}``."""
+    return isinstance(value, dict) and value == {_ENDPOINT_FAILURE: True}
 
 
 def _is_int(value: Any) -> bool:

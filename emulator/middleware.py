@@ -20,20 +20,36 @@ ROUTE_OF: web.AppKey[dict[web.AbstractRoute, Route]] = web.AppKey("emulator_rout
 # The QuotaFailure quotaId of the rate limit's 429 (emulator.ratelimit).
 RATE_LIMIT_QUOTA_ID = "RequestsPerSecondPerProject"
 
-# The training stop of the fault rule applied to the request being handled, read by the
-# create handler. A context variable set only around the handler call, so it cannot leak into
+# The fault rule applied to the request being handled, whose ``training`` knob the create
+# handlers read. A context variable set only around the handler call, so it cannot leak into
 # another request; typed request storage would need aiohttp's newest ``RequestKey``.
-_FORCED_STOP: ContextVar[Stop | None] = ContextVar("emulator_forced_stop", default=None)
+_FORCED_RULE: ContextVar[FaultRule | None] = ContextVar("emulator_forced_rule", default=None)
 
 
 def forced_stop() -> Stop | None:
     """The ``training`` stop a fault rule sets for the create being handled, if any."""
-    return _FORCED_STOP.get()
+    rule = _FORCED_RULE.get()
+    return rule.training if rule else None
 
 
-def error_response(error: ApiError) -> web.Response:
-    """The ``{"error": {...}}`` envelope with the error's status and headers."""
-    return web.json_response(error.envelope(), status=error.code, headers=dict(error.headers))
+def forced_endpoint_failure() -> bool:
+    """Whether a fault rule makes the tuning job being created fail creating its endpoint."""
+    rule = _FORCED_RULE.get()
+    return rule.endpoint_failure if rule else False
+
+
+def error_response(error: ApiError, route: Route | None = None) -> web.Response:
+    """The ``{"error": {...}}`` envelope with the error's status and headers.
+
+    The envelope is the route's: the JSON API's for Cloud Storage, ``google.rpc`` otherwise.
+    """
+    if route and route.json_api_errors:
+        body = error.json_api_envelope()
+    elif route:
+        body = error.envelope(route.service, route.rpc_method)
+    else:
+        body = error.envelope()
+    return web.json_response(body, status=error.code, headers=dict(error.headers))
 
 
 @web.middleware
@@ -46,7 +62,7 @@ async def envelope_errors(request: web.Request, handler: Handler) -> web.StreamR
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc)
+        return error_response(exc, request.app[ROUTE_OF].get(request.match_info.route))
     except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
         return error_response(route_not_found(request.path))
     except web.HTTPClientError as exc:
@@ -93,7 +109,7 @@ async def _with_fault(
     if error is not None and not rule.after:
         raise error
     try:
-        response = await _handle_with_stop(request, handler, rule.training)
+        response = await _handle_with_rule(request, handler, rule)
         if rule.hold_s:
             await asyncio.sleep(rule.hold_s)  # done upstream; the answer waits
     finally:
@@ -104,14 +120,14 @@ async def _with_fault(
     return response
 
 
-async def _handle_with_stop(
-    request: web.Request, handler: Handler, stop: Stop | None
+async def _handle_with_rule(
+    request: web.Request, handler: Handler, rule: FaultRule
 ) -> web.StreamResponse:
-    reset = _FORCED_STOP.set(stop)
+    reset = _FORCED_RULE.set(rule)
     try:
         return await handler(request)
     finally:
-        _FORCED_STOP.reset(reset)
+        _FORCED_RULE.reset(reset)
 
 
 def _drop_connection(request: web.Request) -> None:

@@ -12,8 +12,10 @@ from emulator.config import EmulatorConfig
 from emulator.faults import FaultBook
 from emulator.ratelimit import SlidingWindowLimit
 from emulator.storage_objects import ObjectStore
+from emulator.storage_uploads import UploadBook
 from emulator.store import ModelStore
 from emulator.tokens import TokenBook
+from emulator.vertex_store import VertexStore
 
 Clock = Callable[[], float]
 
@@ -32,6 +34,9 @@ class EmulatorState:
         requests: request counts keyed ``"<METHOD> <route name>"``.
         user_projects: authenticated API requests per ``x-goog-user-project`` header value.
         objects: the emulated Cloud Storage's objects (bodies in files until cleanup).
+        vertex: the Vertex AI tuning jobs (with their models and endpoints).
+        uploads: the Cloud Storage resumable upload sessions (their bytes are in ``objects``'
+            directory, as unfinished bodies).
     """
 
     config: EmulatorConfig
@@ -43,6 +48,8 @@ class EmulatorState:
     requests: Counter[str] = field(default_factory=Counter)
     user_projects: Counter[str] = field(default_factory=Counter)
     objects: ObjectStore = field(default_factory=ObjectStore)
+    vertex: VertexStore = field(default_factory=VertexStore)
+    uploads: UploadBook = field(default_factory=UploadBook)
 
     @classmethod
     def create(cls, config: EmulatorConfig, clock: Clock) -> EmulatorState:

@@ -4,6 +4,12 @@ Bodies go to files under one directory per emulator (made by `create_app`, remov
 the application is cleaned up), so a 1 GB training file costs the emulator disk, not
 memory. Each write makes a new generation, as Cloud Storage's do; the emulated tuning
 service reads training files from here (`open`), by the same `gs://bucket/name` a job names.
+
+A write goes through a `BodyWriter` (a temporary file that sums CRC32C and MD5 as chunks
+arrive), then `commit` turns it into the object's new generation at once, so a reader never
+sees a half-written body and an upload that fails leaves nothing behind (`discard`). The
+upload handlers feed a writer chunk by chunk from the request stream; `put` does it all in
+one call for callers that have the bytes.
 """
 
 from __future__ import annotations
@@ -65,6 +71,49 @@ def parse_gs_uri(uri: str) -> tuple[str, str] | None:
     return (bucket, name) if bucket and name else None
 
 
+class BodyWriter:
+    """A body being written to a temporary file, with its running size and checksums.
+
+    It stays in ``unfinished`` (its store's set) until finished or discarded, so that the
+    store can close the files of uploads still under way when the emulator stops.
+    """
+
+    def __init__(self, root: Path, unfinished: set[BodyWriter]) -> None:
+        fd, tmp = tempfile.mkstemp(dir=root)
+        self.path = Path(tmp)
+        self.size = 0
+        self._file = os.fdopen(fd, "wb")
+        self._crc = google_crc32c.Checksum()
+        self._md5 = hashlib.md5()  # noqa: S324 (the JSON API's md5Hash, not a security use)
+        self._unfinished = unfinished
+        unfinished.add(self)
+
+    def write(self, chunk: bytes) -> None:
+        """Append ``chunk`` to the body."""
+        self._file.write(chunk)
+        self._crc.update(chunk)
+        self._md5.update(chunk)
+        self.size += len(chunk)
+
+    def crc32c(self) -> str:
+        """The CRC32C of the bytes so far, big-endian, base64."""
+        return base64.b64encode(self._crc.digest()).decode()
+
+    def md5_hash(self) -> str:
+        """The MD5 of the bytes so far, base64."""
+        return base64.b64encode(self._md5.digest()).decode()
+
+    def finish(self) -> None:
+        """Flush and close the file (the body is complete)."""
+        self._file.close()
+        self._unfinished.discard(self)
+
+    def discard(self) -> None:
+        """Drop the body and its file."""
+        self.finish()
+        self.path.unlink(missing_ok=True)
+
+
 @dataclass
 class ObjectStore:
     """Every object of one emulator, keyed by (bucket, name); the newest generation only."""
@@ -72,6 +121,7 @@ class ObjectStore:
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="emulator-gcs-")))
     _objects: dict[tuple[str, str], StoredObject] = field(default_factory=dict)
     _generation: int = 1_700_000_000_000_000
+    _unfinished: set[BodyWriter] = field(default_factory=set)
 
     def get(self, bucket: str, name: str) -> StoredObject | None:
         return self._objects.get((bucket, name))
@@ -99,30 +149,46 @@ class ObjectStore:
 
         Preconditions (`ifGenerationMatch`) are the caller's to check first: this writes.
         """
-        chunks = [data] if isinstance(data, bytes) else data
-        crc = google_crc32c.Checksum()
-        md5 = hashlib.md5()  # noqa: S324 (the JSON API's md5Hash, not a security use)
-        size = 0
-        fd, tmp = tempfile.mkstemp(dir=self.root)
-        with os.fdopen(fd, "wb") as out:
-            for chunk in chunks:
-                crc.update(chunk)
-                md5.update(chunk)
-                size += len(chunk)
-                out.write(chunk)
+        body = self.new_body()
+        try:
+            for chunk in [data] if isinstance(data, bytes) else data:
+                body.write(chunk)
+        except BaseException:
+            body.discard()
+            raise
+        return self.commit(
+            body, bucket, name, now=now, content_type=content_type, metadata=metadata
+        )
+
+    def new_body(self) -> BodyWriter:
+        """A fresh body to write, to be committed or discarded."""
+        return BodyWriter(self.root, self._unfinished)
+
+    def commit(
+        self,
+        body: BodyWriter,
+        bucket: str,
+        name: str,
+        *,
+        now: float,
+        content_type: str = "application/octet-stream",
+        metadata: dict[str, str] | None = None,
+    ) -> StoredObject:
+        """Make a written body the new generation of `bucket/name`, replacing any older one."""
+        body.finish()
         self._generation += 1
         stored = StoredObject(
             bucket=bucket,
             name=name,
             generation=self._generation,
             metageneration=1,
-            size=size,
-            crc32c=base64.b64encode(crc.digest()).decode(),
-            md5_hash=base64.b64encode(md5.digest()).decode(),
+            size=body.size,
+            crc32c=body.crc32c(),
+            md5_hash=body.md5_hash(),
             content_type=content_type,
             metadata=dict(metadata or {}),
             create_time=now,
-            path=Path(tmp),
+            path=body.path,
         )
         previous = self._objects.get((bucket, name))
         self._objects[(bucket, name)] = stored
@@ -143,8 +209,14 @@ class ObjectStore:
         found = [o for (b, n), o in self._objects.items() if b == bucket and n.startswith(prefix)]
         return sorted(found, key=lambda o: o.name)
 
+    def everything(self) -> tuple[StoredObject, ...]:
+        """Every object of every bucket, in (bucket, name) order."""
+        return tuple(self._objects[key] for key in sorted(self._objects))
+
     def close(self) -> None:
-        """Remove every body file and the directory."""
+        """Remove every body file (unfinished ones too) and the directory."""
+        for body in list(self._unfinished):
+            body.discard()
         for stored in self._objects.values():
             stored.path.unlink(missing_ok=True)
         self._objects.clear()
