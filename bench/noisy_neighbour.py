@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import json
 import os
 import secrets
 import statistics
@@ -131,11 +132,13 @@ async def measure(seconds: float = 8.0) -> list[Figure]:
             str(seconds + 2.0),
             env=os.environ | {TOKEN_ENV: stack.tenant_files.tenants[ATTACKER].token},
             preexec_fn=_lowest_priority,
+            stdout=asyncio.subprocess.PIPE,
         )
         await asyncio.sleep(1.0)  # let every attack get going
         loud = await victim_reads(stub, job.name, stack.metadata, seconds)
-        await attacker.wait()
+        sent, _ = await attacker.communicate()
         peak = await rss.stop()
+    calls = {f"attacker_{name}_calls": float(n) for name, n in json.loads(sent or b"{}").items()}
     limit = pod_memory_limit_bytes()
     return [
         figure(
@@ -158,6 +161,7 @@ async def measure(seconds: float = 8.0) -> list[Figure]:
             "ratio < 1.0",
             lambda r: r < 1.0,
             attacker_exit_code=float(attacker.returncode or 0),
+            **calls,
         ),
     ]
 
@@ -173,8 +177,9 @@ def _lowest_priority() -> None:
 Attack = Callable[[], Awaitable[object]]
 
 
-async def attack(target: str, token: str, seconds: float, only: str = "") -> None:
+async def attack(target: str, token: str, seconds: float, only: str = "") -> dict[str, int]:
     """Run every attack at once for `seconds`; every refusal is expected and ignored.
+    Returns how many calls each attack made.
 
     Each attack's request is built once and sent as bytes again and again: a real
     attacker's machine is its own, so the attacker here spends as little as it can of the
@@ -213,17 +218,21 @@ async def attack(target: str, token: str, seconds: float, only: str = "") -> Non
             "invalid_upload_2": lambda: stub.UploadDataset(iter(invalid_upload), metadata=metadata),
             "page_token": lambda: list_jobs(crafted, metadata=metadata),
         }
-        attacks = [a for name, a in every.items() if not only or name.startswith(only)]
+        attacks = {name: a for name, a in every.items() if not only or name.startswith(only)}
         stalled = 0 if only and only != "stalled" else 50
         async with _stalled_uploads(stub, metadata, count=stalled):
             deadline = time.monotonic() + seconds
-            await asyncio.gather(*(_repeat(a, deadline) for a in attacks))
+            counts = await asyncio.gather(*(_repeat(a, deadline) for a in attacks.values()))
+    return dict(zip(attacks, counts, strict=True))
 
 
-async def _repeat(attack_once: Attack, deadline: float) -> None:
+async def _repeat(attack_once: Attack, deadline: float) -> int:
+    calls = 0
     while time.monotonic() < deadline:
+        calls += 1
         with contextlib.suppress(grpc.aio.AioRpcError):
             await attack_once()
+    return calls
 
 
 def _many_labels() -> tuning_service_pb2.CreateTuningJobRequest:
@@ -269,7 +278,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "attack":
         only = os.environ.get(ONLY_ENV, "")
-        asyncio.run(attack(args.target, os.environ[TOKEN_ENV], args.seconds, only))
+        counts = asyncio.run(attack(args.target, os.environ[TOKEN_ENV], args.seconds, only))
+        print(json.dumps(counts))
         return
     figures = asyncio.run(measure(args.seconds))
     print(table(figures))
