@@ -1,10 +1,14 @@
-"""An emulator of the Gemini API model-tuning REST surface (``tunedModels``, v1beta).
+"""An emulator of Google's tuning REST surfaces, on one port: the Gemini API's
+``tunedModels`` (v1beta), Vertex AI's ``projects.locations.tuningJobs`` (v1 and v1beta1,
+with the models and endpoints a job makes) and the Cloud Storage JSON API.
 
 Used by the tests and the offline demo in place of Google. It serves the OAuth token endpoint,
 list/get of the base models (``models``, a configurable catalog),
 create/get/list/patch/delete of tuned models, their long-running operations (get, list, v1
-cancel), ``generateContent`` on ACTIVE models, and emulator-only inspection and fault-injection
-endpoints under ``/_emulator/``.
+cancel), ``generateContent`` on ACTIVE models; Vertex tuning jobs (create, get, list, cancel),
+models and endpoints (get, delete, undeploy, generateContent); Cloud Storage objects (media,
+multipart and resumable uploads, get, download, list, delete); and emulator-only inspection
+and fault-injection endpoints under ``/_emulator/``.
 
 Training is simulated: nothing is trained. Steps advance with the injected clock at a
 configured rate, losses follow a made-up falling curve, and everything is computed from the

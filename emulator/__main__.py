@@ -43,6 +43,27 @@ _FLAGS: tuple[tuple[str, str, Callable[[str], object], str | None, str], ...] = 
         "0",
         "quota: API requests admitted in any sliding second, 429 above it (0: no limit)",
     ),
+    (
+        "--vertex-pending-s",
+        "EMULATOR_VERTEX_PENDING_S",
+        float,
+        "5.0",
+        "seconds a new Vertex tuning job stays JOB_STATE_PENDING",
+    ),
+    (
+        "--vertex-cancelling-s",
+        "EMULATOR_VERTEX_CANCELLING_S",
+        float,
+        "1.0",
+        "seconds a cancelled Vertex tuning job stays JOB_STATE_CANCELLING",
+    ),
+    (
+        "--storage-buckets",
+        "EMULATOR_STORAGE_BUCKETS",
+        str,
+        None,
+        "comma-separated Cloud Storage buckets that exist (default: every bucket name)",
+    ),
 )
 
 
@@ -50,7 +71,10 @@ def parse_args(argv: Sequence[str] | None, env: Mapping[str, str]) -> argparse.N
     """Flags, with defaults taken from the environment when set there."""
     parser = argparse.ArgumentParser(
         prog="python -m emulator",
-        description="Emulator of the Gemini API tuning REST surface (training is simulated).",
+        description=(
+            "Emulator of Google's tuning REST surfaces: the Gemini API, Vertex AI tuningJobs "
+            "and Cloud Storage (training is simulated)."
+        ),
     )
     for flag, variable, kind, default, text in _FLAGS:
         parser.add_argument(
@@ -72,7 +96,14 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         grants=grants,
         faults=faults,
         rate_limit_rps=args.rate_limit_rps,
+        vertex_pending_s=args.vertex_pending_s,
+        vertex_cancelling_s=args.vertex_cancelling_s,
+        storage_buckets=_buckets(args.storage_buckets),
     )
+
+
+def _buckets(text: str | None) -> frozenset[str] | None:
+    return frozenset(b.strip() for b in text.split(",") if b.strip()) if text else None
 
 
 async def serve(config: EmulatorConfig, host: str, port: int) -> None:
