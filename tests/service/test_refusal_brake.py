@@ -15,7 +15,13 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from core.domain.job import JOB_NAME_PREFIX, new_job_id
-from service.refusal_brake import MAX_WAIT_S, UNAUTHENTICATED, RefusalBrake
+from service.refusal_brake import (
+    MAX_WAIT_S,
+    UNAUTHENTICATED,
+    UNAUTHENTICATED_BURST,
+    UNAUTHENTICATED_PER_S,
+    RefusalBrake,
+)
 from service.token_buckets import TokenBuckets
 from tests.clocks import FakeClock
 from tests.conftest import SystemFactory
@@ -58,18 +64,19 @@ def test_only_a_callers_mistakes_spend_its_refusals() -> None:
     assert brake.turn("team-a") is None
 
 
-async def test_the_unauthenticated_share_one_brake_and_the_wait_is_capped() -> None:
+async def test_the_unauthenticated_share_one_tighter_brake_and_the_wait_is_capped() -> None:
     clock = FakeClock(0.0)
-    brake = RefusalBrake(1.0, 1, clock=clock)
-    assert brake.unauthenticated() is None
+    brake = RefusalBrake(100.0, 100, clock=clock)
+    for _ in range(UNAUTHENTICATED_BURST):
+        assert brake.unauthenticated() is None
     waiting = brake.unauthenticated()
     assert waiting is not None
-    await waiting  # a real second's sleep: the debt of one refusal
-    for _ in range(100):
-        brake.ended(UNAUTHENTICATED, grpc.StatusCode.UNAUTHENTICATED)
-    assert brake.wait_s(UNAUTHENTICATED) == MAX_WAIT_S
-    assert brake.wait_s("team-a") == 0.0
-    clock.advance(MAX_WAIT_S + 1)  # the debt never exceeds MAX_WAIT_S of waiting
+    await waiting  # a real half second's sleep: one refusal's debt at 2 a second
+    assert brake.wait_s(UNAUTHENTICATED) == pytest.approx(1 / UNAUTHENTICATED_PER_S)
+    waits_s = [brake.charge_unauthenticated() for _ in range(100)]
+    assert waits_s[-1] == brake.wait_s(UNAUTHENTICATED) == MAX_WAIT_S
+    assert brake.wait_s("team-a") == 0.0  # a known principal never waits on strangers
+    clock.advance(MAX_WAIT_S + 0.01)  # the debt never exceeds MAX_WAIT_S of waiting
     assert brake.turn(UNAUTHENTICATED) is None
 
 
@@ -97,7 +104,7 @@ async def test_a_much_refused_tenant_waits_and_others_do_not(make_system: System
 async def test_calls_without_a_token_are_refused_more_slowly(make_system: SystemFactory) -> None:
     async with make_system(tenant_refusals_per_s=1.0, tenant_refusal_burst=3) as system:
         request = tuning_service_pb2.ListTuningJobsRequest()
-        for _ in range(4):
+        for _ in range(UNAUTHENTICATED_BURST + 1):  # the burst, then half a second of debt
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await system.stub.ListTuningJobs(request)
             assert reason(refused.value) == "TOKEN_INVALID"
