@@ -1,8 +1,8 @@
 """The provider interface: every upstream call the worker makes goes through it.
 
-Gemini API (`worker.gemini`) is the first provider; a Vertex AI tuning-jobs provider
-is planned (see shared/reference/vertex-tuning-api.md), which is why the interface
-speaks of jobs and references, not of tunedModels and operations.
+Gemini API (`worker.gemini`) is the first provider, Vertex AI tuning jobs
+(`worker.vertex`, see shared/reference/vertex-tuning-api.md) the second, which is why
+the interface speaks of jobs and references, not of tunedModels and operations.
 """
 
 from __future__ import annotations
@@ -73,7 +73,11 @@ class TuningProvider(Protocol):
     """An upstream tuning service. Errors are core.errors' `UpstreamError` types."""
 
     def ref_for(self, model_id: str) -> UpstreamRef:
-        """Where a job created under `model_id` lives, known before or without creating it."""
+        """Where a job created under `model_id` lives, known before or without creating it.
+
+        An upstream that names its jobs itself answers a ref with only `model_id`, which
+        `status`, `cancel` and `delete` find the job by (the statuses they answer carry
+        the full ref)."""
         ...
 
     async def create(self, auth: TokenSource, request: TuningRequest) -> UpstreamStatus:

@@ -172,7 +172,7 @@ class Steps:
         status = await self._cancelled_status(auth, ref)
         must_delete = False
         if status is not None and status.state == UpstreamState.RUNNING:
-            if ref.operation:
+            if status.ref.operation:  # The provider's ref: it may have found the job.
                 return self._settings.poll_min_s  # Asked; not stopped yet. Look again soon.
             # Without its operation the training cannot be cancelled; deleting stops it.
             status, must_delete = None, True

@@ -18,10 +18,18 @@ class UpstreamState(StrEnum):
 
 @dataclass(frozen=True)
 class UpstreamRef:
-    """Where the job lives upstream: the tuned model and its long-running operation."""
+    """Where the job lives upstream: the tuned model and its long-running operation.
+
+    An upstream that names a job itself only once it is created cannot say where a job
+    lives before it knows of it: such a ref has only `model_id`, and the provider finds
+    the job by it.
+    """
 
     tuned_model: str
     operation: str = ""
+    """What a cancel stops; empty when the training cannot be cancelled (any more)."""
+    model_id: str = ""
+    """The id the job was created under (`TuningRequest.model_id`), when the upstream needs it."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,263 @@
+"""Talking HTTP to a Google API: the machinery every upstream client of the worker shares.
+
+One `httpx.AsyncClient` per process is shared by every call. Each call authenticates
+with the tenant's TokenSource; a 401 earns one token refresh and one retry, no more.
+Each request waits at most the caller's remaining deadline (worker.deadline).
+
+A call with an upstream side effect (`effect=True`, said by each client method that
+makes one) is fenced (worker.fence): the fence is checked after every wait (token, rate
+limiter) and immediately before the request leaves, on every attempt, and the request is
+given no more time than the fence has left.
+
+Errors are translated here, at the boundary: the HTTP status picks the class (what the
+worker does about it: core.errors' `UpstreamError` branch), and the google.rpc envelope's
+own `status`, ErrorInfo `reason` and retry delay are kept on the error, for its ErrorInfo
+metadata. The reason callers match on is always ours. The Gemini API, Vertex AI and the
+Cloud Storage JSON API all answer with this envelope (Cloud Storage names its reason in
+`errors[].reason` instead of an ErrorInfo).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Collection
+from typing import Any, Protocol
+
+import httpx
+
+from core.errors import (
+    Reason,
+    UpstreamAlreadyExists,
+    UpstreamError,
+    UpstreamNotFound,
+    UpstreamRejected,
+    UpstreamRetryable,
+    UpstreamScopeInsufficient,
+    UpstreamUnauthenticated,
+)
+from core.redis.token_bucket import Unlimited
+from core.runtime.metrics import Metrics
+from worker import fence
+from worker.credentials import TokenSource
+from worker.deadline import remaining_s
+
+Json = dict[str, Any]
+
+RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
+
+
+class Limiter(Protocol):
+    async def acquire(self) -> None:
+        """Wait for the right to send one request (core.redis.token_bucket)."""
+        ...
+
+
+class UpstreamHttp:
+    """Requests to one Google API host, authenticated, rate limited, bounded and fenced.
+
+    `route_of` turns a request path into its metric label, without the ids in it.
+    A path may also be a whole URL (a resumable upload's session URI).
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        route_of: Callable[[str], str],
+        limiter: Limiter | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._http = http
+        self._base = base_url.rstrip("/")
+        self._route_of = route_of
+        self._limiter: Limiter = limiter or Unlimited()
+        self._metrics = metrics
+
+    async def call(
+        self, auth: TokenSource, method: str, path: str, *, effect: bool = False, **kwargs: Any
+    ) -> Json:
+        """One request's JSON answer ({} for an empty one); `effect`: it changes something
+        upstream. An error answer is raised as its `UpstreamError`."""
+        response = await self.request(auth, method, path, effect=effect, **kwargs)
+        return response.json() if response.content else {}
+
+    async def request(
+        self,
+        auth: TokenSource,
+        method: str,
+        path: str,
+        *,
+        effect: bool = False,
+        passing: Collection[int] = (),
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """One request, again once after a 401; an error status in `passing` is answered
+        as it came, any other is raised as its `UpstreamError`."""
+        try:
+            return await self._send(auth, method, path, effect, passing, **kwargs)
+        except UpstreamUnauthenticated:
+            await auth.refresh()
+        try:
+            return await self._send(auth, method, path, effect, passing, **kwargs)
+        except UpstreamUnauthenticated as exc:  # Refused twice: the credential is the problem.
+            raise UpstreamRejected(
+                f"{exc.message} (again after a token refresh)",
+                http_status=401,
+                status=exc.status or "UNAUTHENTICATED",
+                upstream_reason=exc.upstream_reason,
+                reason=Reason.UPSTREAM_UNAUTHENTICATED,
+            ) from exc
+
+    async def _send(
+        self,
+        auth: TokenSource,
+        method: str,
+        path: str,
+        effect: bool,
+        passing: Collection[int],
+        **kwargs: Any,
+    ) -> httpx.Response:
+        headers = await auth.headers() | kwargs.pop("headers", {})
+        await self._limiter.acquire()
+        url = path if path.startswith(("http://", "https://")) else self._base + path
+        action, route = f"{method} {httpx.URL(path).path}", self._route_of(httpx.URL(url).path)
+        # Nothing is awaited from here until the request leaves.
+        fenced_s = fence.check(action) if effect else None
+        timeout = _timeout(self._http.timeout, fenced_s)
+        started, outcome = time.perf_counter(), "error"
+        try:
+            response = await self._http.request(
+                method, url, headers=headers, timeout=timeout, **kwargs
+            )
+            outcome = str(response.status_code)
+        except httpx.TimeoutException as exc:
+            outcome = "timeout"
+            raise UpstreamRetryable(f"{action} timed out", status="DEADLINE_EXCEEDED") from exc
+        except httpx.TransportError as exc:
+            outcome = "transport_error"
+            raise UpstreamRetryable(
+                f"{action} failed: {type(exc).__name__}", status="UNAVAILABLE"
+            ) from exc
+        finally:
+            if self._metrics is not None:
+                label = f"{method} {route}"
+                self._metrics.upstream_requests.labels(label, outcome).inc()
+                self._metrics.upstream_latency.labels(label).observe(time.perf_counter() - started)
+        if response.is_error and response.status_code not in passing:
+            raise error_from_response(response)
+        return response
+
+
+def page_params(page_size: int, page_token: str) -> dict[str, str]:
+    """The query parameters of one page of a listing (AIP-158)."""
+    params = {"pageSize": str(page_size)} if page_size else {}
+    return params | ({"pageToken": page_token} if page_token else {})
+
+
+def _timeout(default: httpx.Timeout, fenced_s: float | None = None) -> httpx.Timeout:
+    """The client's timeouts, shortened to the caller's remaining deadline and, for a side
+    effect, to the `fenced_s` its fence has left.
+
+    The wait for a pooled connection and the connect come before any byte is sent, so
+    under a fence they share its time: the request has begun to leave before the lease
+    may have passed to another worker.
+    """
+    left = remaining_s()
+    if left is not None and left <= 0:
+        raise UpstreamRetryable(
+            "the caller's deadline passed before the request", status="DEADLINE_EXCEEDED"
+        )
+    before_send = fenced_s / 2 if fenced_s is not None else None
+    left, before_send = _least(left, fenced_s), _least(left, before_send)
+    return httpx.Timeout(
+        connect=_least(default.connect, before_send),
+        read=_least(default.read, left),
+        write=_least(default.write, left),
+        pool=_least(default.pool, before_send),
+    )
+
+
+def _least(*limits_s: float | None) -> float | None:
+    """The shortest of the limits given (None: no limit)."""
+    given = [s for s in limits_s if s is not None]
+    return min(given) if given else None
+
+
+# The error envelope.
+
+
+def error_from_response(response: httpx.Response) -> UpstreamError:
+    """The typed error for a non-2xx answer."""
+    error = _envelope(response)
+    details = error.get("details") or []
+    upstream_reason = _reason(details) or _json_api_reason(error.get("errors"))
+    kind = _kind(response.status_code, upstream_reason)
+    return kind(
+        str(error.get("message") or response.reason_phrase or "no message"),
+        http_status=response.status_code,
+        status=str(error.get("status") or ""),
+        upstream_reason=upstream_reason,
+        retry_after_s=_retry_after_s(details, response.headers.get("retry-after")),
+        # A 429 is told apart from other transient failures (its own retry metric).
+        reason=Reason.UPSTREAM_RESOURCE_EXHAUSTED if response.status_code == 429 else None,
+    )
+
+
+def _kind(http_status: int, upstream_reason: str) -> type[UpstreamError]:
+    if http_status == 401:
+        return UpstreamUnauthenticated
+    if http_status == 404:
+        return UpstreamNotFound
+    if http_status == 409:
+        return UpstreamAlreadyExists
+    if http_status in (408, 429) or http_status >= 500:
+        return UpstreamRetryable
+    # Our reason for it keeps the upstream's name: the tuning guide's own case.
+    if upstream_reason == Reason.ACCESS_TOKEN_SCOPE_INSUFFICIENT:
+        return UpstreamScopeInsufficient
+    return UpstreamRejected
+
+
+def _envelope(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def _reason(details: list[Any]) -> str:
+    for detail in details:
+        if isinstance(detail, dict) and detail.get("@type") == ERROR_INFO:
+            return str(detail.get("reason") or "")
+    return ""
+
+
+def _json_api_reason(errors: object) -> str:
+    """The first `errors[].reason` of a Cloud Storage JSON API error, e.g. `conditionNotMet`."""
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        return str(errors[0].get("reason") or "")
+    return ""
+
+
+def _retry_after_s(details: list[Any], header: str | None) -> float | None:
+    """The longer of RetryInfo.retryDelay and a Retry-After header (seconds form)."""
+    delays: list[float] = []
+    for detail in details:
+        if isinstance(detail, dict) and detail.get("@type") == RETRY_INFO:
+            delays.append(parse_duration_s(str(detail.get("retryDelay", "0s"))))
+    if header:
+        with contextlib.suppress(ValueError):  # An HTTP-date form is ignored.
+            delays.append(float(header))
+    return max(delays) if delays else None
+
+
+def parse_duration_s(text: str) -> float:
+    """A google.protobuf.Duration in JSON form, e.g. "26s" or "1.5s"."""
+    try:
+        return float(text.removesuffix("s"))
+    except ValueError:
+        return 0.0
