@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 from google.protobuf import timestamp_pb2
 
-from core.domain.job import Hyperparameters, Job
+from core.domain.job import DataStats, Hyperparameters, Job
+from core.domain.providers import ProviderChoice, ProviderKind
 from core.errors import to_status
 from service.dataset_store import DatasetRecord
 from tuning.v1 import dataset_pb2, tuning_job_pb2, tuning_service_pb2
@@ -16,6 +17,9 @@ if TYPE_CHECKING:
     from service.create_preparation import PreparedCreate
 
 State = tuning_job_pb2.TuningJob.State
+Provider = tuning_job_pb2.TuningJob.Provider
+PROVIDERS = {ProviderKind.GEMINI_API: Provider.GEMINI_API, ProviderKind.VERTEX: Provider.VERTEX_AI}
+"""How the API names each provider kind of the tenants file."""
 
 
 def request_hash(request: tuning_service_pb2.CreateTuningJobRequest) -> str:
@@ -24,9 +28,12 @@ def request_hash(request: tuning_service_pb2.CreateTuningJobRequest) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
-def job_from_request(prepared: PreparedCreate, *, tenant: str, job_id: str, now: float) -> Job:
+def job_from_request(
+    prepared: PreparedCreate, *, tenant: str, job_id: str, now: float, provider: ProviderChoice
+) -> Job:
     """The job record a validated, prepared request describes (its examples are
-    `prepared.examples`, already encoded). Output-only fields are ignored."""
+    `prepared.examples`, already encoded), to be tuned on the tenant's `provider`.
+    Output-only fields are ignored."""
     spec = prepared.request.tuning_job
     return Job(
         id=job_id,
@@ -41,6 +48,10 @@ def job_from_request(prepared: PreparedCreate, *, tenant: str, job_id: str, now:
         request_hash=prepared.request_hash,
         create_time=now,
         update_time=now,
+        system_instruction=spec.system_instruction,
+        validation_dataset=spec.validation_dataset,
+        export_last_checkpoint_only=spec.export_last_checkpoint_only,
+        provider=provider,
     )
 
 
@@ -53,6 +64,7 @@ def _hyperparameters(h: tuning_job_pb2.Hyperparameters) -> Hyperparameters:
         learning_rate_multiplier=(
             h.learning_rate_multiplier if chosen == "learning_rate_multiplier" else None
         ),
+        adapter_size=h.adapter_size if h.HasField("adapter_size") else None,
     )
 
 
@@ -68,13 +80,18 @@ def job_to_proto(job: Job, queue_position: int = 0) -> tuning_job_pb2.TuningJob:
         labels=job.labels,
         dataset=job.dataset,
         state=State.Value(job.state.value),
-        tuned_model=job.tuned_model,
+        tuned_model=job.tuned_model_name or job.tuned_model,
         progress=tuning_job_pb2.Progress(
             completed_steps=job.progress.completed_steps,
             total_steps=job.progress.total_steps,
             completed_percent=job.progress.completed_percent,
         ),
+        system_instruction=job.system_instruction,
+        validation_dataset=job.validation_dataset,
+        export_last_checkpoint_only=job.export_last_checkpoint_only,
+        provider=PROVIDERS[job.provider.kind],
     )
+    _set_model_outputs(message, job)
     for s in job.snapshots:
         snapshot = message.snapshots.add(step=s.step, epoch=s.epoch, mean_loss=s.mean_loss)
         _set_time(snapshot.compute_time, s.compute_time)
@@ -98,7 +115,30 @@ def _hyperparameters_to_proto(h: Hyperparameters) -> tuning_job_pb2.Hyperparamet
         message.learning_rate = h.learning_rate
     elif h.learning_rate_multiplier is not None:
         message.learning_rate_multiplier = h.learning_rate_multiplier
+    if h.adapter_size is not None:
+        message.adapter_size = h.adapter_size
     return message
+
+
+def _set_model_outputs(message: tuning_job_pb2.TuningJob, job: Job) -> None:
+    """What the upstream reported of the data and the model (Vertex AI): data statistics,
+    checkpoints, the serving endpoint. Filled in by the worker; empty until then."""
+    message.tuned_model_endpoint = job.tuned_model_endpoint
+    for c in job.checkpoints:
+        message.checkpoints.add(
+            checkpoint_id=c.checkpoint_id, epoch=c.epoch, step=c.step, endpoint=c.endpoint
+        )
+    if job.data_stats is not None:
+        message.tuning_data_stats.CopyFrom(_data_stats_to_proto(job.data_stats))
+
+
+def _data_stats_to_proto(stats: DataStats) -> tuning_job_pb2.TuningDataStats:
+    return tuning_job_pb2.TuningDataStats(
+        example_count=stats.example_count,
+        total_characters=stats.total_characters,
+        billable_tokens=stats.billable_tokens,
+        step_count=stats.step_count,
+    )
 
 
 def dataset_to_proto(record: DatasetRecord) -> dataset_pb2.Dataset:

@@ -11,7 +11,9 @@ in the API's pool of checking processes (service.dataset_checker: a tenant's tur
 are bounded) for a larger one. What comes back is small: the request without its
 examples, the examples already encoded as stored, their count and the request's
 fingerprint; or the refusal, as plain data, since an exception does not cross a process
-boundary intact.
+boundary intact. What the tenant's provider accepts is part of the validation, so the
+provider goes with the bytes: as a value (a small frozen dataclass), never the tenants
+file, which a child process does not have.
 """
 
 from __future__ import annotations
@@ -21,12 +23,16 @@ from dataclasses import dataclass
 from google.protobuf.message import DecodeError
 
 from core.domain.job import encode_pairs
+from core.domain.providers import ProviderChoice
 from core.errors import FieldViolation, InvalidArgument, Reason
 from core.runtime.settings import Settings
 from service.convert import request_hash
 from service.request_parsing import parse_create, parse_head
 from service.validation import validate_create
 from tuning.v1 import tuning_service_pb2
+
+GEMINI_API = ProviderChoice()
+"""The default provider (a frozen value, safe as a default argument)."""
 
 
 @dataclass(frozen=True)
@@ -83,11 +89,14 @@ def is_small(call: CreateCall, settings: Settings) -> bool:
     return len(call.raw) <= settings.grpc_small_request_max_bytes
 
 
-def prepare_create(raw: bytes, settings: Settings) -> _Prepared | _Refused:
-    """Parse, validate and encode a create (in a child process, for a large one)."""
+def prepare_create(
+    raw: bytes, settings: Settings, provider: ProviderChoice = GEMINI_API
+) -> _Prepared | _Refused:
+    """Parse, validate (for the tenant's `provider`) and encode a create (in a child
+    process, for a large one)."""
     try:
         parsed = parse_create(raw)
-        validate_create(parsed, settings)
+        validate_create(parsed, settings, provider)
     except InvalidArgument as exc:
         return _Refused(exc.message, exc.violations, exc.reason)
     except (DecodeError, RecursionError, ValueError) as exc:

@@ -10,6 +10,7 @@ import math
 
 from core.domain import lifecycle
 from core.domain.job import JOB_ID_SHAPE, JOB_NAME_PREFIX, Job, Progress, new_job_id
+from core.domain.providers import ProviderChoice, ProviderOf
 from core.domain.quotas import QuotasFor, TenantQuotas
 from core.domain.states import JobState
 from core.errors import (
@@ -39,7 +40,7 @@ from service.create_preparation import (
 from service.dataset_checker import DatasetChecker
 from service.dataset_store import DatasetStore
 from service.datasets_api import dataset_id_of
-from service.validation import REQUEST_ID, resource_id
+from service.validation import MAX_VALIDATION_EXAMPLES, REQUEST_ID, resource_id
 
 DEFAULT_EPOCHS = 5
 DEFAULT_BATCH_SIZE = 4
@@ -60,8 +61,10 @@ class JobsApi:
         *,
         page_tokens: listing.PageTokens,
         checker: DatasetChecker,
+        provider_of: ProviderOf,
     ):
         self._checker = checker
+        self._provider_of = provider_of
         self._store = store
         self._schedule = schedule
         self._datasets = datasets
@@ -85,24 +88,30 @@ class JobsApi:
         dataset): `_admitted` refuses at once what the quota would refuse anyway, on the
         request's head alone. The heavy work runs off the event loop for a large request
         (service.create_preparation).
+
+        The job is validated for, and keeps, the tenant's provider as the tenants file
+        says now: a later change of the file moves only jobs created after it.
         """
         quotas = self._quotas_for(tenant)
         await self._admitted(tenant, call, quotas)
-        prepared = await self._prepared(tenant, call)
+        provider = self._provider_of(tenant)
+        prepared = await self._prepared(tenant, call, provider)
         request = prepared.request
         job = job_from_request(
             prepared,
             tenant=tenant,
             job_id=new_job_id(tenant, request.request_id),
             now=self._clock(),
+            provider=provider,
         )
         job, content = await self._training_data(job, prepared.examples)
+        await self._check_validation_data(job)
         if request.validate_only:
             await self._check_quotas(tenant, quotas, len(content))
             return job.replace(progress=Progress(total_steps=estimated_total_steps(job))), 0
         stored, created, position = await self._store.create(job, content, quotas=quotas)
-        if created and job.dataset:  # retention counts from a dataset's last use
-            await self._datasets.touch(tenant, dataset_id_of(job.dataset, "tuning_job.dataset"))
+        if created:  # retention counts from a dataset's last use
+            await self._touch_datasets(job)
         if stored.deleted:
             raise AlreadyExists(
                 f"request_id {echo(request.request_id)} made {stored.name}, which was deleted; "
@@ -113,10 +122,14 @@ class JobsApi:
             await self._admission.add_to_ring(tenant)
         return stored, position
 
-    async def _prepared(self, tenant: str, call: CreateCall) -> PreparedCreate:
+    async def _prepared(
+        self, tenant: str, call: CreateCall, provider: ProviderChoice
+    ) -> PreparedCreate:
         if is_small(call, self._settings):
-            return unpacked(prepare_create(call.raw, self._settings))
-        return unpacked(await self._checker.run(tenant, prepare_create, call.raw, self._settings))
+            return unpacked(prepare_create(call.raw, self._settings, provider))
+        return unpacked(
+            await self._checker.run(tenant, prepare_create, call.raw, self._settings, provider)
+        )
 
     async def _admitted(self, tenant: str, call: CreateCall, quotas: TenantQuotas) -> None:
         """Refuse a create its quota would refuse, before it costs any work.
@@ -161,11 +174,40 @@ class JobsApi:
         record = await self._datasets.get(job.tenant, dataset_id)
         content = await self._datasets.examples(job.tenant, dataset_id)
         if record is None or content is None:
-            raise InvalidArgument(
-                f"{job.dataset} not found",
-                [FieldViolation("tuning_job.dataset", "not found; upload it with UploadDataset")],
-            )
+            raise _dataset_not_found(job.dataset, "tuning_job.dataset")
         return job.replace(example_count=record.stats.examples), content
+
+    async def _check_validation_data(self, job: Job) -> None:
+        """The job's validation dataset, if it names one, is the tenant's and small enough.
+
+        Resolved as `dataset` is; only its name is kept with the job (the worker reads the
+        dataset when it submits the job)."""
+        if not job.validation_dataset:
+            return
+        field = "tuning_job.validation_dataset"
+        dataset_id = dataset_id_of(job.validation_dataset, field)
+        record = await self._datasets.get(job.tenant, dataset_id)
+        if record is None:
+            raise _dataset_not_found(job.validation_dataset, field)
+        if record.stats.examples > MAX_VALIDATION_EXAMPLES:
+            raise InvalidArgument(
+                f"{job.validation_dataset} is too large to validate on",
+                [
+                    FieldViolation(
+                        field,
+                        f"has {record.stats.examples} examples; "
+                        f"at most {MAX_VALIDATION_EXAMPLES} are accepted",
+                    )
+                ],
+            )
+
+    async def _touch_datasets(self, job: Job) -> None:
+        for name, field in (
+            (job.dataset, "tuning_job.dataset"),
+            (job.validation_dataset, "tuning_job.validation_dataset"),
+        ):
+            if name:
+                await self._datasets.touch(job.tenant, dataset_id_of(name, field))
 
     async def list(
         self, tenant: str, *, page_size: int, page_token: str, filter_text: str
@@ -207,6 +249,12 @@ def estimated_total_steps(job: Job) -> int:
     epochs = job.hyperparameters.epoch_count or DEFAULT_EPOCHS
     batch = job.hyperparameters.batch_size or DEFAULT_BATCH_SIZE
     return math.ceil(job.example_count * epochs / batch)
+
+
+def _dataset_not_found(name: str, field: str) -> InvalidArgument:
+    return InvalidArgument(
+        f"{name} not found", [FieldViolation(field, "not found; upload it with UploadDataset")]
+    )
 
 
 def job_id_of(name: str) -> str:

@@ -38,6 +38,17 @@ CONSTANTS: tuple[tuple[ModuleType, str, str], ...] = (
         "MAX_LEARNING_RATE_MULTIPLIER",
         "largest `learning_rate_multiplier` (above 0)",
     ),
+    (validation, "ADAPTER_SIZES", "the `adapter_size` values accepted (Vertex AI only)"),
+    (
+        validation,
+        "MAX_SYSTEM_INSTRUCTION_CHARS",
+        "characters of a system instruction (Vertex AI only)",
+    ),
+    (
+        validation,
+        "MAX_VALIDATION_EXAMPLES",
+        "examples in a job's validation dataset (Vertex AI only)",
+    ),
     (listing, "MAX_PAGE_SIZE", "jobs on one ListTuningJobs page"),
     (listing, "MAX_SCAN", "index entries one List page reads at most"),
     (listing, "MAX_FILTER_TERMS", "terms of one filter"),

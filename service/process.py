@@ -12,6 +12,7 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from core.domain.providers import ProviderChoice, ProviderOf
 from core.domain.quotas import QuotasFor
 from core.redis.admission import Admission
 from core.redis.client import Redis, RedisEndpoints, connect
@@ -112,7 +113,15 @@ async def start_api(
         processes=settings.validation_processes, per_tenant=settings.tenant_max_validations
     )
     resources.callback(checker.close)  # its processes stop with the server
-    tuning = tuning_servicer(settings, redis, quotas, status_cache, clock, checker=checker)
+    tuning = tuning_servicer(
+        settings,
+        redis,
+        quotas,
+        status_cache,
+        clock,
+        checker=checker,
+        provider_of=providers_of(tenants),
+    )
     registrar.add_generic_rpc_handlers([generic_handler(tuning)])
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar.stand_in)
@@ -181,6 +190,7 @@ def tuning_servicer(
     clock: Clock,
     *,
     checker: DatasetChecker,
+    provider_of: ProviderOf,
 ) -> TuningServicer:
     """The TuningService's behaviour over Redis: jobs, datasets and the status read."""
     keys = Keys(settings.redis_key_prefix)
@@ -199,10 +209,22 @@ def tuning_servicer(
         clock,
         page_tokens=page_tokens,
         checker=checker,
+        provider_of=provider_of,
     )
     status = StatusReader(jobs, store, keys, status_cache)
     datasets_api = DatasetsApi(datasets, settings, clock, checker, page_tokens, quotas)
     return TuningServicer(jobs, datasets_api, status)
+
+
+def providers_of(tenants: TenantDirectory) -> ProviderOf:
+    """Each tenant's provider, as the tenants file says now (a value a child process can
+    take: CreateTuningJob validates for it, and its job keeps it)."""
+
+    def provider_of(tenant_id: str) -> ProviderChoice:
+        found = tenants.tenant(tenant_id)
+        return ProviderChoice() if found is None else found.provider
+
+    return provider_of
 
 
 def status_cache_of(settings: Settings, keys: Keys) -> NearCache[CachedStatus] | None:

@@ -11,10 +11,19 @@ constant here, and documented for callers in protos/tuning/v1/tuning_job.proto:
 - labels: at most 64 (as Google Cloud); keys 1-63 of [a-z0-9_-] starting with a
   lowercase letter, values 0-63 of [a-z0-9_-];
 - epoch_count 1 to 1,000; batch_size 1 to 1,024; learning_rate in (0, 1];
-  learning_rate_multiplier in (0, 10]; NaN and infinities are refused.
+  learning_rate_multiplier in (0, 10]; NaN and infinities are refused; adapter_size one
+  of 1, 2, 4, 8, 16;
+- system_instruction: at most 10,000 characters; validation_dataset: a dataset of at most
+  5,000 examples (its existence is checked in service.jobs_api, as `dataset`'s).
+
+A job is also held to its tenant's provider (core.domain.providers): base_model must be
+one of that provider's models (`TUNING_BASE_MODELS`, `TUNING_VERTEX_BASE_MODELS`), and a
+field the provider does not accept is refused naming the provider, in place of any
+violation of that field's bounds.
 
 No text holds a control character (Unicode category C: Cc, Cf, Cs, Co, Cn; NUL among
-them), except newline and tab in a description, which is free multi-line text.
+them), except newline and tab in a description or a system instruction, which are free
+multi-line text.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import re
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 
+from core.domain.providers import JobOption, ProviderChoice, ProviderKind
 from core.errors import FieldViolation, InvalidArgument, echo
 from core.runtime.settings import Settings
 from service.request_parsing import ParsedCreate
@@ -37,8 +47,10 @@ LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
 MAX_DISPLAY_NAME_CHARS = 40
 MAX_DESCRIPTION_CHARS = 10_000
+MAX_SYSTEM_INSTRUCTION_CHARS = 10_000
 DESCRIPTION_CONTROLS = frozenset("\n\t")
-"""The only control characters a description may hold: it is free, multi-line text."""
+"""The only control characters a description or a system instruction may hold: they are
+free, multi-line text."""
 MAX_EPOCHS = 1_000
 MAX_BATCH_SIZE = 1_024
 MAX_LEARNING_RATE = 1.0
@@ -47,6 +59,9 @@ MAX_RATES = {
     "learning_rate": MAX_LEARNING_RATE,
     "learning_rate_multiplier": MAX_LEARNING_RATE_MULTIPLIER,
 }
+ADAPTER_SIZES = (1, 2, 4, 8, 16)
+MAX_VALIDATION_EXAMPLES = 5_000
+"""Examples a validation dataset may hold (Vertex AI's limit)."""
 
 Violations = Iterator[FieldViolation]
 
@@ -74,20 +89,66 @@ def has_controls(text: str, allowed: frozenset[str] = frozenset()) -> bool:
     return any(unicodedata.category(c)[0] == "C" and c not in allowed for c in text)
 
 
-def validate_create(parsed: ParsedCreate, settings: Settings) -> None:
-    """Raise InvalidArgument listing every violation in the request, or return."""
+def validate_create(parsed: ParsedCreate, settings: Settings, provider: ProviderChoice) -> None:
+    """Raise InvalidArgument listing every violation in the request, or return.
+
+    `provider` is the tenant's (a value, not the tenants file: this may run in a child
+    process)."""
     request = parsed.request
     violations = list(_request_id(request.request_id))
     if not request.HasField("tuning_job"):
         violations.append(FieldViolation("tuning_job", "required"))
     else:
-        job = request.tuning_job
-        violations += _job_fields(job, settings)
-        violations += _hyperparameters(job.hyperparameters, parsed.both_learning_rates)
-        violations += _source(job, settings)
-        violations += _labels(job.labels)
+        violations += _job_violations(parsed, settings, provider.kind)
     if violations:
         raise InvalidArgument(_summary(violations), violations[: settings.max_reported_violations])
+
+
+def _job_violations(
+    parsed: ParsedCreate, settings: Settings, kind: ProviderKind
+) -> list[FieldViolation]:
+    job = parsed.request.tuning_job
+    refused = list(_refused_by(kind, job))
+    bounds = [
+        *_job_fields(job, settings, kind),
+        *_hyperparameters(job.hyperparameters, parsed.both_learning_rates),
+        *_system_instruction(job.system_instruction),
+    ]
+    skipped = {v.field for v in refused}  # a field its provider refuses needs no bounds
+    return [
+        *refused,
+        *(v for v in bounds if v.field not in skipped),
+        *_source(job, settings),
+        *_labels(job.labels),
+    ]
+
+
+def tunable_models(settings: Settings, kind: ProviderKind) -> tuple[str, ...]:
+    """The base models a tenant on provider `kind` may tune (configuration)."""
+    return settings.vertex_base_models if kind is ProviderKind.VERTEX else settings.base_models
+
+
+def _refused_by(kind: ProviderKind, job: tuning_job_pb2.TuningJob) -> Violations:
+    """A violation for each option the job sets that its provider cannot do."""
+    for option in _options_set(job):
+        refusal = kind.refusal(option)
+        if refusal is not None:
+            yield FieldViolation(f"tuning_job.{option.value}", refusal)
+
+
+def _options_set(job: tuning_job_pb2.TuningJob) -> Iterator[JobOption]:
+    hyper = job.hyperparameters
+    asked = {
+        JobOption.EPOCH_COUNT: hyper.HasField("epoch_count"),
+        JobOption.BATCH_SIZE: hyper.HasField("batch_size"),
+        JobOption.LEARNING_RATE: hyper.HasField("learning_rate"),
+        JobOption.LEARNING_RATE_MULTIPLIER: hyper.HasField("learning_rate_multiplier"),
+        JobOption.ADAPTER_SIZE: hyper.HasField("adapter_size"),
+        JobOption.SYSTEM_INSTRUCTION: bool(job.system_instruction),
+        JobOption.VALIDATION_DATASET: bool(job.validation_dataset),
+        JobOption.EXPORT_LAST_CHECKPOINT_ONLY: job.export_last_checkpoint_only,
+    }
+    return (option for option, is_set in asked.items() if is_set)
 
 
 def _summary(violations: list[FieldViolation]) -> str:
@@ -103,12 +164,17 @@ def _request_id(request_id: str) -> Violations:
         )
 
 
-def _job_fields(job: tuning_job_pb2.TuningJob, settings: Settings) -> Violations:
+def _job_fields(
+    job: tuning_job_pb2.TuningJob, settings: Settings, kind: ProviderKind
+) -> Violations:
+    models = tunable_models(settings, kind)
     if not job.base_model:
         yield FieldViolation("tuning_job.base_model", "required")
-    elif job.base_model not in settings.base_models:
-        allowed = ", ".join(settings.base_models)
-        yield FieldViolation("tuning_job.base_model", f"not tunable; use one of: {allowed}")
+    elif job.base_model not in models:
+        yield FieldViolation(
+            "tuning_job.base_model",
+            f"not tunable on the {kind.value} provider; use one of: {', '.join(models)}",
+        )
     if len(job.display_name) > MAX_DISPLAY_NAME_CHARS:
         yield FieldViolation(
             "tuning_job.display_name", f"at most {MAX_DISPLAY_NAME_CHARS} characters"
@@ -139,6 +205,17 @@ def _hyperparameters(hyper: tuning_job_pb2.Hyperparameters, both_rates: bool) ->
         value, most = getattr(hyper, chosen), MAX_RATES[chosen]
         if not (math.isfinite(value) and 0 < value <= most):
             yield FieldViolation(f"{path}.{chosen}", f"must be above 0 and at most {most:g}")
+    if hyper.HasField("adapter_size") and hyper.adapter_size not in ADAPTER_SIZES:
+        sizes = ", ".join(map(str, ADAPTER_SIZES))
+        yield FieldViolation(f"{path}.adapter_size", f"must be one of {sizes}")
+
+
+def _system_instruction(text: str) -> Violations:
+    path = "tuning_job.system_instruction"
+    if len(text) > MAX_SYSTEM_INSTRUCTION_CHARS:
+        yield FieldViolation(path, f"at most {MAX_SYSTEM_INSTRUCTION_CHARS} characters")
+    elif has_controls(text, DESCRIPTION_CONTROLS):
+        yield FieldViolation(path, "no control characters but newline and tab")
 
 
 def _source(job: tuning_job_pb2.TuningJob, settings: Settings) -> Violations:

@@ -2,7 +2,8 @@
 
 The record is a JSON document (`Job.to_json`) in the job's hash, next to the control
 fields that Lua scripts compare (state, version, lease epoch). Times are seconds since
-the epoch. Training examples are stored apart (`Keys.job_data`) and never echoed.
+the epoch. Training examples are stored apart (`Keys.job_data`) and never echoed. A record
+written before a field existed still loads: a missing key takes the field's default.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from core.domain.providers import ProviderChoice, ProviderKind, VertexTarget
 from core.domain.states import JobState
 from core.errors import JobError
 
@@ -38,6 +40,7 @@ class Hyperparameters:
     batch_size: int = 0
     learning_rate: float | None = None
     learning_rate_multiplier: float | None = None
+    adapter_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,26 @@ class Snapshot:
     epoch: int
     mean_loss: float
     compute_time: float | None = None
+
+
+@dataclass(frozen=True)
+class DataStats:
+    """What the upstream counted in a job's training data (Vertex AI reports it)."""
+
+    example_count: int = 0
+    total_characters: int = 0
+    billable_tokens: int = 0
+    step_count: int = 0
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A saved state of the tuned model, servable from its own endpoint (Vertex AI)."""
+
+    checkpoint_id: str
+    epoch: int = 0
+    step: int = 0
+    endpoint: str = ""
 
 
 @dataclass(frozen=True)
@@ -90,6 +113,18 @@ class Job:
     attempts: int = 0
     retrying_since: float | None = None
     deleted: bool = False
+    system_instruction: str = ""
+    validation_dataset: str = ""
+    export_last_checkpoint_only: bool = False
+    provider: ProviderChoice = field(default_factory=ProviderChoice)
+    """Which upstream tunes the job, and where: the tenant's provider when the job was
+    created, kept so that a later change of the tenants file does not move the job."""
+    data_stats: DataStats | None = None
+    checkpoints: tuple[Checkpoint, ...] = ()
+    tuned_model_endpoint: str = ""
+    tuned_model_name: str = ""
+    """The tuned model's resource name, where it is not the ref in `tuned_model` (Vertex
+    AI: the ref is the tuning job, the model `projects/../models/{id}@1`)."""
 
     @property
     def name(self) -> str:
@@ -121,6 +156,7 @@ class Job:
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Job:
+        """The record `to_json` wrote, or one written before some of today's fields."""
         data = json.loads(raw)
         data["state"] = JobState(data["state"])
         data["hyperparameters"] = Hyperparameters(**data["hyperparameters"])
@@ -128,7 +164,19 @@ class Job:
         data["snapshots"] = tuple(Snapshot(**s) for s in data["snapshots"])
         if data["error"] is not None:
             data["error"] = JobError(**data["error"])
+        if "provider" in data:
+            data["provider"] = _provider(data["provider"])
+        if data.get("data_stats") is not None:
+            data["data_stats"] = DataStats(**data["data_stats"])
+        if "checkpoints" in data:
+            data["checkpoints"] = tuple(Checkpoint(**c) for c in data["checkpoints"])
         return cls(**data)
+
+
+def _provider(data: dict[str, Any]) -> ProviderChoice:
+    vertex = data["vertex"]
+    target = None if vertex is None else VertexTarget(**vertex)
+    return ProviderChoice(ProviderKind(data["kind"]), target)
 
 
 def random_id(prefix: str) -> str:

@@ -9,11 +9,15 @@
 training files staged under `staging` (a bucket in that project, which Vertex's service
 agent can read). Each kind needs its OAuth scope on the tenant's credential, checked when
 the credential is set.
+
+What each kind can do with a job is written here once (`JobOption`, `ProviderKind.refusal`):
+the API refuses a job asking its tenant's provider for something it cannot do.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -26,6 +30,19 @@ BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]")
 PREFIX = re.compile(r"[A-Za-z0-9._/-]{0,200}")
 
 
+class JobOption(StrEnum):
+    """A part of a job that not every provider can do: its field path under `tuning_job`."""
+
+    EPOCH_COUNT = "hyperparameters.epoch_count"
+    BATCH_SIZE = "hyperparameters.batch_size"
+    LEARNING_RATE = "hyperparameters.learning_rate"
+    LEARNING_RATE_MULTIPLIER = "hyperparameters.learning_rate_multiplier"
+    ADAPTER_SIZE = "hyperparameters.adapter_size"
+    SYSTEM_INSTRUCTION = "system_instruction"
+    VALIDATION_DATASET = "validation_dataset"
+    EXPORT_LAST_CHECKPOINT_ONLY = "export_last_checkpoint_only"
+
+
 class ProviderKind(StrEnum):
     GEMINI_API = "gemini_api"
     VERTEX = "vertex"
@@ -34,6 +51,53 @@ class ProviderKind(StrEnum):
     def required_scope(self) -> str:
         """The OAuth scope a tenant's credential must carry to tune on this provider."""
         return CLOUD_PLATFORM_SCOPE if self is ProviderKind.VERTEX else TUNING_SCOPE
+
+    def refusal(self, option: JobOption) -> str | None:
+        """Why this provider cannot do `option` (for a field violation); None if it can."""
+        if option in ACCEPTED[self]:
+            return None
+        why = _WHY_NOT.get((self, option), "it has no such option")
+        return f"not accepted by the {self.value} provider ({why})"
+
+
+ACCEPTED: dict[ProviderKind, frozenset[JobOption]] = {
+    ProviderKind.GEMINI_API: frozenset(
+        {
+            JobOption.EPOCH_COUNT,
+            JobOption.BATCH_SIZE,
+            JobOption.LEARNING_RATE,
+            JobOption.LEARNING_RATE_MULTIPLIER,
+        }
+    ),
+    ProviderKind.VERTEX: frozenset(
+        {
+            JobOption.EPOCH_COUNT,
+            JobOption.LEARNING_RATE_MULTIPLIER,
+            JobOption.ADAPTER_SIZE,
+            JobOption.SYSTEM_INSTRUCTION,
+            JobOption.VALIDATION_DATASET,
+            JobOption.EXPORT_LAST_CHECKPOINT_ONLY,
+        }
+    ),
+}
+"""The options each provider can do (Vertex AI: its tuningJobs v1); it refuses the others."""
+
+_WHY_NOT: dict[tuple[ProviderKind, JobOption], str] = {
+    (ProviderKind.GEMINI_API, JobOption.ADAPTER_SIZE): "the Gemini API has no adapter size",
+    (ProviderKind.GEMINI_API, JobOption.SYSTEM_INSTRUCTION): (
+        "the Gemini API tunes on input/output pairs only"
+    ),
+    (ProviderKind.GEMINI_API, JobOption.VALIDATION_DATASET): (
+        "the Gemini API has no validation dataset"
+    ),
+    (ProviderKind.GEMINI_API, JobOption.EXPORT_LAST_CHECKPOINT_ONLY): (
+        "the Gemini API keeps no checkpoints"
+    ),
+    (ProviderKind.VERTEX, JobOption.BATCH_SIZE): "Vertex AI tuningJobs v1 has no batch_size",
+    (ProviderKind.VERTEX, JobOption.LEARNING_RATE): (
+        "Vertex AI tuningJobs v1 has no learning_rate; use learning_rate_multiplier"
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -75,6 +139,10 @@ class ProviderChoice:
         if kind != ProviderKind.VERTEX.value:
             raise ValueError(f"provider kind {kind!r} is not gemini_api or vertex")
         return cls(ProviderKind.VERTEX, _vertex_target(raw))
+
+
+ProviderOf = Callable[[str], ProviderChoice]
+"""A tenant's provider, by tenant id (the API's view of the tenants file)."""
 
 
 def _vertex_target(raw: dict[str, object]) -> VertexTarget:

@@ -21,6 +21,15 @@ from core.domain.quotas import (
 )
 
 DEFAULT_BASE_MODELS = ("models/gemini-1.5-flash-001-tuning", "models/gemini-1.0-pro-001")
+DEFAULT_VERTEX_BASE_MODELS = (
+    "gemini-2.5-pro",
+    "gemini-2.5-flash",
+    "gemini-2.5-flash-lite",
+    "gemini-3-flash-preview",
+    "gemini-3.1-flash-lite",
+    "gemini-3.5-flash",
+    "gemini-3.5-flash-lite",
+)
 
 
 def setting(env: str, default: Any, doc: str) -> Any:
@@ -137,7 +146,13 @@ class Settings:
     base_models: tuple[str, ...] = setting(
         "TUNING_BASE_MODELS",
         DEFAULT_BASE_MODELS,
-        "Comma-separated base models that accept tuning.",
+        "Comma-separated base models that Gemini API tenants may tune.",
+    )
+    vertex_base_models: tuple[str, ...] = setting(
+        "TUNING_VERTEX_BASE_MODELS",
+        DEFAULT_VERTEX_BASE_MODELS,
+        "Comma-separated base models that Vertex AI tenants may tune, as bare ids "
+        "(`gemini-2.5-flash`); `TUNING_BASE_MODELS` are the Gemini API's.",
     )
     min_examples: int = setting(
         "TUNING_MIN_EXAMPLES", 20, "Fewest training examples a job may have (tuning guide: 20)."

@@ -70,6 +70,30 @@ class TuningJob(_message.Message):
     CANCELLED: TuningJob.State.ValueType  # 7
     """The job was cancelled."""
 
+    class _Provider:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _ProviderEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[TuningJob._Provider.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        PROVIDER_UNSPECIFIED: TuningJob._Provider.ValueType  # 0
+        GEMINI_API: TuningJob._Provider.ValueType  # 1
+        """The Gemini API (`tunedModels`)."""
+        VERTEX_AI: TuningJob._Provider.ValueType  # 2
+        """Vertex AI (`projects/*/locations/*/tuningJobs`), in the tenant's own project."""
+
+    class Provider(_Provider, metaclass=_ProviderEnumTypeWrapper):
+        """The upstream service that tunes a job: the provider the tenants file names for the
+        job's tenant when the job was created. A later change of the tenant's provider
+        does not move a job already created.
+        """
+
+    PROVIDER_UNSPECIFIED: TuningJob.Provider.ValueType  # 0
+    GEMINI_API: TuningJob.Provider.ValueType  # 1
+    """The Gemini API (`tunedModels`)."""
+    VERTEX_AI: TuningJob.Provider.ValueType  # 2
+    """Vertex AI (`projects/*/locations/*/tuningJobs`), in the tenant's own project."""
+
     @_typing.final
     class LabelsEntry(_message.Message):
         DESCRIPTOR: _descriptor.Descriptor
@@ -109,6 +133,13 @@ class TuningJob(_message.Message):
     STATUS_FETCH_TIME_FIELD_NUMBER: _builtins.int
     DATASET_FIELD_NUMBER: _builtins.int
     QUEUE_POSITION_FIELD_NUMBER: _builtins.int
+    SYSTEM_INSTRUCTION_FIELD_NUMBER: _builtins.int
+    VALIDATION_DATASET_FIELD_NUMBER: _builtins.int
+    EXPORT_LAST_CHECKPOINT_ONLY_FIELD_NUMBER: _builtins.int
+    TUNING_DATA_STATS_FIELD_NUMBER: _builtins.int
+    CHECKPOINTS_FIELD_NUMBER: _builtins.int
+    TUNED_MODEL_ENDPOINT_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Output only. `tuningJobs/{tuning_job}`: the id is `j` and 19 of [a-z2-7]. A name
     of any other shape (or longer than 64 characters) is INVALID_ARGUMENT, never
@@ -123,11 +154,19 @@ class TuningJob(_message.Message):
     newline and tab.
     """
     base_model: _builtins.str
-    """Required, immutable. A tunable base model, e.g. `models/gemini-1.5-flash-001-tuning`."""
+    """Required, immutable. A base model the tenant's provider tunes, as that provider names
+    it: on the Gemini API e.g. `models/gemini-1.5-flash-001-tuning`
+    (`TUNING_BASE_MODELS`), on Vertex AI a bare id such as `gemini-2.5-flash`
+    (`TUNING_VERTEX_BASE_MODELS`). Any other is INVALID_ARGUMENT, and the violation
+    lists the provider's models.
+    """
     state: Global___TuningJob.State.ValueType
     """Output only."""
     tuned_model: _builtins.str
-    """Output only. The upstream model, `tunedModels/{id}`, once it exists."""
+    """Output only. The upstream model's name once it exists: on the Gemini API
+    `tunedModels/{id}` (called directly), on Vertex AI the model's resource name, served
+    from `tuned_model_endpoint`.
+    """
     dataset: _builtins.str
     """Input: `datasets/{dataset}`, an uploaded dataset to tune on, instead of
     `training_examples`. Set exactly one of the two. The id is `d` and 19 of
@@ -137,9 +176,35 @@ class TuningJob(_message.Message):
     """Output only. While QUEUED: the job's 1-based place in its tenant's queue (a tenant
     runs at most its quota of jobs at once; the rest wait). 0 otherwise.
     """
+    system_instruction: _builtins.str
+    """Optional, Vertex AI only (a Gemini API tenant's job with it is INVALID_ARGUMENT). An
+    instruction given to the model with every training and validation example. At most
+    10,000 characters; no control characters but newline and tab.
+    """
+    validation_dataset: _builtins.str
+    """Optional, Vertex AI only (a Gemini API tenant's job with it is INVALID_ARGUMENT).
+    `datasets/{dataset}`, an uploaded dataset of the caller's that the upstream
+    evaluates the model on while it trains; at most 5,000 examples. The same shape as
+    `dataset`; a dataset the caller does not have is INVALID_ARGUMENT. The job keeps
+    the name, not a copy: the dataset must still exist when the job is submitted.
+    """
+    export_last_checkpoint_only: _builtins.bool
+    """Optional, Vertex AI only (a Gemini API tenant's job with it is INVALID_ARGUMENT).
+    Keep only the last checkpoint instead of one per epoch (each of which is served
+    from an endpoint of its own).
+    """
+    tuned_model_endpoint: _builtins.str
+    """Output only. The endpoint the tuned model is served from, once it is (Vertex AI:
+    `projects/{p}/locations/{l}/endpoints/{id}`, called with `:generateContent`). Empty
+    on the Gemini API, where `tuned_model` itself is called.
+    """
+    provider: Global___TuningJob.Provider.ValueType
+    """Output only. Which upstream tunes this job, fixed when it was created."""
     @_builtins.property
     def hyperparameters(self) -> Global___Hyperparameters:
-        """Optional. Unset fields take the upstream's defaults."""
+        """Optional. Unset fields take the upstream's defaults. A field the tenant's provider
+        does not accept is INVALID_ARGUMENT naming the field and the provider.
+        """
 
     @_builtins.property
     def training_examples(self) -> _containers.RepeatedCompositeFieldContainer[Global___TrainingExample]:
@@ -186,6 +251,18 @@ class TuningJob(_message.Message):
         Reads never call the upstream: this says how fresh the answer is.
         """
 
+    @_builtins.property
+    def tuning_data_stats(self) -> Global___TuningDataStats:
+        """Output only. What the upstream counted in the training data, once it has (Vertex
+        AI); unset until then, and on the Gemini API.
+        """
+
+    @_builtins.property
+    def checkpoints(self) -> _containers.RepeatedCompositeFieldContainer[Global___Checkpoint]:
+        """Output only. The tuned model's checkpoints (Vertex AI): one per epoch, or only the
+        last with `export_last_checkpoint_only`. Empty on the Gemini API.
+        """
+
     def __init__(
         self,
         *,
@@ -208,10 +285,17 @@ class TuningJob(_message.Message):
         status_fetch_time: _timestamp_pb2.Timestamp | None = ...,
         dataset: _builtins.str = ...,
         queue_position: _builtins.int = ...,
+        system_instruction: _builtins.str = ...,
+        validation_dataset: _builtins.str = ...,
+        export_last_checkpoint_only: _builtins.bool = ...,
+        tuning_data_stats: Global___TuningDataStats | None = ...,
+        checkpoints: _abc.Iterable[Global___Checkpoint] | None = ...,
+        tuned_model_endpoint: _builtins.str = ...,
+        provider: Global___TuningJob.Provider.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "error", b"error", "hyperparameters", b"hyperparameters", "progress", b"progress", "start_time", b"start_time", "status_fetch_time", b"status_fetch_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "error", b"error", "hyperparameters", b"hyperparameters", "progress", b"progress", "start_time", b"start_time", "status_fetch_time", b"status_fetch_time", "tuning_data_stats", b"tuning_data_stats", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_model", b"base_model", "create_time", b"create_time", "dataset", b"dataset", "description", b"description", "display_name", b"display_name", "end_time", b"end_time", "error", b"error", "hyperparameters", b"hyperparameters", "labels", b"labels", "name", b"name", "progress", b"progress", "queue_position", b"queue_position", "snapshots", b"snapshots", "start_time", b"start_time", "state", b"state", "status_fetch_time", b"status_fetch_time", "training_examples", b"training_examples", "tuned_model", b"tuned_model", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_model", b"base_model", "checkpoints", b"checkpoints", "create_time", b"create_time", "dataset", b"dataset", "description", b"description", "display_name", b"display_name", "end_time", b"end_time", "error", b"error", "export_last_checkpoint_only", b"export_last_checkpoint_only", "hyperparameters", b"hyperparameters", "labels", b"labels", "name", b"name", "progress", b"progress", "provider", b"provider", "queue_position", b"queue_position", "snapshots", b"snapshots", "start_time", b"start_time", "state", b"state", "status_fetch_time", b"status_fetch_time", "system_instruction", b"system_instruction", "training_examples", b"training_examples", "tuned_model", b"tuned_model", "tuned_model_endpoint", b"tuned_model_endpoint", "tuning_data_stats", b"tuning_data_stats", "update_time", b"update_time", "validation_dataset", b"validation_dataset"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -219,7 +303,10 @@ Global___TuningJob: _TypeAlias = TuningJob  # noqa: Y015
 
 @_typing.final
 class Hyperparameters(_message.Message):
-    """How to train. An unset field takes the upstream's default."""
+    """How to train. An unset field takes the upstream's default. Each field says which
+    providers accept it; setting one the tenant's provider does not accept is
+    INVALID_ARGUMENT naming the field and the provider.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -227,15 +314,24 @@ class Hyperparameters(_message.Message):
     BATCH_SIZE_FIELD_NUMBER: _builtins.int
     LEARNING_RATE_FIELD_NUMBER: _builtins.int
     LEARNING_RATE_MULTIPLIER_FIELD_NUMBER: _builtins.int
+    ADAPTER_SIZE_FIELD_NUMBER: _builtins.int
     epoch_count: _builtins.int
-    """Passes over the training data, from 1 to 1,000. Upstream default 5."""
+    """Passes over the training data, from 1 to 1,000. Upstream default 5. Both providers."""
     batch_size: _builtins.int
-    """Examples per step, from 1 to 1,024. Upstream default 4 (16 for large datasets)."""
+    """Examples per step, from 1 to 1,024. Upstream default 4 (16 for large datasets).
+    Gemini API only (Vertex AI tuningJobs v1 has no batch size).
+    """
     learning_rate: _builtins.float
-    """Absolute learning rate, e.g. 0.001: above 0 and at most 1."""
+    """Absolute learning rate, e.g. 0.001: above 0 and at most 1. Gemini API only
+    (Vertex AI tuningJobs v1 has none: use `learning_rate_multiplier`).
+    """
     learning_rate_multiplier: _builtins.float
     """Multiplier on the upstream's default learning rate, e.g. 1.0: above 0 and at
-    most 10.
+    most 10. Both providers.
+    """
+    adapter_size: _builtins.int
+    """The size of the LoRA adapter: one of 1, 2, 4, 8 or 16 (the upstream chooses by
+    default; not every base model takes every size). Vertex AI only.
     """
     def __init__(
         self,
@@ -244,17 +340,22 @@ class Hyperparameters(_message.Message):
         batch_size: _builtins.int | None = ...,
         learning_rate: _builtins.float = ...,
         learning_rate_multiplier: _builtins.float = ...,
+        adapter_size: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size", "_epoch_count", b"_epoch_count", "batch_size", b"batch_size", "epoch_count", b"epoch_count", "learning_rate", b"learning_rate", "learning_rate_multiplier", b"learning_rate_multiplier", "learning_rate_option", b"learning_rate_option"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_adapter_size", b"_adapter_size", "_batch_size", b"_batch_size", "_epoch_count", b"_epoch_count", "adapter_size", b"adapter_size", "batch_size", b"batch_size", "epoch_count", b"epoch_count", "learning_rate", b"learning_rate", "learning_rate_multiplier", b"learning_rate_multiplier", "learning_rate_option", b"learning_rate_option"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size", "_epoch_count", b"_epoch_count", "batch_size", b"batch_size", "epoch_count", b"epoch_count", "learning_rate", b"learning_rate", "learning_rate_multiplier", b"learning_rate_multiplier", "learning_rate_option", b"learning_rate_option"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_adapter_size", b"_adapter_size", "_batch_size", b"_batch_size", "_epoch_count", b"_epoch_count", "adapter_size", b"adapter_size", "batch_size", b"batch_size", "epoch_count", b"epoch_count", "learning_rate", b"learning_rate", "learning_rate_multiplier", b"learning_rate_multiplier", "learning_rate_option", b"learning_rate_option"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__adapter_size: _TypeAlias = _typing.Literal["adapter_size"]  # noqa: Y015
+    _WhichOneofArgType__adapter_size: _TypeAlias = _typing.Literal["_adapter_size", b"_adapter_size"]  # noqa: Y015
     _WhichOneofReturnType__batch_size: _TypeAlias = _typing.Literal["batch_size"]  # noqa: Y015
     _WhichOneofArgType__batch_size: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size"]  # noqa: Y015
     _WhichOneofReturnType__epoch_count: _TypeAlias = _typing.Literal["epoch_count"]  # noqa: Y015
     _WhichOneofArgType__epoch_count: _TypeAlias = _typing.Literal["_epoch_count", b"_epoch_count"]  # noqa: Y015
     _WhichOneofReturnType_learning_rate_option: _TypeAlias = _typing.Literal["learning_rate", "learning_rate_multiplier"]  # noqa: Y015
     _WhichOneofArgType_learning_rate_option: _TypeAlias = _typing.Literal["learning_rate_option", b"learning_rate_option"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__adapter_size) -> _WhichOneofReturnType__adapter_size | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__batch_size) -> _WhichOneofReturnType__batch_size | None: ...
     @_typing.overload
@@ -317,6 +418,76 @@ class Progress(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Progress: _TypeAlias = Progress  # noqa: Y015
+
+@_typing.final
+class TuningDataStats(_message.Message):
+    """What the upstream counted in a job's training data (Vertex AI's
+    `tuningDataStats.supervisedTuningDataStats`).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXAMPLE_COUNT_FIELD_NUMBER: _builtins.int
+    TOTAL_CHARACTERS_FIELD_NUMBER: _builtins.int
+    BILLABLE_TOKENS_FIELD_NUMBER: _builtins.int
+    STEP_COUNT_FIELD_NUMBER: _builtins.int
+    example_count: _builtins.int
+    """Examples in the training data."""
+    total_characters: _builtins.int
+    """Characters in all the training examples."""
+    billable_tokens: _builtins.int
+    """Tokens the tuning is billed for."""
+    step_count: _builtins.int
+    """Training steps the job will run."""
+    def __init__(
+        self,
+        *,
+        example_count: _builtins.int = ...,
+        total_characters: _builtins.int = ...,
+        billable_tokens: _builtins.int = ...,
+        step_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["billable_tokens", b"billable_tokens", "example_count", b"example_count", "step_count", b"step_count", "total_characters", b"total_characters"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TuningDataStats: _TypeAlias = TuningDataStats  # noqa: Y015
+
+@_typing.final
+class Checkpoint(_message.Message):
+    """A saved state of the tuned model (Vertex AI), servable on its own."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHECKPOINT_ID_FIELD_NUMBER: _builtins.int
+    EPOCH_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    ENDPOINT_FIELD_NUMBER: _builtins.int
+    checkpoint_id: _builtins.str
+    """The upstream's id of the checkpoint (e.g. `1`)."""
+    epoch: _builtins.int
+    """The epoch after which it was saved."""
+    step: _builtins.int
+    """The training step after which it was saved."""
+    endpoint: _builtins.str
+    """The endpoint it is served from, `projects/{p}/locations/{l}/endpoints/{id}`."""
+    def __init__(
+        self,
+        *,
+        checkpoint_id: _builtins.str = ...,
+        epoch: _builtins.int = ...,
+        step: _builtins.int = ...,
+        endpoint: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_id", b"checkpoint_id", "endpoint", b"endpoint", "epoch", b"epoch", "step", b"step"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Checkpoint: _TypeAlias = Checkpoint  # noqa: Y015
 
 @_typing.final
 class Snapshot(_message.Message):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from core.domain.job import Hyperparameters, Job, Progress, Snapshot
+from core.domain.job import Checkpoint, DataStats, Hyperparameters, Job, Progress, Snapshot
+from core.domain.providers import ProviderChoice, ProviderKind, VertexTarget
 from core.domain.states import JobState
 from core.errors import JobError
 
@@ -18,7 +19,7 @@ def a_job_with_every_field_set() -> Job:
         state=JobState.FAILED,
         display_name="d",
         description="desc",
-        hyperparameters=Hyperparameters(3, 4, None, 0.5),
+        hyperparameters=Hyperparameters(3, 4, None, 0.5, 8),
         labels={"team": "a"},
         example_count=20,
         dataset="datasets/x",
@@ -37,7 +38,51 @@ def a_job_with_every_field_set() -> Job:
         attempts=7,
         retrying_since=8.0,
         deleted=True,
+        system_instruction="Answer in French.",
+        validation_dataset="datasets/y",
+        export_last_checkpoint_only=True,
+        provider=ProviderChoice(
+            ProviderKind.VERTEX, VertexTarget("team-v-project", "us-central1", "b", "p")
+        ),
+        data_stats=DataStats(20, 400, 120, 10),
+        checkpoints=(Checkpoint("1", 1, 5, "projects/p/locations/l/endpoints/1"), Checkpoint("2")),
+        tuned_model_endpoint="projects/p/locations/l/endpoints/2",
     )
+
+
+OLD_RECORD = {
+    "id": "j1",
+    "tenant": "team-a",
+    "base_model": "models/gemini-1.5-flash-001-tuning",
+    "state": "SUCCEEDED",
+    "display_name": "d",
+    "description": "",
+    "hyperparameters": {
+        "epoch_count": 2,
+        "batch_size": 4,
+        "learning_rate": None,
+        "learning_rate_multiplier": None,
+    },
+    "labels": {},
+    "example_count": 20,
+    "dataset": "",
+    "request_hash": "abc",
+    "tuned_model": "tunedModels/tj-j1",
+    "operation": "tunedModels/tj-j1/operations/1",
+    "progress": {"completed_steps": 10, "total_steps": 10, "completed_percent": 100.0},
+    "snapshots": [{"step": 1, "epoch": 0, "mean_loss": 0.5, "compute_time": None}],
+    "error": None,
+    "create_time": 1.0,
+    "update_time": 2.0,
+    "start_time": 1.5,
+    "end_time": 2.0,
+    "status_fetch_time": 2.0,
+    "polls": 3,
+    "attempts": 1,
+    "retrying_since": None,
+    "deleted": False,
+}
+"""A record as the platform wrote it before jobs had a provider (and Vertex AI's fields)."""
 
 
 def test_every_field_of_the_example_differs_from_its_default() -> None:
@@ -52,3 +97,14 @@ def test_the_json_form_is_what_asdict_gives_and_reads_back_equal() -> None:
     job = a_job_with_every_field_set()
     assert json.loads(job.to_json()) == json.loads(json.dumps(dataclasses.asdict(job)))
     assert Job.from_json(job.to_json()) == job
+
+
+def test_a_record_written_before_providers_loads_as_a_gemini_api_job() -> None:
+    job = Job.from_json(json.dumps(OLD_RECORD))
+    assert job.provider == ProviderChoice(ProviderKind.GEMINI_API)
+    assert job.hyperparameters == Hyperparameters(2, 4, None, None, None)
+    assert (job.system_instruction, job.validation_dataset) == ("", "")
+    assert not job.export_last_checkpoint_only
+    assert (job.data_stats, job.checkpoints, job.tuned_model_endpoint) == (None, (), "")
+    assert job.tuned_model == "tunedModels/tj-j1" and job.state == JobState.SUCCEEDED
+    assert Job.from_json(job.to_json()) == job  # and is written back whole
