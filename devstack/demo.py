@@ -1,9 +1,13 @@
-"""The demo: the whole system on real parts, one sample tuning job followed to the end.
+"""The demo: the whole system on real parts, one sample tuning job per provider followed
+to the end.
 
 Starts a real redis-server, the emulator (simulated training: see emulator/), the API
 and a worker as separate processes (`devstack.launcher.launch`), submits the sample
-dataset through the gRPC API as a tenant, prints the job's progress until it ends,
-prints the loss per epoch, and stops everything with SIGTERM.
+dataset through the gRPC API as two tenants, `demo-team` on the Gemini API and
+`vertex-team` on Vertex AI (its training file staged in the emulated Cloud Storage),
+prints both jobs' progress until they end, prints what each upstream reported (the loss
+per epoch; Vertex AI's data statistics and checkpoints), and stops everything with
+SIGTERM. No Google account is involved: both upstreams are the emulator's.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 import grpc
 
 from core.runtime.settings import Settings
+from core.security.authorized_user import CLOUD_PLATFORM_SCOPE
 from devstack.launcher import EmulatorOptions, LocalSystem, launch
 from devstack.processes import Child
 from devstack.tenants import LocalTenant
@@ -43,12 +48,28 @@ def load_examples(path: Path = SAMPLE_DATASET) -> list[tuning_job_pb2.TrainingEx
     return [tuning_job_pb2.TrainingExample(**row) for row in rows]
 
 
+GEMINI_TENANT = "demo-team"
+VERTEX_TENANT = "vertex-team"
+VERTEX_PROVIDER = {
+    "kind": "vertex",
+    "project": "vertex-team-demo",
+    "location": "us-central1",
+    "staging": "gs://vertex-team-tuning/platform",
+}
+
+
+def demo_tenants() -> list[LocalTenant]:
+    """One tenant per provider; the Vertex one's grant has the cloud-platform scope."""
+    vertex = LocalTenant(VERTEX_TENANT, scopes=(CLOUD_PLATFORM_SCOPE,), provider=VERTEX_PROVIDER)
+    return [LocalTenant(GEMINI_TENANT), vertex]
+
+
 def _launch(options: DemoOptions) -> AbstractAsyncContextManager[LocalSystem]:
     """Redis, emulator, API and one worker, each a real process, each serving /metrics."""
     return launch(
-        tenants=[LocalTenant("demo-team")],
+        tenants=demo_tenants(),
         settings=Settings(poll_min_s=0.5, poll_max_s=1.0),
-        emulator=EmulatorOptions(steps_per_second=options.steps_per_second),
+        emulator=EmulatorOptions(steps_per_second=options.steps_per_second, vertex_pending_s=1.0),
         workers=1,
         serve_metrics=True,
         on_stop=_report_stop,
@@ -59,15 +80,21 @@ def _report_stop(child: Child, code: int) -> None:
     print(f"stopped {child.module}: exit code {code}")
 
 
-async def follow_job(system: LocalSystem, options: DemoOptions) -> tuning_job_pb2.TuningJob:
-    """Submit the sample job and print its progress until it ends."""
-    metadata = system.metadata
+async def follow_job(
+    system: LocalSystem,
+    tenant: str,
+    request: tuning_service_pb2.CreateTuningJobRequest,
+    *,
+    timeout_s: float,
+) -> tuning_job_pb2.TuningJob:
+    """Submit `request` as `tenant` and print the job's progress until it ends."""
+    metadata = system.metadata_of(tenant)
     async with grpc.aio.insecure_channel(system.api_target) as channel:
         client = tuning_service_pb2_grpc.TuningServiceStub(channel)
-        job = await client.CreateTuningJob(_sample_request(options), metadata=metadata)
-        print(f"created {job.name}: {State.Name(job.state)}")
+        job = await client.CreateTuningJob(request, metadata=metadata)
+        print(f"{tenant}: created {job.name}: {State.Name(job.state)}")
         last = ""
-        async with asyncio.timeout(options.timeout_s):
+        async with asyncio.timeout(timeout_s):
             while job.state not in TERMINAL:
                 await asyncio.sleep(0.5)
                 job = await client.GetTuningJob(
@@ -75,20 +102,39 @@ async def follow_job(system: LocalSystem, options: DemoOptions) -> tuning_job_pb
                 )
                 line = _progress_line(job)
                 if line != last:
-                    print(line)
+                    print(f"{tenant}: {line}")
                     last = line
         return job
 
 
-def _sample_request(options: DemoOptions) -> tuning_service_pb2.CreateTuningJobRequest:
+def gemini_request(options: DemoOptions) -> tuning_service_pb2.CreateTuningJobRequest:
+    """The sample job as the Gemini API takes it: a batch size and a learning rate."""
+    hyper = tuning_job_pb2.Hyperparameters(
+        epoch_count=options.epochs, batch_size=options.batch_size, learning_rate=0.001
+    )
+    return _sample_request("models/gemini-1.5-flash-001-tuning", hyper)
+
+
+def vertex_request(options: DemoOptions) -> tuning_service_pb2.CreateTuningJobRequest:
+    """The sample job as Vertex AI takes it: an adapter size, a rate multiplier and a
+    system instruction applied to every example."""
+    hyper = tuning_job_pb2.Hyperparameters(
+        epoch_count=options.epochs, adapter_size=4, learning_rate_multiplier=1.0
+    )
+    request = _sample_request("gemini-2.5-flash", hyper)
+    request.tuning_job.system_instruction = "Answer with the next number only."
+    return request
+
+
+def _sample_request(
+    base_model: str, hyper: tuning_job_pb2.Hyperparameters
+) -> tuning_service_pb2.CreateTuningJobRequest:
     return tuning_service_pb2.CreateTuningJobRequest(
         request_id=str(uuid.uuid4()),
         tuning_job=tuning_job_pb2.TuningJob(
             display_name="number generator (demo)",
-            base_model="models/gemini-1.5-flash-001-tuning",
-            hyperparameters=tuning_job_pb2.Hyperparameters(
-                epoch_count=options.epochs, batch_size=options.batch_size, learning_rate=0.001
-            ),
+            base_model=base_model,
+            hyperparameters=hyper,
             training_examples=load_examples(),
             labels={"purpose": "demo"},
         ),
@@ -119,24 +165,47 @@ def loss_per_epoch(job: tuning_job_pb2.TuningJob) -> dict[int, float]:
     return {epoch: statistics.fmean(losses) for epoch, losses in epochs.items()}
 
 
-def _report(job: tuning_job_pb2.TuningJob) -> None:
-    print(f"\n{job.name} ended {State.Name(job.state)}; tuned model: {job.tuned_model or '-'}")
+def _report(tenant: str, job: tuning_job_pb2.TuningJob) -> None:
+    provider = tuning_job_pb2.TuningJob.Provider.Name(job.provider)
+    print(f"\n{tenant} ({provider}): {job.name} ended {State.Name(job.state)}")
+    print(f"  tuned model: {job.tuned_model or '-'}")
+    if job.tuned_model_endpoint:
+        print(f"  served from: {job.tuned_model_endpoint}")
     if job.error.message:
-        print(f"error: {job.error.message}")
-    print("loss per epoch (mean of the epoch's steps):")
-    for epoch, loss in loss_per_epoch(job).items():
-        print(f"  epoch {epoch}: {loss:.4f}")
+        print(f"  error: {job.error.message}")
+    if job.HasField("tuning_data_stats"):
+        stats = job.tuning_data_stats
+        print(
+            f"  data: {stats.example_count} examples, {stats.total_characters} characters, "
+            f"{stats.billable_tokens} billable tokens, {stats.step_count} steps"
+        )
+    for checkpoint in job.checkpoints:
+        print(
+            f"  checkpoint {checkpoint.checkpoint_id}: epoch {checkpoint.epoch}, "
+            f"step {checkpoint.step}"
+        )
+    if job.snapshots:
+        print("  loss per epoch (mean of the epoch's steps):")
+        for epoch, loss in loss_per_epoch(job).items():
+            print(f"    epoch {epoch}: {loss:.4f}")
 
 
 async def run_demo(options: DemoOptions) -> int:
-    """Run the demo; 0 if the job succeeded."""
+    """Run the demo; 0 if both jobs succeeded."""
     async with _launch(options) as system:
         print(f"API {system.api_target}, emulator {system.emulator_url}, {system.redis_url}")
-        job = await follow_job(system, options)
-        _report(job)
+        requests = {GEMINI_TENANT: gemini_request(options), VERTEX_TENANT: vertex_request(options)}
+        jobs = await asyncio.gather(
+            *(
+                follow_job(system, tenant, request, timeout_s=options.timeout_s)
+                for tenant, request in requests.items()
+            )
+        )
+        for tenant, job in zip(requests, jobs, strict=True):
+            _report(tenant, job)
         if options.serve:
             await _serve_until_interrupted(system)
-    return 0 if job.state == State.SUCCEEDED else 1
+    return 0 if all(job.state == State.SUCCEEDED for job in jobs) else 1
 
 
 async def _serve_until_interrupted(system: LocalSystem) -> None:

@@ -65,6 +65,8 @@ class EmulatorOptions:
     """Its quota: API requests admitted in any sliding second, 429 above (0: none)."""
     faults_file: Path | None = None
     """Fault rules pending from the start (the body of POST /_emulator/faults)."""
+    vertex_pending_s: float = 5.0
+    """How long a new Vertex AI tuning job stays PENDING."""
 
     def args(self, grants_file: Path) -> list[str]:
         """The command line of an emulator process on a free port."""
@@ -72,6 +74,7 @@ class EmulatorOptions:
         args += ["--steps-per-second", str(self.steps_per_second)]
         args += ["--token-ttl-s", str(self.token_ttl_s)]
         args += ["--rate-limit-rps", str(self.rate_limit_rps)]
+        args += ["--vertex-pending-s", str(self.vertex_pending_s)]
         if self.faults_file is not None:
             args += ["--faults-file", str(self.faults_file)]
         return args
@@ -85,6 +88,7 @@ class EmulatorOptions:
             grants=load_grants(grants_file),
             faults=faults,
             rate_limit_rps=self.rate_limit_rps,
+            vertex_pending_s=self.vertex_pending_s,
         )
 
 
@@ -115,6 +119,8 @@ def local_settings(
         redis_url=redis_url,
         tenants_file=str(tenant_files.tenants_file),
         upstream_base_url=emulator_url,
+        vertex_base_url=emulator_url,
+        storage_base_url=emulator_url,
         token_uri=emulator_url + "/token",
         grpc_listen="127.0.0.1:0",
         worker_health_listen="127.0.0.1:0",

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from core.domain.providers import ProviderChoice, VertexTarget
 from core.domain.quotas import QuotasFor
 from core.redis.admission import Admission
 from core.redis.client import Redis, connect
@@ -34,10 +35,14 @@ from worker.gemini import GeminiClient, GeminiProvider
 from worker.gemini.client import Limiter
 from worker.health import WorkerHealth
 from worker.provider import TuningProvider
+from worker.providers import Providers
 from worker.reconciler import Policy, Reconciler
 from worker.retention import Retention
 from worker.steps import Steps
 from worker.sweep import Sweeper
+from worker.vertex.client import VertexClient
+from worker.vertex.provider import VertexProvider
+from worker.vertex.storage import StorageClient
 from worker.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -108,22 +113,27 @@ def build_worker(wiring: WorkerWiring, *, quotas_for: QuotasFor | None = None) -
 
 
 def build_steps(wiring: WorkerWiring) -> Steps:
-    """What a worker does to each job, wired to the Gemini API and the credentials."""
-    provider, auth_for = build_provider(wiring)
+    """What a worker does to each job, wired to its job's provider and the credentials."""
+    providers, auth_for = build_providers(wiring)
     settings, metrics = wiring.settings, wiring.metrics
-    return Steps(wiring.store, provider, auth_for, settings, wiring.clock, metrics=metrics)
+    return Steps(wiring.store, providers, auth_for, settings, wiring.clock, metrics=metrics)
 
 
 def build_reconciler(wiring: WorkerWiring) -> Reconciler:
     """The reconciler (worker.reconciler), on a provider and credentials of its own, whose
     requests share the fleet's upstream rate limit with the visits'."""
-    provider, auth_for = build_provider(wiring)
-    redis, keys = wiring.redis, wiring.keys
+    providers, auth_for = build_providers(wiring)
+    redis, keys, tenants = wiring.redis, wiring.keys, wiring.tenants
+
+    def provider_of(tenant_id: str) -> TuningProvider:
+        found = tenants.tenant(tenant_id)
+        return providers.of(found.provider if found is not None else ProviderChoice())
+
     return Reconciler(
         wiring.store,
         Tombstones(redis, keys),
         FleetLock(redis, keys.reconciler_lock()),
-        provider,
+        provider_of,
         auth_for,
         wiring.tenants.tenant_ids,
         wiring.clock,
@@ -132,8 +142,9 @@ def build_reconciler(wiring: WorkerWiring) -> Reconciler:
     )
 
 
-def build_provider(wiring: WorkerWiring) -> tuple[TuningProvider, Callable[[str], TokenSource]]:
-    """The Gemini API provider, and each tenant's TokenSource by its id."""
+def build_providers(wiring: WorkerWiring) -> tuple[Providers, Callable[[str], TokenSource]]:
+    """The Gemini API's provider and Vertex AI's (one per target), and each tenant's
+    TokenSource by its id."""
     settings, redis, keys, metrics = wiring.settings, wiring.redis, wiring.keys, wiring.metrics
     credentials = CredentialSource(
         wiring.tenants,
@@ -146,7 +157,21 @@ def build_provider(wiring: WorkerWiring) -> tuple[TuningProvider, Callable[[str]
     )
     limiter = upstream_limiter(settings, redis, keys)
     client = GeminiClient(wiring.http, settings.upstream_base_url, limiter, metrics)
-    return GeminiProvider(client), credentials.for_tenant
+    storage = StorageClient(
+        wiring.http, base_url=settings.storage_base_url, limiter=limiter, metrics=metrics
+    )
+
+    def vertex_at(target: VertexTarget) -> TuningProvider:
+        vertex = VertexClient(
+            wiring.http,
+            target.location,
+            base_url=settings.vertex_base_url,
+            limiter=limiter,
+            metrics=metrics,
+        )
+        return VertexProvider(vertex, storage, target)
+
+    return Providers(GeminiProvider(client), vertex_at), credentials.for_tenant
 
 
 async def _run_until_stopped(wiring: WorkerWiring, worker: Worker) -> None:

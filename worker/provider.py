@@ -25,6 +25,10 @@ class TuningRequest:
     description: str
     hyperparameters: Hyperparameters
     examples: list[Example]
+    system_instruction: str = ""
+    """Applied to every example (Vertex AI; the API refuses it for the Gemini API)."""
+    export_last_checkpoint_only: bool = False
+    """Keep only the last epoch's checkpoint (Vertex AI)."""
 
     @classmethod
     def from_job(cls, job: Job, examples: list[Example]) -> TuningRequest:
@@ -35,6 +39,8 @@ class TuningRequest:
             description=job.description,
             hyperparameters=job.hyperparameters,
             examples=examples,
+            system_instruction=job.system_instruction,
+            export_last_checkpoint_only=job.export_last_checkpoint_only,
         )
 
 

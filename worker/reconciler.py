@@ -192,7 +192,7 @@ class Reconciler:
         store: JobStore,
         tombstones: Tombstones,
         lock: FleetLock,
-        provider: TuningProvider,
+        provider_of: Callable[[str], TuningProvider],
         auth_for: Callable[[str], TokenSource],
         tenants: Callable[[], Iterable[str]],
         clock: Clock,
@@ -205,7 +205,7 @@ class Reconciler:
         self._store = store
         self._tombstones = tombstones
         self._lock = lock
-        self._provider = provider
+        self._provider_of = provider_of  # by tenant: what it has upstream now
         self._auth_for = auth_for
         self._tenants = tenants  # asked at every pass: the tenants file can change
         self._clock = clock
@@ -267,7 +267,7 @@ class Reconciler:
                 if run.should_stop(self._policy.pages_per_pass):
                     return
                 await self._keep(run, f"list {tenant}'s resources")
-                page = await self._provider.list_owned(
+                page = await self._provider_of(tenant).list_owned(
                     auth, page_size=self._page_size, page_token=page_token
                 )
                 run.report.pages += 1
@@ -306,7 +306,7 @@ class Reconciler:
             return Outcome.DEFERRED
         await self._keep(run, f"delete {resource.name}")
         try:
-            await self._provider.delete_owned(auth, resource)
+            await self._provider_of(tenant).delete_owned(auth, resource)
         except (UpstreamError, Retryable) as exc:
             log.warning("reconciler: cannot delete %s: %s", resource.name, exc.message)
             return Outcome.DELETE_FAILED

@@ -48,6 +48,7 @@ from core.runtime.settings import Settings
 from worker import deadline, fence
 from worker.credentials import TokenSource
 from worker.provider import TuningProvider, TuningRequest
+from worker.providers import Providers
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class Steps:
     def __init__(
         self,
         store: JobStore,
-        provider: TuningProvider,
+        providers: Providers,
         auth_for: Callable[[str], TokenSource],
         settings: Settings,
         clock: Clock,
@@ -81,7 +82,7 @@ class Steps:
     ) -> None:
         self._metrics = metrics
         self._store = store
-        self._provider = provider
+        self._providers = providers
         self._auth_for = auth_for
         self._settings = settings
         self._clock = clock
@@ -142,7 +143,7 @@ class Steps:
         request = TuningRequest.from_job(job, decode_examples(raw))
         if moved := await self._hold(lease, job):
             return moved
-        status = await self._provider.create(self._auth_for(job.tenant), request)
+        status = await self._provider(job).create(self._auth_for(job.tenant), request)
         job = await self._update(
             lease, job, lambda j: lifecycle.submitted(j, status, self._clock())
         )
@@ -154,7 +155,8 @@ class Steps:
 
     async def _poll(self, lease: Lease, job: Job) -> Outcome:
         try:
-            status = await self._provider.status(self._auth_for(job.tenant), self._ref(job))
+            auth = self._auth_for(job.tenant)
+            status = await self._provider(job).status(auth, self._ref(job))
         except UpstreamNotFound:
             error = JobError.of(Reason.DELETED_UPSTREAM, f"{job.tuned_model} was deleted upstream")
             await self._fail(lease, job, error)
@@ -169,7 +171,7 @@ class Steps:
         auth, ref = self._auth_for(job.tenant), self._ref(job)
         if moved := await self._hold(lease, job):
             return moved
-        status = await self._cancelled_status(auth, ref)
+        status = await self._cancelled_status(self._provider(job), auth, ref)
         must_delete = False
         if status is not None and status.state == UpstreamState.RUNNING:
             if status.ref.operation:  # The provider's ref: it may have found the job.
@@ -190,15 +192,17 @@ class Steps:
         if cancelled and (must_delete or self._settings.delete_cancelled_models):
             if moved := await self._hold(lease, job):
                 return moved
-            await self._provider.delete(auth, ref)
+            await self._provider(job).delete(auth, ref)
         await self._update(lease, job, end)
         return None
 
-    async def _cancelled_status(self, auth: TokenSource, ref: UpstreamRef) -> UpstreamStatus | None:
+    async def _cancelled_status(
+        self, provider: TuningProvider, auth: TokenSource, ref: UpstreamRef
+    ) -> UpstreamStatus | None:
         """Ask the upstream to stop; its status afterwards, or None if nothing is there."""
         try:
-            await self._provider.cancel(auth, ref)
-            return await self._provider.status(auth, ref)
+            await provider.cancel(auth, ref)
+            return await provider.status(auth, ref)
         except UpstreamNotFound:
             return None
 
@@ -209,10 +213,10 @@ class Steps:
             if moved := await self._hold(lease, job):
                 return moved
             if not job.state.terminal:
-                await self._cancelled_status(auth, ref)
+                await self._cancelled_status(self._provider(job), auth, ref)
                 if moved := await self._hold(lease, job):
                     return moved
-            await self._provider.delete(auth, ref)
+            await self._provider(job).delete(auth, ref)
         await self._store.remove(lease)
         log.info("job %s deleted", job.name)
         return None
@@ -256,7 +260,10 @@ class Steps:
     def _ref(self, job: Job) -> UpstreamRef:
         if job.tuned_model:
             return UpstreamRef(job.tuned_model, job.operation)
-        return self._provider.ref_for(job.tuned_model_id)
+        return self._provider(job).ref_for(job.tuned_model_id)
+
+    def _provider(self, job: Job) -> TuningProvider:
+        return self._providers.of(job.provider)
 
     async def dead_letter(self, lease: Lease, job: Job) -> None:
         """The job was handed out too often without a visit finishing: give up on it."""

@@ -57,9 +57,14 @@ def observed(job: Job, status: UpstreamStatus, now: float) -> Job | None:
     """Record a status fetched from upstream; a finished upstream job ends ours the same way."""
     if job.state.terminal:
         return None
+    outputs = status.outputs
     job = job.replace(
         progress=status.progress,
         snapshots=status.snapshots or job.snapshots,
+        tuned_model_name=outputs.model or job.tuned_model_name,
+        tuned_model_endpoint=outputs.endpoint or job.tuned_model_endpoint,
+        checkpoints=outputs.checkpoints or job.checkpoints,
+        data_stats=outputs.data_stats or job.data_stats,
         status_fetch_time=now,
         start_time=status.start_time or job.start_time,
         polls=job.polls + 1,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from core.domain.job import Progress, Snapshot
+from core.domain.job import Checkpoint, DataStats, Progress, Snapshot
 from core.errors import JobError
 
 
@@ -33,6 +33,18 @@ class UpstreamRef:
 
 
 @dataclass(frozen=True)
+class TunedOutputs:
+    """What an upstream reports it made of a job, where it reports it (Vertex AI does):
+    the tuned model's resource name, the endpoint serving it, its checkpoints, and what
+    it counted in the training data. Empty parts: not (yet) known."""
+
+    model: str = ""
+    endpoint: str = ""
+    checkpoints: tuple[Checkpoint, ...] = ()
+    data_stats: DataStats | None = None
+
+
+@dataclass(frozen=True)
 class UpstreamStatus:
     """One observation of a job upstream."""
 
@@ -43,3 +55,4 @@ class UpstreamStatus:
     error: JobError | None = None
     start_time: float | None = None
     end_time: float | None = None
+    outputs: TunedOutputs = TunedOutputs()

@@ -247,6 +247,18 @@ class Settings:
         "https://generativelanguage.googleapis.com",
         "Worker: Gemini API base URL (the emulator's URL offline).",
     )
+    vertex_base_url: str = setting(
+        "TUNING_VERTEX_BASE_URL",
+        "",
+        "Worker: Vertex AI base URL for every location (the emulator's URL offline); empty: "
+        "each Vertex tenant's own `https://{location}-aiplatform.googleapis.com`.",
+    )
+    storage_base_url: str = setting(
+        "TUNING_STORAGE_BASE_URL",
+        "https://storage.googleapis.com",
+        "Worker: Cloud Storage JSON API base URL, where Vertex AI tenants' training files "
+        "are staged (the emulator's URL offline).",
+    )
     token_uri: str = setting(
         "TUNING_TOKEN_URI",
         "https://oauth2.googleapis.com/token",

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.timeout(180)
-def test_the_demo_follows_a_job_to_success_and_stops_cleanly() -> None:
+def test_the_demo_follows_a_job_per_provider_to_success_and_stops_cleanly() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "devstack", "--steps-per-second", "20"],
         cwd=ROOT,
@@ -24,7 +24,11 @@ def test_the_demo_follows_a_job_to_success_and_stops_cleanly() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "QUEUED" in out and "RUNNING" in out
-    assert "ended SUCCEEDED" in out
-    assert "epoch 5:" in out
+    assert "demo-team (GEMINI_API): tuningJobs/" in out
+    assert "vertex-team (VERTEX_AI): tuningJobs/" in out
+    assert out.count("ended SUCCEEDED") == 2
+    assert "epoch 5:" in out  # the Gemini API's loss per epoch
+    assert "checkpoint 5: epoch 5" in out  # Vertex AI's checkpoints
+    assert "/endpoints/" in out
     for process in ("worker", "service", "emulator"):
         assert f"stopped {process}: exit code 0" in out

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from core.domain.job import Example, Job, new_job_id
+from core.domain.providers import ProviderChoice
 from core.domain.states import JobState
 from core.redis.job_store import JobStore
 from core.redis.keys import Keys
@@ -30,7 +31,7 @@ from core.security.tenants import TenantDirectory
 from tests.harness import BASE_MODEL, System
 from worker import fence
 from worker.gemini import GeminiClient
-from worker.process import WorkerWiring, build_provider
+from worker.process import WorkerWiring, build_providers
 from worker.provider import TuningRequest
 from worker.reconciler import Outcome, PassResult, Policy, Reconciler
 
@@ -56,7 +57,8 @@ class Rig:
     def reconciler(
         self, *, lease_s: float = 60.0, page_size: int = 100, **policy: Any
     ) -> Reconciler:
-        provider, auth_for = build_provider(self.wiring)
+        providers, auth_for = build_providers(self.wiring)
+        provider = providers.of(ProviderChoice())  # team-a tunes on the Gemini API
         keys = self.wiring.keys
         defaults = Policy(
             grace_s=GRACE_S,
@@ -69,7 +71,7 @@ class Rig:
             self.store,
             Tombstones(self.system.redis, keys),
             FleetLock(self.system.redis, keys.reconciler_lock()),
-            provider,
+            lambda _tenant: provider,
             auth_for,
             self.wiring.tenants.tenant_ids,
             self.system.clock,
@@ -101,7 +103,8 @@ class Rig:
 
     async def make_model(self, model_id: str) -> None:
         """Create a model upstream, as a worker (a stale one, perhaps) would."""
-        provider, auth_for = build_provider(self.wiring)
+        providers, auth_for = build_providers(self.wiring)
+        provider = providers.of(ProviderChoice())
         job = Job(id="x", tenant=TENANT, base_model=BASE_MODEL, display_name="orphan")
         request = dataclasses.replace(TuningRequest.from_job(job, EXAMPLES), model_id=model_id)
         with fence.holding(fence.Fence.for_lease("test", time.monotonic(), 60.0)):
@@ -109,7 +112,7 @@ class Rig:
 
     async def models(self) -> set[str]:
         """The ids of team-a's models upstream."""
-        auth = build_provider(self.wiring)[1](TENANT)
+        auth = build_providers(self.wiring)[1](TENANT)
         found, _ = await self.client.list_tuned_models(auth, page_size=1000)
         return {str(m["name"]).removeprefix("tunedModels/") for m in found}
 

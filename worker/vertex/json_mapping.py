@@ -21,8 +21,8 @@ from typing import Any
 import orjson
 from google.rpc import code_pb2
 
-from core.domain.job import Example, Progress
-from core.domain.upstream import UpstreamRef, UpstreamState, UpstreamStatus
+from core.domain.job import Checkpoint, DataStats, Example, Progress
+from core.domain.upstream import TunedOutputs, UpstreamRef, UpstreamState, UpstreamStatus
 from core.errors import JobError, Reason, UpstreamRejected
 from worker.gemini.json_mapping import parse_time
 from worker.provider import TuningRequest
@@ -79,7 +79,6 @@ def tuning_job_body(
     request: TuningRequest,
     dataset_uri: str,
     labels: dict[str, str],
-    adapter_size: int = 0,
 ) -> Json:
     """The TuningJob to create; unset hyperparameters are left to the upstream's defaults.
 
@@ -88,8 +87,10 @@ def tuning_job_body(
     """
     spec: Json = {
         "trainingDatasetUri": dataset_uri,
-        "hyperParameters": _hyper_parameters(request, adapter_size),
+        "hyperParameters": _hyper_parameters(request),
     }
+    if request.export_last_checkpoint_only:
+        spec["exportLastCheckpointOnly"] = True
     body: Json = {
         "baseModel": request.base_model.removeprefix(BASE_MODEL_PREFIX),
         "supervisedTuningSpec": spec,
@@ -102,8 +103,9 @@ def tuning_job_body(
     return body
 
 
-def _hyper_parameters(request: TuningRequest, adapter_size: int) -> Json:
+def _hyper_parameters(request: TuningRequest) -> Json:
     h = request.hyperparameters
+    adapter_size = h.adapter_size or 0
     if h.batch_size or h.learning_rate is not None:
         raise UpstreamRejected(
             "Vertex AI v1 tuning sets neither a batch size nor an absolute learning rate: "
@@ -142,7 +144,34 @@ def status_from_tuning_job(job: Json, model_id: str = "") -> UpstreamStatus:
         error=_job_error(job) if state in (UpstreamState.FAILED, UpstreamState.CANCELLED) else None,
         start_time=parse_time(job.get("startTime")),
         end_time=parse_time(job.get("endTime")),
+        outputs=outputs(job),
     )
+
+
+def outputs(job: Json) -> TunedOutputs:
+    """The tuned model, its endpoint and checkpoints, and the data statistics, as far as
+    the TuningJob has them (int64 fields come as JSON strings)."""
+    tuned = job.get("tunedModel", {})
+    checkpoints = tuple(
+        Checkpoint(
+            checkpoint_id=str(c.get("checkpointId", "")),
+            epoch=int(c.get("epoch", 0)),
+            step=int(c.get("step", 0)),
+            endpoint=str(c.get("endpoint", "")),
+        )
+        for c in tuned.get("checkpoints", [])
+    )
+    stats = job.get("tuningDataStats", {}).get("supervisedTuningDataStats")
+    data_stats = None
+    if stats:
+        data_stats = DataStats(
+            example_count=int(stats.get("tuningDatasetExampleCount", 0)),
+            total_characters=int(stats.get("totalTuningCharacterCount", 0)),
+            billable_tokens=int(stats.get("totalBillableTokenCount", 0)),
+            step_count=int(stats.get("tuningStepCount", 0)),
+        )
+    model, endpoint = str(tuned.get("model", "")), str(tuned.get("endpoint", ""))
+    return TunedOutputs(model, endpoint, checkpoints, data_stats)
 
 
 def progress(job: Json) -> Progress:

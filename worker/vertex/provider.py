@@ -65,8 +65,7 @@ class VertexProvider:
     """Tuning through `tuningJobs` at one `target`; the ref of a job is its tuning job's name.
 
     `client` must be for the target's location. `label_key` names the label that carries
-    the job's id; `adapter_size` is the LoRA adapter size asked for (1, 2, 4, 8, 16 or 32;
-    0: the upstream's default).
+    the job's id.
     """
 
     def __init__(
@@ -76,7 +75,6 @@ class VertexProvider:
         target: VertexTarget,
         *,
         label_key: str = DEFAULT_LABEL_KEY,
-        adapter_size: int = 0,
     ) -> None:
         if not LABEL_KEY_SHAPE.fullmatch(label_key):
             raise ValueError(f"not a Google Cloud label key: {label_key!r}")
@@ -85,7 +83,6 @@ class VertexProvider:
         self._target = target
         self._parent = f"projects/{target.project}/locations/{target.location}"
         self._label_key = label_key
-        self._adapter_size = adapter_size
 
     def object_name(self, job_id: str) -> str:
         """The job's staged training file: named after the job alone."""
@@ -106,7 +103,6 @@ class VertexProvider:
             request,
             f"{GS_PREFIX}{self._target.bucket}/{self.object_name(job_id)}",
             {self._label_key: job_id},
-            self._adapter_size,
         )
         await self._stage(auth, job_id, request)
         created = await self._create_once(auth, job_id, body)
@@ -129,7 +125,7 @@ class VertexProvider:
             raise
 
     async def _stage(self, auth: TokenSource, job_id: str, request: TuningRequest) -> None:
-        lines = training_lines(request.examples)
+        lines = training_lines(request.examples, request.system_instruction)
         name = self.object_name(job_id)
         await self._storage.upload(auth, self._target.bucket, name, lines)
 

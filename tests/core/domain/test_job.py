@@ -47,6 +47,7 @@ def a_job_with_every_field_set() -> Job:
         data_stats=DataStats(20, 400, 120, 10),
         checkpoints=(Checkpoint("1", 1, 5, "projects/p/locations/l/endpoints/1"), Checkpoint("2")),
         tuned_model_endpoint="projects/p/locations/l/endpoints/2",
+        tuned_model_name="projects/p/locations/l/models/3@1",
     )
 
 

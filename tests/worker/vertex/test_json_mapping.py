@@ -64,7 +64,7 @@ def test_a_system_instruction_goes_on_every_line() -> None:
 
 def test_the_body_is_a_valid_v1_tuning_job() -> None:
     body = tuning_job_body(
-        request(epoch_count=3, learning_rate_multiplier=0.5), URI, {"k": "j1"}, adapter_size=4
+        request(epoch_count=3, learning_rate_multiplier=0.5, adapter_size=4), URI, {"k": "j1"}
     )
     job = as_v1_proto(body)
     assert job.base_model == "gemini-2.5-flash"
@@ -92,7 +92,7 @@ def test_what_v1_cannot_express_is_refused(hyper: dict[str, Any]) -> None:
 
 def test_an_unknown_adapter_size_is_refused() -> None:
     with pytest.raises(UpstreamRejected, match="adapter size 3"):
-        tuning_job_body(request(), URI, {}, adapter_size=3)
+        tuning_job_body(request(adapter_size=3), URI, {})
 
 
 def test_every_v1_job_state_has_its_upstream_state() -> None:

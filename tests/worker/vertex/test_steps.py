@@ -16,6 +16,7 @@ from tests.worker.vertex.conftest import TENANT, Vertex
 from tests.worker.vertex.test_provider import request
 from worker import fence
 from worker.fence import Fence
+from worker.providers import Providers
 from worker.steps import Steps
 
 
@@ -35,7 +36,8 @@ async def visit(steps: Steps, store: JobStore, job_id: str) -> tuple[float | Non
 def steps_for(vertex: Vertex, store: JobStore, redis_server: RedisServer, prefix: str) -> Steps:
     settings = harness.test_settings(redis_server.url, prefix, delete_cancelled_models=False)
     clock = vertex.upstream.clock
-    return Steps(store, vertex.provider, lambda _tenant: vertex.auth(), settings, clock)
+    providers = Providers.only(vertex.provider)
+    return Steps(store, providers, lambda _tenant: vertex.auth(), settings, clock)
 
 
 async def test_a_job_runs_to_success_on_vertex(

@@ -1,0 +1,83 @@
+"""A Vertex AI tenant's job through the whole system: the gRPC API, Redis, a worker and
+the emulator's Vertex AI and Cloud Storage, next to a Gemini API tenant's.
+
+The worker picks each job's provider from the job (core.domain.providers): team-v's job
+is staged in its bucket, created as one tuning job in its project, followed to the end,
+and answers what Vertex reported (data statistics, checkpoints, model and endpoint),
+while team-a's job goes to the Gemini API as before.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from tests.harness import VERTEX_PROVIDER, VERTEX_TENANT, System, token_form
+from tuning.v1 import tuning_job_pb2
+
+pytestmark = pytest.mark.timeout(90)
+State = tuning_job_pb2.TuningJob.State
+VERTEX_MODEL = "gemini-2.5-flash"
+
+
+def vertex_fields(**more: Any) -> dict[str, Any]:
+    hyper = tuning_job_pb2.Hyperparameters(epoch_count=2, adapter_size=4)
+    return {"base_model": VERTEX_MODEL, "hyperparameters": hyper, **more}
+
+
+async def inspect(system: System, path: str) -> Any:
+    async with httpx.AsyncClient(base_url=system.emulator_url) as http:
+        return (await http.get(path)).json()
+
+
+async def test_each_tenant_tunes_on_its_own_provider(system: System) -> None:
+    fields = vertex_fields(system_instruction="Answer with one number.")
+    vertex_job = await system.create(tenant=VERTEX_TENANT, **fields)
+    gemini_job = await system.create()
+    assert vertex_job.provider == tuning_job_pb2.TuningJob.VERTEX_AI
+    assert gemini_job.provider == tuning_job_pb2.TuningJob.GEMINI_API
+
+    done = await system.finish_training(vertex_job.name, tenant=VERTEX_TENANT)
+    assert done.state == State.SUCCEEDED, done.error
+    assert done.tuned_model.startswith("projects/") and "/models/" in done.tuned_model
+    assert "/endpoints/" in done.tuned_model_endpoint
+    assert [c.epoch for c in done.checkpoints] == [1, 2]
+    assert done.tuning_data_stats.example_count == 20
+    assert done.tuning_data_stats.step_count > 0
+    assert (await system.finish_training(gemini_job.name)).tuned_model.startswith("tunedModels/")
+
+    jobs = (await inspect(system, "/_emulator/vertex/tuningJobs"))["tuningJobs"]
+    assert len(jobs) == 1  # exactly one upstream tuning job, in team-v's project
+    assert jobs[0]["project"] == VERTEX_PROVIDER["project"], jobs[0]
+    objects = (await inspect(system, "/_emulator/storage/objects"))["objects"]
+    staged = [o for o in objects if o["bucket"] == "team-v-tuning"]
+    assert [o["name"].split("/")[0] for o in staged] == ["platform"]
+    lines = await staged_lines(system, staged[0])
+    assert lines[0]["systemInstruction"] == {"parts": [{"text": "Answer with one number."}]}
+    assert [turn["role"] for turn in lines[0]["contents"]] == ["user", "model"]
+
+
+async def staged_lines(system: System, stored: dict[str, Any]) -> list[Any]:
+    """The staged file, read back through the Cloud Storage API with team-v's grant."""
+    async with httpx.AsyncClient(base_url=system.emulator_url) as http:
+        token = await http.post("/token", data=token_form(system.tenants[VERTEX_TENANT]))
+        headers = {"authorization": f"Bearer {token.json()['access_token']}"}
+        path = f"/storage/v1/b/{stored['bucket']}/o/{quote(stored['name'], safe='')}"
+        body = await http.get(path, params={"alt": "media"}, headers=headers)
+    return [json.loads(line) for line in body.text.splitlines()]
+
+
+async def test_a_deleted_vertex_job_leaves_nothing_upstream(system: System) -> None:
+    job = await system.create(tenant=VERTEX_TENANT, **vertex_fields())
+    await system.finish_training(job.name, tenant=VERTEX_TENANT)
+    await system.delete(job.name, tenant=VERTEX_TENANT)
+
+    async def cleaned() -> bool:
+        objects = (await inspect(system, "/_emulator/storage/objects"))["objects"]
+        return not [o for o in objects if o["bucket"] == "team-v-tuning"]
+
+    await system.eventually(cleaned, timeout_s=30)
