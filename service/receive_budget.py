@@ -24,12 +24,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 
 from core.errors import ReceiveRateExceeded
 from service.token_buckets import TokenBuckets
 
 MAX_WAIT_S = 2.0
 """The longest a call waits for its tenant's debt to be paid before it is refused."""
+
+_call_bytes: ContextVar[int] = ContextVar("call_bytes", default=0)
+
+
+def received_bytes() -> int:
+    """The request bytes the RPC being handled has been charged so far (each RPC runs in
+    a task of its own, whose context ends with it)."""
+    return _call_bytes.get()
 
 
 class ReceiveBudget:
@@ -68,6 +77,7 @@ class ReceiveBudget:
     def charge(self, tenant: str, size_bytes: int) -> None:
         """Count a request of `size_bytes` that `tenant` sent (it may leave a debt)."""
         self._buckets.take(tenant, size_bytes)
+        _call_bytes.set(_call_bytes.get() + size_bytes)
 
     async def pace(self, tenant: str, size_bytes: int) -> None:
         """Charge a streamed message, then wait out any debt before the next is read."""

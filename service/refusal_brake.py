@@ -2,10 +2,11 @@
 
 Each principal has a bucket of refusals, `TUNING_TENANT_REFUSALS_PER_S` with a burst of
 `TUNING_TENANT_REFUSAL_BURST`. Every call of it that ends with a caller's-mistake status
-(`REFUSAL_CODES`) spends one. While the bucket is in debt, the principal's next calls
-wait, after authentication and before a byte of their request is read, until the debt is
-paid, for MAX_WAIT_S at most; then they go on as usual. Nothing is refused for being
-braked: a caller sees the same answers, later.
+(`REFUSAL_CODES`) spends one, and one more per REFUSAL_BYTES of request it carried. While
+the bucket is in debt, the principal's next calls wait, after authentication and before a
+byte of their request is read, until the debt is paid, for MAX_WAIT_S at most; then they
+go on as usual. Nothing is refused for being braked: a caller sees the same answers,
+later.
 
 Why: the noisy-neighbour bench (bench/noisy_neighbour.py) runs one tenant's client that
 sends, in closed loops, requests that are each refused (1 MB names, 100,000-label
@@ -33,6 +34,7 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
+from service.receive_budget import received_bytes
 from service.token_buckets import TokenBuckets
 
 MAX_WAIT_S = 2.0
@@ -46,6 +48,11 @@ since each such call is a stranger's and is refused whatever it carries, and an
 unauthenticated create may carry the largest message the server lets in (the bench's
 unauthenticated attacker alone, at a principal's 10 a second, took the victim's p99 to
 4x)."""
+REFUSAL_BYTES = 64 * 1024
+"""A refused call is counted as one refusal more for each this many request bytes it
+carried: a refused megabyte costs the replica what seventeen small refusals do (parsing,
+validating: the bench's 100,000-label creates and 4 MB invalid uploads, at one refusal
+each, still took the victim's p99 to 2.4x)."""
 REFUSAL_CODES = frozenset(
     {
         grpc.StatusCode.INVALID_ARGUMENT,
@@ -93,9 +100,10 @@ class RefusalBrake:
         return None if wait_s <= 0 else asyncio.sleep(wait_s)
 
     def ended(self, principal: str, code: grpc.StatusCode | None) -> None:
-        """Count a call of `principal` that ended with `code` (None: OK)."""
+        """Count a call of `principal` that ended with `code` (None: OK): a refusal costs
+        one, and one more for each REFUSAL_BYTES of request it made the replica read."""
         if principal and principal != UNAUTHENTICATED and code in REFUSAL_CODES:
-            self._buckets.take(principal, 1)
+            self._buckets.take(principal, 1 + received_bytes() / REFUSAL_BYTES)
 
     def unauthenticated(self) -> Awaitable[None] | None:
         """Count a call refused before it had a principal; the wait before its answer."""

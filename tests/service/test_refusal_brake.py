@@ -17,6 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from core.domain.job import JOB_NAME_PREFIX, new_job_id
 from service.refusal_brake import (
     MAX_WAIT_S,
+    REFUSAL_BYTES,
     UNAUTHENTICATED,
     UNAUTHENTICATED_BURST,
     UNAUTHENTICATED_PER_S,
@@ -62,6 +63,21 @@ def test_only_a_callers_mistakes_spend_its_refusals() -> None:
     assert brake.wait_s("team-b") == 0.0
     clock.advance(1.0)
     assert brake.turn("team-a") is None
+
+
+async def test_a_refused_request_costs_more_the_more_bytes_it_carried(
+    make_system: SystemFactory,
+) -> None:
+    async with make_system(tenant_refusals_per_s=1.0, tenant_refusal_burst=3) as system:
+        # One refused 256 KiB name costs 1 + 4 refusals: past the burst of 3 at once.
+        big = tuning_service_pb2.GetTuningJobRequest(name="tuningJobs/" + "j" * REFUSAL_BYTES * 4)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await system.stub.GetTuningJob(big, metadata=system.auth())
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        started = time.monotonic()
+        with pytest.raises(grpc.aio.AioRpcError):
+            await system.stub.GetTuningJob(big, metadata=system.auth())
+        assert time.monotonic() - started >= HELD_S
 
 
 async def test_the_unauthenticated_share_one_tighter_brake_and_the_wait_is_capped() -> None:
