@@ -40,6 +40,7 @@ from worker.vertex.json_mapping import (
     ended,
     endpoints_of,
     model_of,
+    state_of,
     status_from_tuning_job,
     training_lines,
     tuning_job_body,
@@ -57,6 +58,8 @@ LABEL_KEY_SHAPE = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 FIND_PAGE_SIZE = 100
 MAX_FIND_PAGES = 20
 """The most pages a look-up by label reads; a filtered listing has one."""
+CANCELLING = "JOB_STATE_CANCELLING"
+"""A tuning job whose cancel Vertex AI has accepted, not yet ended."""
 TRAINING_FILE = "training.jsonl"
 """The staged training file's name under the job's own prefix (VertexTarget.staged_object)."""
 
@@ -135,9 +138,11 @@ class VertexProvider:
         return status_from_tuning_job(job, ref.model_id or self._model_id_of(job))
 
     async def cancel(self, auth: TokenSource, ref: UpstreamRef) -> None:
-        """`:cancel` unless the job has ended; a refusal because it just ended is no error."""
+        """`:cancel` unless the job has ended or is cancelling (asked already: the worker
+        looks again until it ends, and must not ask again each time); a refusal because it
+        just ended is no error."""
         job = await self._tuning_job(auth, ref)
-        if ended(job):
+        if ended(job) or state_of(job) == CANCELLING:
             return
         try:
             await self._client.cancel_tuning_job(auth, str(job["name"]))
