@@ -16,8 +16,10 @@ import json
 from dataclasses import dataclass
 from typing import Any, cast
 
+from core.domain.job import DATASET_NAME_PREFIX
 from core.domain.quotas import TenantQuotas
 from core.redis.client import Redis, text, translated_errors
+from core.redis.datasets import dataset_examples
 from core.redis.keys import Keys
 from core.redis.scripts import Scripts, dataset_save_call
 from core.redis.storage import (
@@ -28,8 +30,6 @@ from core.redis.storage import (
 )
 from core.runtime.clock import Clock, system_clock
 from service.dataset_parsing import DatasetFormat, DatasetStats, DatasetWarning
-
-DATASET_NAME_PREFIX = "datasets/"
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,4 @@ class DatasetStore:
         return None if doc is None else DatasetRecord.from_json(doc)
 
     async def examples(self, tenant: str, dataset_id: str) -> bytes | None:
-        with translated_errors():
-            raw = await self._redis.hget(self._keys.dataset(tenant, dataset_id), "examples")
-        return None if raw is None else bytes(raw)  # type: ignore[arg-type]
+        return await dataset_examples(self._redis, self._keys, tenant, dataset_id)

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from core.domain.job import id_shape, random_id
+from core.domain.job import DATASET_NAME_PREFIX, id_shape, random_id
 from core.domain.quotas import QuotasFor, TenantQuotas
 from core.errors import (
     DeadlineExceeded,
@@ -21,7 +21,7 @@ from core.runtime.clock import Clock
 from core.runtime.settings import Settings
 from service.dataset_checker import DatasetChecker
 from service.dataset_parsing import DatasetFormat, DatasetOptions
-from service.dataset_store import DATASET_NAME_PREFIX, DatasetRecord, DatasetStore
+from service.dataset_store import DatasetRecord, DatasetStore
 from service.listing import PageTokens, page_size_of
 from service.upload_bounds import UploadSlots, paced
 from service.validation import resource_id

@@ -14,6 +14,7 @@ from core.domain.providers import ProviderChoice, VertexTarget
 from core.domain.quotas import QuotasFor
 from core.redis.admission import Admission
 from core.redis.client import Redis, connect
+from core.redis.datasets import dataset_examples
 from core.redis.job_store import JobStore
 from core.redis.keys import Keys
 from core.redis.lock import FleetLock
@@ -115,8 +116,20 @@ def build_worker(wiring: WorkerWiring, *, quotas_for: QuotasFor | None = None) -
 def build_steps(wiring: WorkerWiring) -> Steps:
     """What a worker does to each job, wired to its job's provider and the credentials."""
     providers, auth_for = build_providers(wiring)
-    settings, metrics = wiring.settings, wiring.metrics
-    return Steps(wiring.store, providers, auth_for, settings, wiring.clock, metrics=metrics)
+    settings, metrics, redis, keys = wiring.settings, wiring.metrics, wiring.redis, wiring.keys
+
+    async def datasets(tenant: str, dataset_id: str) -> bytes | None:
+        return await dataset_examples(redis, keys, tenant, dataset_id)
+
+    return Steps(
+        wiring.store,
+        providers,
+        auth_for,
+        settings,
+        wiring.clock,
+        metrics=metrics,
+        datasets=datasets,
+    )
 
 
 def build_reconciler(wiring: WorkerWiring) -> Reconciler:

@@ -7,7 +7,7 @@ the interface speaks of jobs and references, not of tunedModels and operations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from core.domain.job import Example, Hyperparameters, Job
@@ -29,9 +29,13 @@ class TuningRequest:
     """Applied to every example (Vertex AI; the API refuses it for the Gemini API)."""
     export_last_checkpoint_only: bool = False
     """Keep only the last epoch's checkpoint (Vertex AI)."""
+    validation_examples: list[Example] = field(default_factory=list)
+    """Examples to validate on during training (Vertex AI); none: no validation."""
 
     @classmethod
-    def from_job(cls, job: Job, examples: list[Example]) -> TuningRequest:
+    def from_job(
+        cls, job: Job, examples: list[Example], validation: list[Example] | None = None
+    ) -> TuningRequest:
         return cls(
             model_id=job.tuned_model_id,
             base_model=job.base_model,
@@ -41,6 +45,7 @@ class TuningRequest:
             examples=examples,
             system_instruction=job.system_instruction,
             export_last_checkpoint_only=job.export_last_checkpoint_only,
+            validation_examples=validation or [],
         )
 
 

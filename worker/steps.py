@@ -22,13 +22,13 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from google.rpc import code_pb2
 
 from core.domain import lifecycle
-from core.domain.job import Job, decode_examples
+from core.domain.job import DATASET_NAME_PREFIX, Example, Job, decode_examples
 from core.domain.states import JobState
 from core.domain.upstream import UpstreamRef, UpstreamState, UpstreamStatus
 from core.errors import (
@@ -62,6 +62,8 @@ class Again:
     job: Job
 
 
+DatasetReader = Callable[[str, str], Awaitable[bytes | None]]
+"""(tenant, dataset id) -> the dataset's encoded examples, None if it is gone."""
 Outcome = Again | float | None
 """Again; or come back in this many seconds; or None: nothing more to do."""
 
@@ -79,7 +81,9 @@ class Steps:
         *,
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
+        datasets: DatasetReader | None = None,
     ) -> None:
+        self._datasets = datasets
         self._metrics = metrics
         self._store = store
         self._providers = providers
@@ -140,7 +144,16 @@ class Steps:
             error = JobError.of(Reason.DATA_LOST, "the job's training data is missing")
             await self._fail(lease, job, error)
             return None
-        request = TuningRequest.from_job(job, decode_examples(raw))
+        validation = await self._validation_examples(job)
+        if validation is None:
+            error = JobError.of(
+                Reason.DATA_LOST,
+                f"the validation dataset {job.validation_dataset} no longer exists; a job "
+                "needs it until it is submitted",
+            )
+            await self._fail(lease, job, error)
+            return None
+        request = TuningRequest.from_job(job, decode_examples(raw), validation)
         if moved := await self._hold(lease, job):
             return moved
         status = await self._provider(job).create(self._auth_for(job.tenant), request)
@@ -152,6 +165,15 @@ class Steps:
         if job.state == JobState.RUNNING:
             return self._settings.poll_min_s
         return None if job.state.terminal else Again(job)
+
+    async def _validation_examples(self, job: Job) -> list[Example] | None:
+        """The job's validation examples ([] if it names no validation dataset); None if
+        the dataset it names is gone."""
+        if not job.validation_dataset:
+            return []
+        dataset_id = job.validation_dataset.removeprefix(DATASET_NAME_PREFIX)
+        raw = None if self._datasets is None else await self._datasets(job.tenant, dataset_id)
+        return None if raw is None else decode_examples(raw)
 
     async def _poll(self, lease: Lease, job: Job) -> Outcome:
         try:

@@ -25,6 +25,7 @@ from core.domain.states import JobState
 from core.errors import JobError
 
 JOB_NAME_PREFIX = "tuningJobs/"
+DATASET_NAME_PREFIX = "datasets/"
 JOB_ID_PREFIX = "j"
 TUNED_MODEL_ID_PREFIX = "tj-"
 """What `Job.tuned_model_id` puts before the job's id: the mark of a model the platform made."""

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.harness import VERTEX_PROVIDER, VERTEX_TENANT, System, token_form
-from tuning.v1 import tuning_job_pb2
+from tuning.v1 import tuning_job_pb2, tuning_service_pb2
 
 pytestmark = pytest.mark.timeout(90)
 State = tuning_job_pb2.TuningJob.State
@@ -81,3 +81,46 @@ async def test_a_deleted_vertex_job_leaves_nothing_upstream(system: System) -> N
         return not [o for o in objects if o["bucket"] == "team-v-tuning"]
 
     await system.eventually(cleaned, timeout_s=30)
+
+
+def jsonl(count: int) -> bytes:
+    rows = [json.dumps({"text_input": f"{n} + 1", "output": str(n + 1)}) for n in range(count)]
+    return ("\n".join(rows) + "\n").encode()
+
+
+async def test_a_validation_dataset_is_staged_beside_the_training_file(system: System) -> None:
+    validation = await system.upload(jsonl(20), tenant=VERTEX_TENANT)
+    fields = vertex_fields(validation_dataset=validation.name)
+    job = await system.create(tenant=VERTEX_TENANT, **fields)
+    assert (await system.finish_training(job.name, tenant=VERTEX_TENANT)).state == State.SUCCEEDED
+    objects = (await inspect(system, "/_emulator/storage/objects"))["objects"]
+    job_id = job.name.removeprefix("tuningJobs/")
+    staged = sorted(o["name"] for o in objects if o["bucket"] == "team-v-tuning")
+    assert staged == [f"platform/{job_id}/training.jsonl", f"platform/{job_id}/validation.jsonl"]
+    validation_lines = await staged_lines(system, {"bucket": "team-v-tuning", "name": staged[1]})
+    assert [line["contents"][0]["parts"][0]["text"] for line in validation_lines][:2] == [
+        "0 + 1",
+        "1 + 1",
+    ]
+    await system.delete(job.name, tenant=VERTEX_TENANT)
+
+    async def cleaned() -> bool:
+        objects = (await inspect(system, "/_emulator/storage/objects"))["objects"]
+        return not [o for o in objects if o["bucket"] == "team-v-tuning"]
+
+    await system.eventually(cleaned, timeout_s=30)
+
+
+async def test_a_validation_dataset_deleted_before_submission_fails_the_job(
+    api_only: System,
+) -> None:
+    validation = await api_only.upload(jsonl(20), tenant=VERTEX_TENANT)
+    job = await api_only.create(
+        tenant=VERTEX_TENANT, **vertex_fields(validation_dataset=validation.name)
+    )
+    request = tuning_service_pb2.DeleteDatasetRequest(name=validation.name)
+    await api_only.stub.DeleteDataset(request, metadata=api_only.auth(VERTEX_TENANT))
+    await api_only.start_worker()
+    failed = await api_only.wait_for(job.name, {State.FAILED}, tenant=VERTEX_TENANT)
+    assert "validation dataset" in failed.error.message
+    assert (await inspect(api_only, "/_emulator/vertex/tuningJobs"))["tuningJobs"] == []

@@ -79,6 +79,7 @@ def tuning_job_body(
     request: TuningRequest,
     dataset_uri: str,
     labels: dict[str, str],
+    validation_uri: str = "",
 ) -> Json:
     """The TuningJob to create; unset hyperparameters are left to the upstream's defaults.
 
@@ -91,6 +92,8 @@ def tuning_job_body(
     }
     if request.export_last_checkpoint_only:
         spec["exportLastCheckpointOnly"] = True
+    if validation_uri:
+        spec["validationDatasetUri"] = validation_uri
     body: Json = {
         "baseModel": request.base_model.removeprefix(BASE_MODEL_PREFIX),
         "supervisedTuningSpec": spec,

@@ -61,6 +61,7 @@ MAX_FIND_PAGES = 20
 CANCELLING = "JOB_STATE_CANCELLING"
 """A tuning job whose cancel Vertex AI has accepted, not yet ended."""
 TRAINING_FILE = "training.jsonl"
+VALIDATION_FILE = "validation.jsonl"
 """The staged training file's name under the job's own prefix (VertexTarget.staged_object)."""
 
 
@@ -87,9 +88,10 @@ class VertexProvider:
         self._parent = f"projects/{target.project}/locations/{target.location}"
         self._label_key = label_key
 
-    def object_name(self, job_id: str) -> str:
-        """The job's staged training file: named after the job alone."""
-        return self._target.staged_object(job_id, TRAINING_FILE)
+    def object_name(self, job_id: str, file_name: str = TRAINING_FILE) -> str:
+        """A staged file of the job (its training file by default): named after the job
+        alone, so a retry writes the same object."""
+        return self._target.staged_object(job_id, file_name)
 
     def ref_for(self, model_id: str) -> UpstreamRef:
         """No name before the server gives one: the ref says which job to look for."""
@@ -104,8 +106,11 @@ class VertexProvider:
             return status_from_tuning_job(found, request.model_id)
         body = tuning_job_body(  # Refuses what v1 cannot do before anything is written.
             request,
-            f"{GS_PREFIX}{self._target.bucket}/{self.object_name(job_id)}",
+            self._uri(self.object_name(job_id)),
             {self._label_key: job_id},
+            self._uri(self.object_name(job_id, VALIDATION_FILE))
+            if request.validation_examples
+            else "",
         )
         await self._stage(auth, job_id, request)
         created = await self._create_once(auth, job_id, body)
@@ -128,9 +133,18 @@ class VertexProvider:
             raise
 
     async def _stage(self, auth: TokenSource, job_id: str, request: TuningRequest) -> None:
-        lines = training_lines(request.examples, request.system_instruction)
-        name = self.object_name(job_id)
-        await self._storage.upload(auth, self._target.bucket, name, lines)
+        """The validation file first: the training file is the reconciler's mark of a job,
+        so once it is there everything this job staged is found and cleaned up."""
+        system = request.system_instruction
+        if request.validation_examples:
+            lines = training_lines(request.validation_examples, system)
+            name = self.object_name(job_id, VALIDATION_FILE)
+            await self._storage.upload(auth, self._target.bucket, name, lines)
+        lines = training_lines(request.examples, system)
+        await self._storage.upload(auth, self._target.bucket, self.object_name(job_id), lines)
+
+    def _uri(self, name: str) -> str:
+        return f"{GS_PREFIX}{self._target.bucket}/{name}"
 
     async def status(self, auth: TokenSource, ref: UpstreamRef) -> UpstreamStatus:
         """UpstreamNotFound if the job has no tuning job (or it is gone)."""
@@ -176,7 +190,10 @@ class VertexProvider:
             await self._unstage(auth, job_id)
 
     async def _unstage(self, auth: TokenSource, job_id: str) -> None:
-        await self._storage.delete(auth, self._target.bucket, self.object_name(job_id))
+        """The validation file (if any), then the training file, the reconciler's mark."""
+        bucket = self._target.bucket
+        await self._storage.delete(auth, bucket, self.object_name(job_id, VALIDATION_FILE))
+        await self._storage.delete(auth, bucket, self.object_name(job_id))
 
     async def _delete_made(self, auth: TokenSource, job: Json) -> None:
         for endpoint in endpoints_of(job):
