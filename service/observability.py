@@ -23,6 +23,7 @@ from google.protobuf import descriptor_pool
 
 from core.runtime import logs
 from core.runtime.metrics import Metrics
+from service import receive_budget
 from service.auth import principal_if_any
 from service.errors import REQUEST_ID_KEY
 from service.wrapping import behavior_of, rewrapped
@@ -30,8 +31,9 @@ from service.wrapping import behavior_of, rewrapped
 if TYPE_CHECKING:
     Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
 
-Ended = Callable[[str, "grpc.StatusCode | None"], None]
-"""(the call's principal, "" if none; its status code, None for OK): told as each call ends."""
+Ended = Callable[[str, "grpc.StatusCode | None", int], None]
+"""(the call's principal, "" if none; its status code, None for OK; the request bytes it
+was charged, service.receive_budget): told as each call ends."""
 
 
 class RpcObserver:
@@ -82,6 +84,7 @@ def _observed(
         request_id = ids.of(context.invocation_metadata())
         reset = logs.request_id.set(request_id)
         started = time.perf_counter()
+        counting = receive_budget.count_call_bytes()
         if streaming:
             # A long upload learns its request id at once (and so can a test, that the
             # call is in flight). A failed call carries it in its error (service.errors).
@@ -92,7 +95,8 @@ def _observed(
             code = context.code()
             count(code)
             if ended is not None:
-                ended(principal_if_any(), code)
+                ended(principal_if_any(), code, receive_budget.received_bytes())
+            receive_budget.stop_counting(counting)
             latency.observe(time.perf_counter() - started)
             logs.request_id.reset(reset)
 

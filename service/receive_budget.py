@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 from core.errors import ReceiveRateExceeded
 from service.token_buckets import TokenBuckets
@@ -35,10 +35,19 @@ MAX_WAIT_S = 2.0
 _call_bytes: ContextVar[int] = ContextVar("call_bytes", default=0)
 
 
+def count_call_bytes() -> Token[int]:
+    """Start counting the request bytes charged to the RPC being handled (the observer
+    does, as each call begins); `Token` ends it (`stop_counting`)."""
+    return _call_bytes.set(0)
+
+
 def received_bytes() -> int:
-    """The request bytes the RPC being handled has been charged so far (each RPC runs in
-    a task of its own, whose context ends with it)."""
+    """The request bytes charged since `count_call_bytes`, in this call's context."""
     return _call_bytes.get()
+
+
+def stop_counting(started: Token[int]) -> None:
+    _call_bytes.reset(started)
 
 
 class ReceiveBudget:

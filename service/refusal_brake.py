@@ -34,7 +34,6 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
-from service.receive_budget import received_bytes
 from service.token_buckets import TokenBuckets
 
 MAX_WAIT_S = 2.0
@@ -99,11 +98,12 @@ class RefusalBrake:
         wait_s = self.wait_s(principal)
         return None if wait_s <= 0 else asyncio.sleep(wait_s)
 
-    def ended(self, principal: str, code: grpc.StatusCode | None) -> None:
-        """Count a call of `principal` that ended with `code` (None: OK): a refusal costs
-        one, and one more for each REFUSAL_BYTES of request it made the replica read."""
+    def ended(self, principal: str, code: grpc.StatusCode | None, received_bytes: int) -> None:
+        """Count a call of `principal` that ended with `code` (None: OK) after the replica
+        read `received_bytes` of its request: a refusal costs one, and one more for each
+        REFUSAL_BYTES."""
         if principal and principal != UNAUTHENTICATED and code in REFUSAL_CODES:
-            self._buckets.take(principal, 1 + received_bytes() / REFUSAL_BYTES)
+            self._buckets.take(principal, 1 + received_bytes / REFUSAL_BYTES)
 
     def unauthenticated(self) -> Awaitable[None] | None:
         """Count a call refused before it had a principal; the wait before its answer."""

@@ -53,14 +53,16 @@ def test_only_a_callers_mistakes_spend_its_refusals() -> None:
     clock = FakeClock(0.0)
     brake = RefusalBrake(1.0, 1, clock=clock)
     for code in (None, grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.UNAVAILABLE):
-        brake.ended("team-a", code)
+        brake.ended("team-a", code, 0)
     assert brake.turn("team-a") is None
-    brake.ended("", grpc.StatusCode.NOT_FOUND)  # no principal: not charged here
-    brake.ended("team-a", grpc.StatusCode.NOT_FOUND)
+    brake.ended("", grpc.StatusCode.NOT_FOUND, 0)  # no principal: not charged here
+    brake.ended("team-a", grpc.StatusCode.NOT_FOUND, 0)
     assert brake.turn("team-a") is None  # the burst
-    brake.ended("team-a", grpc.StatusCode.INVALID_ARGUMENT)
+    brake.ended("team-a", grpc.StatusCode.INVALID_ARGUMENT, 0)
     assert brake.wait_s("team-a") == pytest.approx(1.0)
     assert brake.wait_s("team-b") == 0.0
+    brake.ended("team-c", grpc.StatusCode.INVALID_ARGUMENT, REFUSAL_BYTES)  # 1 + 1 of a burst of 1
+    assert brake.wait_s("team-c") == pytest.approx(1.0)
     clock.advance(1.0)
     assert brake.turn("team-a") is None
 

@@ -21,6 +21,7 @@ import re
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import google_crc32c
 import httpx
@@ -140,17 +141,23 @@ class StorageClient:
 
     async def _upload_media(self, auth: TokenSource, target: _Target, data: bytes) -> Json | None:
         """The whole body in one request; None if the name is taken."""
-        response = await self._api.request(
+        headers = {"Content-Type": target.content_type}
+        response = await self._post_upload(auth, target, "media", headers=headers, content=data)
+        return None if response.status_code == PRECONDITION_FAILED else _json(response)
+
+    async def _post_upload(
+        self, auth: TokenSource, target: _Target, upload_type: str, **request: Any
+    ) -> httpx.Response:
+        """POST to the bucket's upload path, create-only: a 412 is answered, not raised."""
+        return await self._api.request(
             auth,
             "POST",
             _upload_path(target.bucket),
             effect=True,
             passing=(PRECONDITION_FAILED,),
-            params=target.params("media"),
-            headers={"Content-Type": target.content_type},
-            content=data,
+            params=target.params(upload_type),
+            **request,
         )
-        return None if response.status_code == PRECONDITION_FAILED else _json(response)
 
     async def _upload_resumable(
         self, auth: TokenSource, target: _Target, first: bytes, body: _Checksummed
@@ -173,13 +180,10 @@ class StorageClient:
             chunk, pending = pending, b""
 
     async def _start_session(self, auth: TokenSource, target: _Target) -> str | None:
-        response = await self._api.request(
+        response = await self._post_upload(
             auth,
-            "POST",
-            _upload_path(target.bucket),
-            effect=True,
-            passing=(PRECONDITION_FAILED,),
-            params=target.params("resumable"),
+            target,
+            "resumable",
             headers={"X-Upload-Content-Type": target.content_type},
             json={"name": target.name, "contentType": target.content_type},
         )
