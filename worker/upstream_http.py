@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Collection
+from datetime import datetime
 from typing import Any, Protocol
 
 import httpx
@@ -253,6 +254,15 @@ def _retry_after_s(details: list[Any], header: str | None) -> float | None:
         with contextlib.suppress(ValueError):  # An HTTP-date form is ignored.
             delays.append(float(header))
     return max(delays) if delays else None
+
+
+def parse_time(text: str | None) -> float | None:
+    """RFC 3339 with `Z` and up to nanoseconds, as seconds since the epoch."""
+    if not text:
+        return None
+    head, _, fraction = text.rstrip("Z").partition(".")
+    stamp = datetime.fromisoformat(head + "+00:00").timestamp()
+    return stamp + (float("0." + fraction) if fraction else 0.0)
 
 
 def parse_duration_s(text: str) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from google.rpc import code_pb2
@@ -11,6 +10,7 @@ from core.domain.job import Progress, Snapshot
 from core.domain.upstream import UpstreamRef, UpstreamState, UpstreamStatus
 from core.errors import JobError, Reason
 from worker.provider import TuningRequest
+from worker.upstream_http import parse_time
 
 Json = dict[str, Any]
 
@@ -102,12 +102,3 @@ def snapshot(data: Json) -> Snapshot:
         mean_loss=float(data.get("meanLoss", 0.0)),
         compute_time=parse_time(data.get("computeTime")),
     )
-
-
-def parse_time(text: str | None) -> float | None:
-    """RFC 3339 with `Z` and up to nanoseconds, as seconds since the epoch."""
-    if not text:
-        return None
-    head, _, fraction = text.rstrip("Z").partition(".")
-    stamp = datetime.fromisoformat(head + "+00:00").timestamp()
-    return stamp + (float("0." + fraction) if fraction else 0.0)

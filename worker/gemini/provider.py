@@ -11,12 +11,12 @@ from core.errors import UpstreamAlreadyExists, UpstreamNotFound
 from worker.credentials import TokenSource
 from worker.gemini.client import GeminiClient
 from worker.gemini.json_mapping import (
-    parse_time,
     status_from_model,
     status_from_operation,
     tuned_model_body,
 )
 from worker.provider import OwnedPage, OwnedResource, TuningRequest
+from worker.upstream_http import parse_time
 
 log = logging.getLogger(__name__)
 

@@ -32,9 +32,8 @@ from core.domain.providers import VertexTarget
 from core.domain.upstream import UpstreamRef, UpstreamStatus
 from core.errors import UpstreamNotFound, UpstreamRejected, UpstreamRetryable
 from worker.credentials import TokenSource
-from worker.gemini.json_mapping import parse_time
 from worker.provider import OwnedPage, OwnedResource, TuningRequest
-from worker.upstream_http import Json
+from worker.upstream_http import Json, parse_time
 from worker.vertex.client import VertexClient
 from worker.vertex.json_mapping import (
     ended,
