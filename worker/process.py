@@ -33,7 +33,6 @@ from core.security.tenants import TenantDirectory
 from worker.credentials import CredentialSource, TokenSource
 from worker.gauges import GaugeSampler
 from worker.gemini import GeminiClient, GeminiProvider
-from worker.gemini.client import Limiter
 from worker.health import WorkerHealth
 from worker.provider import TuningProvider
 from worker.providers import Providers
@@ -41,6 +40,7 @@ from worker.reconciler import Policy, Reconciler
 from worker.retention import Retention
 from worker.steps import Steps
 from worker.sweep import Sweeper
+from worker.upstream_http import Limiter
 from worker.vertex.client import VertexClient
 from worker.vertex.provider import VertexProvider
 from worker.vertex.storage import StorageClient

@@ -256,6 +256,14 @@ def _retry_after_s(details: list[Any], header: str | None) -> float | None:
     return max(delays) if delays else None
 
 
+def answer_text(answer: Json) -> str:
+    """The text of a GenerateContentResponse's first candidate (the Gemini API's and
+    Vertex AI's endpoints answer the same shape)."""
+    candidates = answer.get("candidates", [])
+    parts = candidates[0].get("content", {}).get("parts", []) if candidates else []
+    return "".join(str(part.get("text", "")) for part in parts)
+
+
 def parse_time(text: str | None) -> float | None:
     """RFC 3339 with `Z` and up to nanoseconds, as seconds since the epoch."""
     if not text:

@@ -16,8 +16,6 @@ from core.runtime.metrics import Metrics
 from worker.credentials import TokenSource
 from worker.upstream_http import Json, Limiter, UpstreamHttp, page_params
 
-__all__ = ["GeminiClient", "Limiter"]
-
 
 class GeminiClient:
     """Calls on `tunedModels` and their operations; answers are proto3-JSON dicts."""

@@ -16,7 +16,7 @@ from worker.gemini.json_mapping import (
     tuned_model_body,
 )
 from worker.provider import OwnedPage, OwnedResource, TuningRequest
-from worker.upstream_http import parse_time
+from worker.upstream_http import answer_text, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +72,7 @@ class GeminiProvider:
 
     async def generate(self, auth: TokenSource, ref: UpstreamRef, text: str) -> str:
         answer = await self._client.generate_content(auth, ref.tuned_model, text)
-        candidates = answer.get("candidates", [])
-        parts = candidates[0].get("content", {}).get("parts", []) if candidates else []
-        return "".join(str(part.get("text", "")) for part in parts)
+        return answer_text(answer)
 
     async def delete(self, auth: TokenSource, ref: UpstreamRef) -> None:
         with contextlib.suppress(UpstreamNotFound):  # Already gone: what delete wants.

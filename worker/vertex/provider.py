@@ -33,7 +33,7 @@ from core.domain.upstream import UpstreamRef, UpstreamStatus
 from core.errors import UpstreamNotFound, UpstreamRejected, UpstreamRetryable
 from worker.credentials import TokenSource
 from worker.provider import OwnedPage, OwnedResource, TuningRequest
-from worker.upstream_http import Json, parse_time
+from worker.upstream_http import Json, answer_text, parse_time
 from worker.vertex.client import VertexClient
 from worker.vertex.json_mapping import (
     ended,
@@ -169,9 +169,7 @@ class VertexProvider:
         if not endpoint:
             raise UpstreamRejected(f"{job.get('name')} has no endpoint to ask (yet)")
         answer = await self._client.generate_content(auth, endpoint, text)
-        candidates = answer.get("candidates", [])
-        parts = candidates[0].get("content", {}).get("parts", []) if candidates else []
-        return "".join(str(part.get("text", "")) for part in parts)
+        return answer_text(answer)
 
     async def delete(self, auth: TokenSource, ref: UpstreamRef) -> None:
         """Delete what the job made: its endpoints, its model, then (once the tuning job
