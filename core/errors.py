@@ -5,7 +5,7 @@ Each error knows its google.rpc code and carries a stable `reason`, a member of 
 the one place an error becomes a `google.rpc.Status`, whether the API answers with it or a
 job keeps it (`JobError`, the job's `error`): ErrorInfo always; BadRequest, RetryInfo and
 QuotaFailure where they fit. Errors of libraries and of the upstream are translated where
-they are met (`core.redis.client.translated_errors`, `worker.upstream_http`).
+they are met (`core.redis.client.translated_errors`, `core.upstream_http`).
 
 The tree, grouped by how the caller recovers:
 

@@ -32,101 +32,25 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import google.auth.exceptions
 import httpx
 from google.oauth2.credentials import Credentials
 
 from core.errors import CannotDecrypt, CredentialError, Reason, UpstreamRetryable
 from core.runtime import logs
-from core.security.authorized_user import AuthorizedUser, refusal_kind
+from core.security.authorized_user import AuthorizedUser
 from core.security.credential_store import CredentialStore, StoredCredential, unseal
 from core.security.crypto import KeyRingSource
 from core.security.google_transport import HttpxRequest
 from core.security.tenants import TenantDirectory
+from core.security.token_source import OAuthTokenSource
 
 DEFAULT_RECHECK_S = 5.0
-
-
-class TokenSource(Protocol):
-    """What an upstream client needs to authenticate its calls."""
-
-    async def headers(self) -> dict[str, str]:
-        """Headers to add to an upstream request (refreshing the token if due)."""
-        ...
-
-    async def refresh(self) -> None:
-        """Get a new access token now (after the upstream refused the current one)."""
-        ...
-
-
-class OAuthTokenSource:
-    """One tenant's user credential: refreshed ahead of expiry, one refresh at a time."""
-
-    def __init__(
-        self,
-        tenant: str,
-        credentials: Credentials,
-        request: HttpxRequest,
-        on_refresh: Callable[[str], None] | None = None,
-    ) -> None:
-        self._on_refresh = on_refresh or (lambda _outcome: None)
-        self._tenant = tenant
-        self._credentials = credentials
-        self._request = request
-        self._lock = asyncio.Lock()
-        self._refused: CredentialError | None = None
-        self.refreshes = 0
-
-    async def headers(self) -> dict[str, str]:
-        if not self._credentials.valid:
-            async with self._lock:
-                # Another caller may have refreshed while this one waited for the lock.
-                if not self._credentials.valid:
-                    await self._refresh_locked()
-        headers = {"authorization": f"Bearer {self._credentials.token}"}
-        if self._credentials.quota_project_id:
-            headers["x-goog-user-project"] = self._credentials.quota_project_id
-        return headers
-
-    async def refresh(self) -> None:
-        stale = self._credentials.token
-        async with self._lock:
-            if self._credentials.token == stale:  # Nobody refreshed it while we waited.
-                await self._refresh_locked()
-
-    async def _refresh_locked(self) -> None:
-        if self._refused is not None:
-            raise self._refused
-        self.refreshes += 1
-        try:
-            await asyncio.to_thread(self._credentials.refresh, self._request)
-        except google.auth.exceptions.RefreshError as exc:
-            self._on_refresh("refused")
-            self._refused = _refused(self._tenant, exc)
-            raise self._refused from None
-        except google.auth.exceptions.TransportError as exc:
-            self._on_refresh("unreachable")
-            raise UpstreamRetryable(
-                f"token endpoint unreachable: {type(exc).__name__}",
-                retry_after_s=5.0,
-                reason=Reason.TOKEN_ENDPOINT_UNAVAILABLE,
-            ) from None
-        # The new access token (and a rotated refresh token) is redacted from logs from now on.
-        logs.known_secrets.add(self._credentials.token, self._credentials.refresh_token)
-        self._on_refresh("ok")
-
-
-def _refused(tenant: str, exc: google.auth.exceptions.RefreshError) -> CredentialError:
-    kind = refusal_kind(exc)  # never the error's text: it can carry the response body
-    return CredentialError(
-        f"the OAuth credential of tenant {tenant!r} was refused by the token endpoint "
-        f"({kind}): it was revoked, expired or is not valid for this OAuth client. "
-        "The tenant's OAuth credential must be granted again (with the "
-        "generative-language.tuning scope) and installed on the platform.",
-        reason=Reason.CREDENTIAL_REFUSED,
-    )
+REGRANT = (
+    "The tenant's OAuth credential must be granted again (with the scope its provider "
+    "needs) and installed on the platform."
+)
 
 
 class TenantTokenSource:
@@ -229,9 +153,7 @@ class CredentialSource:
         except CannotDecrypt as exc:
             return _undecryptable(record.tenant, exc.message)
         logs.known_secrets.add(user.client_secret, user.refresh_token)
-        return OAuthTokenSource(
-            record.tenant, user.credentials(self._token_uri), self._request, self._on_refresh
-        )
+        return self._source(record.tenant, user.credentials(self._token_uri))
 
     def _from_file(self, tenant_id: str) -> OAuthTokenSource:
         path = self._path(tenant_id)
@@ -239,11 +161,18 @@ class CredentialSource:
         cached = self._sources.get(tenant_id)
         if cached is not None and cached[0] == version:
             return cached[1]
-        source = OAuthTokenSource(
-            tenant_id, self._load(path, tenant_id), self._request, self._on_refresh
-        )
+        source = self._source(tenant_id, self._load(path, tenant_id))
         self._sources[tenant_id] = (version, source)
         return source
+
+    def _source(self, tenant_id: str, credentials: Credentials) -> OAuthTokenSource:
+        return OAuthTokenSource(
+            f"tenant {tenant_id!r}",
+            credentials,
+            self._request,
+            self._on_refresh,
+            regrant=REGRANT,
+        )
 
     def _path(self, tenant_id: str) -> Path:
         tenant = self._tenants.get(tenant_id) or self._tenants.reread().get(tenant_id)

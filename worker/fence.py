@@ -15,7 +15,7 @@ on while a process is stopped, so a worker that resumes after a pause finds its 
 expired and sends nothing. A side effect attempted with no fence at all is a bug
 (`FenceMissing`), never allowed through.
 
-Kept in a context variable, like worker.deadline, so the provider interface need not
+Kept in a context variable, like core.runtime.deadline, so the provider interface need not
 carry it; each visit (and each reconciler pass) runs in a task of its own.
 """
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from core.cloud_storage import StorageClient
 from core.domain.providers import ProviderChoice, VertexTarget
 from core.domain.quotas import QuotasFor
 from core.redis.admission import Admission
@@ -30,7 +31,10 @@ from core.runtime.signals import stop_signals
 from core.security.credential_store import CredentialStore
 from core.security.crypto import watch_keys
 from core.security.tenants import TenantDirectory
-from worker.credentials import CredentialSource, TokenSource
+from core.security.token_source import TokenSource
+from core.upstream_http import Limiter
+from worker import fence
+from worker.credentials import CredentialSource
 from worker.gauges import GaugeSampler
 from worker.gemini import GeminiClient, GeminiProvider
 from worker.health import WorkerHealth
@@ -40,10 +44,8 @@ from worker.reconciler import Policy, Reconciler
 from worker.retention import Retention
 from worker.steps import Steps
 from worker.sweep import Sweeper
-from worker.upstream_http import Limiter
 from worker.vertex.client import VertexClient
 from worker.vertex.provider import VertexProvider
-from worker.vertex.storage import StorageClient
 from worker.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -171,7 +173,11 @@ def build_providers(wiring: WorkerWiring) -> tuple[Providers, Callable[[str], To
     limiter = upstream_limiter(settings, redis, keys)
     client = GeminiClient(wiring.http, settings.upstream_base_url, limiter, metrics)
     storage = StorageClient(
-        wiring.http, base_url=settings.storage_base_url, limiter=limiter, metrics=metrics
+        wiring.http,
+        base_url=settings.storage_base_url,
+        limiter=limiter,
+        metrics=metrics,
+        fence=fence.check,
     )
 
     def vertex_at(target: VertexTarget) -> TuningProvider:

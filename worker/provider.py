@@ -12,7 +12,7 @@ from typing import Protocol
 
 from core.domain.job import Example, Hyperparameters, Job
 from core.domain.upstream import UpstreamRef, UpstreamStatus
-from worker.credentials import TokenSource
+from core.security.token_source import TokenSource
 
 
 @dataclass(frozen=True)

@@ -60,8 +60,8 @@ from core.redis.tombstones import MAX_TOMBSTONES, Tombstones
 from core.runtime.clock import Clock
 from core.runtime.metrics import Metrics
 from core.runtime.settings import Settings
+from core.security.token_source import TokenSource
 from worker import fence
-from worker.credentials import TokenSource
 from worker.provider import OwnedResource, TuningProvider
 
 log = logging.getLogger(__name__)

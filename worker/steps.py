@@ -42,11 +42,12 @@ from core.errors import (
     UpstreamRejected,
 )
 from core.redis.job_store import JobStore, Lease
+from core.runtime import deadline
 from core.runtime.clock import Clock
 from core.runtime.metrics import Metrics
 from core.runtime.settings import Settings
-from worker import deadline, fence
-from worker.credentials import TokenSource
+from core.security.token_source import TokenSource
+from worker import fence
 from worker.provider import TuningProvider, TuningRequest
 from worker.providers import Providers
 

@@ -25,9 +25,9 @@ from core.errors import LeaseHeld, LeaseLost, TuningError
 from core.redis.admission import Admission
 from core.redis.job_store import JobStore, Lease
 from core.redis.schedule import Schedule
-from core.runtime import logs
+from core.runtime import deadline, logs
 from core.runtime.settings import Settings
-from worker import deadline, fence
+from worker import fence
 from worker.fence import Fence
 from worker.keeper import LeaseKeeper
 from worker.steps import Steps

@@ -13,12 +13,13 @@ import httpx
 import pytest
 
 from core.security.tenants import TenantDirectory
+from core.security.token_source import TokenSource
 from devstack.tenants import LocalTenant, write_tenant_files
 from emulator import EmulatorConfig, load_grants, running_emulator
 from tests.clocks import FakeClock
 from tests.harness import local_tenants
 from worker import fence
-from worker.credentials import CredentialSource, TokenSource
+from worker.credentials import CredentialSource
 from worker.fence import Fence
 from worker.gemini import GeminiClient
 

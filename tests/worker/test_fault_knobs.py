@@ -8,11 +8,11 @@ import pytest
 from google.rpc import code_pb2
 
 from core.errors import UpstreamRetryable
+from core.runtime import deadline
 from tests.conftest import SystemFactory
 from tests.harness import State, System
 from tests.worker.conftest import Upstream, fenced
 from tests.worker.gemini.test_client import body
-from worker import deadline
 
 
 async def test_a_dropped_create_answer_is_adopted_not_duplicated(system: System) -> None:

@@ -25,11 +25,11 @@ from core.errors import LeaseHeld, LeaseLost, UpstreamNotFound, UpstreamRetryabl
 from core.redis.job_store import JobStore, Lease, Versioned
 from core.redis.keys import Keys
 from core.redis.schedule import Schedule
+from core.security.token_source import TokenSource
 from tests.harness import State, System, build_system_steps
 from tests.worker.conftest import Upstream
 from tests.worker.gemini.test_client import body
 from worker import fence
-from worker.credentials import TokenSource
 from worker.fence import Fence, FenceMissing
 from worker.gemini import GeminiClient
 from worker.steps import Steps

@@ -1,7 +1,7 @@
 """An async REST client for the Gemini API's tunedModels surface.
 
 Authentication, the one retry after a 401, rate limiting, deadlines, fencing and the
-translation of error envelopes are worker.upstream_http's, shared with the Vertex AI
+translation of error envelopes are core.upstream_http's, shared with the Vertex AI
 client. A call with an upstream side effect (create, delete, cancel) says so with
 `effect=True`: the one place that says which calls are fenced.
 """
@@ -13,8 +13,9 @@ import re
 import httpx
 
 from core.runtime.metrics import Metrics
-from worker.credentials import TokenSource
-from worker.upstream_http import Json, Limiter, UpstreamHttp, page_params
+from core.security.token_source import TokenSource
+from core.upstream_http import Json, Limiter, UpstreamHttp, page_params
+from worker import fence
 
 
 class GeminiClient:
@@ -27,7 +28,7 @@ class GeminiClient:
         limiter: Limiter | None = None,
         metrics: Metrics | None = None,
     ) -> None:
-        self._api = UpstreamHttp(http, base_url, _route, limiter, metrics)
+        self._api = UpstreamHttp(http, base_url, _route, limiter, metrics, fence=fence.check)
 
     async def create_tuned_model(self, auth: TokenSource, model_id: str, body: Json) -> Json:
         """POST /v1beta/tunedModels?tunedModelId=ID; answers the long-running Operation."""

@@ -9,8 +9,8 @@ from google.rpc import code_pb2
 from core.domain.job import Progress, Snapshot
 from core.domain.upstream import UpstreamRef, UpstreamState, UpstreamStatus
 from core.errors import JobError, Reason
+from core.upstream_http import parse_time
 from worker.provider import TuningRequest
-from worker.upstream_http import parse_time
 
 Json = dict[str, Any]
 

@@ -8,7 +8,8 @@ import logging
 from core.domain.job import job_id_of_model
 from core.domain.upstream import UpstreamRef, UpstreamStatus
 from core.errors import UpstreamAlreadyExists, UpstreamNotFound
-from worker.credentials import TokenSource
+from core.security.token_source import TokenSource
+from core.upstream_http import answer_text, parse_time
 from worker.gemini.client import GeminiClient
 from worker.gemini.json_mapping import (
     status_from_model,
@@ -16,7 +17,6 @@ from worker.gemini.json_mapping import (
     tuned_model_body,
 )
 from worker.provider import OwnedPage, OwnedResource, TuningRequest
-from worker.upstream_http import answer_text, parse_time
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """An async REST client for Vertex AI (aiplatform v1): tuning jobs, models and endpoints.
 
 Authentication, the one retry after a 401, rate limiting, deadlines, fencing and the
-translation of error envelopes are worker.upstream_http's, shared with the Gemini client.
+translation of error envelopes are core.upstream_http's, shared with the Gemini client.
 A call with an upstream side effect says so with `effect=True`: the one place that says
 which calls are fenced. Answers are proto3-JSON dicts.
 """
@@ -13,8 +13,9 @@ import re
 import httpx
 
 from core.runtime.metrics import Metrics
-from worker.credentials import TokenSource
-from worker.upstream_http import Json, Limiter, UpstreamHttp, page_params
+from core.security.token_source import TokenSource
+from core.upstream_http import Json, Limiter, UpstreamHttp, page_params
+from worker import fence
 
 API_VERSION = "v1"
 
@@ -38,7 +39,7 @@ class VertexClient:
     ) -> None:
         """`base_url` overrides the location's host (the emulator's, in tests)."""
         base = base_url or default_base_url(location)
-        self._api = UpstreamHttp(http, base, _route, limiter, metrics)
+        self._api = UpstreamHttp(http, base, _route, limiter, metrics, fence=fence.check)
 
     async def create_tuning_job(self, auth: TokenSource, parent: str, body: Json) -> Json:
         """POST {parent}/tuningJobs: the TuningJob, named by the server."""

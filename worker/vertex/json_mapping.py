@@ -24,8 +24,8 @@ from google.rpc import code_pb2
 from core.domain.job import Checkpoint, DataStats, Example, Progress
 from core.domain.upstream import TunedOutputs, UpstreamRef, UpstreamState, UpstreamStatus
 from core.errors import JobError, Reason, UpstreamRejected
+from core.upstream_http import parse_time
 from worker.provider import TuningRequest
-from worker.upstream_http import parse_time
 
 Json = dict[str, Any]
 

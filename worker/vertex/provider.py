@@ -13,7 +13,7 @@ attempt lists; the retry backoff, long against a create's latency, keeps it smal
 
 The training file is staged first, in Cloud Storage, under a name made of the job's id
 alone (`object_name`), create-only: a retry writes the same object or finds it written
-(worker.vertex.storage). It is also what tells the reconciler a job's clean-up is not
+(core.cloud_storage). It is also what tells the reconciler a job's clean-up is not
 finished: `delete` removes it last, and only once the tuning job has ended (a job still
 cancelling may yet make a model), so `list_owned` reports a tuning job while it runs or
 while its staged file is there, and a deleted job's leftovers are found until they are
@@ -27,13 +27,14 @@ import logging
 import re
 from collections.abc import Iterator
 
+from core.cloud_storage import GS_PREFIX, StorageClient
 from core.domain.job import JOB_ID_SHAPE, TUNED_MODEL_ID_PREFIX, job_id_of_model
 from core.domain.providers import VertexTarget
 from core.domain.upstream import UpstreamRef, UpstreamStatus
 from core.errors import UpstreamNotFound, UpstreamRejected, UpstreamRetryable
-from worker.credentials import TokenSource
+from core.security.token_source import TokenSource
+from core.upstream_http import Json, answer_text, parse_time
 from worker.provider import OwnedPage, OwnedResource, TuningRequest
-from worker.upstream_http import Json, answer_text, parse_time
 from worker.vertex.client import VertexClient
 from worker.vertex.json_mapping import (
     ended,
@@ -44,7 +45,6 @@ from worker.vertex.json_mapping import (
     training_lines,
     tuning_job_body,
 )
-from worker.vertex.storage import GS_PREFIX, StorageClient
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from core.errors import (
 )
 from core.security.authorized_user import TUNING_SCOPE
 from core.security.google_transport import HttpxRequest
+from core.security.token_source import OAuthTokenSource
 from tests.worker.conftest import Upstream, fenced
-from worker.credentials import OAuthTokenSource
 from worker.gemini.json_mapping import status_from_operation
 
 BASE = "models/gemini-1.5-flash-001-tuning"

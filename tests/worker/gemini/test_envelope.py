@@ -12,7 +12,7 @@ from core.errors import (
     UpstreamRetryable,
     UpstreamScopeInsufficient,
 )
-from worker.upstream_http import ERROR_INFO, RETRY_INFO, error_from_response
+from core.upstream_http import ERROR_INFO, RETRY_INFO, error_from_response
 
 
 def answer(http_status: int, status: str, *details: dict[str, Any]) -> httpx.Response:

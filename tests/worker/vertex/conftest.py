@@ -13,11 +13,13 @@ import pytest
 from core.domain.providers import VertexTarget
 from core.security.authorized_user import CLOUD_PLATFORM_SCOPE
 from core.security.tenants import TenantDirectory
+from core.security.token_source import TokenSource
 from devstack.tenants import LocalTenant, write_tenant_files
 from emulator import EmulatorConfig, load_grants, running_emulator
 from tests.clocks import FakeClock
 from tests.worker.conftest import Upstream
-from worker.credentials import CredentialSource, TokenSource
+from worker import fence
+from worker.credentials import CredentialSource
 from worker.gemini import GeminiClient
 from worker.vertex import StorageClient, VertexClient, VertexProvider
 from worker.vertex.provider import DEFAULT_LABEL_KEY
@@ -75,7 +77,7 @@ async def vertex(tmp_path: Path) -> AsyncIterator[Vertex]:
                 url, clock, GeminiClient(http, url), credentials, tenants, token_http
             )
             client = VertexClient(http, LOCATION, base_url=url)
-            storage = StorageClient(http, base_url=url)
+            storage = StorageClient(http, base_url=url, fence=fence.check)
             target = VertexTarget(PROJECT, LOCATION, BUCKET, "staging")
             provider = VertexProvider(client, storage, target)
             yield Vertex(upstream, client, storage, target, provider)

@@ -13,6 +13,7 @@ from core.domain.job import Example, Hyperparameters
 from core.domain.providers import VertexTarget
 from core.domain.upstream import UpstreamState
 from core.errors import Reason, UpstreamRejected
+from worker import fence
 from worker.provider import TuningRequest
 from worker.vertex import StorageClient, VertexClient, VertexProvider
 from worker.vertex.json_mapping import (
@@ -192,6 +193,6 @@ def test_every_endpoint_once_checkpoints_included() -> None:
 
 async def test_a_label_key_google_cloud_would_refuse_is_refused() -> None:
     async with httpx.AsyncClient() as http:
-        client, storage = VertexClient(http, "us-central1"), StorageClient(http)
+        client, storage = VertexClient(http, "us-central1"), StorageClient(http, fence=fence.check)
         with pytest.raises(ValueError, match="label key"):
             VertexProvider(client, storage, VertexTarget("p", "l", "b"), label_key="Job")

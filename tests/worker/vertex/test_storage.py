@@ -8,11 +8,11 @@ from collections.abc import Iterator
 import google_crc32c
 import pytest
 
+from core.cloud_storage import MULTIPART_MAX_BYTES
 from core.errors import UpstreamRejected
 from tests.worker.conftest import fenced
 from tests.worker.vertex.conftest import BUCKET, Vertex
 from worker.fence import FenceMissing
-from worker.vertex.storage import MULTIPART_MAX_BYTES
 
 INSERTS = "storage.objects.insert"
 

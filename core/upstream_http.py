@@ -1,13 +1,15 @@
-"""Talking HTTP to a Google API: the machinery every upstream client of the worker shares.
+"""Talking HTTP to a Google API: the machinery every upstream client shares.
 
 One `httpx.AsyncClient` per process is shared by every call. Each call authenticates
 with the tenant's TokenSource; a 401 earns one token refresh and one retry, no more.
-Each request waits at most the caller's remaining deadline (worker.deadline).
+Each request waits at most the caller's remaining deadline (core.runtime.deadline).
 
 A call with an upstream side effect (`effect=True`, said by each client method that
-makes one) is fenced (worker.fence): the fence is checked after every wait (token, rate
-limiter) and immediately before the request leaves, on every attempt, and the request is
-given no more time than the fence has left.
+makes one) is fenced by the `Fence` the client was given (the worker's is worker.fence's
+`check`, which reads the lease its step holds): the fence is checked after every wait
+(token, rate limiter) and immediately before the request leaves, on every attempt, and
+the request is given no more time than the fence has left. The API holds no lease; its
+clients are built with `UNFENCED`.
 
 Errors are translated here, at the boundary: the HTTP status picks the class (what the
 worker does about it: core.errors' `UpstreamError` branch), and the google.rpc envelope's
@@ -38,15 +40,28 @@ from core.errors import (
     UpstreamUnauthenticated,
 )
 from core.redis.token_bucket import Unlimited
+from core.runtime.deadline import remaining_s
 from core.runtime.metrics import Metrics
-from worker import fence
-from worker.credentials import TokenSource
-from worker.deadline import remaining_s
+from core.security.token_source import TokenSource
 
 Json = dict[str, Any]
 
 RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
+
+
+Fence = Callable[[str], float | None]
+"""Checks that the caller may still make the side effect `action`: the seconds it has
+left to make it (None: no limit), or raises (core.errors.LeaseLost)."""
+
+
+def unfenced(action: str) -> float | None:
+    """The fence of a caller that holds no lease: nothing to check, no time limit."""
+    del action
+    return None
+
+
+UNFENCED: Fence = unfenced
 
 
 class Limiter(Protocol):
@@ -69,8 +84,11 @@ class UpstreamHttp:
         route_of: Callable[[str], str],
         limiter: Limiter | None = None,
         metrics: Metrics | None = None,
+        *,
+        fence: Fence,
     ) -> None:
         self._http = http
+        self._fence = fence
         self._base = base_url.rstrip("/")
         self._route_of = route_of
         self._limiter: Limiter = limiter or Unlimited()
@@ -125,7 +143,7 @@ class UpstreamHttp:
         url = path if path.startswith(("http://", "https://")) else self._base + path
         action, route = f"{method} {httpx.URL(path).path}", self._route_of(httpx.URL(url).path)
         # Nothing is awaited from here until the request leaves.
-        fenced_s = fence.check(action) if effect else None
+        fenced_s = self._fence(action) if effect else None
         timeout = _timeout(self._http.timeout, fenced_s)
         started, outcome = time.perf_counter(), "error"
         try:

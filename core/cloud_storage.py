@@ -11,7 +11,7 @@ Bodies are streamed from an iterator of chunks: up to `MULTIPART_MAX_BYTES` (8 M
 google-cloud-storage does) the whole body goes in one request; above it, a resumable
 upload sends it `RESUMABLE_CHUNK_BYTES` at a time, holding the chunk being sent and the
 next (read ahead: only the last chunk may state the total size), never the whole body.
-Each request that writes is fenced, as every upstream side effect is (worker.upstream_http).
+Each request that writes is fenced, as every upstream side effect is (core.upstream_http).
 """
 
 from __future__ import annotations
@@ -28,8 +28,14 @@ import httpx
 
 from core.errors import UpstreamNotFound, UpstreamRejected, UpstreamRetryable
 from core.runtime.metrics import Metrics
-from worker.credentials import TokenSource
-from worker.upstream_http import Json, Limiter, UpstreamHttp, error_from_response
+from core.security.token_source import TokenSource
+from core.upstream_http import (
+    Fence,
+    Json,
+    Limiter,
+    UpstreamHttp,
+    error_from_response,
+)
 
 DEFAULT_BASE_URL = "https://storage.googleapis.com"
 MULTIPART_MAX_BYTES = 8 * 1024 * 1024
@@ -96,9 +102,11 @@ class StorageClient:
         base_url: str = DEFAULT_BASE_URL,
         limiter: Limiter | None = None,
         metrics: Metrics | None = None,
+        fence: Fence,
     ) -> None:
+        """`fence` checks each write (the worker's: its lease; the API's: none)."""
         self._base = base_url.rstrip("/")
-        self._api = UpstreamHttp(http, self._base, _route, limiter, metrics)
+        self._api = UpstreamHttp(http, self._base, _route, limiter, metrics, fence=fence)
 
     async def upload(
         self,
