@@ -2,10 +2,10 @@
 
 Enough of the API for google-cloud-storage and plain HTTP callers to upload training files
 (media, multipart and resumable uploads, streamed to disk), read them back (metadata, or
-the bytes with ``Range``), list and delete them. Errors use the JSON API's envelope
-(``emulator.storage_errors``). Buckets are not created: with
-``EmulatorConfig.storage_buckets`` unset every well-formed bucket name exists, otherwise
-only those named do.
+the bytes with ``Range``), copy them server-side (``rewriteTo``, ``copyTo``), list and
+delete them. Errors use the JSON API's envelope (``emulator.storage_errors``). Buckets are
+not created: with ``EmulatorConfig.storage_buckets`` unset every well-formed bucket name
+exists, otherwise only those named do.
 
 Resumable session requests (``PUT`` to the session URI) need no ``Authorization``: as at
 Google, the ``upload_id`` is the credential. Every session request is a request of
@@ -25,8 +25,8 @@ from emulator.routes import Route
 from emulator.state import EmulatorState, state_of
 from emulator.storage_objects import StoredObject
 from emulator.storage_params import ContentRange, Preconditions
-from emulator.storage_resource import object_resource
-from emulator.storage_uploads import UploadSession, UploadTarget, parse_goog_hash
+from emulator.storage_resource import object_resource, rewrite_response
+from emulator.storage_uploads import UploadSession, UploadTarget, copied_metadata, parse_goog_hash
 
 UPLOAD_PATH = "/upload/storage/v1/b/{bucket}/o"
 
@@ -232,6 +232,43 @@ async def delete(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def rewrite(request: web.Request) -> web.Response:
+    """``POST /storage/v1/b/{b}/o/{o}/rewriteTo/b/{db}/o/{do}``: a ``storage#rewriteResponse``.
+
+    Every rewrite is done in one call (``done: true``, no ``rewriteToken`` to come back
+    with): a ``rewriteToken`` or ``maxBytesRewrittenPerCall`` the caller sends is ignored.
+    """
+    copied = await _copy(request, routes.STORAGE_REWRITE)
+    return web.json_response(rewrite_response(copied, _base_url(request)))
+
+
+async def copy(request: web.Request) -> web.Response:
+    """``POST /storage/v1/b/{b}/o/{o}/copyTo/b/{db}/o/{do}``: the new object's resource."""
+    return _resource_response(request, await _copy(request, routes.STORAGE_COPY))
+
+
+async def _copy(request: web.Request, route: Route) -> StoredObject:
+    """Copy the path's source object to its destination; the optional JSON body is the
+    destination's metadata (``contentType``, ``metadata``; the source's where absent).
+
+    404 for a missing source (``sourceGeneration``: that generation); 412 if an
+    ``ifSource*`` precondition fails on the source or an ``if*`` one on the destination
+    (``ifGenerationMatch=0``: it must not exist).
+    """
+    authorize(request, route)
+    resource = await storage_streams.read_resource(storage_streams.request_chunks(request))
+    # No await from here on, so neither object can change between its checks and the copy.
+    source = _found_object(request, source=True)
+    bucket = _known_bucket(request, request.match_info["destinationBucket"])
+    name = storage_params.object_name(request.match_info["destinationObject"])
+    state = state_of(request)
+    Preconditions.from_query(request.query).check(state.objects.get(bucket, name))
+    content_type, metadata = copied_metadata(source, resource)
+    return state.objects.copy(
+        source, bucket, name, now=state.clock(), content_type=content_type, metadata=metadata
+    )
+
+
 async def list_objects(request: web.Request) -> web.Response:
     """``GET /storage/v1/b/{bucket}/o?prefix&delimiter&maxResults&pageToken``, in name order.
 
@@ -295,7 +332,12 @@ def _inspected(stored: StoredObject) -> JsonObject:
 def _authorized_bucket(request: web.Request, route: Route) -> str:
     """The path's bucket, once the caller is authorized: 400 if malformed, 404 if absent."""
     authorize(request, route)
-    bucket = storage_params.bucket_name(request.match_info["bucket"])
+    return _known_bucket(request, request.match_info["bucket"])
+
+
+def _known_bucket(request: web.Request, raw: str) -> str:
+    """A bucket name that is well formed (400) and exists (404)."""
+    bucket = storage_params.bucket_name(raw)
     buckets = state_of(request).config.storage_buckets
     if buckets is not None and bucket not in buckets:
         raise storage_errors.bucket_not_found(bucket)
@@ -303,14 +345,22 @@ def _authorized_bucket(request: web.Request, route: Route) -> str:
 
 
 def _authorized_object(request: web.Request, route: Route) -> StoredObject:
-    """The path's object, checked against ``generation`` and the preconditions (404, 412)."""
-    bucket = _authorized_bucket(request, route)
+    """The path's object, once the caller is authorized (see `_found_object`)."""
+    authorize(request, route)
+    return _found_object(request)
+
+
+def _found_object(request: web.Request, *, source: bool = False) -> StoredObject:
+    """The path's object, checked against ``generation`` and the ``if*`` preconditions, or
+    for a copy's source (``source``) ``sourceGeneration`` and ``ifSource*`` (404, 412).
+    """
+    bucket = _known_bucket(request, request.match_info["bucket"])
     name = storage_params.object_name(request.match_info["object"])
     stored = state_of(request).objects.get(bucket, name)
-    generation = storage_params.int_param(request.query, "generation")
-    if stored is None or generation not in (None, stored.generation):
+    wanted = storage_params.int_param(request.query, "sourceGeneration" if source else "generation")
+    if stored is None or wanted not in (None, stored.generation):
         raise storage_errors.object_not_found(bucket, name)
-    Preconditions.from_query(request.query).check(stored)
+    Preconditions.from_query(request.query, source=source).check(stored)
     return stored
 
 

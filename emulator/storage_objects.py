@@ -10,11 +10,17 @@ arrive), then `commit` turns it into the object's new generation at once, so a r
 sees a half-written body and an upload that fails leaves nothing behind (`discard`). The
 upload handlers feed a writer chunk by chunk from the request stream; `put` does it all in
 one call for callers that have the bytes.
+
+A committed body file is never written again (a new generation gets a new file), so `copy`
+gives the copy a hard link to the source's file: a server-side copy costs neither time nor
+disk, whatever the object's size, and deleting or replacing either object leaves the other's
+bytes in place.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import os
 import tempfile
@@ -190,8 +196,43 @@ class ObjectStore:
             create_time=now,
             path=body.path,
         )
-        previous = self._objects.get((bucket, name))
-        self._objects[(bucket, name)] = stored
+        return self._install(stored)
+
+    def copy(
+        self,
+        source: StoredObject,
+        bucket: str,
+        name: str,
+        *,
+        now: float,
+        content_type: str,
+        metadata: dict[str, str],
+    ) -> StoredObject:
+        """Make `source`'s bytes the new generation of `bucket/name` (which may be `source`).
+
+        Preconditions are the caller's to check first, as for `put`.
+        """
+        self._generation += 1
+        path = self.root / f"copy-{self._generation}"
+        os.link(source.path, path)
+        copied = dataclasses.replace(
+            source,
+            bucket=bucket,
+            name=name,
+            generation=self._generation,
+            metageneration=1,
+            content_type=content_type,
+            metadata=dict(metadata),
+            create_time=now,
+            path=path,
+        )
+        return self._install(copied)
+
+    def _install(self, stored: StoredObject) -> StoredObject:
+        """Make `stored` its name's newest generation, removing the older one's body."""
+        key = (stored.bucket, stored.name)
+        previous = self._objects.get(key)
+        self._objects[key] = stored
         if previous is not None:
             previous.path.unlink(missing_ok=True)
         return stored

@@ -58,7 +58,9 @@ class Preconditions:
     """The ``ifGeneration*`` / ``ifMetageneration*`` query parameters of one request.
 
     ``ifGenerationMatch=0`` means "the object must not exist" (a create-only write);
-    ``ifGenerationNotMatch=0`` means "some generation must exist".
+    ``ifGenerationNotMatch=0`` means "some generation must exist". A copy or rewrite reads
+    these for its destination and ``ifSourceGeneration*`` / ``ifSourceMetageneration*`` for
+    its source (``source=True``).
     """
 
     generation_match: int | None = None
@@ -67,13 +69,14 @@ class Preconditions:
     metageneration_not_match: int | None = None
 
     @classmethod
-    def from_query(cls, query: Mapping[str, str]) -> Preconditions:
+    def from_query(cls, query: Mapping[str, str], *, source: bool = False) -> Preconditions:
         """Read the four parameters (400 if one is not a non-negative integer)."""
+        prefix = "ifSource" if source else "if"
         return cls(
-            int_param(query, "ifGenerationMatch"),
-            int_param(query, "ifGenerationNotMatch"),
-            int_param(query, "ifMetagenerationMatch"),
-            int_param(query, "ifMetagenerationNotMatch"),
+            int_param(query, prefix + "GenerationMatch"),
+            int_param(query, prefix + "GenerationNotMatch"),
+            int_param(query, prefix + "MetagenerationMatch"),
+            int_param(query, prefix + "MetagenerationNotMatch"),
         )
 
     def check(self, current: StoredObject | None) -> None:

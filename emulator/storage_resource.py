@@ -1,4 +1,4 @@
-"""The JSON API's object resource and the headers of a media download.
+"""The JSON API's object resource, the answer of a rewrite, and the headers of a download.
 
 int64 fields (``generation``, ``metageneration``, ``size``) are strings, timestamps RFC 3339
 with milliseconds and ``Z``, as Cloud Storage writes them. Links point back at the host the
@@ -41,6 +41,17 @@ def object_resource(stored: StoredObject, base_url: str) -> JsonObject:
     if stored.metadata:
         resource["metadata"] = dict(stored.metadata)
     return resource
+
+
+def rewrite_response(stored: StoredObject, base_url: str) -> JsonObject:
+    """The ``storage#rewriteResponse`` of a rewrite finished in one call (no ``rewriteToken``)."""
+    return {
+        "kind": "storage#rewriteResponse",
+        "totalBytesRewritten": str(stored.size),
+        "objectSize": str(stored.size),
+        "done": True,
+        "resource": object_resource(stored, base_url),
+    }
 
 
 def download_headers(stored: StoredObject) -> dict[str, str]:

@@ -136,6 +136,15 @@ def custom_metadata(raw: Any) -> dict[str, str]:
     return dict(raw)
 
 
+def copied_metadata(source: StoredObject, resource: JsonObject) -> tuple[str, dict[str, str]]:
+    """A copy's content type and custom metadata: each the request body's when it gives one
+    (``contentType``, ``metadata``, which replaces the source's whole), else the source's.
+    """
+    content_type = _optional_str(resource, "contentType") or source.content_type
+    raw = resource.get("metadata")
+    return content_type, source.metadata if raw is None else custom_metadata(raw)
+
+
 def parse_goog_hash(header: str | None) -> dict[str, str]:
     """``crc32c=AAAA==,md5=BBBB==`` as ``{"crc32c": ..., "md5": ...}``."""
     hashes: dict[str, str] = {}
