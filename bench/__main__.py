@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from bench import (
     coalescing,
+    dataset_stream,
     dataset_validation,
     fleet,
     list_scale,
@@ -27,6 +28,7 @@ FIGURES: dict[str, Callable[[], Awaitable[list[Figure]]]] = {
     "list_scale": list_scale.measure,
     "tracking": tracking.measure,
     "dataset_validation": dataset_validation.ameasure,
+    "dataset_stream": dataset_stream.ameasure,
     "fleet": fleet.measure,
     "noisy_neighbour": noisy_neighbour.measure,
 }

@@ -16,17 +16,19 @@ Each request that writes is fenced, as every upstream side effect is (core.upstr
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import re
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import google_crc32c
 import httpx
 
-from core.errors import UpstreamNotFound, UpstreamRejected, UpstreamRetryable
+from core.errors import UpstreamError, UpstreamNotFound, UpstreamRejected, UpstreamRetryable
 from core.runtime.metrics import Metrics
 from core.security.token_source import TokenSource
 from core.upstream_http import (
@@ -42,14 +44,27 @@ MULTIPART_MAX_BYTES = 8 * 1024 * 1024
 """The largest body sent in one request; larger ones go resumable."""
 RESUMABLE_CHUNK_BYTES = 8 * 1024 * 1024
 """Bytes per request of a resumable upload: a multiple of 256 KiB, as the API requires."""
+DOWNLOAD_PIECE_BYTES = 8 * 1024 * 1024
+"""Bytes per ranged read of a download: what a reader holds at once."""
 GS_PREFIX = "gs://"
 PRECONDITION_FAILED = 412
 RESUME_INCOMPLETE = 308
+CANCELLED = 499
 
 
 @dataclass(frozen=True)
 class StagedObject:
     """An object as written (or as found written by an earlier attempt)."""
+
+    @classmethod
+    def from_uri(
+        cls, uri: str, *, size: int = -1, crc32c: str = "", generation: str = ""
+    ) -> StagedObject:
+        """The object `gs://bucket/name` names; ValueError if `uri` is not one."""
+        bucket, _, name = uri.removeprefix(GS_PREFIX).partition("/")
+        if not uri.startswith(GS_PREFIX) or not bucket or not name:
+            raise ValueError(f"not a gs://bucket/name URI: {uri[:80]!r}")
+        return cls(bucket, name, size, crc32c)
 
     bucket: str
     name: str
@@ -65,31 +80,41 @@ class StagedObject:
 
 class _Checksummed:
     """The body's chunks, regrouped in pieces of a chosen size; CRC32C and size counted
-    over what was read of it."""
+    over what was read of it. The chunks may come from a plain or an async iterable: an
+    upload streamed as it is received reads its source only as fast as it sends."""
 
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks = iter(chunks)
+    def __init__(self, chunks: Iterable[bytes] | AsyncIterable[bytes]) -> None:
+        self._chunks: AsyncIterator[bytes] = _async_iter(chunks)
         self._rest = b""
         self.crc = 0
         self.size = 0
 
-    def take(self, size_bytes: int) -> bytes:
+    async def take(self, size_bytes: int) -> bytes:
         """The next `size_bytes` of the body (fewer only at its end)."""
         taken, self._rest = bytearray(self._rest), b""
-        while len(taken) < size_bytes and (chunk := next(self._chunks, None)) is not None:
+        while len(taken) < size_bytes and (chunk := await anext(self._chunks, None)) is not None:
             self.crc = google_crc32c.extend(self.crc, chunk)
             self.size += len(chunk)
             taken += chunk
         self._rest = bytes(taken[size_bytes:])
         return bytes(taken[:size_bytes])
 
-    def drain(self) -> None:
+    async def drain(self) -> None:
         """Read what was not taken, to know what the whole body would have been."""
-        while self.take(RESUMABLE_CHUNK_BYTES):
+        while await self.take(RESUMABLE_CHUNK_BYTES):
             pass
 
     def crc32c(self) -> str:
         return base64.b64encode(self.crc.to_bytes(4, "big")).decode()
+
+
+async def _async_iter(chunks: Iterable[bytes] | AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    if isinstance(chunks, AsyncIterable):
+        async for chunk in chunks:
+            yield chunk
+    else:
+        for chunk in chunks:
+            yield chunk
 
 
 class StorageClient:
@@ -113,20 +138,24 @@ class StorageClient:
         auth: TokenSource,
         bucket: str,
         name: str,
-        chunks: Iterable[bytes],
+        chunks: Iterable[bytes] | AsyncIterable[bytes],
         content_type: str = "application/jsonl",
     ) -> StagedObject:
         """Write a new object from `chunks`; if the name is taken, accept the object there
-        only if it holds the same bytes (by CRC32C and size), else UpstreamRejected."""
+        only if it holds the same bytes (by CRC32C and size), else UpstreamRejected.
+
+        An exception from `chunks` ends the upload with nothing written: the object exists
+        only once its last chunk is sent (a resumable session is cancelled, best effort;
+        Cloud Storage drops an unfinished one after a week anyway)."""
         body = _Checksummed(chunks)
-        first = body.take(MULTIPART_MAX_BYTES + 1)
+        first = await body.take(MULTIPART_MAX_BYTES + 1)
         target = _Target(bucket, name, content_type)
         if len(first) <= MULTIPART_MAX_BYTES:
             answer = await self._upload_media(auth, target, first)
         else:
             answer = await self._upload_resumable(auth, target, first, body)
         if answer is None:  # The name is taken: by an earlier attempt of ours?
-            body.drain()
+            await body.drain()
             answer = await self.get_metadata(auth, bucket, name)
         return _checked(target, answer, body)
 
@@ -139,6 +168,43 @@ class StorageClient:
         except UpstreamNotFound:
             return False
         return True
+
+    async def download(
+        self, auth: TokenSource, bucket: str, name: str, *, piece_bytes: int = DOWNLOAD_PIECE_BYTES
+    ) -> AsyncIterator[bytes]:
+        """The object's bytes, `piece_bytes` at a time (ranged reads of one generation: a
+        rewrite of the name meanwhile fails the read rather than mixing two bodies)."""
+        answer = await self.get_metadata(auth, bucket, name)
+        size, generation = int(answer.get("size", 0)), str(answer.get("generation", ""))
+        path, params = _object_path(bucket, name), {"alt": "media", "generation": generation}
+        for start in range(0, size, piece_bytes):
+            end = min(start + piece_bytes, size) - 1
+            headers = {"Range": f"bytes={start}-{end}"}
+            response = await self._api.request(auth, "GET", path, params=params, headers=headers)
+            yield response.content
+
+    async def rewrite(
+        self, auth: TokenSource, source: StagedObject, bucket: str, name: str
+    ) -> StagedObject:
+        """Copy `source` to a new object, server-side and create-only; if the name is taken,
+        accept the object there only if it holds the source's bytes, else UpstreamRejected."""
+        path = (
+            _object_path(source.bucket, source.name) + "/rewriteTo" + _bucket_object(bucket, name)
+        )
+        params = {"ifGenerationMatch": "0"}
+        if source.generation:
+            params["sourceGeneration"] = source.generation
+        response = await self._api.request(
+            auth, "POST", path, effect=True, passing=(PRECONDITION_FAILED,), params=params
+        )
+        if response.status_code == PRECONDITION_FAILED:
+            resource = await self.get_metadata(auth, bucket, name)
+        else:
+            resource = _json(response).get("resource", {})
+        copied = _staged(bucket, name, resource)
+        if (copied.crc32c, copied.size) != (source.crc32c, source.size):
+            raise UpstreamRejected(f"{copied.uri} holds other bytes than {source.uri}")
+        return copied
 
     async def delete(self, auth: TokenSource, bucket: str, name: str) -> None:
         """Delete the object; succeeds if it is already gone."""
@@ -174,11 +240,21 @@ class StorageClient:
         session = await self._start_session(auth, target)
         if session is None:
             return None
+        try:
+            return await self._send_session(auth, session, first, body)
+        except BaseException:
+            with contextlib.suppress(UpstreamError):
+                await asyncio.shield(self._cancel_session(auth, session))
+            raise
+
+    async def _send_session(
+        self, auth: TokenSource, session: str, first: bytes, body: _Checksummed
+    ) -> Json | None:
         chunk, pending, offset = first[:RESUMABLE_CHUNK_BYTES], first[RESUMABLE_CHUNK_BYTES:], 0
         while True:
             # Read ahead one chunk: a chunk is the last when nothing follows it, and only
             # the last one may say the total size.
-            pending += body.take(RESUMABLE_CHUNK_BYTES - len(pending))
+            pending += await body.take(RESUMABLE_CHUNK_BYTES - len(pending))
             response = await self._put_chunk(auth, session, chunk, offset, body.size, not pending)
             if response.status_code == PRECONDITION_FAILED:
                 return None
@@ -186,6 +262,10 @@ class StorageClient:
                 return _json(response)
             offset = _persisted(response, offset + len(chunk))
             chunk, pending = pending, b""
+
+    async def _cancel_session(self, auth: TokenSource, session: str) -> None:
+        """Drop an unfinished resumable upload (Cloud Storage answers 499)."""
+        await self._api.request(auth, "DELETE", session, effect=True, passing=(CANCELLED,))
 
     async def _start_session(self, auth: TokenSource, target: _Target) -> str | None:
         response = await self._post_upload(
@@ -229,15 +309,20 @@ class _Target:
         return {"uploadType": upload_type, "name": self.name, "ifGenerationMatch": "0"}
 
 
+def _staged(bucket: str, name: str, resource: Json) -> StagedObject:
+    """The object as the JSON API's resource describes it."""
+    return StagedObject(
+        bucket,
+        name,
+        int(resource.get("size", -1)),
+        str(resource.get("crc32c", "")),
+        str(resource.get("generation", "")),
+    )
+
+
 def _checked(target: _Target, answer: Json, body: _Checksummed) -> StagedObject:
     """The object as the API describes it, if it holds what was meant to be written."""
-    found = StagedObject(
-        target.bucket,
-        target.name,
-        int(answer.get("size", -1)),
-        str(answer.get("crc32c", "")),
-        str(answer.get("generation", "")),
-    )
+    found = _staged(target.bucket, target.name, answer)
     if (found.crc32c, found.size) != (body.crc32c(), body.size):
         raise UpstreamRejected(
             f"{found.uri} holds other bytes than this upload's (crc32c {found.crc32c}, "
@@ -272,8 +357,12 @@ def _upload_path(bucket: str) -> str:
 
 
 def _object_path(bucket: str, name: str) -> str:
+    return "/storage/v1" + _bucket_object(bucket, name)
+
+
+def _bucket_object(bucket: str, name: str) -> str:
     quoted = urllib.parse.quote(name, safe="")
-    return f"/storage/v1/b/{urllib.parse.quote(bucket, safe='')}/o/{quoted}"
+    return f"/b/{urllib.parse.quote(bucket, safe='')}/o/{quoted}"
 
 
 _IDS = re.compile(r"/(b|o)/[^/]+")

@@ -143,6 +143,12 @@ class Reason(StrEnum):
         "The job's state does not allow the call (it has ended, for one).",
         "Read the job; do not retry unchanged.",
     )
+    DATASET_STORAGE_OFF = (
+        "DATASET_STORAGE_OFF",
+        _C.FAILED_PRECONDITION,
+        "This deployment keeps no uploaded datasets (TUNING_DATASET_STORAGE is not set).",
+        "Send the examples inline in CreateTuningJob, or ask the operators for dataset storage.",
+    )
     TENANT_NOT_FOUND = (
         "TENANT_NOT_FOUND",
         _C.NOT_FOUND,
@@ -221,6 +227,21 @@ class Reason(StrEnum):
         _C.FAILED_PRECONDITION,
         "The stored credential cannot be decrypted with the worker's keys.",
         "Operators give the workers the key that sealed it, or set the credential again.",
+    )
+    IMPERSONATION_REFUSED = (
+        "IMPERSONATION_REFUSED",
+        _C.FAILED_PRECONDITION,
+        "IAM refused the platform a token of the tenant's service account (the platform "
+        "lacks roles/iam.serviceAccountTokenCreator on it, or the account does not exist).",
+        "The tenant grants the platform's service account that role on its own "
+        "(operations.md); then create the job again.",
+    )
+    IMPERSONATION_CONFIGURED = (
+        "IMPERSONATION_CONFIGURED",
+        _C.FAILED_PRECONDITION,
+        "The tenant impersonates a service account (tenants file), so no credential is "
+        "stored for it.",
+        "Keep impersonation, or remove `impersonate_service_account` from its entry first.",
     )
     # Fix the credentials or the access.
     UNAUTHENTICATED = (

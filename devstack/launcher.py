@@ -33,8 +33,9 @@ from typing import Any, Self
 from core.runtime.settings import Settings, to_env
 from devstack.processes import Child
 from devstack.redis_server import RedisServer, free_port
-from devstack.tenants import LocalTenant, write_tenant_files
+from devstack.tenants import PLATFORM_CREDENTIALS_FILE, LocalTenant, write_tenant_files
 from emulator import EmulatorConfig, load_fault_rules, load_grants
+from emulator.config import load_service_accounts
 
 API_READY = "API_READY"
 """`API_READY port=<port>` (service/process.py)."""
@@ -86,6 +87,7 @@ class EmulatorOptions:
             steps_per_second=self.steps_per_second,
             token_ttl_s=self.token_ttl_s,
             grants=load_grants(grants_file),
+            service_accounts=load_service_accounts(grants_file),
             faults=faults,
             rate_limit_rps=self.rate_limit_rps,
             vertex_pending_s=self.vertex_pending_s,
@@ -110,6 +112,10 @@ class TenantFiles:
         return cls(by_id, tenants_file, grants_file)
 
 
+LOCAL_DATASET_STORAGE = "gs://platform-datasets/uploads"
+"""Where the local system keeps uploaded datasets: a bucket of the emulator's."""
+
+
 def local_settings(
     base: Settings, *, redis_url: str, tenant_files: TenantFiles, emulator_url: str
 ) -> Settings:
@@ -122,6 +128,9 @@ def local_settings(
         vertex_base_url=emulator_url,
         storage_base_url=emulator_url,
         token_uri=emulator_url + "/token",
+        platform_credentials_file=str(tenant_files.tenants_file.parent / PLATFORM_CREDENTIALS_FILE),
+        iam_credentials_base_url=emulator_url,
+        dataset_storage=base.dataset_storage or LOCAL_DATASET_STORAGE,
         grpc_listen="127.0.0.1:0",
         worker_health_listen="127.0.0.1:0",
     )

@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.security.authorized_user import TUNING_SCOPE
+from core.security.authorized_user import CLOUD_PLATFORM_SCOPE, TUNING_SCOPE
 from core.security.crypto import new_key
 from core.security.tenants import Role, token_digest
 
@@ -34,6 +34,12 @@ class LocalTenant:
     quotas: dict[str, float] = field(default_factory=dict)
     provider: str | dict[str, str] = ""
     """The entry's `provider` (core.domain.providers); "" leaves it out: the Gemini API."""
+    service_account: str = ""
+    """A service account the platform impersonates for the tenant, named by its entry
+    instead of a credentials file (core.security.impersonation); "": none."""
+    platform_may_impersonate: bool = True
+    """Whether the grants file lets the platform's identity impersonate `service_account`
+    (holds roles/iam.serviceAccountTokenCreator on it)."""
 
     def authorized_user(self) -> dict[str, str]:
         info = {
@@ -54,17 +60,38 @@ class LocalTenant:
             "scopes": list(self.scopes),
         }
 
+    def service_account_entry(self, platform: LocalTenant) -> dict[str, object]:
+        """The emulator's `service_accounts` entry of the tenant's service account."""
+        allowed = [platform.client_id] if self.platform_may_impersonate else []
+        return {"email": self.service_account, "impersonators": allowed}
+
+
+PLATFORM_CREDENTIALS_FILE = "platform-oauth.json"
+"""The platform's own identity (TUNING_PLATFORM_CREDENTIALS_FILE): it reads and writes the
+dataset bucket. Production uses the pod's Workload Identity instead of a file."""
+
+
+def platform_identity() -> LocalTenant:
+    """A made-up OAuth credential for the platform itself, granted cloud-platform."""
+    return LocalTenant("platform", scopes=(CLOUD_PLATFORM_SCOPE,))
+
 
 def write_tenant_files(directory: Path, tenants: list[LocalTenant]) -> tuple[Path, Path]:
-    """Write tenants.json (+ one credential file per tenant) and grants.json; their paths."""
+    """Write tenants.json (+ one credential file per tenant, and the platform's) and
+    grants.json; the paths of tenants.json and grants.json."""
     teams = [t for t in tenants if t.role == Role.TENANT]
-    for tenant in teams:
-        credentials = directory / f"{tenant.id}-oauth.json"
-        credentials.write_text(json.dumps(tenant.authorized_user()))
+    platform = platform_identity()
+    for name, owner in [(f"{t.id}-oauth.json", t) for t in teams if not t.service_account] + [
+        (PLATFORM_CREDENTIALS_FILE, platform)
+    ]:
+        credentials = directory / name
+        credentials.write_text(json.dumps(owner.authorized_user()))
         credentials.chmod(0o600)
     tenants_file = write_tenants_file(directory, tenants)
     grants_file = directory / "grants.json"
-    grants_file.write_text(json.dumps({"grants": [t.grant() for t in teams]}, indent=2))
+    grants = [t.grant() for t in [*teams, platform]]
+    accounts = [t.service_account_entry(platform) for t in teams if t.service_account]
+    grants_file.write_text(json.dumps({"grants": grants, "service_accounts": accounts}, indent=2))
     return tenants_file, grants_file
 
 
@@ -78,7 +105,9 @@ def write_tenants_file(directory: Path, tenants: list[LocalTenant]) -> Path:
 def tenants_entry(tenant: LocalTenant) -> dict[str, object]:
     """The tenant's entry in tenants.json."""
     entry: dict[str, object] = {"id": tenant.id, "token_sha256": [token_digest(tenant.token).hex()]}
-    if tenant.role == Role.TENANT:
+    if tenant.service_account:
+        entry["impersonate_service_account"] = tenant.service_account
+    elif tenant.role == Role.TENANT:
         entry["credentials_file"] = f"{tenant.id}-oauth.json"
     else:
         entry["role"] = tenant.role.value

@@ -15,7 +15,7 @@ import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
-from emulator.config import EmulatorConfig, load_grants
+from emulator.config import EmulatorConfig, load_grants, load_service_accounts
 from emulator.faults import load_fault_rules
 from emulator.server import running_emulator
 
@@ -89,11 +89,13 @@ def parse_args(argv: Sequence[str] | None, env: Mapping[str, str]) -> argparse.N
 def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     """The emulator settings the flags describe."""
     grants = load_grants(args.grants_file) if args.grants_file else ()
+    accounts = load_service_accounts(args.grants_file) if args.grants_file else ()
     faults = load_fault_rules(args.faults_file) if args.faults_file else ()
     return EmulatorConfig(
         steps_per_second=args.steps_per_second,
         token_ttl_s=args.token_ttl_s,
         grants=grants,
+        service_accounts=accounts,
         faults=faults,
         rate_limit_rps=args.rate_limit_rps,
         vertex_pending_s=args.vertex_pending_s,

@@ -12,6 +12,7 @@ from emulator import (
     api_models,
     api_operations,
     generate,
+    iam,
     inspection,
     oauth,
     routes,
@@ -42,6 +43,8 @@ _VERTEX_MODEL = _VERTEX + "/models/{model_id:[^/:]+}"
 _ENDPOINT = _VERTEX + "/endpoints/{endpoint_id:[^/:]+}"
 _OBJECTS = "/storage/v1/b/{bucket}/o"
 _OBJECT = _OBJECTS + "/{object:.+}"  # the name is URL-encoded; aiohttp decodes %2F after matching
+_DESTINATION = "/b/{destinationBucket}/o/{destinationObject:.+}"
+_SERVICE_ACCOUNT = "/v1/projects/{project:[^/:]+}/serviceAccounts/{account:[^/:]+}"
 
 API_ROUTES: tuple[tuple[str, str, Route, HandlerFn], ...] = (
     ("POST", "/token", routes.OAUTH_TOKEN, oauth.token_endpoint),
@@ -79,6 +82,8 @@ API_ROUTES: tuple[tuple[str, str, Route, HandlerFn], ...] = (
     ("GET", _OBJECT, routes.STORAGE_GET, storage_api.get_object),
     ("GET", "/download" + _OBJECT, routes.STORAGE_GET, storage_api.download),
     ("DELETE", _OBJECT, routes.STORAGE_DELETE, storage_api.delete),
+    ("POST", _OBJECT + "/rewriteTo" + _DESTINATION, routes.STORAGE_REWRITE, storage_api.rewrite),
+    ("POST", _OBJECT + "/copyTo" + _DESTINATION, routes.STORAGE_COPY, storage_api.copy),
     ("POST", _JOBS, routes.TUNING_JOBS_CREATE, vertex_jobs.create),
     ("GET", _JOBS, routes.TUNING_JOBS_LIST, vertex_jobs.list_jobs),
     ("GET", _JOB, routes.TUNING_JOBS_GET, vertex_jobs.get),
@@ -98,6 +103,12 @@ API_ROUTES: tuple[tuple[str, str, Route, HandlerFn], ...] = (
         _ENDPOINT + ":generateContent",
         routes.ENDPOINTS_GENERATE,
         vertex_resources.generate_content,
+    ),
+    (
+        "POST",
+        _SERVICE_ACCOUNT + ":generateAccessToken",
+        routes.IAM_GENERATE_ACCESS_TOKEN,
+        iam.generate_access_token,
     ),
 )
 

@@ -48,6 +48,32 @@ class Grant:
 
 
 @dataclass(frozen=True)
+class ServiceAccount:
+    """A service account the emulated IAM Credentials API mints access tokens of.
+
+    Attributes:
+        email: the account's email; minted tokens act as an OAuth client of this id, which
+            owns what they create.
+        impersonators: who holds ``roles/iam.serviceAccountTokenCreator`` on it: OAuth
+            client ids of grants, or emails of other service accounts (for delegation
+            chains). Anyone else's ``generateAccessToken`` is 403.
+    """
+
+    email: str
+    impersonators: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> ServiceAccount:
+        """Build a service account from one entry of a grants file's ``service_accounts``."""
+        impersonators = raw.get("impersonators", [])
+        if not isinstance(impersonators, list) or not all(
+            isinstance(i, str) for i in impersonators
+        ):
+            raise ValueError("service account 'impersonators' must be a list of strings")
+        return cls(email=_required_str(raw, "email"), impersonators=tuple(impersonators))
+
+
+@dataclass(frozen=True)
 class EmulatorConfig:
     """Settings of one emulator instance.
 
@@ -56,6 +82,8 @@ class EmulatorConfig:
             default 2.0. Must be positive.
         token_ttl_s: lifetime of issued access tokens, seconds; default 3600.
         grants: the refresh-token grants accepted by ``POST /token``; default none.
+        service_accounts: the service accounts ``generateAccessToken`` mints tokens of,
+            and who may; default none. Emails must be unique.
         page_size_default: list page size when the caller gives none (or 0); default 10.
         page_size_max: larger requested page sizes are clamped to this; default 1000.
         faults: fault rules pending from the start (``--faults-file``), as if posted to
@@ -82,6 +110,7 @@ class EmulatorConfig:
     steps_per_second: float = 2.0
     token_ttl_s: int = 3600
     grants: tuple[Grant, ...] = ()
+    service_accounts: tuple[ServiceAccount, ...] = ()
     page_size_default: int = 10
     page_size_max: int = 1000
     faults: tuple[FaultRule, ...] = ()
@@ -101,6 +130,8 @@ class EmulatorConfig:
             raise ValueError("models must have unique ids")
         if len({model.model_id for model in self.vertex_models}) != len(self.vertex_models):
             raise ValueError("vertex_models must have unique ids")
+        if len({account.email for account in self.service_accounts}) != len(self.service_accounts):
+            raise ValueError("service_accounts must have unique emails")
         if self.vertex_pending_s < 0 or self.vertex_cancelling_s < 0:
             raise ValueError("vertex_pending_s and vertex_cancelling_s must be >= 0")
         if self.rate_limit_rps < 0:
@@ -120,6 +151,16 @@ def load_grants(path: str | Path) -> tuple[Grant, ...]:
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise ValueError(f"{path}: expected an object with a 'grants' list of objects")
     return tuple(Grant.from_json(entry) for entry in entries)
+
+
+def load_service_accounts(path: str | Path) -> tuple[ServiceAccount, ...]:
+    """Read the service accounts of a grants file: its optional ``service_accounts`` list,
+    ``[{"email": ..., "impersonators": [client id or email, ...]}]``."""
+    raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    entries = raw.get("service_accounts", []) if isinstance(raw, dict) else None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ValueError(f"{path}: 'service_accounts' must be a list of objects")
+    return tuple(ServiceAccount.from_json(entry) for entry in entries)
 
 
 def _required_str(raw: dict[str, Any], key: str) -> str:

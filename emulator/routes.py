@@ -99,6 +99,8 @@ STORAGE_INSERT = _storage("storage.objects.insert", STORAGE_WRITE_SCOPES)
 STORAGE_GET = _storage("storage.objects.get", STORAGE_READ_SCOPES)
 STORAGE_LIST = _storage("storage.objects.list", STORAGE_READ_SCOPES)
 STORAGE_DELETE = _storage("storage.objects.delete", STORAGE_WRITE_SCOPES)
+STORAGE_REWRITE = _storage("storage.objects.rewrite", STORAGE_WRITE_SCOPES)
+STORAGE_COPY = _storage("storage.objects.copy", STORAGE_WRITE_SCOPES)
 
 _VERTEX = "google.cloud.aiplatform.v1."
 
@@ -146,6 +148,16 @@ VERTEX_ROUTES = (
     ENDPOINTS_GENERATE,
 )
 
+# The IAM Credentials API (``emulator.iam``): service-account impersonation.
+IAM_SERVICE = "iamcredentials.googleapis.com"
+SCOPE_IAM = _AUTH + "iam"
+IAM_GENERATE_ACCESS_TOKEN = Route(
+    "serviceAccounts.generateAccessToken",
+    "google.iam.credentials.v1.IAMCredentials.GenerateAccessToken",
+    (SCOPE_CLOUD_PLATFORM, SCOPE_IAM),
+    service=IAM_SERVICE,
+)
+
 ALL_ROUTES = (
     OAUTH_TOKEN,
     MODELS_CREATE,
@@ -164,6 +176,9 @@ ALL_ROUTES = (
     STORAGE_GET,
     STORAGE_LIST,
     STORAGE_DELETE,
+    STORAGE_REWRITE,
+    STORAGE_COPY,
     *VERTEX_ROUTES,
+    IAM_GENERATE_ACCESS_TOKEN,
 )
 ROUTE_NAMES = frozenset(route.name for route in ALL_ROUTES)

@@ -1,4 +1,5 @@
-"""Access tokens issued for refresh-token grants, and their lookup.
+"""Access tokens issued for refresh-token grants or minted for service accounts, and their
+lookup.
 
 Expired tokens are remembered so that a call with one can be told ``ACCESS_TOKEN_EXPIRED``
 rather than ``CREDENTIALS_MISSING``.
@@ -81,11 +82,16 @@ class TokenBook:
             raise OAuthError("invalid_grant", "Bad Request")
         return grant
 
-    def _issue(self, grant: Grant, scopes: frozenset[str], now_s: float) -> AccessToken:
+    def mint(self, client_id: str, scopes: frozenset[str], expires_s: float) -> AccessToken:
+        """A token acting as ``client_id`` (a service account's email, for
+        ``generateAccessToken``), valid until ``expires_s``; no grant is checked here."""
         value = "ya29.emulated-" + secrets.token_urlsafe(32)
-        token = AccessToken(value, grant.client_id, scopes, now_s + self._token_ttl_s)
+        token = AccessToken(value, client_id, scopes, expires_s)
         self._issued[value] = token
         return token
+
+    def _issue(self, grant: Grant, scopes: frozenset[str], now_s: float) -> AccessToken:
+        return self.mint(grant.client_id, scopes, now_s + self._token_ttl_s)
 
 
 def _granted_scopes(grant: Grant, requested: str) -> frozenset[str]:

@@ -7,6 +7,12 @@ credential sealed (AES-GCM, bound to the tenant, the key id and the record's ver
 core.security.credential_store) and stored. Get and Delete answer metadata only; no
 secret ever leaves this module except sealed.
 
+A tenant whose tenants-file entry names `impersonate_service_account` has no credential
+of its own (core.security.impersonation): the workers mint its tokens with the platform's
+identity and never read Redis for it, so Set and Get refuse it (IMPERSONATION_CONFIGURED)
+rather than store, or describe, a secret nobody would use. Its scope is always
+cloud-platform, chosen by the platform, so it meets no scope check here either.
+
 Reseal moves every stored credential onto the key ring's first key, inside this
 process: each record is opened and sealed again under a new version, and written only
 if nobody wrote it meanwhile. After it reports nothing failed, operators may drop the
@@ -111,7 +117,7 @@ class CredentialsApi:
 
     async def set(self, tenant_id: str, authorized_user_json: str, *, actor: str) -> CredentialInfo:
         """Check the credential, then seal and store it (replacing any stored one)."""
-        scope = self._tenant(tenant_id).provider.kind.required_scope
+        scope = _not_impersonating(self._tenant(tenant_id)).provider.kind.required_scope
         user = AuthorizedUser.from_json(authorized_user_json, CREDENTIAL_FIELD)
         ring = self._ring()
         logs.known_secrets.add(user.client_secret, user.refresh_token)
@@ -200,7 +206,7 @@ class CredentialsApi:
 
     async def get(self, tenant_id: str) -> CredentialInfo:
         """The credential the workers use: the stored one, else the tenant's file."""
-        tenant = self._tenant(tenant_id)
+        tenant = _not_impersonating(self._tenant(tenant_id))
         record = await self._store.get(tenant_id)
         if record is not None:
             return CredentialInfo.of_record(record)
@@ -236,6 +242,18 @@ class CredentialsApi:
                 reason=Reason.ENCRYPTION_NOT_CONFIGURED,
             )
         return self._keys.current()
+
+
+def _not_impersonating(tenant: Tenant) -> Tenant:
+    """`tenant`, unless it impersonates a service account: FailedPrecondition then."""
+    if tenant.impersonate_service_account is not None:
+        raise FailedPrecondition(
+            f"tenant {echo(tenant.id)} impersonates {tenant.impersonate_service_account} "
+            "(its tenants file entry): the platform mints its tokens, and no credential is "
+            "stored for it",
+            reason=Reason.IMPERSONATION_CONFIGURED,
+        )
+    return tenant
 
 
 def _file_info(tenant_id: str, path: Path) -> CredentialInfo:

@@ -29,7 +29,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from core.domain.job import encode_pairs
+from core.dataset_files import encode_jsonl
 from service.dataset_parsing import DatasetFormat, DatasetOptions, DatasetReport, parse_dataset
 
 log = logging.getLogger(__name__)
@@ -45,13 +45,13 @@ class CheckedDataset:
     """A dataset checked: its report without the examples, and the examples as stored."""
 
     report: DatasetReport
-    examples: bytes  # `encode_pairs` of the valid examples; empty if there is a violation
+    examples: bytes  # the valid examples as their file holds them; empty after a violation
 
 
 def check_dataset(raw: bytes, fmt: DatasetFormat, options: DatasetOptions) -> CheckedDataset:
     """`parse_dataset`, and the examples encoded: what a child process sends back."""
     report = parse_dataset(raw, fmt, options)
-    examples = encode_pairs(report.inputs, report.outputs) if report.ok else b""
+    examples = encode_jsonl(report.inputs, report.outputs) if report.ok else b""
     return CheckedDataset(dataclasses.replace(report, inputs=(), outputs=()), examples)
 
 

@@ -215,15 +215,16 @@ def _refused(size_bytes: int, violation: FieldViolation) -> DatasetReport:
     return DatasetReport((), (), _stats([], [], size_bytes), (), (violation,))
 
 
-def _decode(raw: bytes) -> str | FieldViolation:
-    """The text of `raw` without a leading BOM, or a violation naming the first bad byte's line."""
+def _decode(raw: bytes, first_line: int = 1, first_offset: int = 0) -> str | FieldViolation:
+    """The text of `raw` without a leading BOM, or a violation naming the first bad byte's
+    line; `raw` may be a part of the upload, from line `first_line` and byte `first_offset`."""
     body = raw.removeprefix(codecs.BOM_UTF8)
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError as exc:
         offset = exc.start + len(raw) - len(body)
-        line = raw.count(b"\n", 0, offset) + 1
-        where = f"byte 0x{raw[offset]:02x} at offset {offset}"
+        line = raw.count(b"\n", 0, offset) + first_line
+        where = f"byte 0x{raw[offset]:02x} at offset {offset + first_offset}"
         return FieldViolation(f"lines[{line}]", f"line {line}: not valid UTF-8 ({where})")
 
 
@@ -259,14 +260,15 @@ def _object_record(numbering: _Numbering, number: int, value: object) -> _Item:
     return FieldViolation(path, f"{location}: not a JSON object: found {_json_type(value)}")
 
 
-def _jsonl_records(text: str, options: DatasetOptions) -> Iterator[_Item]:
-    """One record per non-blank line; blank lines still count in the numbering.
+def _jsonl_records(text: str, options: DatasetOptions, first_line: int = 1) -> Iterator[_Item]:
+    """One record per non-blank line, the first numbered `first_line`; blank lines still
+    count in the numbering.
 
     A blank line is one `str.strip` would empty. Most lines are one JSON object, which
     `_plain_object` reads fast; any other line goes the long way, through `json.loads` and its
     exact error message.
     """
-    for number, line in enumerate(text.split("\n"), start=1):
+    for number, line in enumerate(text.split("\n"), start=first_line):
         if line and not line.isspace():
             value = _plain_object(line)
             yield _jsonl_record(number, line) if value is None else _Record(_LINES, number, value)
@@ -637,10 +639,13 @@ def _duplicates(inputs: list[str], outputs: list[str]) -> int:
 # ---- Warnings --------------------------------------------------------------------------------
 
 
-def _warnings(valid: _Valid, options: DatasetOptions) -> tuple[DatasetWarning, ...]:
-    """The whole-dataset warning first, then each example's in file order."""
+def _warnings(
+    valid: _Valid, options: DatasetOptions, count: int | None = None
+) -> tuple[DatasetWarning, ...]:
+    """The whole-dataset warning first (for `count` examples: all of `valid`'s if None),
+    then each example's in file order."""
     warnings = _Capped[DatasetWarning](options.max_reported)
-    warnings.extend(_count_warnings(len(valid.inputs), options))
+    warnings.extend(_count_warnings(len(valid.inputs) if count is None else count, options))
     per_example = heapq.merge(
         _duplicate_warnings(valid, options),
         _consistency_warnings(valid, options),

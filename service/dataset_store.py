@@ -16,10 +16,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, cast
 
-from core.domain.job import DATASET_NAME_PREFIX
+from core.domain.job import DATASET_NAME_PREFIX, TrainingFile
 from core.domain.quotas import TenantQuotas
 from core.redis.client import Redis, text, translated_errors
-from core.redis.datasets import dataset_examples
 from core.redis.keys import Keys
 from core.redis.scripts import Scripts, dataset_save_call
 from core.redis.storage import (
@@ -45,6 +44,8 @@ class DatasetRecord:
     stats: DatasetStats
     warnings: tuple[DatasetWarning, ...]
     create_time: float
+    file: TrainingFile | None = None
+    """The object holding its examples (None only for a dataset stored before files)."""
 
     @property
     def name(self) -> str:
@@ -59,6 +60,8 @@ class DatasetRecord:
         data["format"] = DatasetFormat(data["format"])
         data["stats"] = DatasetStats(**data["stats"])
         data["warnings"] = tuple(DatasetWarning(**w) for w in data["warnings"])
+        if data.get("file") is not None:
+            data["file"] = TrainingFile(**data["file"])
         return cls(**data)
 
 
@@ -72,10 +75,12 @@ class DatasetStore:
         self._scripts = Scripts(redis)
         self._storage = TenantStorage(redis, keys)
 
-    async def save(self, record: DatasetRecord, examples: bytes, quotas: TenantQuotas) -> None:
-        """Store the dataset in one write (readers see all of it or nothing), if the
-        tenant's storage quotas allow it; StorageQuotaExceeded if not."""
+    async def save(self, record: DatasetRecord, file: TrainingFile, quotas: TenantQuotas) -> None:
+        """Store the dataset's record in one write (readers see all of it or nothing), if
+        the tenant's storage quotas allow its file; StorageQuotaExceeded if not (the file
+        is then discarded)."""
         keys, tenant = self._keys, record.tenant
+        record = dataclasses.replace(record, file=file)
         call = dataset_save_call(
             dataset_key=keys.dataset(tenant, record.id),
             datasets_key=keys.tenant_datasets(tenant),
@@ -83,17 +88,17 @@ class DatasetStore:
             seq_key=keys.tenant_seq(tenant),
             storage_key=keys.tenant_storage(tenant),
             doc=record.to_json(),
-            examples=examples,
+            file=file.uri,
+            size_bytes=file.size,
             dataset_id=record.id,
             used_ms=int(self._clock() * 1000),
             max_datasets=quotas.max_datasets,
             max_stored_bytes=quotas.max_stored_bytes,
         )
         reply = int(await self._scripts.run(call))
-        if reply == -1:
-            raise datasets_exceeded(tenant, quotas)
-        if reply == -2:
-            raise stored_bytes_exceeded(tenant, quotas)
+        if reply < 0:
+            await self._storage.discard_file(tenant, file.uri)
+            raise (datasets_exceeded if reply == -1 else stored_bytes_exceeded)(tenant, quotas)
 
     async def usage(self, tenant: str) -> StorageUsage:
         """The tenant's stored datasets and bytes, as its quotas count them."""
@@ -102,6 +107,10 @@ class DatasetStore:
     async def delete(self, tenant: str, dataset_id: str) -> bool:
         """Delete the dataset, freeing its quota; False if there was none."""
         return await self._storage.delete_dataset(tenant, dataset_id)
+
+    async def discard_file(self, tenant: str, uri: str) -> None:
+        """Let workers delete a file of the tenant's that nothing needs any more."""
+        await self._storage.discard_file(tenant, uri)
 
     async def touch(self, tenant: str, dataset_id: str) -> None:
         """Record that a create used the dataset now (retention counts from its last use)."""
@@ -143,6 +152,3 @@ class DatasetStore:
         with translated_errors():
             doc = await self._redis.hget(self._keys.dataset(tenant, dataset_id), "doc")
         return None if doc is None else DatasetRecord.from_json(doc)
-
-    async def examples(self, tenant: str, dataset_id: str) -> bytes | None:
-        return await dataset_examples(self._redis, self._keys, tenant, dataset_id)

@@ -7,21 +7,26 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from core.domain.job import DATASET_NAME_PREFIX, id_shape, random_id
+from core.dataset_files import DatasetFiles, staged_file
+from core.domain.job import DATASET_NAME_PREFIX, TrainingFile, id_shape, random_id
 from core.domain.quotas import QuotasFor, TenantQuotas
 from core.errors import (
     DeadlineExceeded,
+    FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     NotFound,
+    Reason,
     ResourceExhausted,
 )
 from core.redis.storage import datasets_exceeded, stored_bytes_exceeded
 from core.runtime.clock import Clock
 from core.runtime.settings import Settings
 from service.dataset_checker import DatasetChecker
-from service.dataset_parsing import DatasetFormat, DatasetOptions
+from service.dataset_parsing import DatasetFormat, DatasetOptions, DatasetReport
 from service.dataset_store import DatasetRecord, DatasetStore
+from service.dataset_stream import check_block
+from service.dataset_upload import stream_jsonl
 from service.listing import PageTokens, page_size_of
 from service.upload_bounds import UploadSlots, paced
 from service.validation import resource_id
@@ -43,7 +48,8 @@ filter can be this, so a token of one listing is refused by the other."""
 
 
 class DatasetsApi:
-    """The dataset RPCs' behaviour."""
+    """The dataset RPCs' behaviour; `files` keeps the datasets' examples (None: no
+    dataset storage is configured, and uploads are refused)."""
 
     def __init__(  # noqa: PLR0917 (the API's collaborators, each one of a kind)
         self,
@@ -53,8 +59,10 @@ class DatasetsApi:
         checker: DatasetChecker,
         page_tokens: PageTokens,
         quotas_for: QuotasFor,
+        files: DatasetFiles | None,
     ) -> None:
         self._store = store
+        self._files = files
         self._settings = settings
         self._clock = clock
         self._checker = checker
@@ -95,25 +103,23 @@ class DatasetsApi:
             spec = await _first_part(parts)
             fmt = _format(spec)
             options = self._options(spec)
-            raw = await _read_content(parts, self._settings.dataset_max_bytes)
         except InvalidArgument:
             await _drain(parts, DRAIN_LIMIT_BYTES)
             raise
+        files = self._files_or_refuse()
         quotas = self._quotas_for(tenant)
         await self._refuse_when_full(tenant, quotas)
-        # Parsing 4 MB of bad lines takes a second of CPU: it runs in another process.
-        checked = await self._checker.check(tenant, raw, fmt, options)
-        report = checked.report
-        if not report.ok:
-            count = len(report.violations)
-            first = report.violations[0]
-            raise InvalidArgument(
-                f"dataset refused ({count} problem{'s' * (count > 1)}): "
-                f"{first.field}: {first.description}",
-                list(report.violations),
-            )
+        dataset_id = random_id(DATASET_ID_PREFIX)
+        try:
+            report, file = await self._receive(tenant, dataset_id, parts, fmt, options, files)
+        except InvalidArgument:
+            await _drain(parts, DRAIN_LIMIT_BYTES)
+            raise
+        if file is None or not report.ok:
+            await _drain(parts, DRAIN_LIMIT_BYTES)
+            raise _refused(report)
         record = DatasetRecord(
-            id=random_id(DATASET_ID_PREFIX),
+            id=dataset_id,
             tenant=tenant,
             display_name=spec.display_name,
             format=fmt,
@@ -123,8 +129,54 @@ class DatasetsApi:
             warnings=report.warnings,
             create_time=self._clock(),
         )
-        await self._store.save(record, checked.examples, quotas)
+        await self._store.save(record, file, quotas)
         return record
+
+    async def _receive(  # noqa: PLR0917 (one upload's parts)
+        self,
+        tenant: str,
+        dataset_id: str,
+        parts: AsyncIterator[tuning_service_pb2.UploadDatasetRequest],
+        fmt: DatasetFormat,
+        options: DatasetOptions,
+        files: DatasetFiles,
+    ) -> tuple[DatasetReport, TrainingFile | None]:
+        """The dataset's report and, if it is valid, its file, written as it is checked.
+
+        JSONL streams (service.dataset_upload), up to `dataset_stream_max_bytes`; CSV and
+        JSON are parsed whole, so they are read whole first, up to `dataset_max_bytes`,
+        and their file is written as JSONL of `text_input` and `output`.
+        """
+        if fmt == DatasetFormat.JSONL:
+            streamed = await stream_jsonl(
+                _chunks(parts),
+                options=options,
+                max_bytes=self._settings.dataset_stream_max_bytes,
+                check=lambda block, keep: self._checker.run(
+                    tenant, check_block, block, options, keep
+                ),
+                write=lambda blocks: files.write_dataset(tenant, dataset_id, blocks),
+            )
+            if streamed.file is None:
+                return streamed.report, None
+            fields = (options.input_field, options.output_field)
+            return streamed.report, staged_file(streamed.file, *fields)
+        raw = await _read_content(parts, self._settings.dataset_max_bytes)
+        # Parsing 4 MB of bad lines takes a second of CPU: it runs in another process.
+        checked = await self._checker.check(tenant, raw, fmt, options)
+        if not checked.report.ok:
+            return checked.report, None
+        staged = await files.write_dataset(tenant, dataset_id, [checked.examples])
+        return checked.report, staged_file(staged)
+
+    def _files_or_refuse(self) -> DatasetFiles:
+        if self._files is None:
+            raise FailedPrecondition(
+                "this platform keeps no uploaded datasets (TUNING_DATASET_STORAGE is not "
+                "set); send the examples inline in CreateTuningJob",
+                reason=Reason.DATASET_STORAGE_OFF,
+            )
+        return self._files
 
     async def _refuse_when_full(self, tenant: str, quotas: TenantQuotas) -> None:
         """Refuse before the heavy check when no dataset could be stored; the store's
@@ -213,6 +265,32 @@ async def _drain(parts: AsyncIterator[Any], limit_bytes: int) -> None:
                 return
 
 
+def _refused(report: DatasetReport) -> InvalidArgument:
+    count = len(report.violations)
+    first = report.violations[0]
+    return InvalidArgument(
+        f"dataset refused ({count} problem{'s' * (count > 1)}): {first.field}: {first.description}",
+        list(report.violations),
+    )
+
+
+async def _chunks(
+    parts: AsyncIterator[tuning_service_pb2.UploadDatasetRequest],
+) -> AsyncIterator[bytes]:
+    """The chunks of the messages after the first; INVALID_ARGUMENT if one is not a chunk."""
+    async for part in parts:
+        if part.WhichOneof("part") != "chunk":
+            raise _dataset_repeated()
+        yield part.chunk
+
+
+def _dataset_repeated() -> InvalidArgument:
+    return InvalidArgument(
+        "only the first message may carry `dataset`",
+        [FieldViolation("dataset", "repeated after the first message")],
+    )
+
+
 async def _read_content(
     parts: AsyncIterator[tuning_service_pb2.UploadDatasetRequest], max_bytes: int
 ) -> bytes:
@@ -221,10 +299,7 @@ async def _read_content(
     size_bytes = 0
     async for part in parts:
         if part.WhichOneof("part") != "chunk":
-            raise InvalidArgument(
-                "only the first message may carry `dataset`",
-                [FieldViolation("dataset", "repeated after the first message")],
-            )
+            raise _dataset_repeated()
         size_bytes += len(part.chunk)
         if size_bytes > max_bytes:  # checked before the chunk is kept
             raise InvalidArgument(

@@ -8,14 +8,23 @@ from __future__ import annotations
 
 import math
 
+from core.dataset_files import DatasetFiles
 from core.domain import lifecycle
-from core.domain.job import JOB_ID_SHAPE, JOB_NAME_PREFIX, Job, Progress, new_job_id
-from core.domain.providers import ProviderChoice, ProviderOf
+from core.domain.job import (
+    JOB_ID_SHAPE,
+    JOB_NAME_PREFIX,
+    Job,
+    Progress,
+    TrainingFile,
+    new_job_id,
+)
+from core.domain.providers import ProviderChoice, ProviderKind, ProviderOf
 from core.domain.quotas import QuotasFor, TenantQuotas
 from core.domain.states import JobState
 from core.errors import (
     AlreadyExists,
     CreateQuotaSpent,
+    FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     NotFound,
@@ -62,7 +71,9 @@ class JobsApi:
         page_tokens: listing.PageTokens,
         checker: DatasetChecker,
         provider_of: ProviderOf,
+        files: DatasetFiles | None = None,
     ):
+        self._files = files
         self._checker = checker
         self._provider_of = provider_of
         self._store = store
@@ -109,7 +120,14 @@ class JobsApi:
         if request.validate_only:
             await self._check_quotas(tenant, quotas, len(content))
             return job.replace(progress=Progress(total_steps=estimated_total_steps(job))), 0
-        stored, created, position = await self._store.create(job, content, quotas=quotas)
+        job = await self._own_copy(job, request.request_id)
+        try:
+            stored, created, position = await self._store.create(job, content, quotas=quotas)
+        except BaseException:
+            await self._discard_copy(job)
+            raise
+        if not created:
+            await self._discard_copy(job)
         if created:  # retention counts from a dataset's last use
             await self._touch_datasets(job)
         if stored.deleted:
@@ -167,15 +185,50 @@ class JobsApi:
         return await self._admission.position(job.tenant, job.id)
 
     async def _training_data(self, job: Job, inline: bytes) -> tuple[Job, bytes]:
-        """The examples to store with the job: inline ones, or the referenced dataset's."""
+        """The examples to store with the job: inline ones; or, for a job naming a
+        dataset, none, and the dataset's file (copied for the job by `_own_copy`)."""
         if not job.dataset:
             return job, inline
         dataset_id = dataset_id_of(job.dataset, "tuning_job.dataset")
         record = await self._datasets.get(job.tenant, dataset_id)
-        content = await self._datasets.examples(job.tenant, dataset_id)
-        if record is None or content is None:
+        if record is None or record.file is None:
             raise _dataset_not_found(job.dataset, "tuning_job.dataset")
-        return job.replace(example_count=record.stats.examples), content
+        self._check_inline_size(job, record.file)
+        return job.replace(example_count=record.stats.examples, training_file=record.file), b""
+
+    def _check_inline_size(self, job: Job, file: TrainingFile) -> None:
+        """The Gemini API takes a job's examples inline in one request: a larger dataset
+        than `dataset_max_bytes` is one it cannot tune on."""
+        limit = self._settings.dataset_max_bytes
+        if job.provider.kind != ProviderKind.GEMINI_API or file.size <= limit:
+            return
+        raise InvalidArgument(
+            f"{job.dataset} is too large for the Gemini API",
+            [
+                FieldViolation(
+                    "tuning_job.dataset",
+                    f"is {file.size} bytes; the Gemini API provider takes at most {limit} "
+                    "bytes of examples (its examples go inline); Vertex AI takes up to 1 GB",
+                )
+            ],
+        )
+
+    async def _own_copy(self, job: Job, request_id: str) -> Job:
+        """The job with its own copy of its dataset's file, so that a deleted dataset
+        never takes a queued job's data (none is made again for a job that exists)."""
+        if job.training_file is None or await self._made_its_job(job.tenant, request_id):
+            return job
+        if self._files is None:
+            raise FailedPrecondition(
+                "this platform keeps no uploaded datasets", reason=Reason.DATASET_STORAGE_OFF
+            )
+        copy = await self._files.copy_for_job(job.tenant, job.id, job.training_file)
+        return job.replace(training_file=copy)
+
+    async def _discard_copy(self, job: Job) -> None:
+        """The copy `_own_copy` made is not the job's after all: workers delete it."""
+        if job.training_file is not None and job.training_file.uri.endswith(f"/{job.id}.jsonl"):
+            await self._datasets.discard_file(job.tenant, job.training_file.uri)
 
     async def _check_validation_data(self, job: Job) -> None:
         """The job's validation dataset, if it names one, is the tenant's and small enough.

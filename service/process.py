@@ -12,6 +12,8 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from core.cloud_storage import StorageClient
+from core.dataset_files import DatasetFiles, DatasetLocation
 from core.domain.providers import ProviderChoice, ProviderOf
 from core.domain.quotas import QuotasFor
 from core.redis.admission import Admission
@@ -27,8 +29,10 @@ from core.runtime.metrics import Metrics
 from core.runtime.settings import Settings
 from core.runtime.signals import stop_signals
 from core.security.crypto import KeyRing, watch_keys
+from core.security.platform_identity import platform_token_source
 from core.security.secret_files import ReloadingFile
 from core.security.tenants import TenantDirectory
+from core.upstream_http import UNFENCED
 from service.auth import Authenticator
 from service.credential_servicer import add_credential_service
 from service.dataset_checker import DatasetChecker
@@ -62,8 +66,10 @@ class ApiServer:
         *,
         resources: contextlib.ExitStack | None = None,
         status_cache: NearCache[CachedStatus] | None = None,
+        http: httpx.AsyncClient | None = None,
     ) -> None:
         self.server = server
+        self._http = http
         self._resources = resources or contextlib.ExitStack()  # closed after the drain
         self.status_cache = status_cache
         self.port = port
@@ -75,6 +81,8 @@ class ApiServer:
         await self.server.stop(grace_s)
         if self.status_cache is not None:
             await self.status_cache.aclose()
+        if self._http is not None:
+            await self._http.aclose()
         self._resources.close()
 
 
@@ -113,6 +121,7 @@ async def start_api(
         processes=settings.validation_processes, per_tenant=settings.tenant_max_validations
     )
     resources.callback(checker.close)  # its processes stop with the server
+    storage_http = httpx.AsyncClient(timeout=settings.upstream_timeout_s)
     tuning = tuning_servicer(
         settings,
         redis,
@@ -121,6 +130,7 @@ async def start_api(
         clock,
         checker=checker,
         provider_of=providers_of(tenants),
+        files=dataset_files_of(settings, storage_http, token_http, metrics),
     )
     registrar.add_generic_rpc_handlers([generic_handler(tuning)])
     health_servicer = health_aio.HealthServicer()
@@ -148,7 +158,28 @@ async def start_api(
     await redis_health.start()
     if status_cache is not None:
         await status_cache.start()
-    return ApiServer(server, port, redis_health, resources=resources, status_cache=status_cache)
+    return ApiServer(
+        server,
+        port,
+        redis_health,
+        resources=resources,
+        status_cache=status_cache,
+        http=storage_http,
+    )
+
+
+def dataset_files_of(
+    settings: Settings, http: httpx.AsyncClient, token_http: httpx.Client, metrics: Metrics
+) -> DatasetFiles | None:
+    """The platform's dataset bucket, reached with the platform's identity (None if
+    `TUNING_DATASET_STORAGE` is not set)."""
+    if not settings.dataset_storage:
+        return None
+    storage = StorageClient(
+        http, base_url=settings.storage_base_url, metrics=metrics, fence=UNFENCED
+    )
+    auth = platform_token_source(settings.platform_credentials_file, settings.token_uri, token_http)
+    return DatasetFiles(storage, auth, DatasetLocation.from_uri(settings.dataset_storage))
 
 
 def security_file_checks(
@@ -191,6 +222,7 @@ def tuning_servicer(
     *,
     checker: DatasetChecker,
     provider_of: ProviderOf,
+    files: DatasetFiles | None = None,
 ) -> TuningServicer:
     """The TuningService's behaviour over Redis: jobs, datasets and the status read."""
     keys = Keys(settings.redis_key_prefix)
@@ -210,9 +242,10 @@ def tuning_servicer(
         page_tokens=page_tokens,
         checker=checker,
         provider_of=provider_of,
+        files=files,
     )
     status = StatusReader(jobs, store, keys, status_cache)
-    datasets_api = DatasetsApi(datasets, settings, clock, checker, page_tokens, quotas)
+    datasets_api = DatasetsApi(datasets, settings, clock, checker, page_tokens, quotas, files)
     return TuningServicer(jobs, datasets_api, status)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 import httpx
 
+from core.dataset_files import DatasetLocation
 from core.redis.client import Redis
 from core.redis.job_store import JobStore
 from core.redis.keys import Keys
@@ -257,6 +258,24 @@ class System:
         async with httpx.AsyncClient(base_url=self.emulator_url) as http:
             answer: dict[str, Any] = (await http.get("/_emulator/stats")).json()
             return answer
+
+    async def stored_files(self) -> list[str]:
+        """The `gs://` URIs of the platform's dataset files, as the emulator holds them."""
+        async with httpx.AsyncClient(base_url=self.emulator_url) as http:
+            objects = (await http.get("/_emulator/storage/objects")).json()["objects"]
+        location = DatasetLocation.from_uri(self.settings.dataset_storage)
+        return sorted(
+            f"gs://{o['bucket']}/{o['name']}"
+            for o in objects
+            if o["bucket"] == location.bucket and o["name"].startswith(location.prefix + "/")
+        )
+
+    async def stored_object(self, uri: str) -> dict[str, Any]:
+        """The emulator's record of the object at `uri` (size, crc32c, ...)."""
+        async with httpx.AsyncClient(base_url=self.emulator_url) as http:
+            objects = (await http.get("/_emulator/storage/objects")).json()["objects"]
+        found: dict[str, Any] = next(o for o in objects if f"gs://{o['bucket']}/{o['name']}" == uri)
+        return found
 
     async def upstream_requests(self, route: str) -> int:
         requests = (await self.upstream_stats())["requests"]

@@ -7,13 +7,16 @@ ask for a token at once. No scopes are asked for at refresh: the token carries w
 tenant granted, so a grant without the tuning scope meets the upstream's own 403, which
 the worker explains (core.errors.UpstreamScopeInsufficient).
 
-A tenant's credential comes from Redis when an operator stored one through the
-CredentialService (sealed with AES-GCM, opened here with the key ring), else from the
-tenant's `credentials_file`. Redis is looked at again at most every `recheck_s` per
-tenant (a changed record, told by its nonce, is used from then on); the file at every
-use (its modification time and size). `CredentialSource.for_tenant` answers at once
-with a per-tenant `TokenSource` that resolves the current credential when it is asked
-for headers, so the worker's steps stay synchronous in choosing it.
+A tenant whose entry names `impersonate_service_account` has no credential of its own:
+its tokens are minted for that service account with the platform's identity
+(core.security.impersonation), whatever Redis holds. Otherwise a tenant's credential
+comes from Redis when an operator stored one through the CredentialService (sealed with
+AES-GCM, opened here with the key ring), else from the tenant's `credentials_file`.
+Redis is looked at again at most every `recheck_s` per tenant (a changed record, told by
+its nonce, is used from then on); the file at every use (its modification time and size).
+`CredentialSource.for_tenant` answers at once with a per-tenant `TokenSource` that
+resolves the current credential when it is asked for headers, so the worker's steps stay
+synchronous in choosing it.
 
 A credential the token endpoint refused (`invalid_grant`: revoked, expired, or the
 password changed) is remembered as refused until it changes (a new file, a new stored
@@ -43,7 +46,8 @@ from core.security.authorized_user import AuthorizedUser
 from core.security.credential_store import CredentialStore, StoredCredential, unseal
 from core.security.crypto import KeyRingSource
 from core.security.google_transport import HttpxRequest
-from core.security.tenants import TenantDirectory
+from core.security.impersonation import IMPERSONATION_ROLE, Impersonator
+from core.security.tenants import Tenant, TenantDirectory
 from core.security.token_source import OAuthTokenSource
 
 DEFAULT_RECHECK_S = 5.0
@@ -81,7 +85,8 @@ class _StoredState:
 
 
 class CredentialSource:
-    """Token sources per tenant: the credential stored in Redis, else the tenant's file.
+    """Token sources per tenant: its service account impersonated (with `impersonator`),
+    else the credential stored in Redis, else the tenant's file.
 
     A stored credential that changes is noticed within `recheck_s`; a file that changes
     (a re-granted credential) is read again on the next use.
@@ -98,8 +103,11 @@ class CredentialSource:
         recheck_s: float = DEFAULT_RECHECK_S,
         monotonic: Callable[[], float] = time.monotonic,
         on_refresh: Callable[[str], None] | None = None,
+        impersonator: Impersonator | None = None,
     ) -> None:
         self._on_refresh = on_refresh
+        self._impersonator = impersonator
+        self._impersonated: dict[str, tuple[str, OAuthTokenSource]] = {}
         self._tenants = tenants
         self._token_uri = token_uri
         self._request = HttpxRequest(http)
@@ -119,9 +127,41 @@ class CredentialSource:
         return handle
 
     async def resolve(self, tenant_id: str) -> OAuthTokenSource:
-        """The tenant's current credential: the one stored in Redis, else its file."""
+        """The tenant's current credential: its service account impersonated, else the one
+        stored in Redis, else its file."""
+        impersonated = self._impersonating(self._tenants.get(tenant_id))
+        if impersonated is not None:
+            return impersonated
         stored = await self._from_store(tenant_id)
-        return stored if stored is not None else self._from_file(tenant_id)
+        if stored is not None:
+            return stored
+        tenant = self._known(tenant_id)
+        return self._impersonating(tenant) or self._from_file(tenant)
+
+    def _impersonating(self, tenant: Tenant | None) -> OAuthTokenSource | None:
+        """The source of the tenant's service account, if it names one (one per account)."""
+        account = None if tenant is None else tenant.impersonate_service_account
+        if tenant is None or account is None:
+            return None
+        cached = self._impersonated.get(tenant.id)
+        if cached is None or cached[0] != account:
+            cached = self._impersonated[tenant.id] = (account, self._minting(tenant.id, account))
+        return cached[1]
+
+    def _minting(self, tenant_id: str, account: str) -> OAuthTokenSource:
+        if self._impersonator is None:
+            raise CredentialError(
+                f"tenant {tenant_id!r} impersonates {account}, but this worker has no "
+                "platform identity to impersonate it with",
+                reason=Reason.CREDENTIAL_MISSING,
+            )
+        return OAuthTokenSource(
+            f"tenant {tenant_id!r}",
+            self._impersonator.credentials(account),
+            self._request,
+            self._on_refresh,
+            regrant=f"The tenant must grant the platform's service account {IMPERSONATION_ROLE}.",
+        )
 
     async def _from_store(self, tenant_id: str) -> OAuthTokenSource | None:
         if self._store is None:
@@ -155,14 +195,14 @@ class CredentialSource:
         logs.known_secrets.add(user.client_secret, user.refresh_token)
         return self._source(record.tenant, user.credentials(self._token_uri))
 
-    def _from_file(self, tenant_id: str) -> OAuthTokenSource:
-        path = self._path(tenant_id)
-        version = _file_version(path, tenant_id)
-        cached = self._sources.get(tenant_id)
+    def _from_file(self, tenant: Tenant) -> OAuthTokenSource:
+        path = self._path(tenant)
+        version = _file_version(path, tenant.id)
+        cached = self._sources.get(tenant.id)
         if cached is not None and cached[0] == version:
             return cached[1]
-        source = self._source(tenant_id, self._load(path, tenant_id))
-        self._sources[tenant_id] = (version, source)
+        source = self._source(tenant.id, self._load(path, tenant.id))
+        self._sources[tenant.id] = (version, source)
         return source
 
     def _source(self, tenant_id: str, credentials: Credentials) -> OAuthTokenSource:
@@ -174,7 +214,7 @@ class CredentialSource:
             regrant=REGRANT,
         )
 
-    def _path(self, tenant_id: str) -> Path:
+    def _known(self, tenant_id: str) -> Tenant:
         tenant = self._tenants.get(tenant_id) or self._tenants.reread().get(tenant_id)
         if tenant is None:
             # The API knew the tenant when it took the job: this worker's copy of the
@@ -184,9 +224,12 @@ class CredentialSource:
                 reason=Reason.TENANT_UNKNOWN_TO_WORKER,
                 retry_after_s=5.0,
             )
+        return tenant
+
+    def _path(self, tenant: Tenant) -> Path:
         if tenant.credentials_file is None:
             raise CredentialError(
-                f"tenant {tenant_id!r} has no OAuth credential configured; an operator "
+                f"tenant {tenant.id!r} has no OAuth credential configured; an operator "
                 "must install one (CredentialService.SetTenantCredential)",
                 reason=Reason.CREDENTIAL_MISSING,
             )

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 import httpx
 
 from core.cloud_storage import StorageClient
+from core.dataset_files import DatasetFiles, DatasetLocation
 from core.domain.providers import ProviderChoice, VertexTarget
 from core.domain.quotas import QuotasFor
 from core.redis.admission import Admission
 from core.redis.client import Redis, connect
-from core.redis.datasets import dataset_examples
 from core.redis.job_store import JobStore
 from core.redis.keys import Keys
 from core.redis.lock import FleetLock
@@ -30,9 +30,11 @@ from core.runtime.settings import Settings
 from core.runtime.signals import stop_signals
 from core.security.credential_store import CredentialStore
 from core.security.crypto import watch_keys
+from core.security.impersonation import Impersonator
+from core.security.platform_identity import platform_token_source
 from core.security.tenants import TenantDirectory
 from core.security.token_source import TokenSource
-from core.upstream_http import Limiter
+from core.upstream_http import UNFENCED, Limiter
 from worker import fence
 from worker.credentials import CredentialSource
 from worker.gauges import GaugeSampler
@@ -44,6 +46,7 @@ from worker.reconciler import Policy, Reconciler
 from worker.retention import Retention
 from worker.steps import Steps
 from worker.sweep import Sweeper
+from worker.training_data import TrainingData
 from worker.vertex.client import VertexClient
 from worker.vertex.provider import VertexProvider
 from worker.worker import Worker
@@ -110,6 +113,7 @@ def build_worker(wiring: WorkerWiring, *, quotas_for: QuotasFor | None = None) -
         wiring.clock,
         job_retention_s=settings.job_retention_s,
         dataset_retention_s=settings.dataset_retention_s,
+        files=dataset_files_of(wiring),
     )
     sweeper = Sweeper(steps.store, schedule, admission, tenants.tenant_ids, retention)
     return Worker(steps.store, schedule, steps, settings, sweeper=sweeper, admission=admission)
@@ -120,9 +124,6 @@ def build_steps(wiring: WorkerWiring) -> Steps:
     providers, auth_for = build_providers(wiring)
     settings, metrics, redis, keys = wiring.settings, wiring.metrics, wiring.redis, wiring.keys
 
-    async def datasets(tenant: str, dataset_id: str) -> bytes | None:
-        return await dataset_examples(redis, keys, tenant, dataset_id)
-
     return Steps(
         wiring.store,
         providers,
@@ -130,7 +131,7 @@ def build_steps(wiring: WorkerWiring) -> Steps:
         settings,
         wiring.clock,
         metrics=metrics,
-        datasets=datasets,
+        training=TrainingData(redis, keys, dataset_files_of(wiring)),
     )
 
 
@@ -169,6 +170,11 @@ def build_providers(wiring: WorkerWiring) -> tuple[Providers, Callable[[str], To
         keys=watch_keys(settings.encryption_keys_file),
         recheck_s=settings.credential_recheck_s,
         on_refresh=lambda outcome: metrics.token_refreshes.labels(outcome).inc(),
+        impersonator=Impersonator.from_settings(
+            settings.platform_credentials_file,
+            settings.token_uri,
+            settings.iam_credentials_base_url,
+        ),
     )
     limiter = upstream_limiter(settings, redis, keys)
     client = GeminiClient(wiring.http, settings.upstream_base_url, limiter, metrics)
@@ -191,6 +197,22 @@ def build_providers(wiring: WorkerWiring) -> tuple[Providers, Callable[[str], To
         return VertexProvider(vertex, storage, target)
 
     return Providers(GeminiProvider(client), vertex_at), credentials.for_tenant
+
+
+def dataset_files_of(wiring: WorkerWiring) -> DatasetFiles | None:
+    """The platform's dataset bucket, with the platform's identity (None if
+    `TUNING_DATASET_STORAGE` is not set). Its files are the platform's own: neither a
+    tenant's upstream budget nor a job's lease governs reading or deleting them."""
+    settings = wiring.settings
+    if not settings.dataset_storage:
+        return None
+    storage = StorageClient(
+        wiring.http, base_url=settings.storage_base_url, metrics=wiring.metrics, fence=UNFENCED
+    )
+    auth = platform_token_source(
+        settings.platform_credentials_file, settings.token_uri, wiring.token_http
+    )
+    return DatasetFiles(storage, auth, DatasetLocation.from_uri(settings.dataset_storage))
 
 
 async def _run_until_stopped(wiring: WorkerWiring, worker: Worker) -> None:

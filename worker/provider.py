@@ -7,12 +7,16 @@ the interface speaks of jobs and references, not of tunedModels and operations.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from core.domain.job import Example, Hyperparameters, Job
 from core.domain.upstream import UpstreamRef, UpstreamStatus
 from core.security.token_source import TokenSource
+
+ExampleBatches = Callable[[], AsyncIterator[list[Example]]]
+"""Examples read as they are needed, a batch at a time (core.dataset_files)."""
 
 
 @dataclass(frozen=True)
@@ -31,10 +35,30 @@ class TuningRequest:
     """Keep only the last epoch's checkpoint (Vertex AI)."""
     validation_examples: list[Example] = field(default_factory=list)
     """Examples to validate on during training (Vertex AI); none: no validation."""
+    stored_examples: ExampleBatches | None = None
+    """For a job made from a dataset, its examples in place of `examples`: read from the
+    job's file as they are sent upstream, never all at once (a file may be 1 GB)."""
+
+    async def example_batches(self) -> AsyncIterator[list[Example]]:
+        """The training examples, a batch at a time."""
+        if self.stored_examples is None:
+            yield self.examples
+            return
+        async for batch in self.stored_examples():
+            yield batch
+
+    async def all_examples(self) -> list[Example]:
+        """Every training example at once (an upstream that takes them inline: the API
+        let only a small enough dataset be used with it)."""
+        return [example async for batch in self.example_batches() for example in batch]
 
     @classmethod
     def from_job(
-        cls, job: Job, examples: list[Example], validation: list[Example] | None = None
+        cls,
+        job: Job,
+        examples: list[Example],
+        validation: list[Example] | None = None,
+        stored: ExampleBatches | None = None,
     ) -> TuningRequest:
         return cls(
             model_id=job.tuned_model_id,
@@ -46,6 +70,7 @@ class TuningRequest:
             system_instruction=job.system_instruction,
             export_last_checkpoint_only=job.export_last_checkpoint_only,
             validation_examples=validation or [],
+            stored_examples=stored,
         )
 
 

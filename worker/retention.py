@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from core.dataset_files import DatasetFiles
 from core.errors import LeaseHeld
 from core.redis.job_store import JobStore
 from core.redis.storage import TenantStorage
@@ -53,7 +54,9 @@ class Retention:
         job_retention_s: float,
         dataset_retention_s: float,
         batch: int = BATCH,
+        files: DatasetFiles | None = None,
     ) -> None:
+        self._files = files
         self._store = store
         self._storage = storage
         self._clock = clock
@@ -69,6 +72,7 @@ class Retention:
             jobs = await self._prune_jobs(tenant, now - self._job_retention_s)
         if self._dataset_retention_s > 0:
             datasets = await self._prune_datasets(tenant, now - self._dataset_retention_s)
+        await self._delete_discarded(tenant)
         if jobs or datasets:
             log.info("retention: tenant %s: %d jobs, %d datasets removed", tenant, jobs, datasets)
         return Removed(jobs, datasets)
@@ -92,7 +96,18 @@ class Retention:
         if current.job.deleted or not current.job.state.terminal:
             await self._store.release(lease)
             return 0
+        if current.job.training_file is not None:  # it ended before it was submitted
+            await self._storage.discard_file(tenant, current.job.training_file.uri)
         return int(await self._store.remove(lease, retired=True))
+
+    async def _delete_discarded(self, tenant: str) -> None:
+        """Delete files nothing needs any more (core.dataset_files), a batch per pass; one
+        that fails to go stays listed for the next pass."""
+        if self._files is None:
+            return
+        for uri in await self._storage.discarded_files(tenant, self._batch):
+            await self._files.delete(uri)
+            await self._storage.forget_discarded(tenant, uri)
 
     async def _prune_datasets(self, tenant: str, unused_before_s: float) -> int:
         removed = 0

@@ -22,7 +22,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from google.rpc import code_pb2
@@ -50,6 +50,7 @@ from core.security.token_source import TokenSource
 from worker import fence
 from worker.provider import TuningProvider, TuningRequest
 from worker.providers import Providers
+from worker.training_data import TrainingData
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,6 @@ class Again:
     job: Job
 
 
-DatasetReader = Callable[[str, str], Awaitable[bytes | None]]
-"""(tenant, dataset id) -> the dataset's encoded examples, None if it is gone."""
 Outcome = Again | float | None
 """Again; or come back in this many seconds; or None: nothing more to do."""
 
@@ -82,9 +81,9 @@ class Steps:
         *,
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
-        datasets: DatasetReader | None = None,
+        training: TrainingData | None = None,
     ) -> None:
-        self._datasets = datasets
+        self._training = training
         self._metrics = metrics
         self._store = store
         self._providers = providers
@@ -140,11 +139,14 @@ class Steps:
         job = await self._update(lease, job, lifecycle.creating)
         if job.state != JobState.CREATING:
             return Again(job)
-        raw = await self._store.examples(job.tenant, job.id)
-        if raw is None:
+        raw = b"[]" if job.training_file else await self._store.examples(job.tenant, job.id)
+        if raw is None or (job.training_file and self._training is None):
             error = JobError.of(Reason.DATA_LOST, "the job's training data is missing")
             await self._fail(lease, job, error)
             return None
+        stored = None
+        if job.training_file is not None and self._training is not None:
+            stored = self._training.batches(job.training_file)
         validation = await self._validation_examples(job)
         if validation is None:
             error = JobError.of(
@@ -154,7 +156,7 @@ class Steps:
             )
             await self._fail(lease, job, error)
             return None
-        request = TuningRequest.from_job(job, decode_examples(raw), validation)
+        request = TuningRequest.from_job(job, decode_examples(raw), validation, stored)
         if moved := await self._hold(lease, job):
             return moved
         status = await self._provider(job).create(self._auth_for(job.tenant), request)
@@ -162,6 +164,7 @@ class Steps:
             lease, job, lambda j: lifecycle.submitted(j, status, self._clock())
         )
         await self._store.drop_examples(job.tenant, job.id)
+        await self._discard_file(job)
         log.info("job %s submitted as %s", job.name, status.ref.tuned_model)
         if job.state == JobState.RUNNING:
             return self._settings.poll_min_s
@@ -173,8 +176,14 @@ class Steps:
         if not job.validation_dataset:
             return []
         dataset_id = job.validation_dataset.removeprefix(DATASET_NAME_PREFIX)
-        raw = None if self._datasets is None else await self._datasets(job.tenant, dataset_id)
-        return None if raw is None else decode_examples(raw)
+        if self._training is None:
+            return None
+        return await self._training.validation_examples(job.tenant, dataset_id)
+
+    async def _discard_file(self, job: Job) -> None:
+        """The job's copy of its dataset's file is used (or will never be): let it go."""
+        if self._training is not None:
+            await self._training.discard(job.tenant, job.training_file)
 
     async def _poll(self, lease: Lease, job: Job) -> Outcome:
         try:
@@ -240,6 +249,7 @@ class Steps:
                 if moved := await self._hold(lease, job):
                     return moved
             await self._provider(job).delete(auth, ref)
+        await self._discard_file(job)
         await self._store.remove(lease)
         log.info("job %s deleted", job.name)
         return None

@@ -86,6 +86,18 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class TrainingFile:
+    """A file of examples in the platform's bucket (core.dataset_files): where it is, its
+    size and CRC32C, and the keys of each line's input and output."""
+
+    uri: str
+    size: int
+    crc32c: str
+    input_field: str = "text_input"
+    output_field: str = "output"
+
+
+@dataclass(frozen=True)
 class Job:
     """One tuning job of one tenant."""
 
@@ -123,6 +135,9 @@ class Job:
     data_stats: DataStats | None = None
     checkpoints: tuple[Checkpoint, ...] = ()
     tuned_model_endpoint: str = ""
+    training_file: TrainingFile | None = None
+    """The job's own copy of its dataset's file, until it is submitted; None for a job of
+    inline examples (those are stored with the job in Redis)."""
     tuned_model_name: str = ""
     """The tuned model's resource name, where it is not the ref in `tuned_model` (Vertex
     AI: the ref is the tuning job, the model `projects/../models/{id}@1`)."""
@@ -169,6 +184,8 @@ class Job:
             data["provider"] = _provider(data["provider"])
         if data.get("data_stats") is not None:
             data["data_stats"] = DataStats(**data["data_stats"])
+        if data.get("training_file") is not None:
+            data["training_file"] = TrainingFile(**data["training_file"])
         if "checkpoints" in data:
             data["checkpoints"] = tuple(Checkpoint(**c) for c in data["checkpoints"])
         return cls(**data)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 DEFAULT_MAX_DATASETS = 50
 """Datasets one tenant may keep stored, unless its settings or tenants file say otherwise."""
-DEFAULT_MAX_STORED_BYTES = 256 * 1024 * 1024
+DEFAULT_MAX_STORED_BYTES = 2 * 1024 * 1024 * 1024
 """Bytes of training examples one tenant may keep stored (its datasets' and those of its
 jobs not yet submitted upstream), unless its settings or tenants file say otherwise."""
 DEFAULT_VALIDATES_PER_MINUTE = 60.0

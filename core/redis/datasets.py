@@ -1,20 +1,27 @@
-"""A stored dataset's examples, read by the API (a job naming `dataset`) and by workers (a
-job's `validation_dataset`, read when the job is submitted).
+"""A stored dataset's file, read by workers (a job's `validation_dataset`, read when the
+job is submitted).
 
 The dataset hash (`Keys.dataset`) is written whole by the DATASET_SAVE script
-(core/redis/scripts.py), its examples under EXAMPLES_FIELD.
+(core/redis/scripts.py); its `doc` holds the record, with the file under FILE_FIELD.
 """
 
 from __future__ import annotations
 
+import json
+
+from core.domain.job import TrainingFile
 from core.redis.client import Redis, translated_errors
 from core.redis.keys import Keys
 
-EXAMPLES_FIELD = "examples"
+DOC_FIELD = "doc"
+FILE_FIELD = "file"
 
 
-async def dataset_examples(redis: Redis, keys: Keys, tenant: str, dataset_id: str) -> bytes | None:
-    """The dataset's encoded examples (core.domain.job.decode_examples); None if it is gone."""
+async def dataset_file(
+    redis: Redis, keys: Keys, tenant: str, dataset_id: str
+) -> TrainingFile | None:
+    """The dataset's file; None if the dataset is gone (or from before files)."""
     with translated_errors():
-        raw = await redis.hget(keys.dataset(tenant, dataset_id), EXAMPLES_FIELD)
-    return None if raw is None else bytes(raw)  # type: ignore[arg-type]
+        doc = await redis.hget(keys.dataset(tenant, dataset_id), DOC_FIELD)
+    found = None if doc is None else json.loads(doc).get(FILE_FIELD)
+    return None if found is None else TrainingFile(**found)

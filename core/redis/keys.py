@@ -33,8 +33,14 @@ class Keys:
         return f"{self._tenant(tenant)}:data:{job_id}"
 
     def dataset(self, tenant: str, dataset_id: str) -> str:
-        """Hash: a dataset's `doc` (metadata, statistics, warnings) and its `examples`."""
+        """Hash: a dataset's `doc` (metadata, statistics, warnings), the `file` holding its
+        examples (a `gs://` URI) and that file's `size` (bytes)."""
         return f"{self._tenant(tenant)}:dataset:{dataset_id}"
+
+    def tenant_discarded_files(self, tenant: str) -> str:
+        """Set: `gs://` URIs of the tenant's files nothing needs any more (deleted datasets,
+        jobs' copies once submitted or deleted), which workers delete."""
+        return f"{self._tenant(tenant)}:discarded-files"
 
     def tenant_datasets(self, tenant: str) -> str:
         """Sorted set: the tenant's dataset ids scored by `tenant_seq`, for newest-first paging."""

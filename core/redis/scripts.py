@@ -433,17 +433,17 @@ local use_key = KEYS[3]
 local seq_key = KEYS[4]
 local storage_key = KEYS[5]
 local doc = ARGV[1]
-local examples = ARGV[2]
-local dataset_id = ARGV[3]
-local used_ms = tonumber(ARGV[4])
-local max_datasets = tonumber(ARGV[5])
-local max_stored_bytes = tonumber(ARGV[6])
-local size = string.len(examples)
+local file = ARGV[2]
+local size = tonumber(ARGV[3])
+local dataset_id = ARGV[4]
+local used_ms = tonumber(ARGV[5])
+local max_datasets = tonumber(ARGV[6])
+local max_stored_bytes = tonumber(ARGV[7])
 local f = redis.call('HMGET', storage_key, 'datasets', 'bytes')
 if max_datasets > 0 and (tonumber(f[1]) or 0) + 1 > max_datasets then return -1 end
 if max_stored_bytes > 0 and (tonumber(f[2]) or 0) + size > max_stored_bytes then return -2 end
 local seq = redis.call('INCR', seq_key)
-redis.call('HSET', dataset_key, 'doc', doc, 'examples', examples)
+redis.call('HSET', dataset_key, 'doc', doc, 'file', file, 'size', size)
 redis.call('ZADD', datasets_key, seq, dataset_id)
 redis.call('ZADD', use_key, used_ms, dataset_id)
 redis.call('HINCRBY', storage_key, 'datasets', 1)
@@ -461,29 +461,33 @@ def dataset_save_call(
     seq_key: str,
     storage_key: str,
     doc: str,
-    examples: bytes,
+    file: str,
+    size_bytes: int,
     dataset_id: str,
     used_ms: int,
     max_datasets: int,
     max_stored_bytes: int,
 ) -> ScriptCall:
-    """DATASET_SAVE."""
+    """DATASET_SAVE: the dataset's record, and the object holding its examples (`file`,
+    of `size_bytes`, which its tenant's storage counts)."""
     keys = [dataset_key, datasets_key, use_key, seq_key, storage_key]
-    args: list[ScriptArg] = [doc, examples, dataset_id, used_ms]
+    args: list[ScriptArg] = [doc, file, size_bytes, dataset_id, used_ms]
     return ScriptCall(DATASET_SAVE, keys, [*args, max_datasets, max_stored_bytes])
 
 
 # Delete a dataset and give its count and bytes back to the tenant's storage; with
 # `unused_before_ms` (0: always), only if it was last used before then (retention: a
 # create that used it meanwhile keeps it). A dataset stored before the storage quotas
-# existed is not in `datasets_key`, and was never counted. Idempotent. Returns 1 if it
-# was deleted, else 0.
+# existed is not in `datasets_key`, and was never counted. The object holding its examples
+# joins the tenant's discarded files, which workers delete (worker.retention). Idempotent.
+# Returns 1 if it was deleted, else 0.
 DATASET_DELETE = Script(
     """
 local dataset_key = KEYS[1]
 local datasets_key = KEYS[2]
 local use_key = KEYS[3]
 local storage_key = KEYS[4]
+local discarded_key = KEYS[5]
 local dataset_id = ARGV[1]
 local unused_before_ms = tonumber(ARGV[2])
 if unused_before_ms > 0 then
@@ -495,7 +499,9 @@ if redis.call('EXISTS', dataset_key) == 0 then
   redis.call('ZREM', datasets_key, dataset_id)
   return 0
 end
-local size = redis.call('HSTRLEN', dataset_key, 'examples')
+local held = redis.call('HMGET', dataset_key, 'size', 'file')
+local size = tonumber(held[1]) or redis.call('HSTRLEN', dataset_key, 'examples')
+if held[2] then redis.call('SADD', discarded_key, held[2]) end
 redis.call('DEL', dataset_key)
 redis.call('ZREM', use_key, dataset_id)
 if redis.call('ZREM', datasets_key, dataset_id) == 1 then
@@ -513,11 +519,12 @@ def dataset_delete_call(
     datasets_key: str,
     use_key: str,
     storage_key: str,
+    discarded_key: str,
     dataset_id: str,
     unused_before_ms: int,
 ) -> ScriptCall:
     """DATASET_DELETE; `unused_before_ms` 0 deletes whatever its last use."""
-    keys = [dataset_key, datasets_key, use_key, storage_key]
+    keys = [dataset_key, datasets_key, use_key, storage_key, discarded_key]
     return ScriptCall(DATASET_DELETE, keys, [dataset_id, unused_before_ms])
 
 

@@ -12,7 +12,7 @@ their retention (worker.retention): both need what is here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from core.domain.quotas import TenantQuotas
 from core.errors import StorageQuotaExceeded
@@ -59,10 +59,29 @@ class TenantStorage:
             datasets_key=keys.tenant_datasets(tenant),
             use_key=keys.tenant_dataset_use(tenant),
             storage_key=keys.tenant_storage(tenant),
+            discarded_key=keys.tenant_discarded_files(tenant),
             dataset_id=dataset_id,
             unused_before_ms=int(unused_before_s * 1000),
         )
         return bool(await self._scripts.run(call))
+
+    async def discard_file(self, tenant: str, uri: str) -> None:
+        """Let workers delete the tenant's file at `uri`: nothing needs it any more."""
+        with translated_errors():
+            await self._redis.sadd(self._keys.tenant_discarded_files(tenant), uri)
+
+    async def discarded_files(self, tenant: str, count: int) -> list[str]:
+        """Up to `count` of the tenant's discarded files' URIs, in no order."""
+        with translated_errors():
+            members = await self._redis.srandmember(
+                self._keys.tenant_discarded_files(tenant), count
+            )
+        return [text(member) for member in cast(list[Any], members or [])]
+
+    async def forget_discarded(self, tenant: str, uri: str) -> None:
+        """The file at `uri` is deleted: stop listing it."""
+        with translated_errors():
+            await self._redis.srem(self._keys.tenant_discarded_files(tenant), uri)
 
     async def datasets_unused_before(self, tenant: str, before_s: float, count: int) -> list[str]:
         """Up to `count` ids of datasets last uploaded or used before `before_s`, oldest first."""

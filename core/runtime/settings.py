@@ -158,7 +158,9 @@ class Settings:
         "TUNING_MIN_EXAMPLES", 20, "Fewest training examples a job may have (tuning guide: 20)."
     )
     max_examples: int = setting(
-        "TUNING_MAX_EXAMPLES", 100_000, "Most training examples a job may have."
+        "TUNING_MAX_EXAMPLES",
+        1_000_000,
+        "Most training examples a job or a dataset may have (Vertex AI's cap: 1M).",
     )
     max_input_chars: int = setting(
         "TUNING_MAX_INPUT_CHARS", 40_000, "Longest `text_input` of one example, in characters."
@@ -180,7 +182,35 @@ class Settings:
     dataset_max_bytes: int = setting(
         "TUNING_DATASET_MAX_BYTES",
         4 * 1024 * 1024,
-        "Largest dataset UploadDataset accepts, in bytes (AI Studio's cap is 4 MB).",
+        "Largest CSV or JSON dataset UploadDataset accepts, in bytes (these are parsed "
+        "whole; AI Studio's cap is 4 MB), and the largest dataset a Gemini API tenant's "
+        "job may use (its examples go inline in the create request).",
+    )
+    dataset_stream_max_bytes: int = setting(
+        "TUNING_DATASET_STREAM_MAX_BYTES",
+        1024 * 1024 * 1024,
+        "Largest JSONL dataset UploadDataset accepts, in bytes; JSONL is checked line by "
+        "line as it streams to `TUNING_DATASET_STORAGE` (Vertex AI's cap is 1 GB).",
+    )
+    dataset_storage: str = setting(
+        "TUNING_DATASET_STORAGE",
+        "",
+        "API and worker: `gs://bucket/prefix` where uploaded datasets, and jobs' copies of "
+        "them, are kept (read and written with `TUNING_PLATFORM_CREDENTIALS_FILE`'s "
+        "identity); empty: UploadDataset is refused FAILED_PRECONDITION.",
+    )
+    platform_credentials_file: str = setting(
+        "TUNING_PLATFORM_CREDENTIALS_FILE",
+        "",
+        "API and worker: the platform's own Google identity, an `authorized_user` JSON "
+        "file; empty: Application Default Credentials (GKE Workload Identity).",
+    )
+    iam_credentials_base_url: str = setting(
+        "TUNING_IAM_CREDENTIALS_BASE_URL",
+        "https://iamcredentials.googleapis.com",
+        "Worker: IAM Credentials API base URL, where the platform's identity gets "
+        "short-lived tokens of tenants' service accounts (`impersonate_service_account`; "
+        "the emulator's URL offline).",
     )
     tenant_receive_bytes_per_s: int = setting(
         "TUNING_TENANT_RECEIVE_BYTES_PER_S",
@@ -459,6 +489,7 @@ LIMIT_FIELDS = (
     "grpc_small_request_max_bytes",
     "upload_max_chunk_bytes",
     "dataset_max_bytes",
+    "dataset_stream_max_bytes",
     "min_examples",
     "max_examples",
     "max_input_chars",

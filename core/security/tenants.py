@@ -13,6 +13,11 @@ read by workers only; a relative path is relative to the tenants file, and the p
 symlinks resolved, must stay inside the tenants file's directory (a tenants file must
 not point a worker at another file of the pod).
 
+Instead of a credentials file, an entry may name a service account of the tenant's
+(`"impersonate_service_account": "tuner@team-project.iam.gserviceaccount.com"`): the
+platform's own identity then mints short-lived tokens of it, and no secret of the
+tenant's is stored (core.security.impersonation). Naming both refuses the file.
+
 An entry may carry `"quotas": {"max_running": 5, "creates_per_minute": 30, "create_burst": 10}`
 (any of them, or `validates_per_minute` and `validate_burst` for `validate_only` creates;
 core.domain.quotas lists them all) to differ from the defaults in the settings.
@@ -40,6 +45,7 @@ from pathlib import Path
 
 from core.domain.providers import ProviderChoice
 from core.domain.quotas import QuotaOverrides, TenantQuotas
+from core.security.impersonation import service_account
 from core.security.secret_files import ReloadingFile
 
 TENANT_ID = re.compile(r"[a-z][a-z0-9-]{0,62}")
@@ -62,6 +68,9 @@ class Tenant:
     role: Role = Role.TENANT
     quotas: QuotaOverrides = field(default_factory=QuotaOverrides)
     provider: ProviderChoice = field(default_factory=ProviderChoice)
+    impersonate_service_account: str | None = None
+    """The service account whose tokens the platform mints for the tenant, if it has one
+    instead of a credentials file."""
 
 
 def token_digest(token: str) -> bytes:
@@ -190,6 +199,12 @@ def _tenant(entry: dict[str, object], base: Path) -> Tenant:
     if not isinstance(digests, list):
         raise ValueError(f"tenant {tenant_id}: token_sha256 must be a list")
     creds = entry.get("credentials_file")
+    account = _impersonated(tenant_id, entry.get("impersonate_service_account"))
+    if account is not None and creds is not None:
+        raise ValueError(
+            f"tenant {tenant_id}: credentials_file and impersonate_service_account exclude "
+            "each other"
+        )
     return Tenant(
         id=tenant_id,
         token_digests=tuple(bytes.fromhex(str(d)) for d in digests),
@@ -197,6 +212,7 @@ def _tenant(entry: dict[str, object], base: Path) -> Tenant:
         role=_role(tenant_id, entry.get("role", Role.TENANT.value)),
         quotas=_quotas(tenant_id, entry.get("quotas")),
         provider=_provider(tenant_id, entry.get("provider")),
+        impersonate_service_account=account,
     )
 
 
@@ -211,6 +227,15 @@ def _confined(tenant_id: str, base: Path, name: str) -> Path:
             f"tenant {tenant_id}: credentials_file must be inside the tenants file's directory"
         )
     return path
+
+
+def _impersonated(tenant_id: str, raw: object) -> str | None:
+    if raw is None:
+        return None
+    try:
+        return service_account(raw)
+    except ValueError as exc:
+        raise ValueError(f"tenant {tenant_id}: impersonate_service_account: {exc}") from None
 
 
 def _quotas(tenant_id: str, raw: object) -> QuotaOverrides:

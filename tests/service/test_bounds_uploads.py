@@ -182,7 +182,7 @@ async def test_a_stream_that_trickles_forever_is_ended(make_system: SystemFactor
 
 
 async def test_an_oversized_chunk_is_refused_before_it_is_kept(make_system: SystemFactory) -> None:
-    async with make_system(dataset_max_bytes=2000) as system:
+    async with make_system(dataset_stream_max_bytes=2000) as system:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await system.upload(b"x" * 5000, chunk_bytes=5000)
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -214,7 +214,7 @@ async def test_the_checker_runs_in_its_processes_and_stops_them() -> None:
     try:
         checked = await checker.check("team-a", jsonl(25), DatasetFormat.JSONL, DatasetOptions())
         assert checked.report.ok and checked.report.stats.examples == 25
-        assert checked.examples.startswith(b'[["question: 0?","1"]')
+        assert checked.examples.startswith(b'{"text_input":"question: 0?","output":"1"}\n')
         processes = list(checker._pool._processes.values())  # type: ignore[union-attr]
         assert processes and all(p.is_alive() for p in processes)
     finally:

@@ -97,11 +97,12 @@ async def test_csv_with_its_own_column_names_and_any_script(system: System) -> N
 async def test_an_oversized_upload_is_refused_with_a_clear_status(
     make_system: SystemFactory,
 ) -> None:
-    async with make_system(dataset_max_bytes=2000) as system:
+    async with make_system(dataset_stream_max_bytes=2000) as system:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await system.upload(jsonl(100))
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "content" in violations(caught.value)
+        assert await system.stored_files() == []  # nothing of it was kept
 
 
 async def test_the_first_message_must_describe_the_dataset(api_only: System) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from google.rpc import code_pb2
 
-from core.domain.job import Progress, Snapshot
+from core.domain.job import Example, Progress, Snapshot
 from core.domain.upstream import UpstreamRef, UpstreamState, UpstreamStatus
 from core.errors import JobError, Reason
 from core.upstream_http import parse_time
@@ -15,9 +16,11 @@ from worker.provider import TuningRequest
 Json = dict[str, Any]
 
 
-def tuned_model_body(request: TuningRequest) -> Json:
-    """The TunedModel to create; unset hyperparameters are left to the upstream's defaults."""
-    body: Json = {"baseModel": request.base_model, "tuningTask": _tuning_task(request)}
+def tuned_model_body(request: TuningRequest, examples: Sequence[Example] | None = None) -> Json:
+    """The TunedModel to create (with `examples`, default the request's inline ones);
+    unset hyperparameters are left to the upstream's defaults."""
+    task = _tuning_task(request, request.examples if examples is None else examples)
+    body: Json = {"baseModel": request.base_model, "tuningTask": task}
     if request.display_name:
         body["displayName"] = request.display_name
     if request.description:
@@ -25,7 +28,7 @@ def tuned_model_body(request: TuningRequest) -> Json:
     return body
 
 
-def _tuning_task(request: TuningRequest) -> Json:
+def _tuning_task(request: TuningRequest, examples: Sequence[Example]) -> Json:
     h = request.hyperparameters
     hyper: Json = {}
     if h.epoch_count:
@@ -36,8 +39,8 @@ def _tuning_task(request: TuningRequest) -> Json:
         hyper["learningRate"] = h.learning_rate
     elif h.learning_rate_multiplier is not None:
         hyper["learningRateMultiplier"] = h.learning_rate_multiplier
-    examples = [{"textInput": e.text_input, "output": e.output} for e in request.examples]
-    return {"hyperparameters": hyper, "trainingData": {"examples": {"examples": examples}}}
+    rows = [{"textInput": e.text_input, "output": e.output} for e in examples]
+    return {"hyperparameters": hyper, "trainingData": {"examples": {"examples": rows}}}
 
 
 def status_from_operation(op: Json, ref: UpstreamRef) -> UpstreamStatus:

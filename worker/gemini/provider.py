@@ -41,7 +41,7 @@ class GeminiProvider:
         worker died (or the answer was lost) before recording it. The operation is
         then found by listing the model's operations.
         """
-        body = tuned_model_body(request)
+        body = tuned_model_body(request, await request.all_examples())
         try:
             op = await self._client.create_tuned_model(auth, request.model_id, body)
         except UpstreamAlreadyExists:

@@ -15,7 +15,7 @@ choices the reference leaves open, made here:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -73,6 +73,14 @@ def training_lines(examples: Iterable[Example], system_instruction: str = "") ->
             {"role": "model", "parts": [{"text": example.output}]},
         ]
         yield orjson.dumps(line) + b"\n"
+
+
+async def training_lines_of(
+    batches: AsyncIterator[list[Example]], system_instruction: str = ""
+) -> AsyncIterator[bytes]:
+    """The training file of examples read a batch at a time: one chunk per batch."""
+    async for batch in batches:
+        yield b"".join(training_lines(batch, system_instruction))
 
 
 def tuning_job_body(

@@ -43,6 +43,7 @@ from worker.vertex.json_mapping import (
     state_of,
     status_from_tuning_job,
     training_lines,
+    training_lines_of,
     tuning_job_body,
 )
 
@@ -139,8 +140,8 @@ class VertexProvider:
             lines = training_lines(request.validation_examples, system)
             name = self.object_name(job_id, VALIDATION_FILE)
             await self._storage.upload(auth, self._target.bucket, name, lines)
-        lines = training_lines(request.examples, system)
-        await self._storage.upload(auth, self._target.bucket, self.object_name(job_id), lines)
+        chunks = training_lines_of(request.example_batches(), system)
+        await self._storage.upload(auth, self._target.bucket, self.object_name(job_id), chunks)
 
     def _uri(self, name: str) -> str:
         return f"{GS_PREFIX}{self._target.bucket}/{name}"

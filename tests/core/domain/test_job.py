@@ -5,7 +5,15 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from core.domain.job import Checkpoint, DataStats, Hyperparameters, Job, Progress, Snapshot
+from core.domain.job import (
+    Checkpoint,
+    DataStats,
+    Hyperparameters,
+    Job,
+    Progress,
+    Snapshot,
+    TrainingFile,
+)
 from core.domain.providers import ProviderChoice, ProviderKind, VertexTarget
 from core.domain.states import JobState
 from core.errors import JobError
@@ -48,6 +56,7 @@ def a_job_with_every_field_set() -> Job:
         checkpoints=(Checkpoint("1", 1, 5, "projects/p/locations/l/endpoints/1"), Checkpoint("2")),
         tuned_model_endpoint="projects/p/locations/l/endpoints/2",
         tuned_model_name="projects/p/locations/l/models/3@1",
+        training_file=TrainingFile("gs://b/p/t/jobs/j.jsonl", 10, "AAAAAA==", "q", "a"),
     )
 
 
