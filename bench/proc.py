@@ -34,3 +34,16 @@ def tree_rss_bytes(pid: int) -> int:
             with contextlib.suppress(OSError, ValueError):
                 pending += [int(c) for c in (task / "children").read_text().split()]
     return total
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of `pid` and all its descendants so far (Linux /proc)."""
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError, ValueError):
+                pending += [int(c) for c in (task / "children").read_text().split()]
+    return total

@@ -91,13 +91,23 @@ class _Checksummed:
 
     async def take(self, size_bytes: int) -> bytes:
         """The next `size_bytes` of the body (fewer only at its end)."""
-        taken, self._rest = bytearray(self._rest), b""
-        while len(taken) < size_bytes and (chunk := await anext(self._chunks, None)) is not None:
+        parts, held = ([self._rest] if self._rest else []), len(self._rest)
+        self._rest = b""
+        while held < size_bytes and (chunk := await anext(self._chunks, None)) is not None:
             self.crc = google_crc32c.extend(self.crc, chunk)
             self.size += len(chunk)
-            taken += chunk
-        self._rest = bytes(taken[size_bytes:])
-        return bytes(taken[:size_bytes])
+            parts.append(chunk)
+            held += len(chunk)
+        taken = b"".join(parts)
+        del parts
+        if len(taken) <= size_bytes:
+            return taken
+        self._rest = taken[size_bytes:]
+        return taken[:size_bytes]
+
+    def unread(self, data: bytes) -> None:
+        """Put back what was taken (before anything else was taken): it comes next."""
+        self._rest = data + self._rest
 
     async def drain(self) -> None:
         """Read what was not taken, to know what the whole body would have been."""
@@ -153,7 +163,9 @@ class StorageClient:
         if len(first) <= MULTIPART_MAX_BYTES:
             answer = await self._upload_media(auth, target, first)
         else:
-            answer = await self._upload_resumable(auth, target, first, body)
+            body.unread(first)
+            del first  # a long upload holds only the chunks in flight (`_send_session`)
+            answer = await self._upload_resumable(auth, target, body)
         if answer is None:  # The name is taken: by an earlier attempt of ours?
             await body.drain()
             answer = await self.get_metadata(auth, bucket, name)
@@ -234,34 +246,34 @@ class StorageClient:
         )
 
     async def _upload_resumable(
-        self, auth: TokenSource, target: _Target, first: bytes, body: _Checksummed
+        self, auth: TokenSource, target: _Target, body: _Checksummed
     ) -> Json | None:
         """A resumable session, then the body chunk by chunk; None if the name is taken."""
         session = await self._start_session(auth, target)
         if session is None:
             return None
         try:
-            return await self._send_session(auth, session, first, body)
+            return await self._send_session(auth, session, body)
         except BaseException:
             with contextlib.suppress(UpstreamError):
                 await asyncio.shield(self._cancel_session(auth, session))
             raise
 
     async def _send_session(
-        self, auth: TokenSource, session: str, first: bytes, body: _Checksummed
+        self, auth: TokenSource, session: str, body: _Checksummed
     ) -> Json | None:
-        chunk, pending, offset = first[:RESUMABLE_CHUNK_BYTES], first[RESUMABLE_CHUNK_BYTES:], 0
+        chunk, offset = await body.take(RESUMABLE_CHUNK_BYTES), 0
         while True:
             # Read ahead one chunk: a chunk is the last when nothing follows it, and only
             # the last one may say the total size.
-            pending += await body.take(RESUMABLE_CHUNK_BYTES - len(pending))
+            pending = await body.take(RESUMABLE_CHUNK_BYTES)
             response = await self._put_chunk(auth, session, chunk, offset, body.size, not pending)
             if response.status_code == PRECONDITION_FAILED:
                 return None
             if response.status_code != RESUME_INCOMPLETE:
                 return _json(response)
             offset = _persisted(response, offset + len(chunk))
-            chunk, pending = pending, b""
+            chunk = pending
 
     async def _cancel_session(self, auth: TokenSource, session: str) -> None:
         """Drop an unfinished resumable upload (Cloud Storage answers 499)."""

@@ -164,9 +164,21 @@ class UpstreamHttp:
                 label = f"{method} {route}"
                 self._metrics.upstream_requests.labels(label, outcome).inc()
                 self._metrics.upstream_latency.labels(label).observe(time.perf_counter() - started)
+        _unlink(response)
         if response.is_error and response.status_code not in passing:
             raise error_from_response(response)
         return response
+
+
+def _unlink(response: httpx.Response) -> None:
+    """Let the response go as soon as its caller drops it.
+
+    httpx's response and its stream refer to each other, so a response lives until the
+    cyclic garbage collector runs, and with it its request and the request's body: an
+    upload that sends 8 MiB a request kept a dozen bodies alive. Its body is read by now
+    (`request` reads it), so the stream is replaced by one holding no reference back.
+    """
+    response.stream = httpx.ByteStream(response.content)
 
 
 def page_params(page_size: int, page_token: str) -> dict[str, str]:

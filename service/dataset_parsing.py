@@ -66,6 +66,7 @@ class DatasetOptions:
         and expected output; "text_input" and "output" as in Google's SDK.
     max_bytes: the largest upload accepted, in bytes (AI Studio's cap, 4 MiB).
     min_examples: fewer valid examples is a violation (the tuning guide's minimum, 20).
+    max_examples: more valid examples is a violation (Vertex AI's cap, 1M).
     recommended_examples: fewer valid examples is a warning (100).
     max_input_chars, max_output_chars: the longest input and output, in characters
         (Python `str` length: code points, not bytes).
@@ -77,6 +78,7 @@ class DatasetOptions:
     output_field: str = "output"
     max_bytes: int = _DEFAULTS.dataset_max_bytes
     min_examples: int = _DEFAULTS.min_examples
+    max_examples: int = _DEFAULTS.max_examples
     recommended_examples: int = 100
     max_input_chars: int = _DEFAULTS.max_input_chars
     max_output_chars: int = _DEFAULTS.max_output_chars
@@ -606,6 +608,9 @@ def _preview(text: str) -> str:
 
 
 def _count_violations(count: int, options: DatasetOptions) -> list[FieldViolation]:
+    if count > options.max_examples:
+        limit = f"at most {options.max_examples} are accepted"
+        return [FieldViolation("examples", f"{_examples(count)}; {limit}; split the dataset")]
     if count >= options.min_examples:
         return []
     needed = f"at least {options.min_examples} are needed (the tuning guide's minimum)"

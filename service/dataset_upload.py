@@ -39,8 +39,8 @@ from service.dataset_stream import (
     max_line_bytes,
 )
 
-IN_FLIGHT_BLOCKS = 2
-QUEUED_BLOCKS = 1
+IN_FLIGHT_BLOCKS = 4
+QUEUED_BLOCKS = 8
 
 CheckBlock = Callable[[Block, bool], Awaitable[BlockReport]]
 WriteFile = Callable[[AsyncIterator[bytes]], Awaitable[StagedObject]]

@@ -193,6 +193,7 @@ class DatasetsApi:
             output_field=spec.output_field or DEFAULT_OUTPUT_FIELD,
             max_bytes=self._settings.dataset_max_bytes,
             min_examples=self._settings.min_examples,
+            max_examples=self._settings.max_examples,
             max_input_chars=self._settings.max_input_chars,
             max_output_chars=self._settings.max_output_chars,
             max_reported=self._settings.max_reported_violations,

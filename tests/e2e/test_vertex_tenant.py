@@ -16,6 +16,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from tests.conftest import SystemFactory
 from tests.harness import VERTEX_PROVIDER, VERTEX_TENANT, System, token_form
 from tuning.v1 import tuning_job_pb2, tuning_service_pb2
 
@@ -124,3 +125,33 @@ async def test_a_validation_dataset_deleted_before_submission_fails_the_job(
     failed = await api_only.wait_for(job.name, {State.FAILED}, tenant=VERTEX_TENANT)
     assert "validation dataset" in failed.error.message
     assert (await inspect(api_only, "/_emulator/vertex/tuningJobs"))["tuningJobs"] == []
+
+
+async def test_a_vertex_job_tunes_on_an_uploaded_dataset_streamed_to_its_bucket(
+    make_system: SystemFactory,
+) -> None:
+    async with make_system(sweep_interval_s=0.2) as system:
+        await _tunes_on_an_uploaded_dataset(system)
+
+
+async def _tunes_on_an_uploaded_dataset(system: System) -> None:
+    rows = [{"text_input": f"question: {n}?", "output": str(n + 1)} for n in range(3000)]
+    content = "".join(json.dumps(row) + "\n" for row in rows).encode()
+    dataset = await system.upload(content, tenant=VERTEX_TENANT, chunk_bytes=64 * 1024)
+    fields = vertex_fields(system_instruction="Count.", dataset=dataset.name)
+    job = await system.create(tenant=VERTEX_TENANT, training_examples=[], **fields)
+    done = await system.finish_training(job.name, tenant=VERTEX_TENANT)
+    assert done.state == State.SUCCEEDED, done.error
+    assert done.tuning_data_stats.example_count == 3000
+
+    objects = (await inspect(system, "/_emulator/storage/objects"))["objects"]
+    staged = [o for o in objects if o["bucket"] == "team-v-tuning"]
+    lines = await staged_lines(system, staged[0])
+    assert len(lines) == 3000  # every example, converted batch by batch as it was read
+    assert lines[2999]["contents"][0]["parts"][0]["text"] == "question: 2999?"
+    assert lines[0]["systemInstruction"] == {"parts": [{"text": "Count."}]}
+
+    async def copy_discarded() -> bool:  # the job's copy goes once it is submitted
+        return not [f for f in await system.stored_files() if "/jobs/" in f]
+
+    await system.eventually(copy_discarded)
