@@ -1,4 +1,4 @@
-"""A Cloud Storage JSON API client for staging training files: create-only uploads.
+"""A Cloud Storage JSON API client: create-only uploads, ranged downloads, rewrites.
 
 Every upload is create-only (`ifGenerationMatch=0`), so a retried upload can never
 replace an object: a 412 answers that the name is taken. A job's training file is named
@@ -7,11 +7,14 @@ means an earlier attempt already wrote it; that is verified, not assumed: the ob
 CRC32C must be the one of what this attempt meant to write (it is computed as the bytes
 go by, even those not sent), else the upload fails saying so.
 
-Bodies are streamed from an iterator of chunks: up to `MULTIPART_MAX_BYTES` (8 MiB, as
-google-cloud-storage does) the whole body goes in one request; above it, a resumable
-upload sends it `RESUMABLE_CHUNK_BYTES` at a time, holding the chunk being sent and the
-next (read ahead: only the last chunk may state the total size), never the whole body.
-Each request that writes is fenced, as every upstream side effect is (core.upstream_http).
+Bodies are streamed from an iterator (plain or async) of chunks: up to
+`MULTIPART_MAX_BYTES` (8 MiB, as google-cloud-storage does) the whole body goes in one
+request; above it, a resumable upload sends it `RESUMABLE_CHUNK_BYTES` at a time, each
+request's body made of the chunks as they came (no copy), holding only the chunk being
+sent, never the whole body. Only the last request may state the total size: a short one
+is the last, and a body that ends on a full one is finished by an empty request. The
+worker's writes are fenced by its lease; the API's, which holds none, are not
+(core.upstream_http).
 """
 
 from __future__ import annotations
@@ -85,25 +88,30 @@ class _Checksummed:
 
     def __init__(self, chunks: Iterable[bytes] | AsyncIterable[bytes]) -> None:
         self._chunks: AsyncIterator[bytes] = _async_iter(chunks)
-        self._rest = b""
+        self._rest: bytes | memoryview = b""
         self.crc = 0
         self.size = 0
 
     async def take(self, size_bytes: int) -> bytes:
-        """The next `size_bytes` of the body (fewer only at its end)."""
-        parts, held = ([self._rest] if self._rest else []), len(self._rest)
+        """The next `size_bytes` of the body (fewer only at its end), in one piece."""
+        return b"".join((await self.take_pieces(size_bytes)).pieces)
+
+    async def take_pieces(self, size_bytes: int) -> _Pieces:
+        """The next `size_bytes` of the body (fewer only at its end), as the chunks came:
+        a long upload never copies them into requests of its own."""
+        pieces, held = ([self._rest] if len(self._rest) else []), len(self._rest)
         self._rest = b""
         while held < size_bytes and (chunk := await anext(self._chunks, None)) is not None:
             self.crc = google_crc32c.extend(self.crc, chunk)
             self.size += len(chunk)
-            parts.append(chunk)
+            pieces.append(chunk)
             held += len(chunk)
-        taken = b"".join(parts)
-        del parts
-        if len(taken) <= size_bytes:
-            return taken
-        self._rest = taken[size_bytes:]
-        return taken[:size_bytes]
+        if held > size_bytes:  # the last piece goes over: its tail comes next
+            last = memoryview(pieces.pop())
+            keep = len(last) - (held - size_bytes)
+            pieces.append(last[:keep])
+            self._rest = last[keep:]
+        return _Pieces(pieces)
 
     def unread(self, data: bytes) -> None:
         """Put back what was taken (before anything else was taken): it comes next."""
@@ -116,6 +124,19 @@ class _Checksummed:
 
     def crc32c(self) -> str:
         return base64.b64encode(self.crc.to_bytes(4, "big")).decode()
+
+
+class _Pieces:
+    """One request's body as pieces, sent as they are (httpx iterates them again if the
+    request is sent again, after a token refresh)."""
+
+    def __init__(self, pieces: list[bytes | memoryview]) -> None:
+        self.pieces = pieces
+        self.size = sum(map(len, pieces))
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for piece in self.pieces:
+            yield bytes(piece) if isinstance(piece, memoryview) else piece
 
 
 async def _async_iter(chunks: Iterable[bytes] | AsyncIterable[bytes]) -> AsyncIterator[bytes]:
@@ -262,18 +283,22 @@ class StorageClient:
     async def _send_session(
         self, auth: TokenSource, session: str, body: _Checksummed
     ) -> Json | None:
-        chunk, offset = await body.take(RESUMABLE_CHUNK_BYTES), 0
+        """The body a chunk at a time, holding only the chunk being sent. Only the last
+        chunk may state the total size, and a full chunk can't know it is the last: a
+        short one is, and a body that ends on a full chunk is finished by an empty one
+        (`bytes */{total}`, as the resumable protocol allows)."""
+        offset = 0
         while True:
-            # Read ahead one chunk: a chunk is the last when nothing follows it, and only
-            # the last one may say the total size.
-            pending = await body.take(RESUMABLE_CHUNK_BYTES)
-            response = await self._put_chunk(auth, session, chunk, offset, body.size, not pending)
+            chunk = await body.take_pieces(RESUMABLE_CHUNK_BYTES)
+            last = chunk.size < RESUMABLE_CHUNK_BYTES
+            response = await self._put_chunk(auth, session, chunk, offset, body.size, last)
             if response.status_code == PRECONDITION_FAILED:
                 return None
             if response.status_code != RESUME_INCOMPLETE:
                 return _json(response)
-            offset = _persisted(response, offset + len(chunk))
-            chunk = pending
+            offset = _persisted(response, offset + chunk.size)
+            if last:
+                raise UpstreamRetryable("the upload session did not finish on its last chunk")
 
     async def _cancel_session(self, auth: TokenSource, session: str) -> None:
         """Drop an unfinished resumable upload (Cloud Storage answers 499)."""
@@ -295,17 +320,18 @@ class StorageClient:
         return str(httpx.URL(self._base).join(location))
 
     async def _put_chunk(  # noqa: PLR0917 (one request's parts)
-        self, auth: TokenSource, session: str, chunk: bytes, offset: int, size: int, last: bool
+        self, auth: TokenSource, session: str, chunk: _Pieces, offset: int, size: int, last: bool
     ) -> httpx.Response:
         total = str(size) if last else "*"
-        span = f"bytes {offset}-{offset + len(chunk) - 1}/{total}"
+        first_to_last = f"{offset}-{offset + chunk.size - 1}" if chunk.size else "*"
+        headers = {"Content-Range": f"bytes {first_to_last}/{total}"}
         return await self._api.request(
             auth,
             "PUT",
             session,
             effect=True,
             passing=(PRECONDITION_FAILED,),
-            headers={"Content-Range": span},
+            headers=headers | {"Content-Length": str(chunk.size)},
             content=chunk,
         )
 

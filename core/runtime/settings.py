@@ -243,9 +243,11 @@ class Settings:
     )
     max_uploads: int = setting(
         "TUNING_MAX_UPLOADS",
-        16,
-        "API: UploadDataset streams one replica serves at once, all tenants together; with "
-        "`TUNING_DATASET_MAX_BYTES` it bounds the memory uploads hold.",
+        8,
+        "API: UploadDataset streams one replica serves at once, all tenants together. Each "
+        "holds at most about 30 MB (a streamed JSONL's blocks in flight and one 8 MiB chunk "
+        "being written; a CSV or JSON dataset, `TUNING_DATASET_MAX_BYTES` and its parse), "
+        "so this bounds what uploads hold: 8 fit the API pod's 512 MiB.",
     )
     upload_idle_timeout_s: float = setting(
         "TUNING_UPLOAD_IDLE_TIMEOUT_S",

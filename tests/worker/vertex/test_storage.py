@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import google_crc32c
 import pytest
 
-from core.cloud_storage import MULTIPART_MAX_BYTES
+from core.cloud_storage import MULTIPART_MAX_BYTES, RESUMABLE_CHUNK_BYTES
 from core.errors import UpstreamRejected
 from tests.worker.conftest import fenced
 from tests.worker.vertex.conftest import BUCKET, Vertex
@@ -70,6 +70,17 @@ async def test_a_large_file_goes_up_resumably_chunk_by_chunk(vertex: Vertex) -> 
             await vertex.storage.upload(vertex.auth(), BUCKET, "big.jsonl", pieces(data[1:]))
 
 
+async def test_a_file_that_ends_on_a_full_chunk_is_finished_by_an_empty_one(
+    vertex: Vertex,
+) -> None:
+    data = bytes(range(256)) * (RESUMABLE_CHUNK_BYTES // 256 * 2)  # exactly 2 chunks
+    with fenced():
+        staged = await vertex.storage.upload(vertex.auth(), BUCKET, "even.jsonl", pieces(data))
+    assert (staged.size, staged.crc32c) == (len(data), crc32c_of(data))
+    # The session's start, two full chunks, then the empty one that states the total.
+    assert await vertex.upstream.requests(INSERTS) == 4
+
+
 async def test_a_file_of_exactly_one_requests_size_goes_in_one(vertex: Vertex) -> None:
     data = b"x" * MULTIPART_MAX_BYTES
     with fenced():
@@ -93,3 +104,26 @@ async def test_no_write_leaves_outside_a_fence(vertex: Vertex) -> None:
         await vertex.storage.delete(vertex.auth(), BUCKET, "nofence.jsonl")
     assert await vertex.upstream.requests(INSERTS) == 0
     assert await vertex.upstream.requests("storage.objects.delete") == 0
+
+
+async def test_a_chunk_refused_for_its_token_is_sent_again_whole(vertex: Vertex) -> None:
+    data = bytes(range(256)) * (RESUMABLE_CHUNK_BYTES // 256 * 2 + 5)  # two chunks and a bit
+
+    async def refused_once_under_way() -> AsyncIterator[bytes]:
+        sent, injected = 0, False
+        for piece in pieces(data):
+            if sent > MULTIPART_MAX_BYTES + 1 and not injected:
+                # The session has begun and its first chunk is in: the next request,
+                # the second chunk, meets a 401, as an expired token would.
+                await vertex.upstream.faults({"route": INSERTS, "status": 401, "times": 1})
+                injected = True
+            sent += len(piece)
+            yield piece
+
+    with fenced():
+        staged = await vertex.storage.upload(
+            vertex.auth(), BUCKET, "again.jsonl", refused_once_under_way()
+        )
+    assert (staged.size, staged.crc32c) == (len(data), crc32c_of(data))
+    # The start, the first chunk, the second refused then sent again, the last.
+    assert await vertex.upstream.requests(INSERTS) == 5
