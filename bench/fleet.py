@@ -11,6 +11,9 @@ Two figures, both from the emulator's counters over the measured window:
 
 - upstream use: requests the upstream admitted per second, against N (goal: at least 90%);
 - 429 share: the requests it refused with 429, in percent of all it received (goal: under 1%).
+
+Then, in the same saturated stack, how long a create and a cancel take to reach the
+upstream (bench/priority.py).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from bench import priority
 from bench.coalescing import (
     SLOW_STEPS_PER_SECOND,
     assert_running,
@@ -129,7 +133,10 @@ async def measure(
         await asyncio.sleep(settle_s)  # past the start: every job is being polled
         window = await measure_quota(stack.emulator_url, window_s)
         await assert_running(channel, stack.metadata, names)
-    return fleet_figures(window, quota_rps, budget, jobs=jobs, workers=workers)
+        creates_s = await priority.create_latencies_s(channel, stack.metadata)
+        cancels_s = await priority.cancel_latencies_s(channel, stack.metadata, names)
+    figures = fleet_figures(window, quota_rps, budget, jobs=jobs, workers=workers)
+    return figures + priority.priority_figures(creates_s, cancels_s)
 
 
 def fleet_figures(

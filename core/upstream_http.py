@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -46,6 +47,8 @@ from core.security.token_source import TokenSource
 
 Json = dict[str, Any]
 
+DEFAULT_HOLD_OFF_S = 1.0
+"""How long the fleet waits after a 429 that says nothing of when to come back."""
 RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
 
@@ -65,9 +68,29 @@ UNFENCED: Fence = unfenced
 
 
 class Limiter(Protocol):
-    async def acquire(self) -> None:
-        """Wait for the right to send one request (core.redis.token_bucket)."""
+    async def acquire(self, *, urgent: bool = True) -> None:
+        """Wait for the right to send one request (core.redis.token_bucket); a request
+        that is not urgent gets only a spare one, or RateLimited at once."""
         ...
+
+    async def hold_off(self, delay_s: float) -> None:
+        """Hand out no request before `delay_s` from now: the upstream asked so."""
+        ...
+
+
+_URGENT: ContextVar[bool] = ContextVar("upstream_urgent", default=False)
+
+
+@contextlib.contextmanager
+def urgent() -> Iterator[None]:
+    """The upstream requests made in this block go ahead of polls for the fleet's budget:
+    creates, uploads, cancels and deletes (anything a caller is waiting on). Requests
+    outside such a block (polls, the reconciler's listings) take only spare budget."""
+    token = _URGENT.set(True)
+    try:
+        yield
+    finally:
+        _URGENT.reset(token)
 
 
 class UpstreamHttp:
@@ -139,7 +162,7 @@ class UpstreamHttp:
         **kwargs: Any,
     ) -> httpx.Response:
         headers = await auth.headers() | kwargs.pop("headers", {})
-        await self._limiter.acquire()
+        await self._limiter.acquire(urgent=_URGENT.get())
         url = path if path.startswith(("http://", "https://")) else self._base + path
         action, route = f"{method} {httpx.URL(path).path}", self._route_of(httpx.URL(url).path)
         # Nothing is awaited from here until the request leaves.
@@ -166,7 +189,11 @@ class UpstreamHttp:
                 self._metrics.upstream_latency.labels(label).observe(time.perf_counter() - started)
         _unlink(response)
         if response.is_error and response.status_code not in passing:
-            raise error_from_response(response)
+            error = error_from_response(response)
+            if error.reason == Reason.UPSTREAM_RESOURCE_EXHAUSTED:
+                # A quota is per project, not per job: the whole fleet waits, not one job.
+                await self._limiter.hold_off(error.retry_after_s or DEFAULT_HOLD_OFF_S)
+            raise error
         return response
 
 

@@ -47,6 +47,7 @@ from core.runtime.clock import Clock
 from core.runtime.metrics import Metrics
 from core.runtime.settings import Settings
 from core.security.token_source import TokenSource
+from core.upstream_http import DEFAULT_HOLD_OFF_S, urgent
 from worker import fence
 from worker.provider import TuningProvider, TuningRequest
 from worker.providers import Providers
@@ -120,19 +121,26 @@ class Steps:
             self._count_retry("rate_limited")
             return exc.retry_after_s
         except (UpstreamError, Retryable) as exc:
-            upstream_429 = exc.reason == Reason.UPSTREAM_RESOURCE_EXHAUSTED
-            self._count_retry("upstream_429" if upstream_429 else "transient")
+            if exc.reason == Reason.UPSTREAM_RESOURCE_EXHAUSTED:
+                # The project's quota, not the job: the fleet's budget is held back
+                # (core.upstream_http), and the job comes back then, no attempt counted.
+                self._count_retry("upstream_429")
+                return exc.retry_after_s or DEFAULT_HOLD_OFF_S
+            self._count_retry("transient")
             return await self._retry_later(lease, job, exc.message, exc.retry_after_s)
 
     async def _step(self, lease: Lease, job: Job) -> Outcome:
-        if job.deleted:
-            return await self._clean_up(lease, job)
-        if job.state in (JobState.QUEUED, JobState.CREATING):
-            return await self._submit(lease, job)
-        if job.state == JobState.RUNNING:
+        """The job's next step. Everything but a poll is work a caller waits on, and
+        goes ahead of polls for the fleet's upstream budget (core.upstream_http.urgent)."""
+        if job.state == JobState.RUNNING and not job.deleted:
             return await self._poll(lease, job)
-        if job.state == JobState.CANCELLING:
-            return await self._cancel(lease, job)
+        with urgent():
+            if job.deleted:
+                return await self._clean_up(lease, job)
+            if job.state in (JobState.QUEUED, JobState.CREATING):
+                return await self._submit(lease, job)
+            if job.state == JobState.CANCELLING:
+                return await self._cancel(lease, job)
         return None
 
     async def _submit(self, lease: Lease, job: Job) -> Outcome:

@@ -71,7 +71,9 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 # The token bucket's step, for the scripts that spend one (TOKEN_BUCKET, CREATE); needs
 # NOW_MS first. take_token(key, rate per second, burst, max_wait_ms, cost) returns the ms
 # to wait for the token taken (0: at once), or minus the wait if that is over max_wait_ms
-# (nothing taken); cost 0 only asks.
+# (nothing taken); cost 0 only asks. Tokens below zero are reservations, waited for in
+# turn: a caller that may wait less than another (a poll, next to a create) can never
+# be queued far ahead of it (core.redis.token_bucket).
 BUCKET_STEP = """
 local function take_token(key, rate, burst, max_wait, cost)
   local f = redis.call('HMGET', key, 'tokens', 'ts')
@@ -667,10 +669,46 @@ return take_token(bucket_key, rate_per_s, burst, max_wait_ms, cost)
 
 
 def token_bucket_call(
-    *, bucket_key: str, rate_per_s: float, burst: int, max_wait_ms: int, take: bool
+    *,
+    bucket_key: str,
+    rate_per_s: float,
+    burst: int,
+    max_wait_ms: int,
+    take: bool,
+    urgent: bool = True,
 ) -> ScriptCall:
     """TOKEN_BUCKET."""
-    return ScriptCall(TOKEN_BUCKET, [bucket_key], [rate_per_s, burst, max_wait_ms, _flag(take)])
+    args: list[ScriptArg] = [rate_per_s, burst, max_wait_ms, _flag(take), _flag(urgent)]
+    return ScriptCall(TOKEN_BUCKET, [bucket_key], args)
+
+
+# Push the bucket's next free token `hold_ms` into the future (a 429 from the upstream,
+# whose RetryInfo says when to come back): every worker's next take waits that long,
+# and reservations already made move back with it. Never shortens a hold. Returns 1.
+BUCKET_HOLD = Script(
+    """
+local bucket_key = KEYS[1]
+local rate_per_s = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local hold_ms = tonumber(ARGV[3])
+"""
+    + NOW_MS
+    + """
+local f = redis.call('HMGET', bucket_key, 'tokens', 'ts')
+local tokens = tonumber(f[1]) or burst
+local ts = tonumber(f[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate_per_s / 1000)
+tokens = math.min(tokens, 1 - hold_ms * rate_per_s / 1000)
+redis.call('HSET', bucket_key, 'tokens', tostring(tokens), 'ts', now)
+redis.call('PEXPIRE', bucket_key, math.ceil(hold_ms + (burst + 1) * 1000 / rate_per_s) + 1000)
+return 1
+""",
+)
+
+
+def bucket_hold_call(*, bucket_key: str, rate_per_s: float, burst: int, hold_ms: int) -> ScriptCall:
+    """BUCKET_HOLD."""
+    return ScriptCall(BUCKET_HOLD, [bucket_key], [rate_per_s, burst, hold_ms])
 
 
 # Extend a fleet-wide lock (core.redis.lock) if `token` still holds it. Returns 1, or 0

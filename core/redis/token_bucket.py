@@ -25,20 +25,24 @@ from collections.abc import Awaitable, Callable
 
 from core.errors import RateLimited
 from core.redis.client import Redis
-from core.redis.scripts import Scripts, token_bucket_call
+from core.redis.scripts import Scripts, bucket_hold_call, token_bucket_call
 
 Sleep = Callable[[float], Awaitable[None]]
 
 # Tokens one `acquire` may take; the last is used however late it wakes up.
 MAX_TAKES = 3
+DEFAULT_BACKGROUND_WAIT_S = 0.25
+"""The longest a request that is not urgent waits for a token: how far polls may queue
+ahead of a create or a cancel."""
 
 
 class RedisTokenBucket:
     """`rate_per_s` requests per second across the fleet, bursts of `burst`.
 
-    `bucket_key` names the bucket's hash (core.redis.keys.rate_limit). `late_s`: how late after its
-    reserved moment a caller may wake and still use its token (see the module docstring);
-    `monotonic` and `sleep` are the seams for time.
+    `max_wait_s` and `background_wait_s` bound the wait of an urgent request and of any
+    other (see `acquire`). `bucket_key` names the bucket's hash (core.redis.keys.rate_limit).
+    `late_s`: how late after its reserved moment a caller may wake and still use its token
+    (see the module docstring); `monotonic` and `sleep` are the seams for time.
     """
 
     def __init__(
@@ -49,6 +53,7 @@ class RedisTokenBucket:
         rate_per_s: float,
         burst: int,
         max_wait_s: float,
+        background_wait_s: float = DEFAULT_BACKGROUND_WAIT_S,
         late_s: float = 0.05,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
@@ -58,18 +63,25 @@ class RedisTokenBucket:
         self._rate_per_s = rate_per_s
         self._burst = max(burst, 1)
         self._max_wait_ms = int(max_wait_s * 1000)
+        self._background_wait_ms = int(min(background_wait_s, max_wait_s) * 1000)
         self._late_s = late_s
         self._monotonic = monotonic
         self._sleep = sleep
 
-    async def acquire(self) -> None:
+    async def acquire(self, *, urgent: bool = True) -> None:
         """Wait for a token; RateLimited if the wait would be longer than allowed.
 
         A token waited for and woken up to more than `late_s` late is dropped and another
         taken; at most MAX_TAKES in all. A token free at once is used at once.
+
+        A request that is not `urgent` (a poll) may wait at most `background_wait_s`, an
+        urgent one (a create, a cancel) `max_wait_s`. Reservations are kept in turn, so
+        polls never hold more than `background_wait_s` of the budget ahead of an urgent
+        request: however many polls there are, a create waits at most that long behind
+        them, and the polls refused come back later (the shortage is theirs).
         """
         for _ in range(MAX_TAKES):
-            wait_s = await self._take_s()
+            wait_s = await self._take_s(urgent)
             if not wait_s:
                 return
             # The moment was set when the script ran, a little before its answer came.
@@ -78,13 +90,24 @@ class RedisTokenBucket:
             if self._monotonic() - due_s <= self._late_s:
                 return
 
-    async def _take_s(self) -> float:
+    async def hold_off(self, delay_s: float) -> None:
+        """The upstream asked the fleet to wait `delay_s` (a 429's RetryInfo): no token is
+        handed out before then, to any worker."""
+        call = bucket_hold_call(
+            bucket_key=self._bucket_key,
+            rate_per_s=self._rate_per_s,
+            burst=self._burst,
+            hold_ms=int(delay_s * 1000),
+        )
+        await self._scripts.run(call)
+
+    async def _take_s(self, urgent: bool) -> float:
         """Take a token: seconds until it may be used; RateLimited if that is too long."""
         call = token_bucket_call(
             bucket_key=self._bucket_key,
             rate_per_s=self._rate_per_s,
             burst=self._burst,
-            max_wait_ms=self._max_wait_ms,
+            max_wait_ms=self._max_wait_ms if urgent else self._background_wait_ms,
             take=True,
         )
         wait_ms = int(await self._scripts.run(call))
@@ -96,5 +119,9 @@ class RedisTokenBucket:
 class Unlimited:
     """No limit (a rate of 0 configured)."""
 
-    async def acquire(self) -> None:
-        return None
+    async def acquire(self, *, urgent: bool = True) -> None:
+        del urgent
+
+    async def hold_off(self, delay_s: float) -> None:
+        """Nothing to hold: each request's own retry honours the delay."""
+        del delay_s

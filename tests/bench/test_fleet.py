@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from bench import fleet
+from bench import fleet, priority
 from core.redis.client import Redis
 from core.redis.keys import Keys
 from core.redis.token_bucket import RedisTokenBucket
@@ -16,7 +16,9 @@ QUOTA_RPS, JOBS, WINDOW_S = 5, 8, 3.0
 
 @pytest.mark.timeout(180)
 async def test_the_figure_counts_what_the_quota_admitted_and_refused() -> None:
-    use, share = await fleet.measure(quota_rps=QUOTA_RPS, jobs=JOBS, window_s=WINDOW_S)
+    use, share, creates, cancels = await fleet.measure(
+        quota_rps=QUOTA_RPS, jobs=JOBS, window_s=WINDOW_S
+    )
 
     assert use.baseline == QUOTA_RPS
     admitted, refused = use.details["admitted"], use.details["refused_429"]
@@ -26,6 +28,11 @@ async def test_the_figure_counts_what_the_quota_admitted_and_refused() -> None:
     assert use.ours <= QUOTA_RPS * (1 + 1 / WINDOW_S)
     assert share.ours == pytest.approx(100 * refused / (admitted + refused))
     assert use.details["budget_rps"] == QUOTA_RPS - 1
+    # Creates and cancels made while polls saturate the budget reached the upstream.
+    assert creates.details["samples"] == priority.SAMPLES
+    assert cancels.details["samples"] == min(priority.SAMPLES, JOBS)
+    for latency in (creates, cancels):
+        assert 0 < latency.details["p50_s"] <= latency.ours
 
 
 async def test_the_operator_budget_is_one_under_the_quota_with_no_burst() -> None:

@@ -115,6 +115,23 @@ async def test_429_waits_at_least_the_retry_delay_and_does_not_fail(system: Syst
     assert await system.upstream_requests("tunedModels.create") == 2
 
 
+async def test_429s_are_the_fleets_to_wait_out_not_the_jobs_to_fail_on(
+    make_system: SystemFactory,
+) -> None:
+    # More 429s than a job may fail attempts: a quota is per project, not the job's fault.
+    async with make_system(max_step_attempts=2, upstream_rps=50.0, upstream_burst=5) as system:
+        await system.inject_faults(
+            {"route": "tunedModels.create", "status": 429, "retry_delay_s": 0.2, "times": 4}
+        )
+        started = time.monotonic()
+        job = await system.create()
+        running = await system.wait_for(job.name, {State.RUNNING})
+        assert not running.HasField("error")
+        # Each 429 held the fleet's budget back by its RetryInfo: four of them, 0.2 s each.
+        assert time.monotonic() - started >= 0.8
+        assert await system.upstream_requests("tunedModels.create") == 5
+
+
 async def test_a_long_outage_dead_letters_after_the_time_budget_without_a_tight_loop(
     make_system: SystemFactory,
 ) -> None:

@@ -1,0 +1,70 @@
+"""The fleet's upstream budget: urgent requests ahead of polls, and a 429 holds everyone."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from core.errors import RateLimited
+from core.redis.client import Redis
+from core.redis.keys import Keys
+from core.redis.token_bucket import RedisTokenBucket
+
+
+class RecordingSleep:
+    """Sleeps no time; records each wait asked for."""
+
+    def __init__(self) -> None:
+        self.now_s = time.monotonic()
+        self.waits_s: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now_s
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits_s.append(seconds)
+        self.now_s += seconds
+
+
+def bucket(redis: Redis, prefix: str, sleeper: RecordingSleep) -> RedisTokenBucket:
+    return RedisTokenBucket(
+        redis,
+        Keys(prefix).rate_limit("upstream"),
+        rate_per_s=10.0,
+        burst=1,
+        max_wait_s=5.0,
+        background_wait_s=0.25,
+        monotonic=sleeper.monotonic,
+        sleep=sleeper.sleep,
+    )
+
+
+async def test_polls_never_queue_far_ahead_of_an_urgent_request(redis: Redis, prefix: str) -> None:
+    sleeper = RecordingSleep()
+    budget = bucket(redis, prefix, sleeper)
+    await budget.acquire(urgent=False)  # the burst
+    await budget.acquire(urgent=False)  # 0.1 s ahead
+    await budget.acquire(urgent=False)  # 0.2 s ahead
+    with pytest.raises(RateLimited) as refused:
+        await budget.acquire(urgent=False)  # 0.3 s: more than a poll may wait
+    assert refused.value.retry_after_s == pytest.approx(0.3, abs=0.03)
+    for _ in range(10):  # creates and cancels may reserve far further
+        await budget.acquire(urgent=True)
+    assert sleeper.waits_s[-1] == pytest.approx(1.2, abs=0.05)
+    # The create behind the polls waited only what the polls had reserved, 0.3 s.
+    assert sleeper.waits_s[2] == pytest.approx(0.3, abs=0.03)
+
+
+async def test_a_hold_off_delays_every_request_of_the_fleet(redis: Redis, prefix: str) -> None:
+    sleeper = RecordingSleep()
+    first, second = bucket(redis, prefix, sleeper), bucket(redis, prefix, sleeper)
+    await first.hold_off(2.0)  # a 429 said: come back in 2 s
+    with pytest.raises(RateLimited) as refused:
+        await second.acquire(urgent=False)
+    assert refused.value.retry_after_s == pytest.approx(2.0, abs=0.05)
+    await second.acquire(urgent=True)
+    assert sleeper.waits_s == [pytest.approx(2.0, abs=0.05)]
+    await first.hold_off(0.5)  # a shorter hold never shortens the one in force
+    await first.acquire(urgent=True)
+    assert sleeper.waits_s[-1] == pytest.approx(2.1, abs=0.05)
