@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from bench import (
+    admission,
     coalescing,
     dataset_stream,
     dataset_validation,
@@ -30,6 +31,7 @@ FIGURES: dict[str, Callable[[], Awaitable[list[Figure]]]] = {
     "dataset_validation": dataset_validation.ameasure,
     "dataset_stream": dataset_stream.ameasure,
     "fleet": fleet.measure,
+    "admission": admission.measure,
     "noisy_neighbour": noisy_neighbour.measure,
 }
 

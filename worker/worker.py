@@ -75,8 +75,8 @@ class Worker:
         """
         while not stop.is_set():
             await self._maybe_sweep()
-            await self._admit()
             free = self._settings.worker_concurrency - len(self._tasks)
+            await self._admit(free)
             claimed = await self._claim(free) if free > 0 else []
             for tenant, job_id in claimed:
                 task = asyncio.create_task(self.visit(tenant, job_id))
@@ -97,12 +97,16 @@ class Worker:
             log.warning("sweep failed: %s", exc.message)
             self._next_sweep = now + min(5.0, self._settings.sweep_interval_s)
 
-    async def _admit(self) -> None:
-        """One admission round: at most one queued job per tenant starts (core.redis.admission)."""
-        if self._admission is None:
+    async def _admit(self, count: int) -> None:
+        """Start up to `count` queued jobs, fairly across tenants (core.redis.admission).
+
+        Only as many as this worker has free slots: an admitted job is due at once, and
+        admitting more than the fleet can take would move the queue from the tenants'
+        fair queues into the schedule, where it is first come, first served."""
+        if self._admission is None or count <= 0:
             return
         try:
-            await self._admission.round()
+            await self._admission.admit(count)
         except TuningError as exc:
             log.warning("admission round failed: %s", exc.message)
 

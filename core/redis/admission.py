@@ -5,7 +5,12 @@ a round visits every tenant that has queued jobs, least recently served first, a
 admits at most ONE job of each, if the tenant runs fewer jobs than its
 `max_running` quota. An admitted job enters the running set and the schedule, where
 workers pick it up. So a tenant with a thousand queued jobs gets one job per round,
-like everyone else: another tenant's single job waits at most one round.
+like everyone else: another tenant's single job waits at most one round. The fairness
+rule is this round robin, one job per tenant per turn, for every free slot.
+
+A worker admits as many jobs as it has free slots (`admit`): rounds follow one another
+until that many are admitted or nothing more can be, so a queue of 10,000 jobs starts
+as fast as workers free up, not one job per tenant per turn of a worker's loop.
 
 Each step touches one hash slot at a time (the tenant's queue and running set in its
 slot; the ring of tenants and the schedule in theirs). A process dying between two
@@ -51,14 +56,26 @@ class Admission:
             rank: Any = await self._redis.zrank(self._keys.tenant_queue(tenant), job_id)
         return 0 if rank is None else int(rank) + 1
 
-    async def round(self) -> int:
-        """Admit at most one job per waiting tenant; how many were admitted."""
+    async def admit(self, count: int) -> int:
+        """Admit up to `count` jobs, round after round; how many were admitted."""
+        admitted = 0
+        while admitted < count:
+            in_round = await self.round(count - admitted)
+            if not in_round:
+                break
+            admitted += in_round
+        return admitted
+
+    async def round(self, count: int | None = None) -> int:
+        """Admit at most one job per waiting tenant (and `count` in all); how many were
+        admitted."""
         with translated_errors():
             tenants = await self._redis.zrange(self._keys.admission_ring(), 0, -1)
         admitted = 0
         for raw in tenants:
-            tenant = text(raw)
-            admitted += await self._admit_one(tenant)
+            if count is not None and admitted >= count:
+                break
+            admitted += await self._admit_one(text(raw))
         return admitted
 
     async def _admit_one(self, tenant: str) -> int:
