@@ -16,44 +16,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from typing import Any
 
-import grpc
 import httpx
 
 from bench.figure import Figure, figure, table
-from bench.rpc import job_request
 from bench.stack import TENANT, bench_stack
-from bench.tracking import read_stats, wait_until
-from devstack.launcher import EmulatorOptions, LocalSystem
+from bench.tracking import create_jobs, read_stats, wait_until
+from devstack.launcher import EmulatorOptions
 
 JOBS = 10_000
 TENANTS = 10
 LIMITED_JOBS = 2_000
 LIMITED_RPS = 100.0
 UNLIMITED_BOUND_PER_S = 100.0
-CREATE_CONCURRENCY = 32
 TIMEOUT_S = 600.0
 NO_POLL_S = 3600.0
-
-
-async def create_queued(stack: LocalSystem, tenants: list[str], per_tenant: int) -> None:
-    """`per_tenant` CreateTuningJob calls for each tenant, through the API."""
-    request = job_request().SerializeToString()
-    pending = [tenant for tenant in tenants for _ in range(per_tenant)]
-    async with grpc.aio.insecure_channel(stack.api_target) as channel:
-        create: Any = channel.unary_unary(
-            "/tuning.v1.TuningService/CreateTuningJob",
-            request_serializer=None,
-            response_deserializer=None,
-        )
-
-        async def caller() -> None:
-            while pending:
-                tenant = pending.pop()
-                await create(request, metadata=stack.metadata_of(tenant))
-
-        await asyncio.gather(*(caller() for _ in range(CREATE_CONCURRENCY)))
 
 
 async def submitted_per_s(jobs: int, *, upstream_rps: float) -> tuple[float, float]:
@@ -70,7 +47,7 @@ async def submitted_per_s(jobs: int, *, upstream_rps: float) -> tuple[float, flo
         ) as stack,
         httpx.AsyncClient(base_url=stack.emulator_url, timeout=30.0) as http,
     ):
-        await create_queued(stack, tenants, jobs // TENANTS)
+        await create_jobs(stack, jobs // TENANTS, tenants)
         total = jobs // TENANTS * TENANTS
 
         async def all_submitted() -> bool:

@@ -78,24 +78,19 @@ def p99(samples: Sequence[float]) -> float:
 
 def priority_figures(creates_s: list[float], cancels_s: list[float]) -> list[Figure]:
     return [
-        figure(
-            "create to upstream p99 (saturated budget)",
-            "s",
-            p99(creates_s),
-            BOUND_S,
-            f"<= {BOUND_S:g} s",
-            lambda ratio: ratio <= 1.0,
-            p50_s=statistics.median(creates_s),
-            samples=float(len(creates_s)),
-        ),
-        figure(
-            "cancel to upstream p99 (saturated budget)",
-            "s",
-            p99(cancels_s),
-            BOUND_S,
-            f"<= {BOUND_S:g} s",
-            lambda ratio: ratio <= 1.0,
-            p50_s=statistics.median(cancels_s),
-            samples=float(len(cancels_s)),
-        ),
+        _latency_figure("create to upstream p99 (saturated budget)", creates_s),
+        _latency_figure("cancel to upstream p99 (saturated budget)", cancels_s),
     ]
+
+
+def _latency_figure(name: str, samples_s: list[float]) -> Figure:
+    return figure(
+        name,
+        "s",
+        p99(samples_s),
+        BOUND_S,
+        f"<= {BOUND_S:g} s",
+        lambda ratio: ratio <= 1.0,
+        p50_s=statistics.median(samples_s),
+        samples=float(len(samples_s)),
+    )

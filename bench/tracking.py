@@ -39,7 +39,7 @@ import argparse
 import asyncio
 import itertools
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -206,10 +206,13 @@ async def sample_every_second(http: httpx.AsyncClient, pid: int, seconds: float)
     return samples
 
 
-async def create_jobs(stack: LocalSystem, count: int) -> None:
-    """`count` CreateTuningJob calls through the API, `CREATE_CONCURRENCY` at a time."""
+async def create_jobs(stack: LocalSystem, count: int, tenants: Sequence[str] = ()) -> None:
+    """`count` CreateTuningJob calls through the API, `CREATE_CONCURRENCY` at a time, as
+    the bench tenant or, given `tenants`, `count` as each of them."""
     request = job_request().SerializeToString()
-    left = count
+    pending = [stack.metadata_of(t) for t in tenants for _ in range(count)] or [
+        stack.metadata
+    ] * count
     async with grpc.aio.insecure_channel(stack.api_target) as channel:
         create: Any = channel.unary_unary(
             "/tuning.v1.TuningService/CreateTuningJob",
@@ -218,10 +221,8 @@ async def create_jobs(stack: LocalSystem, count: int) -> None:
         )
 
         async def caller() -> None:
-            nonlocal left
-            while left > 0:
-                left -= 1
-                await create(request, metadata=stack.metadata)
+            while pending:
+                await create(request, metadata=pending.pop())
 
         await asyncio.gather(*(caller() for _ in range(CREATE_CONCURRENCY)))
 

@@ -20,11 +20,16 @@ import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass
 
+import httpx
 import orjson
 
 from core.cloud_storage import GS_PREFIX, StagedObject, StorageClient
 from core.domain.job import Example, TrainingFile
+from core.runtime.metrics import Metrics
+from core.runtime.settings import Settings
+from core.security.platform_identity import platform_token_source
 from core.security.token_source import TokenSource
+from core.upstream_http import UNFENCED
 
 EXAMPLES_PER_BATCH = 1000
 
@@ -70,6 +75,27 @@ class DatasetFiles:
         self._storage = storage
         self._auth = auth
         self.location = location
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        http: httpx.AsyncClient,
+        token_http: httpx.Client,
+        metrics: Metrics | None = None,
+    ) -> DatasetFiles | None:
+        """The bucket of `TUNING_DATASET_STORAGE` (None if it is not set), reached as the
+        platform. The files are the platform's own: no tenant's upstream budget and no
+        job's lease governs reading or writing them, so nothing limits or fences it."""
+        if not settings.dataset_storage:
+            return None
+        storage = StorageClient(
+            http, base_url=settings.storage_base_url, metrics=metrics, fence=UNFENCED
+        )
+        auth = platform_token_source(
+            settings.platform_credentials_file, settings.token_uri, token_http
+        )
+        return cls(storage, auth, DatasetLocation.from_uri(settings.dataset_storage))
 
     async def write_dataset(
         self, tenant: str, dataset_id: str, chunks: Iterable[bytes] | AsyncIterable[bytes]

@@ -120,14 +120,15 @@ class JobsApi:
         if request.validate_only:
             await self._check_quotas(tenant, quotas, len(content))
             return job.replace(progress=Progress(total_steps=estimated_total_steps(job))), 0
-        job = await self._own_copy(job, request.request_id)
+        copy = await self._own_copy(job, request.request_id)
+        job = job if copy is None else job.replace(training_file=copy)
         try:
             stored, created, position = await self._store.create(job, content, quotas=quotas)
         except BaseException:
-            await self._discard_copy(job)
+            await self._discard(job.tenant, copy)
             raise
-        if not created:
-            await self._discard_copy(job)
+        if not created:  # the job was there already, with its own copy
+            await self._discard(job.tenant, copy)
         if created:  # retention counts from a dataset's last use
             await self._touch_datasets(job)
         if stored.deleted:
@@ -213,22 +214,21 @@ class JobsApi:
             ],
         )
 
-    async def _own_copy(self, job: Job, request_id: str) -> Job:
-        """The job with its own copy of its dataset's file, so that a deleted dataset
-        never takes a queued job's data (none is made again for a job that exists)."""
+    async def _own_copy(self, job: Job, request_id: str) -> TrainingFile | None:
+        """The job's own copy of its dataset's file, so that a deleted dataset never takes
+        a queued job's data; None for a job of inline examples, or one that exists."""
         if job.training_file is None or await self._made_its_job(job.tenant, request_id):
-            return job
+            return None
         if self._files is None:
             raise FailedPrecondition(
                 "this platform keeps no uploaded datasets", reason=Reason.DATASET_STORAGE_OFF
             )
-        copy = await self._files.copy_for_job(job.tenant, job.id, job.training_file)
-        return job.replace(training_file=copy)
+        return await self._files.copy_for_job(job.tenant, job.id, job.training_file)
 
-    async def _discard_copy(self, job: Job) -> None:
-        """The copy `_own_copy` made is not the job's after all: workers delete it."""
-        if job.training_file is not None and job.training_file.uri.endswith(f"/{job.id}.jsonl"):
-            await self._datasets.discard_file(job.tenant, job.training_file.uri)
+    async def _discard(self, tenant: str, copy: TrainingFile | None) -> None:
+        """A copy `_own_copy` made that is not the job's after all: workers delete it."""
+        if copy is not None:
+            await self._datasets.discard_file(tenant, copy.uri)
 
     async def _check_validation_data(self, job: Job) -> None:
         """The job's validation dataset, if it names one, is the tenant's and small enough.

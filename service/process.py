@@ -12,8 +12,7 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from core.cloud_storage import StorageClient
-from core.dataset_files import DatasetFiles, DatasetLocation
+from core.dataset_files import DatasetFiles
 from core.domain.providers import ProviderChoice, ProviderOf
 from core.domain.quotas import QuotasFor
 from core.redis.admission import Admission
@@ -29,10 +28,8 @@ from core.runtime.metrics import Metrics
 from core.runtime.settings import Settings
 from core.runtime.signals import stop_signals
 from core.security.crypto import KeyRing, watch_keys
-from core.security.platform_identity import platform_token_source
 from core.security.secret_files import ReloadingFile
 from core.security.tenants import TenantDirectory
-from core.upstream_http import UNFENCED
 from service.auth import Authenticator
 from service.credential_servicer import add_credential_service
 from service.dataset_checker import DatasetChecker
@@ -130,7 +127,7 @@ async def start_api(
         clock,
         checker=checker,
         provider_of=providers_of(tenants),
-        files=dataset_files_of(settings, storage_http, token_http, metrics),
+        files=DatasetFiles.from_settings(settings, storage_http, token_http, metrics),
     )
     registrar.add_generic_rpc_handlers([generic_handler(tuning)])
     health_servicer = health_aio.HealthServicer()
@@ -166,20 +163,6 @@ async def start_api(
         status_cache=status_cache,
         http=storage_http,
     )
-
-
-def dataset_files_of(
-    settings: Settings, http: httpx.AsyncClient, token_http: httpx.Client, metrics: Metrics
-) -> DatasetFiles | None:
-    """The platform's dataset bucket, reached with the platform's identity (None if
-    `TUNING_DATASET_STORAGE` is not set)."""
-    if not settings.dataset_storage:
-        return None
-    storage = StorageClient(
-        http, base_url=settings.storage_base_url, metrics=metrics, fence=UNFENCED
-    )
-    auth = platform_token_source(settings.platform_credentials_file, settings.token_uri, token_http)
-    return DatasetFiles(storage, auth, DatasetLocation.from_uri(settings.dataset_storage))
 
 
 def security_file_checks(

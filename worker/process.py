@@ -7,11 +7,12 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import httpx
 
 from core.cloud_storage import StorageClient
-from core.dataset_files import DatasetFiles, DatasetLocation
+from core.dataset_files import DatasetFiles
 from core.domain.providers import ProviderChoice, VertexTarget
 from core.domain.quotas import QuotasFor
 from core.redis.admission import Admission
@@ -31,10 +32,9 @@ from core.runtime.signals import stop_signals
 from core.security.credential_store import CredentialStore
 from core.security.crypto import watch_keys
 from core.security.impersonation import Impersonator
-from core.security.platform_identity import platform_token_source
 from core.security.tenants import TenantDirectory
 from core.security.token_source import TokenSource
-from core.upstream_http import UNFENCED, Limiter
+from core.upstream_http import Limiter
 from worker import fence
 from worker.credentials import CredentialSource
 from worker.gauges import GaugeSampler
@@ -94,6 +94,11 @@ class WorkerWiring:
     def keys(self) -> Keys:
         return Keys(self.settings.redis_key_prefix)
 
+    @cached_property
+    def dataset_files(self) -> DatasetFiles | None:
+        """The platform's dataset bucket, one client and token for the whole worker."""
+        return DatasetFiles.from_settings(self.settings, self.http, self.token_http, self.metrics)
+
     @property
     def store(self) -> JobStore:
         """The job store on this wiring's Redis and clock."""
@@ -113,7 +118,7 @@ def build_worker(wiring: WorkerWiring, *, quotas_for: QuotasFor | None = None) -
         wiring.clock,
         job_retention_s=settings.job_retention_s,
         dataset_retention_s=settings.dataset_retention_s,
-        files=dataset_files_of(wiring),
+        files=wiring.dataset_files,
     )
     sweeper = Sweeper(steps.store, schedule, admission, tenants.tenant_ids, retention)
     return Worker(steps.store, schedule, steps, settings, sweeper=sweeper, admission=admission)
@@ -131,7 +136,7 @@ def build_steps(wiring: WorkerWiring) -> Steps:
         settings,
         wiring.clock,
         metrics=metrics,
-        training=TrainingData(redis, keys, dataset_files_of(wiring)),
+        training=TrainingData(redis, keys, wiring.dataset_files),
     )
 
 
@@ -197,22 +202,6 @@ def build_providers(wiring: WorkerWiring) -> tuple[Providers, Callable[[str], To
         return VertexProvider(vertex, storage, target)
 
     return Providers(GeminiProvider(client), vertex_at), credentials.for_tenant
-
-
-def dataset_files_of(wiring: WorkerWiring) -> DatasetFiles | None:
-    """The platform's dataset bucket, with the platform's identity (None if
-    `TUNING_DATASET_STORAGE` is not set). Its files are the platform's own: neither a
-    tenant's upstream budget nor a job's lease governs reading or deleting them."""
-    settings = wiring.settings
-    if not settings.dataset_storage:
-        return None
-    storage = StorageClient(
-        wiring.http, base_url=settings.storage_base_url, metrics=wiring.metrics, fence=UNFENCED
-    )
-    auth = platform_token_source(
-        settings.platform_credentials_file, settings.token_uri, wiring.token_http
-    )
-    return DatasetFiles(storage, auth, DatasetLocation.from_uri(settings.dataset_storage))
 
 
 async def _run_until_stopped(wiring: WorkerWiring, worker: Worker) -> None:

@@ -49,7 +49,7 @@ from core.runtime.settings import Settings
 from core.security.token_source import TokenSource
 from core.upstream_http import DEFAULT_HOLD_OFF_S, urgent
 from worker import fence
-from worker.provider import TuningProvider, TuningRequest
+from worker.provider import ExampleBatches, TuningProvider, TuningRequest
 from worker.providers import Providers
 from worker.training_data import TrainingData
 
@@ -147,14 +147,12 @@ class Steps:
         job = await self._update(lease, job, lifecycle.creating)
         if job.state != JobState.CREATING:
             return Again(job)
-        raw = b"[]" if job.training_file else await self._store.examples(job.tenant, job.id)
-        if raw is None or (job.training_file and self._training is None):
+        training = await self._training_examples(job)
+        if training is None:
             error = JobError.of(Reason.DATA_LOST, "the job's training data is missing")
             await self._fail(lease, job, error)
             return None
-        stored = None
-        if job.training_file is not None and self._training is not None:
-            stored = self._training.batches(job.training_file)
+        examples, stored = training
         validation = await self._validation_examples(job)
         if validation is None:
             error = JobError.of(
@@ -164,7 +162,7 @@ class Steps:
             )
             await self._fail(lease, job, error)
             return None
-        request = TuningRequest.from_job(job, decode_examples(raw), validation, stored)
+        request = TuningRequest.from_job(job, examples, validation, stored)
         if moved := await self._hold(lease, job):
             return moved
         status = await self._provider(job).create(self._auth_for(job.tenant), request)
@@ -177,6 +175,17 @@ class Steps:
         if job.state == JobState.RUNNING:
             return self._settings.poll_min_s
         return None if job.state.terminal else Again(job)
+
+    async def _training_examples(
+        self, job: Job
+    ) -> tuple[list[Example], ExampleBatches | None] | None:
+        """The job's inline examples, or its file's read as they are sent; None if gone."""
+        if job.training_file is not None:
+            if self._training is None:
+                return None
+            return [], self._training.batches(job.training_file)
+        raw = await self._store.examples(job.tenant, job.id)
+        return None if raw is None else (decode_examples(raw), None)
 
     async def _validation_examples(self, job: Job) -> list[Example] | None:
         """The job's validation examples ([] if it names no validation dataset); None if

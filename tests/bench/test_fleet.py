@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from bench import fleet, priority
 from core.redis.client import Redis
 from core.redis.keys import Keys
 from core.redis.token_bucket import RedisTokenBucket
+from tests.clocks import LateSleeper
 
 QUOTA_RPS, JOBS, WINDOW_S = 5, 8, 3.0
 
@@ -44,24 +43,6 @@ async def test_the_operator_budget_is_one_under_the_quota_with_no_burst() -> Non
 async def test_demand_under_the_quota_is_refused() -> None:
     with pytest.raises(ValueError, match="do not exceed the quota"):
         await fleet.measure(quota_rps=20, jobs=10)
-
-
-class LateSleeper:
-    """A fake monotonic clock and sleep: wakes `late_s` late the first `late_times` times."""
-
-    def __init__(self, late_s: float, late_times: int) -> None:
-        self.now_s = time.monotonic()
-        self.late_s = late_s
-        self.late_times = late_times
-        self.waits_s: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now_s
-
-    async def sleep(self, seconds: float) -> None:
-        self.waits_s.append(seconds)
-        late = self.late_s if len(self.waits_s) <= self.late_times else 0.0
-        self.now_s += seconds + late
 
 
 def _bucket(redis: Redis, prefix: str, clock: LateSleeper) -> RedisTokenBucket:

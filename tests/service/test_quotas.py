@@ -101,12 +101,18 @@ async def test_validate_only_checks_the_quota_without_spending_it(
         assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+def admission_on(redis: Redis, prefix: str) -> tuple[JobStore, Schedule, Admission]:
+    """A job store, the schedule and admission, for tenants running up to 10,000 jobs."""
+    keys = Keys(prefix)
+    schedule = Schedule(redis, keys)
+    quotas = TenantQuotas(10_000, 60, 20)
+    return JobStore(redis, keys), schedule, Admission(redis, keys, schedule, lambda _: quotas)
+
+
 async def test_a_flood_does_not_delay_another_tenants_job_past_one_round(
     redis: Redis, prefix: str
 ) -> None:
-    keys = Keys(prefix)
-    store, schedule = JobStore(redis, keys), Schedule(redis, keys)
-    admission = Admission(redis, keys, schedule, lambda _: TenantQuotas(10_000, 60, 20))
+    store, schedule, admission = admission_on(redis, prefix)
     content = encode_examples([])
     for n in range(1000):
         await store.create(Job(id=f"a{n:04d}", tenant="team-a", base_model="m"), content)
@@ -124,9 +130,7 @@ async def test_a_flood_does_not_delay_another_tenants_job_past_one_round(
 async def test_free_slots_are_filled_at_once_round_robin_across_tenants(
     redis: Redis, prefix: str
 ) -> None:
-    keys = Keys(prefix)
-    store, schedule = JobStore(redis, keys), Schedule(redis, keys)
-    admission = Admission(redis, keys, schedule, lambda _: TenantQuotas(10_000, 60, 20))
+    store, schedule, admission = admission_on(redis, prefix)
     content = encode_examples([])
     for n in range(300):
         await store.create(Job(id=f"a{n:04d}", tenant="team-a", base_model="m"), content)

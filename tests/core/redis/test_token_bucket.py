@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from core.errors import RateLimited
 from core.redis.client import Redis
 from core.redis.keys import Keys
 from core.redis.token_bucket import RedisTokenBucket
+from tests.clocks import LateSleeper
 
 
-class RecordingSleep:
-    """Sleeps no time; records each wait asked for."""
-
-    def __init__(self) -> None:
-        self.now_s = time.monotonic()
-        self.waits_s: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now_s
-
-    async def sleep(self, seconds: float) -> None:
-        self.waits_s.append(seconds)
-        self.now_s += seconds
-
-
-def bucket(redis: Redis, prefix: str, sleeper: RecordingSleep) -> RedisTokenBucket:
+def bucket(redis: Redis, prefix: str, sleeper: LateSleeper) -> RedisTokenBucket:
     return RedisTokenBucket(
         redis,
         Keys(prefix).rate_limit("upstream"),
@@ -41,7 +25,7 @@ def bucket(redis: Redis, prefix: str, sleeper: RecordingSleep) -> RedisTokenBuck
 
 
 async def test_polls_never_queue_far_ahead_of_an_urgent_request(redis: Redis, prefix: str) -> None:
-    sleeper = RecordingSleep()
+    sleeper = LateSleeper(late_s=0.0, late_times=0)
     budget = bucket(redis, prefix, sleeper)
     await budget.acquire(urgent=False)  # the burst
     await budget.acquire(urgent=False)  # 0.1 s ahead
@@ -57,7 +41,7 @@ async def test_polls_never_queue_far_ahead_of_an_urgent_request(redis: Redis, pr
 
 
 async def test_a_hold_off_delays_every_request_of_the_fleet(redis: Redis, prefix: str) -> None:
-    sleeper = RecordingSleep()
+    sleeper = LateSleeper(late_s=0.0, late_times=0)
     first, second = bucket(redis, prefix, sleeper), bucket(redis, prefix, sleeper)
     await first.hold_off(2.0)  # a 429 said: come back in 2 s
     with pytest.raises(RateLimited) as refused:
