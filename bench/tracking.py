@@ -13,7 +13,17 @@ Measured, sampling once a second from the moment that worker is ready:
   own high-water mark, so nothing between samples is missed), against 300 MB;
 - request rate: upstream requests that spend the budget (every emulator route but
   `oauth.token`, which the bucket does not meter), counted by the emulator, mean per
-  second over the window after a warm-up, against `B`.
+  second over the window after a warm-up, against `B`;
+- worker CPU per poll: the worker's user plus system CPU time (/proc/<pid>/stat) over
+  that window, divided by the status polls the emulator counted in it (`tunedModels.get`
+  and `operations.get`, bench.coalescing's `STATUS_ROUTES`), against 1.5 ms;
+- Redis round trips per poll: the growth of the worker's own
+  `tuning_redis_round_trips_total` (core.redis.client counts them; its /metrics is
+  read at the window's two ends only, so that scraping costs the worker one scrape, not
+  one a second) over the same window and polls, against 3.
+
+Both per-poll figures charge the polls with everything the worker did in the window:
+claiming due jobs, the token bucket, saving statuses, its gauges and sweeps.
 
 "Never over the budget" is the token bucket's own promise, checked as the upstream sees
 it: over EVERY span between two samples (not only 1-second neighbours, so no short
@@ -37,17 +47,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import itertools
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import grpc
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
-from bench.figure import Figure, figure, table
-from bench.proc import memory_bytes
+from bench.coalescing import STATUS_ROUTES
+from bench.figure import Figure, crashed, figure, table
+from bench.proc import cpu_seconds, memory_bytes
 from bench.rpc import job_request
 from bench.stack import bench_stack
 from core.redis.admission import Admission
@@ -72,6 +85,11 @@ SETUP_POLL_S = 3600.0
 UNMETERED_ROUTES = frozenset({"POST oauth.token"})
 SLOW_STATS_S = 0.1
 """A stats call slower than this means the emulator (or the machine) stalled."""
+CPU_PER_POLL = "tracking: worker CPU per poll"
+CPU_PER_POLL_GOAL_MS = 1.5
+ROUND_TRIPS_PER_POLL = "tracking: Redis round trips per poll"
+ROUND_TRIPS_PER_POLL_GOAL = 3.0
+ROUND_TRIPS_METRIC = "tuning_redis_round_trips_total"
 
 
 @dataclass(frozen=True)
@@ -86,6 +104,12 @@ class Sample:
     """Budgeted upstream requests the emulator has counted so far."""
     rss_kb: int
     hwm_kb: int
+    polls: int
+    """Status polls (`STATUS_ROUTES`) among `requests`."""
+    cpu_s: float
+    """The worker's CPU time so far, read after the stats."""
+    round_trips: float | None = None
+    """The worker's Redis round trips so far; None but where its /metrics was read."""
 
     @property
     def at_s(self) -> float:
@@ -108,6 +132,17 @@ def budgeted_requests(stats: dict[str, Any]) -> int:
     """Requests counted by the emulator that go through the worker's token bucket."""
     counts: dict[str, int] = stats["requests"]
     return sum(n for route, n in counts.items() if route not in UNMETERED_ROUTES)
+
+
+def status_polls(stats: dict[str, Any]) -> int:
+    """Status polls counted by the emulator: a job's poll is one of `STATUS_ROUTES`."""
+    counts: dict[str, int] = stats["requests"]
+    return sum(int(counts.get(route, 0)) for route in STATUS_ROUTES)
+
+
+def first_measured(count: int, warmup_s: float) -> int:
+    """Which of `count` samples, a second apart, opens the window after the warm-up."""
+    return max(0, min(round(warmup_s), count - 2))
 
 
 def max_excess(samples: list[Sample], rate_per_s: float) -> Excess:
@@ -156,7 +191,7 @@ def rate_figure(
     The excess is checked over every sample, the warm-up included: a worker that starts
     with a full bucket may spend `burst` at once, and no more.
     """
-    skipped = min(round(warmup_s), len(samples) - 2)  # samples are a second apart
+    skipped = first_measured(len(samples), warmup_s)
     first, last = samples[skipped], samples[-1]
     excess = max_excess(samples, budget_rps)
     rates = per_second(samples)
@@ -179,6 +214,44 @@ def rate_figure(
     )
 
 
+def cpu_per_poll_figure(first: Sample, last: Sample) -> Figure:
+    """The worker's CPU time per status poll between two samples, against 1.5 ms."""
+    polls = last.polls - first.polls
+    if polls <= 0:
+        return crashed(CPU_PER_POLL)
+    cpu_s = last.cpu_s - first.cpu_s
+    return figure(
+        CPU_PER_POLL,
+        "ms",
+        cpu_s * 1000 / polls,
+        CPU_PER_POLL_GOAL_MS,
+        f"<= {CPU_PER_POLL_GOAL_MS} ms",
+        lambda r: r <= 1.0,
+        polls=polls,
+        cpu_s=cpu_s,
+        window_s=last.at_s - first.at_s,
+        requests_per_poll=(last.requests - first.requests) / polls,
+    )
+
+
+def round_trips_figure(first: Sample, last: Sample) -> Figure:
+    """The worker's Redis round trips per status poll between two samples, against 3."""
+    polls = last.polls - first.polls
+    if polls <= 0 or first.round_trips is None or last.round_trips is None:
+        return crashed(ROUND_TRIPS_PER_POLL)
+    trips = last.round_trips - first.round_trips
+    return figure(
+        ROUND_TRIPS_PER_POLL,
+        "round trips",
+        trips / polls,
+        ROUND_TRIPS_PER_POLL_GOAL,
+        f"<= {ROUND_TRIPS_PER_POLL_GOAL:g}",
+        lambda r: r <= 1.0,
+        polls=polls,
+        round_trips=trips,
+    )
+
+
 async def read_stats(http: httpx.AsyncClient) -> dict[str, Any]:
     """The emulator's counters (`GET /_emulator/stats`)."""
     response = await http.get("/_emulator/stats")
@@ -187,22 +260,57 @@ async def read_stats(http: httpx.AsyncClient) -> dict[str, Any]:
     return stats
 
 
-async def sample(http: httpx.AsyncClient, pid: int) -> Sample:
+async def read_round_trips(http: httpx.AsyncClient, metrics_url: str) -> float | None:
+    """The worker's `tuning_redis_round_trips_total`, or None if it cannot be read."""
+    try:
+        response = await http.get(metrics_url)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        print(f"cannot read {metrics_url}: {exc}", flush=True)
+        return None
+    for family in text_string_to_metric_families(response.text):
+        for found in family.samples:
+            if found.name == ROUND_TRIPS_METRIC:
+                return float(found.value)
+    return None
+
+
+async def sample(http: httpx.AsyncClient, pid: int, metrics_url: str = "") -> Sample:
+    """The emulator's counters and the worker's memory and CPU; its round trips too
+    given its `metrics_url`."""
     sent_s = time.monotonic()
     stats = await read_stats(http)
     got_s = time.monotonic()
     memory = memory_bytes(pid)
-    requests = budgeted_requests(stats)
-    return Sample(sent_s, got_s, requests, memory["VmRSS"] // 1024, memory["VmHWM"] // 1024)
+    cpu_s = cpu_seconds(pid)
+    round_trips = await read_round_trips(http, metrics_url) if metrics_url else None
+    return Sample(
+        sent_s,
+        got_s,
+        budgeted_requests(stats),
+        memory["VmRSS"] // 1024,
+        memory["VmHWM"] // 1024,
+        status_polls(stats),
+        cpu_s,
+        round_trips,
+    )
 
 
-async def sample_every_second(http: httpx.AsyncClient, pid: int, seconds: float) -> list[Sample]:
-    """Samples on a fixed 1-second grid (no drift) for `seconds`."""
+async def sample_every_second(
+    http: httpx.AsyncClient,
+    pid: int,
+    seconds: float,
+    *,
+    metrics_url: str = "",
+    scraped: Collection[int] = (),
+) -> list[Sample]:
+    """Samples on a fixed 1-second grid (no drift) for `seconds`; those numbered in
+    `scraped` also read the worker's round trips from `metrics_url`."""
     started = time.monotonic()
-    samples = [await sample(http, pid)]
-    for tick in range(1, int(seconds) + 1):
+    samples: list[Sample] = []
+    for tick in range(int(seconds) + 1):
         await asyncio.sleep(max(0.0, started + tick - time.monotonic()))
-        samples.append(await sample(http, pid))
+        samples.append(await sample(http, pid, metrics_url if tick in scraped else ""))
     return samples
 
 
@@ -280,25 +388,45 @@ async def admit_all(settings: Settings) -> int:
 
 
 async def due_now(settings: Settings) -> int:
-    """Make every scheduled job due now, as after a worker fleet's outage; how many."""
+    """Make every scheduled job due now, as after a worker fleet's outage; how many.
+
+    Both lanes of the schedule (core.redis.schedule): the submitted jobs wait in the
+    poll lane."""
     keys = Keys(settings.redis_key_prefix)
     redis = connect(settings.redis_url, timeout_s=30.0)
+    made_due = 0
     try:
-        members = cast(list[bytes], await redis.zrange(keys.schedule(), 0, -1))
         seconds, micros = await redis.time()
-        due: dict[bytes, int] = dict.fromkeys(members, seconds * 1000 + micros // 1000)
-        if due:
-            await redis.zadd(keys.schedule(), due, xx=True)
-        return len(due)
+        for lane in (keys.schedule(), keys.poll_schedule()):
+            members = cast(list[bytes], await redis.zrange(lane, 0, -1))
+            due: dict[bytes, int] = dict.fromkeys(members, seconds * 1000 + micros // 1000)
+            if due:
+                await redis.zadd(lane, due, xx=True)
+            made_due += len(due)
+        return made_due
     finally:
         await redis.aclose()
 
 
-async def track(stack: LocalSystem, http: httpx.AsyncClient, seconds: float) -> list[Sample]:
-    """Start the one measured worker, sample it for `seconds`, stop it."""
-    worker = await stack.start_worker(name="tracking")
+async def track(
+    stack: LocalSystem, http: httpx.AsyncClient, seconds: float, warmup_s: float
+) -> list[Sample]:
+    """Start the one measured worker, sample it for `warmup_s + seconds`, stop it.
+
+    It alone serves /metrics (the bench stack's other processes serve none), read where
+    the window after the warm-up opens and closes.
+    """
+    name = "tracking"
+    worker = await dataclasses.replace(stack, serve_metrics=True).start_worker(name=name)
+    count = int(warmup_s + seconds) + 1
     try:
-        return await sample_every_second(http, worker.pid, seconds)
+        return await sample_every_second(
+            http,
+            worker.pid,
+            warmup_s + seconds,
+            metrics_url=stack.metrics_urls[name],
+            scraped={first_measured(count, warmup_s), count - 1},
+        )
     finally:
         await worker.child.stop()
 
@@ -335,8 +463,14 @@ async def measure(
         await submit_all(stack, http, jobs)
         report(f"submitted {jobs} jobs upstream in {time.monotonic() - started:.1f}s")
         tracked = await due_now(stack.settings)
-        samples = await track(stack, http, warmup_s + seconds)
-    return [rss_figure(samples), rate_figure(samples, budget_rps, BURST, warmup_s, jobs=tracked)]
+        samples = await track(stack, http, seconds, warmup_s)
+    first, last = samples[first_measured(len(samples), warmup_s)], samples[-1]
+    return [
+        rss_figure(samples),
+        rate_figure(samples, budget_rps, BURST, warmup_s, jobs=tracked),
+        cpu_per_poll_figure(first, last),
+        round_trips_figure(first, last),
+    ]
 
 
 def main(argv: Iterable[str] | None = None) -> None:

@@ -9,6 +9,7 @@ from google.protobuf import timestamp_pb2
 
 from core.domain.job import DataStats, Hyperparameters, Job
 from core.domain.providers import ProviderChoice, ProviderKind
+from core.domain.states import JobState
 from core.errors import to_status
 from service.dataset_store import DatasetRecord
 from tuning.v1 import dataset_pb2, tuning_job_pb2, tuning_service_pb2
@@ -90,6 +91,7 @@ def job_to_proto(job: Job, queue_position: int = 0) -> tuning_job_pb2.TuningJob:
         validation_dataset=job.validation_dataset,
         export_last_checkpoint_only=job.export_last_checkpoint_only,
         provider=PROVIDERS[job.provider.kind],
+        waiting_reason=waiting_reason(job),
     )
     _set_model_outputs(message, job)
     for s in job.snapshots:
@@ -103,6 +105,23 @@ def job_to_proto(job: Job, queue_position: int = 0) -> tuning_job_pb2.TuningJob:
     _set_time(message.end_time, job.end_time)
     _set_time(message.status_fetch_time, job.status_fetch_time)
     return message
+
+
+def waiting_reason(job: Job) -> str:
+    """Why a QUEUED job has not started, for `waiting_reason`: empty, or the Vertex AI
+    projects whose quota of concurrent tuning jobs it waits for (worker.steps)."""
+    if job.state != JobState.QUEUED or not job.waiting_for:
+        return ""
+    projects = ", ".join(job.waiting_for)
+    if len(job.waiting_for) == 1:
+        return (
+            f"WAITING_FOR_QUOTA: Vertex AI project {projects} runs as many tuning jobs at "
+            "once as its quota allows"
+        )
+    return (
+        f"WAITING_FOR_QUOTA: Vertex AI projects {projects} run as many tuning jobs at once "
+        "as their quotas allow"
+    )
 
 
 def _hyperparameters_to_proto(h: Hyperparameters) -> tuning_job_pb2.Hyperparameters:

@@ -33,7 +33,8 @@ from core.errors import (
 )
 from core.redis.admission import Admission
 from core.redis.job_store import JobStore
-from core.redis.schedule import Schedule
+from core.redis.project_slots import ProjectSlots
+from core.redis.schedule import Schedule, member
 from core.redis.storage import stored_bytes_exceeded
 from core.runtime.clock import Clock
 from core.runtime.settings import Settings
@@ -72,7 +73,9 @@ class JobsApi:
         checker: DatasetChecker,
         provider_of: ProviderOf,
         files: DatasetFiles | None = None,
+        slots: ProjectSlots | None = None,
     ):
+        self._slots = slots
         self._files = files
         self._checker = checker
         self._provider_of = provider_of
@@ -180,10 +183,16 @@ class JobsApi:
             raise stored_bytes_exceeded(tenant, quotas)
 
     async def queue_position(self, job: Job) -> int:
-        """Where a QUEUED job waits in its tenant's queue (0 when it is not waiting)."""
+        """Where a QUEUED job waits: in its tenant's queue, or once admitted, in the lines
+        of the Vertex AI projects it waits for (its best place); 0 when it is not waiting."""
         if job.state != JobState.QUEUED:
             return 0
-        return await self._admission.position(job.tenant, job.id)
+        if not job.waiting_for or self._slots is None:
+            return await self._admission.position(job.tenant, job.id)
+        places = [
+            await self._slots.position(p, member(job.tenant, job.id)) for p in job.waiting_for
+        ]
+        return min((p for p in places if p), default=0)
 
     async def _training_data(self, job: Job, inline: bytes) -> tuple[Job, bytes]:
         """The examples to store with the job: inline ones; or, for a job naming a

@@ -20,6 +20,7 @@ from core.redis.client import Redis, RedisEndpoints, connect
 from core.redis.job_store import JobStore
 from core.redis.keys import Keys
 from core.redis.page_token_key import PageTokenKey
+from core.redis.project_slots import ProjectSlots
 from core.redis.schedule import Schedule
 from core.redis.startup import RedisStartup
 from core.runtime.clock import Clock, system_clock
@@ -226,6 +227,8 @@ def tuning_servicer(
         checker=checker,
         provider_of=provider_of,
         files=files,
+        # The API only reads places in the projects' lines: it never asks for a limit.
+        slots=ProjectSlots(redis, keys, limit_of=lambda _project: 0),
     )
     status = StatusReader(jobs, store, keys, status_cache)
     datasets_api = DatasetsApi(datasets, settings, clock, checker, page_tokens, quotas, files)

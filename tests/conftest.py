@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from core.redis.client import Redis
+from devstack.redis_cluster import RedisCluster
 from devstack.redis_server import RedisServer
 from tests.harness import System, running_system
 
@@ -20,6 +21,13 @@ from tests.harness import System, running_system
 def redis_server() -> Iterator[RedisServer]:
     with RedisServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[RedisCluster]:
+    """A real three-primary Redis Cluster, started once for the tests that need one."""
+    with RedisCluster() as running:
+        yield running
 
 
 @pytest.fixture

@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
-from core.domain.job import Job
 from core.domain.states import JobState
 from core.errors import TuningError
 from core.redis.client import Redis, translated_errors
@@ -48,51 +45,32 @@ class GaugeSampler:
 
     async def sample(self) -> None:
         now = self._clock()
+        now_ms = int(now * 1000)
         with translated_errors():
-            due: Any = await self._redis.zcount(self._keys.schedule(), "-inf", int(now * 1000))
+            due: Any = await self._redis.zcount(self._keys.schedule(), "-inf", now_ms)
+            oldest: Any = await self._redis.zrange(
+                self._keys.poll_schedule(), 0, 0, withscores=True
+            )
         self._metrics.schedule_due.set(int(due))
+        oldest_ms = oldest[0][1] if oldest else now_ms
+        self._metrics.poll_lag.set(max(0.0, (now_ms - oldest_ms) / 1000))
         for tenant in self._tenants():
             await self._sample_tenant(tenant, now)
 
     async def _sample_tenant(self, tenant: str, now: float) -> None:
-        queued = await self._store.queued_ids(tenant)
-        self._metrics.queue_depth.labels(tenant).set(len(queued))
-        oldest = await self._store.get(tenant, queued[0]) if queued else None
-        self._metrics.oldest_queued_age.labels(tenant).set(
+        """A few keys per tenant, however many jobs it has: the scripts that write jobs keep
+        the counts and the fetched set (core.redis.job_store.JobStore.state_counts)."""
+        store, metrics = self._store, self._metrics
+        metrics.queue_depth.labels(tenant).set(await store.queue_depth(tenant))
+        oldest_id = await store.oldest_queued_id(tenant)
+        oldest = None if oldest_id is None else await store.get(tenant, oldest_id)
+        metrics.oldest_queued_age.labels(tenant).set(
             0 if oldest is None else max(0.0, now - oldest.create_time)
         )
-        tally = await self._tally(tenant)
+        counts = await store.state_counts(tenant)
         for state in JobState:
             if not state.terminal:
-                self._metrics.jobs.labels(tenant, state.value).set(tally.states.get(state, 0))
-        stale_s = 0.0 if tally.oldest_fetch is None else max(0.0, now - tally.oldest_fetch)
-        self._metrics.status_cache_age.labels(tenant).set(stale_s)
-
-    async def _tally(self, tenant: str) -> _Tally:
-        """Count the tenant's unfinished jobs one record at a time.
-
-        A worker may track tens of thousands of jobs: holding every record at once to
-        count them would raise its resident memory by kilobytes per job at each sample.
-        """
-        tally = _Tally()
-        for job_id in await self._store.active_ids(tenant):
-            job = await self._store.get(tenant, job_id)
-            if job is not None:
-                tally.add(job)
-        return tally
-
-
-@dataclass
-class _Tally:
-    """Unfinished jobs by state, and the oldest status fetch among the RUNNING ones."""
-
-    states: Counter[JobState] = field(default_factory=Counter)
-    oldest_fetch: float | None = None
-
-    def add(self, job: Job) -> None:
-        self.states[job.state] += 1
-        fetched = job.status_fetch_time
-        if job.state == JobState.RUNNING and fetched is not None:
-            self.oldest_fetch = (
-                fetched if self.oldest_fetch is None else min(self.oldest_fetch, fetched)
-            )
+                metrics.jobs.labels(tenant, state.value).set(counts.get(state, 0))
+        fetched = await store.oldest_fetch(tenant)
+        stale_s = 0.0 if fetched is None else max(0.0, now - fetched)
+        metrics.status_cache_age.labels(tenant).set(stale_s)

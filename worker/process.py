@@ -20,10 +20,12 @@ from core.redis.client import Redis, connect
 from core.redis.job_store import JobStore
 from core.redis.keys import Keys
 from core.redis.lock import FleetLock
+from core.redis.project_slots import ProjectSlots
 from core.redis.schedule import Schedule
+from core.redis.scripts import PollBudget
 from core.redis.startup import RedisStartup
 from core.redis.storage import TenantStorage
-from core.redis.token_bucket import RedisTokenBucket, Unlimited
+from core.redis.token_bucket import DEFAULT_BACKGROUND_WAIT_S, RedisTokenBucket, Unlimited
 from core.redis.tombstones import Tombstones
 from core.runtime.clock import Clock, system_clock
 from core.runtime.metrics import Metrics
@@ -44,7 +46,7 @@ from worker.provider import TuningProvider
 from worker.providers import Providers
 from worker.reconciler import Policy, Reconciler
 from worker.retention import Retention
-from worker.steps import Steps
+from worker.steps import Steps, Wake
 from worker.sweep import Sweeper
 from worker.training_data import TrainingData
 from worker.vertex.client import VertexClient
@@ -70,10 +72,21 @@ def upstream_limiter(settings: Settings, redis: Redis, keys: Keys) -> Limiter:
         return Unlimited()
     return RedisTokenBucket(
         redis,
-        keys.rate_limit("upstream"),
+        keys.upstream_bucket(),
         rate_per_s=settings.upstream_rps,
         burst=settings.upstream_burst,
         max_wait_s=RATE_LIMIT_MAX_WAIT_S,
+    )
+
+
+def poll_budget(settings: Settings, keys: Keys) -> PollBudget:
+    """What the schedule's claims spend on the polls they hand out: the same bucket as
+    `upstream_limiter`'s, waited for no longer than a poll may wait for a token."""
+    return PollBudget(
+        bucket_key=keys.upstream_bucket(),
+        rate_per_s=max(settings.upstream_rps, 0.0),
+        burst=settings.upstream_burst,
+        wait_ms=int(DEFAULT_BACKGROUND_WAIT_S * 1000),
     )
 
 
@@ -104,12 +117,21 @@ class WorkerWiring:
         """The job store on this wiring's Redis and clock."""
         return JobStore(self.redis, self.keys, self.clock)
 
+    @property
+    def project_slots(self) -> ProjectSlots:
+        """The slots of Vertex AI projects, each project's limit as the tenants file (or
+        else the settings) says now."""
+        default = self.settings.upstream_project_max_jobs
+        return ProjectSlots(
+            self.redis, self.keys, lambda project: self.tenants.project_limit(project, default)
+        )
+
 
 def build_worker(wiring: WorkerWiring, *, quotas_for: QuotasFor | None = None) -> Worker:
     """A worker wired to Redis, the Gemini API and the tenants' credentials."""
     settings, redis, tenants = wiring.settings, wiring.redis, wiring.tenants
     steps = build_steps(wiring)
-    schedule = Schedule(redis, wiring.keys)
+    schedule = Schedule(redis, wiring.keys, poll_budget(settings, wiring.keys))
     quotas = quotas_for or tenants.quotas_for(settings.default_quotas())
     admission = Admission(redis, wiring.keys, schedule, quotas)
     retention = Retention(
@@ -120,7 +142,15 @@ def build_worker(wiring: WorkerWiring, *, quotas_for: QuotasFor | None = None) -
         dataset_retention_s=settings.dataset_retention_s,
         files=wiring.dataset_files,
     )
-    sweeper = Sweeper(steps.store, schedule, admission, tenants.tenant_ids, retention)
+    sweeper = Sweeper(
+        steps.store,
+        schedule,
+        admission,
+        tenants.tenant_ids,
+        retention,
+        slots=wiring.project_slots,
+        projects=tenants.projects,
+    )
     return Worker(steps.store, schedule, steps, settings, sweeper=sweeper, admission=admission)
 
 
@@ -137,7 +167,18 @@ def build_steps(wiring: WorkerWiring) -> Steps:
         wiring.clock,
         metrics=metrics,
         training=TrainingData(redis, keys, wiring.dataset_files),
+        slots=wiring.project_slots,
+        wake=waker(Schedule(redis, keys)),
     )
+
+
+def waker(schedule: Schedule) -> Wake:
+    """Make a job due now on `schedule` (a waiter a freed project slot admits)."""
+
+    async def wake(tenant: str, job_id: str) -> None:
+        await schedule.due_in(tenant, job_id, 0)
+
+    return wake
 
 
 def build_reconciler(wiring: WorkerWiring) -> Reconciler:
@@ -251,14 +292,19 @@ async def _report_draining(stop: asyncio.Event, health: WorkerHealth) -> None:
 
 async def serve(settings: Settings) -> None:
     """Run one worker process until SIGTERM."""
-    redis = connect(settings.redis_url, cluster=settings.redis_cluster)
+    metrics = Metrics.create()
+    redis = connect(
+        settings.redis_url,
+        cluster=settings.redis_cluster,
+        round_trips=metrics.redis_round_trips.inc,
+    )
     tenants = TenantDirectory.watch(settings.tenants_file)
     timeout = httpx.Timeout(
         settings.upstream_timeout_s, connect=min(10.0, settings.upstream_timeout_s)
     )
     async with httpx.AsyncClient(timeout=timeout, limits=http_limits(settings)) as http:
         with httpx.Client(timeout=settings.token_timeout_s) as token_http:
-            wiring = WorkerWiring(settings, redis, tenants, http, token_http)
+            wiring = WorkerWiring(settings, redis, tenants, http, token_http, metrics=metrics)
             await _run_until_stopped(wiring, build_worker(wiring))
     await redis.aclose()
     log.info("worker stopped")

@@ -14,6 +14,16 @@ Upstream failures are sorted by kind: a rejection fails the job with the upstrea
 own words; a transient failure comes back later with full-jitter backoff (at least as
 long as the upstream asked), and after `max_step_attempts` failed attempts the job is
 dead-lettered: FAILED, with the last error kept.
+
+A Vertex AI job first takes a slot of its project (core.redis.project_slots): it tries
+the tenant's targets in order (the main project, then its pools) and is placed on the
+first with a free slot, for good (`Job.provider` is rewritten to that target with the
+move to CREATING). A job that finds none stays QUEUED, in every target's line, with
+`waiting_for` naming them, and comes back every `WAIT_FOR_SLOT_S` (or at once when a
+slot is given back to it); no attempt is counted. Its slot is given back, and the
+waiters it admits woken, after the write that ends the job (`_update`) or before it is
+removed (`_remove`), or when a job that ended elsewhere (cancelled in line by the API) is
+woken; the sweep gives back what a crash in between left held.
 """
 
 from __future__ import annotations
@@ -22,13 +32,14 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from google.rpc import code_pb2
 
 from core.domain import lifecycle
 from core.domain.job import DATASET_NAME_PREFIX, Example, Job, decode_examples
+from core.domain.providers import VertexTarget
 from core.domain.states import JobState
 from core.domain.upstream import UpstreamRef, UpstreamState, UpstreamStatus
 from core.errors import (
@@ -41,7 +52,9 @@ from core.errors import (
     UpstreamNotFound,
     UpstreamRejected,
 )
-from core.redis.job_store import JobStore, Lease
+from core.redis.job_store import JobStore, Lease, Versioned
+from core.redis.project_slots import ProjectSlots
+from core.redis.schedule import member, parse_member
 from core.runtime import deadline
 from core.runtime.clock import Clock
 from core.runtime.metrics import Metrics
@@ -56,6 +69,12 @@ from worker.training_data import TrainingData
 log = logging.getLogger(__name__)
 
 MAX_HOPS = 5
+WAIT_FOR_SLOT_S = 10.0
+"""How often a job waiting for a slot of its Vertex AI project asks again (a slot given
+back wakes the head of the line at once; this is the floor if that wake is lost)."""
+
+Wake = Callable[[str, str], Awaitable[None]]
+"""Make a job (tenant, job id) due now."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +84,21 @@ class Again:
     job: Job
 
 
-Outcome = Again | float | None
-"""Again; or come back in this many seconds; or None: nothing more to do."""
+@dataclass(frozen=True)
+class Next:
+    """What a visit decided: come back in `delay_s` (None: nothing more to do), for a
+    status poll (`poll`: the schedule's poll lane, paced by the budget) or for work; and
+    whether its last write gave the job's lease back already (`released`)."""
+
+    delay_s: float | None
+    poll: bool = False
+    released: bool = False
+
+
+DONE = Next(None)
+
+Outcome = Again | Next | float | None
+"""Again; a Next; or come back for work in this many seconds; or None: nothing more to do."""
 
 
 class Steps:
@@ -83,7 +115,11 @@ class Steps:
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
         training: TrainingData | None = None,
+        slots: ProjectSlots | None = None,
+        wake: Wake | None = None,
     ) -> None:
+        self._slots = slots
+        self._wake = wake
         self._training = training
         self._metrics = metrics
         self._store = store
@@ -92,48 +128,55 @@ class Steps:
         self._settings = settings
         self._clock = clock
         self._rng = rng or random.Random()
+        self._polling = settings.poll_policy()
 
     @property
     def store(self) -> JobStore:
         return self._store
 
-    async def advance(self, lease: Lease, job: Job) -> float | None:
-        """Advance the job as far as it can go now; seconds until the next visit, or None."""
+    async def advance(self, lease: Lease, current: Versioned) -> Next:
+        """Advance the job (as `current` was read when its lease was taken) as far as it
+        can go now; when to come back, and what for."""
+        job = current.job
+        read: Versioned | None = current
         try:
             for _ in range(MAX_HOPS):
-                outcome = await self._attempt(lease, job)
+                outcome = await self._attempt(lease, job, read)
                 if not isinstance(outcome, Again):
-                    return outcome
-                job = outcome.job
+                    return outcome if isinstance(outcome, Next) else Next(outcome)
+                job, read = outcome.job, None
         except JobGone:
-            return None
-        return 0.0
+            return DONE
+        return Next(0.0)
 
-    async def _attempt(self, lease: Lease, job: Job) -> Outcome:
+    async def _attempt(self, lease: Lease, job: Job, read: Versioned | None) -> Outcome:
+        """One step; `read` is the job at its version if nothing was written since."""
+        polling = _polls(job)
         try:
             with deadline.within(self._settings.step_timeout_s):
-                return await self._step(lease, job)
+                return await self._step(lease, job, read)
         except UpstreamRejected as exc:
             log.warning("job %s failed upstream: %s", job.name, exc.message)
             await self._fail(lease, job, exc.job_error())
             return None
         except RateLimited as exc:  # Our own budget, not the job's fault: no attempt counted.
             self._count_retry("rate_limited")
-            return exc.retry_after_s
+            return Next(exc.retry_after_s, poll=polling)
         except (UpstreamError, Retryable) as exc:
             if exc.reason == Reason.UPSTREAM_RESOURCE_EXHAUSTED:
                 # The project's quota, not the job: the fleet's budget is held back
                 # (core.upstream_http), and the job comes back then, no attempt counted.
                 self._count_retry("upstream_429")
-                return exc.retry_after_s or DEFAULT_HOLD_OFF_S
+                return Next(exc.retry_after_s or DEFAULT_HOLD_OFF_S, poll=polling)
             self._count_retry("transient")
-            return await self._retry_later(lease, job, exc.message, exc.retry_after_s)
+            delay_s = await self._retry_later(lease, job, exc.message, exc.retry_after_s)
+            return Next(delay_s, poll=polling and delay_s is not None)
 
-    async def _step(self, lease: Lease, job: Job) -> Outcome:
+    async def _step(self, lease: Lease, job: Job, read: Versioned | None) -> Outcome:
         """The job's next step. Everything but a poll is work a caller waits on, and
         goes ahead of polls for the fleet's upstream budget (core.upstream_http.urgent)."""
-        if job.state == JobState.RUNNING and not job.deleted:
-            return await self._poll(lease, job)
+        if _polls(job):
+            return await self._poll(lease, job, read)
         with urgent():
             if job.deleted:
                 return await self._clean_up(lease, job)
@@ -141,12 +184,15 @@ class Steps:
                 return await self._submit(lease, job)
             if job.state == JobState.CANCELLING:
                 return await self._cancel(lease, job)
+        if job.state.terminal:  # Woken by a freed slot, say, after a cancel while waiting:
+            await self._leave_lines(job)  # pass the slot on to the next in line.
         return None
 
     async def _submit(self, lease: Lease, job: Job) -> Outcome:
-        job = await self._update(lease, job, lifecycle.creating)
-        if job.state != JobState.CREATING:
-            return Again(job)
+        creating = await self._creating(lease, job)
+        if not isinstance(creating, Job):
+            return creating
+        job = creating
         training = await self._training_examples(job)
         if training is None:
             error = JobError.of(Reason.DATA_LOST, "the job's training data is missing")
@@ -173,8 +219,55 @@ class Steps:
         await self._discard_file(job)
         log.info("job %s submitted as %s", job.name, status.ref.tuned_model)
         if job.state == JobState.RUNNING:
-            return self._settings.poll_min_s
+            return Next(self._polling.first_s(), poll=True)
         return None if job.state.terminal else Again(job)
+
+    async def _creating(self, lease: Lease, job: Job) -> Job | Again | Next:
+        """The job moved to CREATING (a QUEUED one placed first); Again if it had moved
+        on, Next if it waits for a slot."""
+        target = None
+        if job.state == JobState.QUEUED:
+            placement = await self._placement(lease, job)
+            if isinstance(placement, Next):
+                return placement
+            target = placement
+        creating = await self._update(lease, job, lambda j: lifecycle.creating(_placed(j, target)))
+        if target is not None:  # Placed for good: out of the other pools' lines.
+            await self._leave_lines(job, keep=target.project)
+        return creating if creating.state == JobState.CREATING else Again(creating)
+
+    async def _placement(self, lease: Lease, job: Job) -> VertexTarget | Next | None:
+        """The first of the job's targets with a slot it now holds (None: a job of no
+        Vertex target, or no limits); or, with none free, Next: wait in every line."""
+        targets = job.provider.targets()
+        if self._slots is None or not targets:
+            return None
+        waiting: dict[str, int] = {}
+        for target in targets:
+            placement = await self._slots.take(target.project, member(job.tenant, job.id))
+            if placement.granted:
+                return target
+            waiting[target.project] = placement.position
+        projects = tuple(waiting)
+        if job.waiting_for != projects:  # Logged and written once, not at every ask.
+            log.info("job %s waits for a slot; places in line: %s", job.name, waiting)
+            await self._update(lease, job, lambda j: _waiting(j, projects))
+        return Next(WAIT_FOR_SLOT_S)
+
+    async def _leave_lines(self, job: Job, *, keep: str | None = None) -> None:
+        """Give back the job's slot and places in line in each of its targets' projects
+        (but `keep`), and wake the waiters that lets in (idempotent)."""
+        if self._slots is None:
+            return
+        for target in job.provider.targets():
+            if target.project != keep:
+                woken = await self._slots.give_back(target.project, member(job.tenant, job.id))
+                await self._wake_all(woken)
+
+    async def _wake_all(self, members: list[str]) -> None:
+        if self._wake is not None:
+            for raw in members:
+                await self._wake(*parse_member(raw))
 
     async def _training_examples(
         self, job: Job
@@ -202,7 +295,10 @@ class Steps:
         if self._training is not None:
             await self._training.discard(job.tenant, job.training_file)
 
-    async def _poll(self, lease: Lease, job: Job) -> Outcome:
+    async def _poll(self, lease: Lease, job: Job, read: Versioned | None) -> Outcome:
+        """Fetch the job's status and record it: the usual visit, kept to two round trips
+        to Redis besides the claim's (the lease's taking, and one write that also gives
+        the lease back), written against the version the lease was taken with."""
         try:
             auth = self._auth_for(job.tenant)
             status = await self._provider(job).status(auth, self._ref(job))
@@ -210,10 +306,19 @@ class Steps:
             error = JobError.of(Reason.DELETED_UPSTREAM, f"{job.tuned_model} was deleted upstream")
             await self._fail(lease, job, error)
             return None
-        job = await self._update(lease, job, lambda j: lifecycle.observed(j, status, self._clock()))
-        if job.state == JobState.CANCELLING:
+        before, now = job, self._clock()
+        job = await self._update(
+            lease,
+            job,
+            lambda j: lifecycle.observed(j, status, now),
+            read=read,
+            release_if=_visit_ends,
+        )
+        if not _visit_ends(job):
             return Again(job)
-        return None if job.state.terminal else self._poll_interval_s(job.polls)
+        if job.state.terminal:
+            return Next(None, released=True)
+        return Next(self._polling.next_s(before, job), poll=True, released=True)
 
     async def _cancel(self, lease: Lease, job: Job) -> Outcome:
         """Cancel upstream, then end in whatever state the upstream's truth says."""
@@ -267,13 +372,13 @@ class Steps:
                     return moved
             await self._provider(job).delete(auth, ref)
         await self._discard_file(job)
-        await self._store.remove(lease)
+        await self._remove(lease, job)
         log.info("job %s deleted", job.name)
         return None
 
     async def _retry_later(
         self, lease: Lease, job: Job, why: str, after_s: float | None
-    ) -> Outcome:
+    ) -> float | None:
         now = self._clock()
         job = await self._update(lease, job, lambda j: lifecycle.attempt_failed(j, now))
         retrying_s = now - (job.retrying_since or now)
@@ -303,10 +408,6 @@ class Steps:
         cap = min(self._settings.retry_max_s, self._settings.retry_base_s * 2**attempt)
         return self._rng.uniform(0, cap)
 
-    def _poll_interval_s(self, polls: int) -> float:
-        s = self._settings
-        return float(min(s.poll_max_s, s.poll_min_s * s.poll_growth ** max(polls - 1, 0)))
-
     def _ref(self, job: Job) -> UpstreamRef:
         if job.tuned_model:
             return UpstreamRef(job.tuned_model, job.operation)
@@ -325,7 +426,7 @@ class Steps:
         )
         log.error("job %s: %s", job.name, error.message)
         if job.deleted:
-            await self._store.remove(lease)
+            await self._remove(lease, job)
             return
         with contextlib.suppress(JobGone):
             await self._fail(lease, job, error)
@@ -351,8 +452,49 @@ class Steps:
             return Again(fresh)
         return None
 
-    async def _update(self, lease: Lease, job: Job, change: Callable[[Job], Job | None]) -> Job:
-        stored = await self._store.update(job.tenant, job.id, change, lease=lease)
+    async def _remove(self, lease: Lease, job: Job) -> None:
+        """Forget the job, its slot and places in line first."""
+        await self._leave_lines(job)
+        await self._store.remove(lease)
+
+    async def _update(
+        self,
+        lease: Lease,
+        job: Job,
+        change: Callable[[Job], Job | None],
+        *,
+        read: Versioned | None = None,
+        release_if: Callable[[Job], bool] | None = None,
+    ) -> Job:
+        stored = await self._store.update(
+            job.tenant, job.id, change, lease=lease, read=read, release_if=release_if
+        )
         if stored is None:
             raise JobGone(f"job {job.id} no longer exists")
+        if stored.state.terminal or stored.deleted:
+            await self._leave_lines(stored)
         return stored
+
+
+def _placed(job: Job, target: VertexTarget | None) -> Job:
+    """The job placed on `target` for good, no longer waiting (as it is, for None)."""
+    if target is None:
+        return job
+    return job.replace(provider=job.provider.placed_on(target), waiting_for=())
+
+
+def _waiting(job: Job, projects: tuple[str, ...]) -> Job | None:
+    """A QUEUED job waiting in the lines of `projects` (None: it moved on meanwhile)."""
+    if job.state != JobState.QUEUED or job.deleted:
+        return None
+    return job.replace(waiting_for=projects)
+
+
+def _polls(job: Job) -> bool:
+    """Whether the job's next step is a status poll."""
+    return job.state == JobState.RUNNING and not job.deleted
+
+
+def _visit_ends(job: Job) -> bool:
+    """Whether a poll that leaves the job so ends its visit (nothing more to do now)."""
+    return job.state != JobState.CANCELLING and not job.deleted

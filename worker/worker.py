@@ -6,6 +6,10 @@ sure that only one worker acts on it at a time and that a worker which lost its 
 can no longer write. Upstream side effects are idempotent (the tuned model id is the
 job's own), so a second delivery repeats nothing that matters.
 
+A visit's reschedule is not written at once: it goes with the worker's next claim
+(core.redis.schedule.Moves), and a poll's last write gives the lease back, so a usual poll
+costs the worker two Redis round trips besides its share of a claim.
+
 A visit also holds a fence (worker.fence) for its upstream side effects: taken with the
 lease, moved forward by the keeper (worker.keeper) at each renewal, lost when the lease
 is lost or the visit passes its hard deadline (`visit_timeout_s`). A visit never waits
@@ -20,17 +24,18 @@ import logging
 import time
 from typing import Any
 
-from core.domain.job import JOB_NAME_PREFIX, Job
+from core.domain.job import JOB_NAME_PREFIX
 from core.errors import LeaseHeld, LeaseLost, TuningError
 from core.redis.admission import Admission
-from core.redis.job_store import JobStore, Lease
-from core.redis.schedule import Schedule
+from core.redis.job_store import JobStore, Lease, Versioned
+from core.redis.schedule import Claimed, Moves, Schedule
+from core.redis.token_bucket import prepaid
 from core.runtime import deadline, logs
 from core.runtime.settings import Settings
 from worker import fence
 from worker.fence import Fence
 from worker.keeper import LeaseKeeper
-from worker.steps import Steps
+from worker.steps import DONE, Next, Steps
 from worker.sweep import Sweeper
 
 log = logging.getLogger(__name__)
@@ -39,6 +44,12 @@ STOP_WAIT_S = 5.0
 """The longest a visit waits for a task it stopped (its step, its keeper), and a stopping
 worker for visits it cancelled: long enough for a Redis call or an upstream request that
 is honouring the cancel to end."""
+
+
+CLAIM_GATHER_S = 0.05
+"""How long a busy worker waits, after a visit ends, for more to end before it claims
+again: one claim (one Redis round trip, carrying every finished visit's reschedule) serves
+several; the price is at most this much on when a due job is picked up."""
 
 
 class Worker:
@@ -61,6 +72,7 @@ class Worker:
         self._sweeper = sweeper
         self._admission = admission
         self._next_sweep = 0.0
+        self._moves = Moves()
         self._tasks: set[asyncio.Task[Any]] = set()
         # Renewed every third of the shorter of the job's lease and the schedule's claim.
         lease_s, claim_s = settings.job_lease_s, settings.claim_lease_s
@@ -77,14 +89,15 @@ class Worker:
             await self._maybe_sweep()
             free = self._settings.worker_concurrency - len(self._tasks)
             await self._admit(free)
-            claimed = await self._claim(free) if free > 0 else []
-            for tenant, job_id in claimed:
-                task = asyncio.create_task(self.visit(tenant, job_id))
+            claimed = await self._claim(max(free, 0)) if free > 0 or self._moves else []
+            for job in claimed:
+                task = asyncio.create_task(self.visit(job.tenant, job.job_id, job.token_at_s))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             if len(claimed) < free or free <= 0:
                 await self._idle(stop)
         await self._drain(grace_s)
+        await asyncio.shield(self.send_moves())
 
     async def _maybe_sweep(self) -> None:
         now = time.monotonic()
@@ -102,30 +115,38 @@ class Worker:
 
         Only as many as this worker has free slots: an admitted job is due at once, and
         admitting more than the fleet can take would move the queue from the tenants'
-        fair queues into the schedule, where it is first come, first served."""
-        if self._admission is None or count <= 0:
+        fair queues into the schedule, where it is first come, first served. And only when
+        the latest claim saw tenants waiting: with nothing queued, no round trip is spent."""
+        if self._admission is None or count <= 0 or not self._schedule.tenants_waiting:
             return
         try:
             await self._admission.admit(count)
         except TuningError as exc:
             log.warning("admission round failed: %s", exc.message)
 
-    async def _claim(self, count: int) -> list[tuple[str, str]]:
+    async def send_moves(self) -> None:
+        """Send the finished visits' reschedules now, not with the next claim."""
+        await self._claim(0)
+
+    async def _claim(self, count: int) -> list[Claimed]:
+        """Send the pending reschedules, and take up to `count` due jobs."""
         try:
-            return await self._schedule.claim(count, self._settings.claim_lease_s)
+            return await self._schedule.claim(count, self._settings.claim_lease_s, self._moves)
         except TuningError as exc:
             log.warning("cannot claim work: %s", exc.message)
             return []
 
     async def _idle(self, stop: asyncio.Event) -> None:
-        """Wait for the next look: a visit finishing, `stop`, or the idle interval."""
+        """Wait for the next look: a visit finishing (and CLAIM_GATHER_S more, for others
+        to finish too), `stop`, or the idle interval."""
         waiter = asyncio.create_task(stop.wait())
         try:
-            await asyncio.wait(
-                [waiter, *self._tasks],
-                timeout=self._settings.worker_idle_s,
-                return_when=asyncio.FIRST_COMPLETED,
+            idle_s = self._settings.worker_idle_s
+            done, _ = await asyncio.wait(
+                [waiter, *self._tasks], timeout=idle_s, return_when=asyncio.FIRST_COMPLETED
             )
+            if done and waiter not in done:
+                await asyncio.wait([waiter], timeout=min(CLAIM_GATHER_S, idle_s))
         finally:
             waiter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -146,11 +167,18 @@ class Worker:
         if stuck:
             log.error("%d visits did not stop when cancelled; leaving them", len(stuck))
 
-    async def visit(self, tenant: str, job_id: str) -> None:
-        """Take the job's lease, advance it, reschedule it, give the lease back."""
+    async def visit(self, tenant: str, job_id: str, token_at_s: float | None = None) -> None:
+        """Take the job's lease, advance it, reschedule it, give the lease back.
+
+        `token_at_s`: when the upstream token its claim took for it may be used (None: none).
+        """
         # Each visit is a task of its own: these label every log line about this job.
         logs.tenant.set(tenant)
         logs.job.set(JOB_NAME_PREFIX + job_id)
+        with prepaid(token_at_s):
+            await self._visit(tenant, job_id)
+
+    async def _visit(self, tenant: str, job_id: str) -> None:
         lease_s, sent_at = self._settings.job_lease_s, time.monotonic()
         try:
             acquired = await self._store.acquire(tenant, job_id, lease_s)
@@ -160,20 +188,20 @@ class Worker:
             log.warning("cannot take job %s/%s: %s", tenant, job_id, exc.message)
             return
         if acquired is None:
-            await self._schedule.remove(tenant, job_id)
+            self._moves.add(tenant, job_id, None, poll=False)
             return
         lease, current = acquired
         if lease.deliveries > self._settings.max_unfinished_visits:
             await self._steps.dead_letter(lease, current.job)
-            await asyncio.shield(self._finish(lease, None, finished=True))
+            await asyncio.shield(self._finish(lease, DONE, finished=True))
             return
         held = Fence.for_lease(f"job {tenant}/{job_id}", sent_at, lease_s)
-        ended = await self._run(lease, held, current.job)
+        ended = await self._run(lease, held, current)
         if ended is not None:
-            next_s, finished = ended
-            await asyncio.shield(self._finish(lease, next_s, finished=finished))
+            after, finished = ended
+            await asyncio.shield(self._finish(lease, after, finished=finished))
 
-    async def _run(self, lease: Lease, held: Fence, job: Job) -> tuple[float | None, bool] | None:
+    async def _run(self, lease: Lease, held: Fence, current: Versioned) -> tuple[Next, bool] | None:
         """Advance the job under `held` while the keeper renews it, within the visit's
         deadline; when to come back and whether the visit finished, or None if the lease
         was lost (the job is another worker's now).
@@ -185,7 +213,7 @@ class Worker:
         """
         stop_keeping = asyncio.Event()
         keeper = asyncio.create_task(self._keeper.keep(lease, held, stop_keeping))
-        step = asyncio.create_task(self._advance(lease, held, job))
+        step = asyncio.create_task(self._advance(lease, held, current))
         try:
             await asyncio.wait(
                 {step, keeper},
@@ -209,11 +237,11 @@ class Worker:
             lease.job_id,
             self._settings.visit_timeout_s,
         )
-        return self._settings.retry_max_s, False
+        return Next(self._settings.retry_max_s), False
 
-    async def _advance(self, lease: Lease, held: Fence, job: Job) -> float | None:
+    async def _advance(self, lease: Lease, held: Fence, current: Versioned) -> Next:
         with fence.holding(held), deadline.within(self._settings.visit_timeout_s):
-            return await self._steps.advance(lease, job)
+            return await self._steps.advance(lease, current)
 
     async def _bounded(self, task: asyncio.Task[Any]) -> None:
         """Wait up to STOP_WAIT_S for `task` to end; if it will not, keep it (and drain
@@ -227,20 +255,19 @@ class Worker:
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(_ended)
 
-    async def _finish(self, lease: Lease, next_s: float | None, *, finished: bool) -> None:
+    async def _finish(self, lease: Lease, after: Next, *, finished: bool) -> None:
+        """Reschedule the job (with the next claim) and give its lease back, unless its
+        last write did."""
+        self._moves.add(lease.tenant, lease.job_id, after.delay_s, poll=after.poll)
+        if after.released:
+            return
         try:
-            if next_s is None:
-                await self._schedule.remove(lease.tenant, lease.job_id)
-            else:
-                await self._schedule.due_in(lease.tenant, lease.job_id, next_s)
             await self._store.release(lease, finished=finished)
         except TuningError as exc:
-            # The claim's lease runs out and the job comes due again: nothing is lost.
-            log.warning("job %s: could not reschedule: %s", lease.job_id, exc.message)
+            # The lease runs out by itself and the job can be taken again: nothing is lost.
+            log.warning("job %s: could not give its lease back: %s", lease.job_id, exc.message)
 
-    def _outcome(
-        self, lease: Lease, step: asyncio.Task[float | None]
-    ) -> tuple[float | None, bool] | None:
+    def _outcome(self, lease: Lease, step: asyncio.Task[Next]) -> tuple[Next, bool] | None:
         """What a step task that ended says: when to come back and whether the visit
         finished, or None if its lease was lost."""
         if step.cancelled():  # Only the visit cancels it, and then not for this answer.
@@ -253,7 +280,7 @@ class Worker:
             return None
         # A bug must not kill the worker; the job comes due again, and counts.
         log.error("job %s: unexpected error", lease.job_id, exc_info=error)
-        return self._settings.retry_max_s, False
+        return Next(self._settings.retry_max_s), False
 
 
 def _ended(task: asyncio.Task[Any]) -> None:

@@ -141,6 +141,9 @@ class Job:
     tuned_model_name: str = ""
     """The tuned model's resource name, where it is not the ref in `tuned_model` (Vertex
     AI: the ref is the tuning job, the model `projects/../models/{id}@1`)."""
+    waiting_for: tuple[str, ...] = ()
+    """The Vertex AI projects whose concurrency quota a QUEUED job waits for, in the line
+    of each (core.redis.project_slots); () once it is placed, or if it never waited."""
 
     @property
     def name(self) -> str:
@@ -188,13 +191,15 @@ class Job:
             data["training_file"] = TrainingFile(**data["training_file"])
         if "checkpoints" in data:
             data["checkpoints"] = tuple(Checkpoint(**c) for c in data["checkpoints"])
+        data["waiting_for"] = tuple(data.get("waiting_for", ()))
         return cls(**data)
 
 
 def _provider(data: dict[str, Any]) -> ProviderChoice:
     vertex = data["vertex"]
     target = None if vertex is None else VertexTarget(**vertex)
-    return ProviderChoice(ProviderKind(data["kind"]), target)
+    pools = tuple(VertexTarget(**p) for p in data.get("pools", ()))
+    return ProviderChoice(ProviderKind(data["kind"]), target, pools)
 
 
 def random_id(prefix: str) -> str:

@@ -2,13 +2,20 @@
 
     "provider": "gemini_api"                       (the default: the Gemini API)
     "provider": {"kind": "vertex", "project": "acme-ml", "location": "us-central1",
-                 "staging": "gs://acme-ml-tuning/platform"}
+                 "staging": "gs://acme-ml-tuning/platform",
+                 "pools": [{"project": "acme-ml-2", "location": "us-central1",
+                            "staging": "gs://acme-ml-2-tuning/platform"}]}
 
 `gemini_api` tunes through `tunedModels` of the Gemini API; `vertex` through Vertex AI
 `projects/{project}/locations/{location}/tuningJobs` in the tenant's own project, with
 training files staged under `staging` (a bucket in that project, which Vertex's service
 agent can read). Each kind needs its OAuth scope on the tenant's credential, checked when
 the credential is set.
+
+A Vertex entry may list more projects, `pools`, each a project, location and staging bucket
+like the main one: quota pools. Vertex AI limits how many tuning jobs a project runs at
+once; a job is placed on the first of `targets()` with a free slot (worker.steps), and
+stays there for its whole life (`placed_on`).
 
 What each kind can do with a job is written here once (`JobOption`, `ProviderKind.refusal`):
 the API refuses a job asking its tenant's provider for something it cannot do.
@@ -28,6 +35,8 @@ PROJECT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
 LOCATION = re.compile(r"[a-z]+-[a-z]+[0-9]+|global")
 BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]")
 PREFIX = re.compile(r"[A-Za-z0-9._/-]{0,200}")
+MAX_POOLS = 16
+"""The most `pools` a Vertex provider may list."""
 
 
 class JobOption(StrEnum):
@@ -124,6 +133,17 @@ class ProviderChoice:
 
     kind: ProviderKind = ProviderKind.GEMINI_API
     vertex: VertexTarget | None = None
+    pools: tuple[VertexTarget, ...] = ()
+    """More Vertex targets a job may be placed on, tried after `vertex`."""
+
+    def targets(self) -> tuple[VertexTarget, ...]:
+        """Where a job may run, in the order tried: `vertex`, then `pools` (none for the
+        Gemini API)."""
+        return () if self.vertex is None else (self.vertex, *self.pools)
+
+    def placed_on(self, target: VertexTarget) -> ProviderChoice:
+        """This choice with the job placed on `target` for good (no other pool left)."""
+        return ProviderChoice(self.kind, target)
 
     @classmethod
     def from_json(cls, raw: object) -> ProviderChoice:
@@ -138,15 +158,28 @@ class ProviderChoice:
             return cls()
         if kind != ProviderKind.VERTEX.value:
             raise ValueError(f"provider kind {kind!r} is not gemini_api or vertex")
-        return cls(ProviderKind.VERTEX, _vertex_target(raw))
+        main = {k: v for k, v in raw.items() if k not in ("kind", "pools")}
+        choice = cls(ProviderKind.VERTEX, _vertex_target(main), _pools(raw.get("pools", [])))
+        projects = [t.project for t in choice.targets()]
+        if len(set(projects)) != len(projects):
+            raise ValueError("vertex provider: a project appears twice among project and pools")
+        return choice
 
 
 ProviderOf = Callable[[str], ProviderChoice]
 """A tenant's provider, by tenant id (the API's view of the tenants file)."""
 
 
+def _pools(raw: object) -> tuple[VertexTarget, ...]:
+    if not isinstance(raw, list) or not all(isinstance(p, dict) for p in raw):
+        raise ValueError("vertex provider: pools must be a list of objects")
+    if len(raw) > MAX_POOLS:
+        raise ValueError(f"vertex provider: at most {MAX_POOLS} pools")
+    return tuple(_vertex_target(p) for p in raw)
+
+
 def _vertex_target(raw: dict[str, object]) -> VertexTarget:
-    unknown = raw.keys() - {"kind", "project", "location", "staging"}
+    unknown = raw.keys() - {"project", "location", "staging"}
     if unknown:
         raise ValueError(f"vertex provider: unknown keys {sorted(unknown)}")
     project = _matching(raw, "project", PROJECT_ID)

@@ -5,31 +5,86 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
-from redis.asyncio.connection import parse_url
+from redis.asyncio.connection import AbstractConnection, parse_url
 
 from core.errors import Reason, ResourceExhausted, Unavailable
 
 log = logging.getLogger(__name__)
 
 Redis = aioredis.Redis | aioredis.RedisCluster
+RoundTrips = Callable[[], None]
+"""Told of each round trip to Redis (`connect`)."""
 
 
-def connect(url: str, *, cluster: bool = False, timeout_s: float = 2.0) -> Redis:
-    """A client for `url`; short timeouts so a lost Redis fails calls fast, not late."""
+def connect(
+    url: str,
+    *,
+    cluster: bool = False,
+    timeout_s: float = 2.0,
+    round_trips: RoundTrips | None = None,
+) -> Redis:
+    """A client for `url`; short timeouts so a lost Redis fails calls fast, not late.
+
+    `round_trips`, if given, is called once per round trip the client makes.
+    """
     options: dict[str, Any] = {
         "socket_timeout": timeout_s,
         "socket_connect_timeout": timeout_s,
         "health_check_interval": 10,
     }
+    client: Redis
     if cluster:
-        return aioredis.RedisCluster.from_url(url, **options)
-    return aioredis.Redis.from_url(url, **options)
+        client = aioredis.RedisCluster.from_url(url, **options)
+    else:
+        client = aioredis.Redis.from_url(url, **options)
+    if round_trips is not None:
+        _count_round_trips(client, round_trips)
+    return client
+
+
+def _count_round_trips(client: Redis, count: RoundTrips) -> None:
+    """Have every connection `client` opens call `count` once per round trip.
+
+    redis-py sends each command, and each whole pipeline or transaction, with one
+    `send_packed_command` call and then reads the replies: one call is one round trip.
+    A script run is one (EVALSHA); three when Redis lacks the script (NOSCRIPT, SCRIPT
+    LOAD, EVALSHA again; on a cluster SCRIPT LOAD goes to every primary). Also counted:
+    a new connection's setup, one per command sent (HELLO, CLIENT ..., PING: about five),
+    and the PING before a command on a connection idle for `health_check_interval`.
+
+    The connection class is wrapped once the client is made, because the URL's scheme
+    picks it (TCP, TLS or a Unix socket), and because RedisCluster takes no
+    `connection_class`: every node it meets later is built from its `connection_kwargs`,
+    its startup nodes already were.
+    """
+    if isinstance(client, aioredis.RedisCluster):
+        options = client.connection_kwargs
+        options["connection_class"] = _counting(options["connection_class"], count)
+        for node in client.startup_nodes:
+            node.connection_class = options["connection_class"]
+    else:
+        pool = client.connection_pool
+        pool.connection_class = _counting(pool.connection_class, count)
+
+
+C = TypeVar("C", bound=AbstractConnection)
+
+
+def _counting(base: type[C], count: RoundTrips) -> type[C]:
+    """`base`, calling `count` before each send."""
+
+    async def send_packed_command(self: C, command: Any, check_health: bool = True) -> None:
+        count()
+        await base.send_packed_command(self, command, check_health)
+
+    body = {"send_packed_command": send_packed_command}
+    return cast(type[C], type(f"Counting{base.__name__}", (base,), body))
 
 
 Address = tuple[str, int]

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple, cast
 
 from core.domain.job import Job
 from core.domain.quotas import TenantQuotas
+from core.domain.states import JobState
 from core.errors import (
     AlreadyExists,
     Conflict,
@@ -114,6 +115,8 @@ class JobStore:
             creates_per_s=0.0 if quotas is None else quotas.creates_per_s,
             create_burst=1 if quotas is None else max(quotas.create_burst, 1),
             max_stored_bytes=0 if quotas is None else quotas.max_stored_bytes,
+            counts_key=keys.tenant_state_counts(tenant),
+            counted=counted_state(job),
         )
         reply = await self._scripts.run(call)
         if reply[0] == 1:
@@ -203,8 +206,11 @@ class JobStore:
             for (_, seq), doc in zip(ids, docs, strict=True)
         ]
 
-    async def save(self, current: Versioned, new: Job, *, lease: Lease | None = None) -> Versioned:
-        """Write `new` if the record is still at `current.version` (and the lease holds)."""
+    async def save(
+        self, current: Versioned, new: Job, *, lease: Lease | None = None, release: bool = False
+    ) -> Versioned:
+        """Write `new` if the record is still at `current.version` (and the lease holds);
+        with `release`, give the lease back in the same step (a visit's last write)."""
         new = new.replace(update_time=self._clock())
         keys, tenant = self._keys, new.tenant
         call = save_call(
@@ -216,6 +222,8 @@ class JobStore:
             data_key=keys.job_data(tenant, new.id),
             storage_key=keys.tenant_storage(tenant),
             ended_key=keys.tenant_ended(tenant),
+            counts_key=keys.tenant_state_counts(tenant),
+            fetched_key=keys.tenant_fetched(tenant),
             expected_version=current.version,
             epoch=None if lease is None else lease.epoch,
             doc=new.to_json(),
@@ -225,6 +233,9 @@ class JobStore:
             needs_worker=new.needs_worker,
             ended=new.deleted or new.state.terminal,
             finished_ms=_finished_ms(new),
+            counted=counted_state(new),
+            fetched_ms=_fetched_ms(new),
+            release=release and lease is not None,
         )
         reply = await self._scripts.run(call)
         return _saved(reply, new)
@@ -236,6 +247,8 @@ class JobStore:
         change: Callable[[Job], Job | None],
         *,
         lease: Lease | None = None,
+        read: Versioned | None = None,
+        release_if: Callable[[Job], bool] | None = None,
     ) -> Job | None:
         """Apply `change` to the latest record, re-reading and re-applying on conflicts.
 
@@ -245,22 +258,41 @@ class JobStore:
         With a `lease`, the record is read by `hold`, so even a change that writes nothing
         proves the lease: a worker that lost it meets LeaseLost instead of going on as if
         its change had been made.
+
+        `read` is the record as the caller last read it (at its version): the first
+        attempt writes against it without reading again, saving a round trip; the write
+        is fenced and compared all the same. With a `lease`, `release_if` says of the job
+        as it ends up whether to give the lease back: with the write, or after it if
+        nothing is written (a visit's last step).
         """
         for _ in range(MAX_CAS_ATTEMPTS):
-            if lease is None:
-                current = await self.read(tenant, job_id)
-            else:
-                current = await self.hold(lease, lease.lease_s)
+            current, read = read or await self._reread(tenant, job_id, lease), None
             if current is None:
                 return None
             new = change(current.job)
             if new is None or new == current.job:
+                await self._release_if(lease, release_if, current.job)
                 return current.job
+            release = lease is not None and release_if is not None and release_if(new)
             try:
-                return (await self.save(current, new, lease=lease)).job
+                return (await self.save(current, new, lease=lease, release=release)).job
             except Conflict:
                 continue
         raise Conflict(f"job {job_id} changed {MAX_CAS_ATTEMPTS} times during one update")
+
+    async def _release_if(
+        self, lease: Lease | None, release_if: Callable[[Job], bool] | None, job: Job
+    ) -> None:
+        """Give the lease back if `release_if` says so of `job`; LeaseLost if it was lost."""
+        if lease is None or release_if is None or not release_if(job):
+            return
+        if not await self.release(lease):
+            raise _lease_lost(lease.job_id)
+
+    async def _reread(self, tenant: str, job_id: str, lease: Lease | None) -> Versioned | None:
+        if lease is None:
+            return await self.read(tenant, job_id)
+        return await self.hold(lease, lease.lease_s)
 
     async def acquire(
         self, tenant: str, job_id: str, lease_s: float
@@ -326,6 +358,36 @@ class JobStore:
             members = await self._redis.smembers(self._keys.tenant_active(tenant))
         return sorted(text(m) for m in members)
 
+    async def state_counts(self, tenant: str) -> dict[JobState, int]:
+        """How many of the tenant's unfinished, not deleted jobs are in each state (a state
+        with none is left out), in one read however many jobs there are: CREATE, SAVE and
+        REMOVE keep the counts as they write (COUNT_STEP in core.redis.scripts). A job
+        stored before the counts existed is counted from its next save."""
+        with translated_errors():
+            raw: dict[Any, Any] = await self._redis.hgetall(self._keys.tenant_state_counts(tenant))
+        return {JobState(text(state)): int(count) for state, count in raw.items()}
+
+    async def oldest_fetch(self, tenant: str) -> float | None:
+        """The oldest `status_fetch_time` (s) of the tenant's RUNNING, not deleted jobs;
+        None when none has one."""
+        with translated_errors():
+            first: list[Any] = await self._redis.zrange(
+                self._keys.tenant_fetched(tenant), 0, 0, withscores=True
+            )
+        return float(first[0][1]) / 1000 if first else None
+
+    async def queue_depth(self, tenant: str) -> int:
+        """How many of the tenant's jobs wait for admission."""
+        with translated_errors():
+            depth: Any = await self._redis.zcard(self._keys.tenant_queue(tenant))
+        return int(depth)
+
+    async def oldest_queued_id(self, tenant: str) -> str | None:
+        """The id of the tenant's job that has waited longest for admission; None if none."""
+        with translated_errors():
+            head: list[Any] = await self._redis.zrange(self._keys.tenant_queue(tenant), 0, 0)
+        return text(head[0]) if head else None
+
     async def examples(self, tenant: str, job_id: str) -> bytes | None:
         with translated_errors():
             data = await self._redis.get(self._keys.job_data(tenant, job_id))
@@ -370,6 +432,8 @@ class JobStore:
             storage_key=keys.tenant_storage(tenant),
             ended_key=keys.tenant_ended(tenant),
             tombstones_key=keys.tenant_tombstones(tenant),
+            counts_key=keys.tenant_state_counts(tenant),
+            fetched_key=keys.tenant_fetched(tenant),
             epoch=lease.epoch,
             job_id=job_id,
             tombstone_ms=0 if retired else max(int(self._clock() * 1000), 1),
@@ -383,6 +447,23 @@ def _create_quota_spent(tenant: str, quotas: TenantQuotas, *, wait_ms: int) -> C
     return CreateQuotaSpent(
         tenant, per_minute=quotas.creates_per_minute, retry_after_s=wait_ms / 1000
     )
+
+
+def counted_state(job: Job) -> str:
+    """The state a job counts under in its tenant's state counts (`Keys.tenant_state_counts`,
+    kept by the scripts): its state while it is unfinished and not deleted, else '' (not
+    counted)."""
+    if job.deleted or job.state.terminal:
+        return ""
+    return job.state.value
+
+
+def _fetched_ms(job: Job) -> int:
+    """A counted RUNNING job's `status_fetch_time` (ms), its score in the fetched set
+    (`Keys.tenant_fetched`); 0 keeps any other job out of it."""
+    if counted_state(job) != JobState.RUNNING or job.status_fetch_time is None:
+        return 0
+    return max(int(job.status_fetch_time * 1000), 1)
 
 
 def _finished_ms(job: Job) -> int:

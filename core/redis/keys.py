@@ -2,8 +2,8 @@
 
 Redis Cluster runs a Lua script only if all its keys hash to one slot, so the keys
 one script touches share a hash tag: everything about a tenant's jobs carries
-`{t.<tenant>}`, and the fleet-wide schedule carries its own tag. No script touches
-keys of two tags.
+`{t.<tenant>}`, and the fleet-wide schedule (with the upstream budget its claims
+spend) carries its own tag. No script touches keys of two tags.
 """
 
 from __future__ import annotations
@@ -93,9 +93,35 @@ class Keys:
         """Set: the tenant's admitted, unfinished jobs (counted against its running quota)."""
         return f"{self._tenant(tenant)}:running"
 
+    def tenant_state_counts(self, tenant: str) -> str:
+        """Hash: state name -> how many of the tenant's unfinished, not deleted jobs are in
+        that state, kept by the scripts that change a job's state (a field at 0 is dropped);
+        the gauges read it instead of every record."""
+        return f"{self._tenant(tenant)}:state-counts"
+
+    def tenant_fetched(self, tenant: str) -> str:
+        """Sorted set: ids of the tenant's RUNNING, not deleted jobs scored by their
+        `status_fetch_time` (ms since the epoch), for the status cache age gauge."""
+        return f"{self._tenant(tenant)}:fetched"
+
+    def _project(self, project: str) -> str:
+        return f"{self.prefix}:{{p.{project}}}"
+
+    def project_running(self, project: str) -> str:
+        """Set: `tenant/job_id` of the jobs holding one of a Vertex AI project's slots
+        (core.redis.project_slots)."""
+        return f"{self._project(project)}:running"
+
+    def project_waiting(self, project: str) -> str:
+        """Sorted set: `tenant/job_id` of the jobs waiting for a slot of a Vertex AI project,
+        scored by when each first asked (microseconds since the epoch, unique): the
+        project's line."""
+        return f"{self._project(project)}:waiting"
+
     def admission_ring(self) -> str:
-        """Sorted set: tenants with queued jobs, scored by when they were last served."""
-        return f"{self.prefix}:{{admission}}:tenants"
+        """Sorted set: tenants with queued jobs, scored by when they were last served (in
+        the schedule's slot, so that a claim can tell a worker whether any wait)."""
+        return f"{self.prefix}:{{schedule}}:admission-ring"
 
     def tenant_create_bucket(self, tenant: str) -> str:
         """Hash: the token bucket of the tenant's create quota (in its slot, so the create
@@ -112,13 +138,20 @@ class Keys:
         cursors never tie)."""
         return f"{self._tenant(tenant)}:seq"
 
-    def rate_limit(self, name: str) -> str:
-        """Hash: a fleet-wide token bucket."""
-        return f"{self.prefix}:{{rate.{name}}}:bucket"
-
     def schedule(self) -> str:
-        """Sorted set: `tenant/job_id` scored by when a worker should next look at it (ms)."""
+        """Sorted set: `tenant/job_id` of jobs with work a caller waits on (a create, a
+        cancel, a delete, anything but a poll), scored by when it is due (ms)."""
         return f"{self.prefix}:{{schedule}}:due"
+
+    def poll_schedule(self) -> str:
+        """Sorted set: `tenant/job_id` of jobs whose next visit is a status poll, scored by
+        when it is due (ms); handed out only as the upstream budget allows."""
+        return f"{self.prefix}:{{schedule}}:polls"
+
+    def upstream_bucket(self) -> str:
+        """Hash: the fleet-wide token bucket of upstream requests (in the schedule's slot,
+        so that a claim can spend it on the polls it hands out)."""
+        return f"{self.prefix}:{{schedule}}:upstream-bucket"
 
     def reconciler_lock(self) -> str:
         """String: the random token of the worker running the reconciler's pass (SET NX PX;

@@ -90,6 +90,22 @@ local function take_token(key, rate, burst, max_wait, cost)
 end
 """
 
+# The tenant's job counts by state, for the scripts that change a job's state (CREATE,
+# SAVE, REMOVE). The job hash's `counted` field names the state the job is counted
+# under ('' when it is not counted: finished or deleted, as Python decides); each script
+# moves the job's one count from the old `counted` to the new. A job stored before the
+# counts existed has no `counted` field, read as '': nothing is taken off for it, and it
+# is counted from its next save. A state whose count falls to 0 is dropped from the hash.
+COUNT_STEP = """
+local function move_count(counts_key, from, to)
+  if from == to then return end
+  if from ~= '' and redis.call('HINCRBY', counts_key, from, -1) <= 0 then
+    redis.call('HDEL', counts_key, from)
+  end
+  if to ~= '' then redis.call('HINCRBY', counts_key, to, 1) end
+end
+"""
+
 # Store a new job, unless its id exists. A new job joins its tenant's queue, waiting for
 # admission (core.redis.admission). The tenant's create quota is a token bucket spent
 # here, by new jobs only: a client's retry of a request that already made its job costs
@@ -100,7 +116,8 @@ end
 # exists, {-1, wait_ms} when the quota is spent, {-2, bytes stored} when the storage
 # quota would be passed, {-3} when the id is tombstoned (a job of that id was deleted and
 # removed; a model of it may still be upstream, so the id is not made again). Queue
-# positions are 1-based, 0 when not queued.
+# positions are 1-based, 0 when not queued. A new job is counted under `counted`
+# (COUNT_STEP).
 CREATE = Script(
     """
 local job_key = KEYS[1]
@@ -112,6 +129,7 @@ local queue_key = KEYS[6]
 local bucket_key = KEYS[7]
 local storage_key = KEYS[8]
 local tombstones_key = KEYS[9]
+local counts_key = KEYS[10]
 local request_hash = ARGV[1]
 local doc = ARGV[2]
 local state = ARGV[3]
@@ -120,9 +138,11 @@ local job_id = ARGV[5]
 local creates_per_s = tonumber(ARGV[6])
 local create_burst = tonumber(ARGV[7])
 local max_stored_bytes = tonumber(ARGV[8])
+local counted = ARGV[9]
 """
     + NOW_MS
     + BUCKET_STEP
+    + COUNT_STEP
     + """
 local function position()
   local rank = redis.call('ZRANK', queue_key, job_id)
@@ -145,7 +165,8 @@ if creates_per_s > 0 then
 end
 local seq = redis.call('INCR', seq_key)
 redis.call('HSET', job_key, 'doc', doc, 'state', state, 'version', 1, 'epoch', 0,
-           'lease_until', 0, 'request_hash', request_hash, 'seq', seq)
+           'lease_until', 0, 'request_hash', request_hash, 'seq', seq, 'counted', counted)
+move_count(counts_key, '', counted)
 redis.call('SET', data_key, examples)
 redis.call('HINCRBY', storage_key, 'bytes', size)
 redis.call('ZADD', index_key, seq, job_id)
@@ -167,6 +188,7 @@ def create_call(
     bucket_key: str,
     storage_key: str,
     tombstones_key: str,
+    counts_key: str,
     request_hash: str,
     doc: str,
     state: str,
@@ -175,12 +197,15 @@ def create_call(
     creates_per_s: float,
     create_burst: int,
     max_stored_bytes: int,
+    counted: str,
 ) -> ScriptCall:
-    """CREATE; `creates_per_s` 0 means no create quota, `max_stored_bytes` 0 no storage quota."""
+    """CREATE; `creates_per_s` 0 means no create quota, `max_stored_bytes` 0 no storage
+    quota; `counted` is the state the new job is counted under ('' for none)."""
     keys = [job_key, data_key, index_key, seq_key, active_key, queue_key, bucket_key]
     args: list[ScriptArg] = [request_hash, doc, state, examples, job_id]
     quotas: list[ScriptArg] = [creates_per_s, create_burst, max_stored_bytes]
-    return ScriptCall(CREATE, [*keys, storage_key, tombstones_key], [*args, *quotas])
+    more = [storage_key, tombstones_key, counts_key]
+    return ScriptCall(CREATE, [*keys, *more], [*args, *quotas, counted])
 
 
 # Compare-and-set of a job's document, fenced by the lease epoch when a worker writes.
@@ -188,7 +213,10 @@ def create_call(
 # examples are dropped (it will never be submitted), freeing its tenant's stored bytes; a
 # job that no longer `needs_worker` leaves the active set. A finished, not deleted job is
 # in the ended set scored by `finished_ms` (0: not finished), the time of the save that
-# first found it finished (later saves keep that score), which retention reads.
+# first found it finished (later saves keep that score), which retention reads. A
+# worker's last write of a visit also gives the lease back (`release`, as RELEASE of a
+# visit that finished), saving a round trip. The job is counted under `counted` from
+# now on (COUNT_STEP), and is in the fetched set scored by `fetched_ms` (0: not there).
 # Returns the new version, or -1 gone, -2 lease lost (fenced), -3 version conflict.
 SAVE = Script(
     """
@@ -200,6 +228,8 @@ local running_key = KEYS[5]
 local data_key = KEYS[6]
 local storage_key = KEYS[7]
 local ended_key = KEYS[8]
+local counts_key = KEYS[9]
+local fetched_key = KEYS[10]
 local expected_version = ARGV[1]
 local epoch = ARGV[2]
 local doc = ARGV[3]
@@ -209,12 +239,25 @@ local job_id = ARGV[6]
 local needs_worker = ARGV[7] == '1'
 local ended = ARGV[8] == '1'
 local finished_ms = tonumber(ARGV[9])
+local release = ARGV[10] == '1'
+local counted = ARGV[11]
+local fetched_ms = tonumber(ARGV[12])
+"""
+    + COUNT_STEP
+    + """
 if redis.call('EXISTS', job_key) == 0 then return -1 end
-local f = redis.call('HMGET', job_key, 'version', 'epoch')
+local f = redis.call('HMGET', job_key, 'version', 'epoch', 'counted')
 if epoch ~= '' and f[2] ~= epoch then return -2 end
 if f[1] ~= expected_version then return -3 end
 local v = tonumber(f[1]) + 1
-redis.call('HSET', job_key, 'doc', doc, 'state', state, 'version', v)
+redis.call('HSET', job_key, 'doc', doc, 'state', state, 'version', v, 'counted', counted)
+move_count(counts_key, f[3] or '', counted)
+if fetched_ms > 0 then
+  redis.call('ZADD', fetched_key, fetched_ms, job_id)
+else
+  redis.call('ZREM', fetched_key, job_id)
+end
+if release then redis.call('HSET', job_key, 'lease_until', 0, 'deliveries', 0) end
 if unindex then redis.call('ZREM', index_key, job_id) end
 if needs_worker then
   redis.call('SADD', active_key, job_id)
@@ -250,6 +293,8 @@ def save_call(
     data_key: str,
     storage_key: str,
     ended_key: str,
+    counts_key: str,
+    fetched_key: str,
     expected_version: int,
     epoch: int | None,
     doc: str,
@@ -259,13 +304,17 @@ def save_call(
     needs_worker: bool,
     ended: bool,
     finished_ms: int,
+    counted: str,
+    fetched_ms: int,
+    release: bool = False,
 ) -> ScriptCall:
     """SAVE; `epoch` None for a writer that is not a worker (no fencing)."""
     keys = [job_key, index_key, active_key, queue_key, running_key]
     fence: ScriptArg = "" if epoch is None else epoch
     args: list[ScriptArg] = [expected_version, fence, doc, state, _flag(unindex), job_id]
-    flags: list[ScriptArg] = [_flag(needs_worker), _flag(ended), finished_ms]
-    return ScriptCall(SAVE, [*keys, data_key, storage_key, ended_key], [*args, *flags])
+    flags: list[ScriptArg] = [_flag(needs_worker), _flag(ended), finished_ms, _flag(release)]
+    more = [data_key, storage_key, ended_key, counts_key, fetched_key]
+    return ScriptCall(SAVE, [*keys, *more], [*args, *flags, counted, fetched_ms])
 
 
 # Take a job's lease if nobody holds it. Returns nil if the job is gone, {0} if the lease
@@ -299,7 +348,7 @@ def acquire_call(*, job_key: str, lease_ms: int) -> ScriptCall:
 # Prove a held lease and extend it, reading the job in the same step: the renewal of a
 # lease, and the re-read a worker makes just before an upstream side effect. Returns nil
 # if the job is gone, {0} if another worker has taken the lease over (the epoch moved
-# on), else {1, version, doc}.
+# on) or the holder gave it back (RELEASE, or SAVE with `release`), else {1, version, doc}.
 HOLD = Script(
     """
 local job_key = KEYS[1]
@@ -308,9 +357,9 @@ local lease_ms = tonumber(ARGV[2])
 """
     + NOW_MS
     + """
-local f = redis.call('HMGET', job_key, 'epoch', 'version', 'doc')
+local f = redis.call('HMGET', job_key, 'epoch', 'version', 'doc', 'lease_until')
 if not f[3] then return false end
-if f[1] ~= epoch then return {0} end
+if f[1] ~= epoch or tonumber(f[4]) == 0 then return {0} end
 redis.call('HSET', job_key, 'lease_until', now + lease_ms)
 return {1, tonumber(f[2]), f[3]}
 """,
@@ -346,7 +395,8 @@ def release_call(*, job_key: str, epoch: int, finished: bool) -> ScriptCall:
 # Remove a job and its data for good, if the caller still holds its lease; its examples'
 # bytes are given back to its tenant's storage. With `tombstone_ms` (0: none) the id joins
 # the tenant's tombstones, scored by it, which keep the newest `max_tombstones` (see
-# core.redis.tombstones). Returns 1, or 0 if the lease was lost.
+# core.redis.tombstones). The job's count (COUNT_STEP) and its place in the fetched set
+# go with it. Returns 1, or 0 if the lease was lost.
 REMOVE = Script(
     """
 local job_key = KEYS[1]
@@ -358,11 +408,19 @@ local running_key = KEYS[6]
 local storage_key = KEYS[7]
 local ended_key = KEYS[8]
 local tombstones_key = KEYS[9]
+local counts_key = KEYS[10]
+local fetched_key = KEYS[11]
 local epoch = ARGV[1]
 local job_id = ARGV[2]
 local tombstone_ms = tonumber(ARGV[3])
 local max_tombstones = tonumber(ARGV[4])
-if redis.call('HGET', job_key, 'epoch') ~= epoch then return 0 end
+"""
+    + COUNT_STEP
+    + """
+local f = redis.call('HMGET', job_key, 'epoch', 'counted')
+if f[1] ~= epoch then return 0 end
+move_count(counts_key, f[2] or '', '')
+redis.call('ZREM', fetched_key, job_id)
 if tombstone_ms > 0 then
   redis.call('ZADD', tombstones_key, tombstone_ms, job_id)
   redis.call('ZREMRANGEBYRANK', tombstones_key, 0, -(max_tombstones + 1))
@@ -391,6 +449,8 @@ def remove_call(
     storage_key: str,
     ended_key: str,
     tombstones_key: str,
+    counts_key: str,
+    fetched_key: str,
     epoch: int,
     job_id: str,
     tombstone_ms: int,
@@ -398,7 +458,7 @@ def remove_call(
 ) -> ScriptCall:
     """REMOVE; `tombstone_ms` 0 leaves no tombstone."""
     keys = [job_key, data_key, index_key, active_key, queue_key, running_key]
-    more = [storage_key, ended_key, tombstones_key]
+    more = [storage_key, ended_key, tombstones_key, counts_key, fetched_key]
     return ScriptCall(REMOVE, [*keys, *more], [epoch, job_id, tombstone_ms, max_tombstones])
 
 
@@ -571,77 +631,181 @@ def mark_served_call(*, ring_key: str, tenant: str) -> ScriptCall:
     return ScriptCall(MARK_SERVED, [ring_key], [tenant])
 
 
-# Hand out up to `count` due members, pushing each one's due time `lease_ms` ahead in
-# the same step: a member handed to a worker that dies becomes due again by itself.
-# Returns the members handed out.
+# The schedule has two lanes (core.redis.schedule): `work_key` holds jobs whose next
+# visit is work a caller waits on, `polls_key` jobs whose next visit is a status poll.
+# Moves a member to a lane, due `delay_ms` from now (or out of both, `delay_ms` < 0),
+# unless `keep_woken` and the member is due in the work lane already: someone woke it
+# (a cancel, a delete) after its visit began, and the visit's own plan is older than that.
+# Needs NOW_MS first.
+SCHEDULE_STEP = """
+local function move(work_key, polls_key, member, delay_ms, to_polls, keep_woken)
+  if keep_woken then
+    local woken = redis.call('ZSCORE', work_key, member)
+    if woken and tonumber(woken) <= now then return 0 end
+  end
+  if delay_ms < 0 then
+    redis.call('ZREM', work_key, member)
+    redis.call('ZREM', polls_key, member)
+    return 0
+  end
+  local lane, other = work_key, polls_key
+  if to_polls then lane, other = polls_key, work_key end
+  redis.call('ZREM', other, member)
+  return redis.call('ZADD', lane, now + delay_ms, member)
+end
+"""
+
+# A worker's turn at the schedule, in one step. First the moves its finished visits
+# decided (`moves` of them in `move_args` from ARGV[7] on: member, delay_ms (-1: out of
+# the schedule), lane 'p' or 'w', in triples; a member woken meanwhile keeps its wake).
+# Then it hands out up to `count` due members, work lane first, every one pushed
+# `lease_ms` ahead in its lane, so that a member handed to a worker that dies becomes due
+# again by itself. A due poll is handed out only with a token of the upstream bucket
+# (`bucket_key`, `rate_per_s` 0: no budget) that comes within `poll_wait_ms`: past the
+# budget, polls stay due (oldest first) instead of being sent to queue for tokens, and
+# work never waits behind them. Returns how many tenants wait for admission (`ring_key`,
+# core.redis.admission: a worker runs admission rounds only when some do), then for each
+# member handed out the member and the ms until its prepaid token may be used (-1: a work
+# member, no token taken).
 CLAIM_DUE = Script(
     """
-local schedule_key = KEYS[1]
+local work_key = KEYS[1]
+local polls_key = KEYS[2]
+local bucket_key = KEYS[3]
+local ring_key = KEYS[4]
 local count = tonumber(ARGV[1])
 local lease_ms = tonumber(ARGV[2])
+local rate_per_s = tonumber(ARGV[3])
+local burst = tonumber(ARGV[4])
+local poll_wait_ms = tonumber(ARGV[5])
+local moves = tonumber(ARGV[6])
+local move_args = ARGV
 """
     + NOW_MS
+    + BUCKET_STEP
+    + SCHEDULE_STEP
     + """
-local due = redis.call('ZRANGEBYSCORE', schedule_key, '-inf', now, 'LIMIT', 0, count)
-for _, member in ipairs(due) do
-  redis.call('ZADD', schedule_key, now + lease_ms, member)
+for i = 0, moves - 1 do
+  local at = 7 + 3 * i
+  local to_polls = move_args[at + 2] == 'p'
+  move(work_key, polls_key, move_args[at], tonumber(move_args[at + 1]), to_polls, true)
 end
-return due
+local handed = {redis.call('ZCARD', ring_key)}
+if count <= 0 then return handed end
+local due = redis.call('ZRANGEBYSCORE', work_key, '-inf', now, 'LIMIT', 0, count)
+for _, member in ipairs(due) do
+  redis.call('ZADD', work_key, now + lease_ms, member)
+  table.insert(handed, member)
+  table.insert(handed, -1)
+end
+local room = count - #due
+if room <= 0 then return handed end
+local polls = redis.call('ZRANGEBYSCORE', polls_key, '-inf', now, 'LIMIT', 0, room)
+for _, member in ipairs(polls) do
+  local wait = 0
+  if rate_per_s > 0 then
+    wait = take_token(bucket_key, rate_per_s, burst, poll_wait_ms, 1)
+    if wait < 0 then break end
+  end
+  redis.call('ZADD', polls_key, now + lease_ms, member)
+  table.insert(handed, member)
+  table.insert(handed, wait)
+end
+return handed
 """,
 )
 
 
-def claim_due_call(*, schedule_key: str, count: int, lease_ms: int) -> ScriptCall:
-    """CLAIM_DUE."""
-    return ScriptCall(CLAIM_DUE, [schedule_key], [count, lease_ms])
+@dataclass(frozen=True)
+class PollBudget:
+    """The upstream bucket a claim spends on the polls it hands out (rate 0: none)."""
+
+    bucket_key: str
+    rate_per_s: float
+    burst: int
+    wait_ms: int
 
 
-# Make a member due `delay_ms` from now; `only_if_present` leaves a missing member
-# missing. Returns how many were added.
+def claim_due_call(
+    *,
+    work_key: str,
+    polls_key: str,
+    ring_key: str,
+    count: int,
+    lease_ms: int,
+    budget: PollBudget,
+    moves: Sequence[tuple[str, int, bool]],
+) -> ScriptCall:
+    """CLAIM_DUE; each move is (member, delay_ms or -1, to the poll lane)."""
+    args: list[ScriptArg] = [count, lease_ms, budget.rate_per_s, max(budget.burst, 1)]
+    args += [budget.wait_ms, len(moves)]
+    for member, delay_ms, to_polls in moves:
+        args += [member, delay_ms, "p" if to_polls else "w"]
+    return ScriptCall(CLAIM_DUE, [work_key, polls_key, budget.bucket_key, ring_key], args)
+
+
+# Make a member due `delay_ms` from now in one lane (and out of the other); with
+# `only_if_present` only a member already in a lane moves, within its lane (a claim
+# pushed ahead while its visit runs). Returns how many were added.
 DUE_IN = Script(
     """
-local schedule_key = KEYS[1]
+local work_key = KEYS[1]
+local polls_key = KEYS[2]
 local member = ARGV[1]
 local delay_ms = tonumber(ARGV[2])
-local only_if_present = ARGV[3] == '1'
+local to_polls = ARGV[3] == '1'
+local only_if_present = ARGV[4] == '1'
 """
     + NOW_MS
+    + SCHEDULE_STEP
     + """
 if only_if_present then
-  return redis.call('ZADD', schedule_key, 'XX', now + delay_ms, member)
+  redis.call('ZADD', work_key, 'XX', now + delay_ms, member)
+  redis.call('ZADD', polls_key, 'XX', now + delay_ms, member)
+  return 0
 end
-return redis.call('ZADD', schedule_key, now + delay_ms, member)
+return move(work_key, polls_key, member, delay_ms, to_polls, false)
 """,
 )
 
 
 def due_in_call(
-    *, schedule_key: str, member: str, delay_ms: int, only_if_present: bool
+    *,
+    work_key: str,
+    polls_key: str,
+    member: str,
+    delay_ms: int,
+    poll: bool,
+    only_if_present: bool,
 ) -> ScriptCall:
     """DUE_IN."""
-    return ScriptCall(DUE_IN, [schedule_key], [member, delay_ms, _flag(only_if_present)])
+    args: list[ScriptArg] = [member, delay_ms, _flag(poll), _flag(only_if_present)]
+    return ScriptCall(DUE_IN, [work_key, polls_key], args)
 
 
-# Add every member not already scheduled, due now. Returns how many were missing.
+# Add every member in neither lane to the work lane, due now. Returns how many were missing.
 ENSURE_DUE = Script(
     """
-local schedule_key = KEYS[1]
+local work_key = KEYS[1]
+local polls_key = KEYS[2]
 local members = ARGV
 """
     + NOW_MS
     + """
 local added = 0
 for _, member in ipairs(members) do
-  added = added + redis.call('ZADD', schedule_key, 'NX', now, member)
+  if not redis.call('ZSCORE', polls_key, member) then
+    added = added + redis.call('ZADD', work_key, 'NX', now, member)
+  end
 end
 return added
 """,
 )
 
 
-def ensure_due_call(*, schedule_key: str, members: Sequence[str]) -> ScriptCall:
+def ensure_due_call(*, work_key: str, polls_key: str, members: Sequence[str]) -> ScriptCall:
     """ENSURE_DUE."""
-    return ScriptCall(ENSURE_DUE, [schedule_key], list(members))
+    return ScriptCall(ENSURE_DUE, [work_key, polls_key], list(members))
 
 
 # A token bucket shared by the whole fleet, by reservation: each call takes a token now
@@ -795,3 +959,63 @@ return removed
 def delete_credential_call(*, record_key: str, version_key: str) -> ScriptCall:
     """DELETE_CREDENTIAL."""
     return ScriptCall(DELETE_CREDENTIAL, [record_key, version_key], [])
+
+
+# Ask for one of a Vertex AI project's `limit` slots (core.redis.project_slots). A holder
+# keeps its slot; anyone else joins the project's line (once: its first ask keeps its
+# place, scored by Redis time in microseconds, after the last of the line if that is not
+# later, so no two tie) and is granted only if it is among the first `free` of the line,
+# so a slot freed for the head of the line is not taken by a newcomer. Returns {1, 0} if
+# granted, {0, position} (1-based place in the line) if not.
+TAKE_SLOT = Script(
+    """
+local running_key = KEYS[1]
+local waiting_key = KEYS[2]
+local member = ARGV[1]
+local limit = tonumber(ARGV[2])
+if redis.call('SISMEMBER', running_key, member) == 1 then return {1, 0} end
+if not redis.call('ZSCORE', waiting_key, member) then
+  local t = redis.call('TIME')
+  local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local last = redis.call('ZRANGE', waiting_key, -1, -1, 'WITHSCORES')
+  if #last == 2 and tonumber(last[2]) >= now_us then now_us = tonumber(last[2]) + 1 end
+  redis.call('ZADD', waiting_key, now_us, member)
+end
+local free = limit - redis.call('SCARD', running_key)
+local rank = redis.call('ZRANK', waiting_key, member)
+if rank < free then
+  redis.call('ZREM', waiting_key, member)
+  redis.call('SADD', running_key, member)
+  return {1, 0}
+end
+return {0, rank + 1}
+""",
+)
+
+
+def take_slot_call(*, running_key: str, waiting_key: str, member: str, limit: int) -> ScriptCall:
+    """TAKE_SLOT."""
+    return ScriptCall(TAKE_SLOT, [running_key, waiting_key], [member, limit])
+
+
+# Give back a member's slot of a project, or its place in the project's line (either, both
+# or neither: idempotent). Returns the first waiters that the free slots now admit, the
+# ones to wake.
+GIVE_BACK = Script(
+    """
+local running_key = KEYS[1]
+local waiting_key = KEYS[2]
+local member = ARGV[1]
+local limit = tonumber(ARGV[2])
+redis.call('SREM', running_key, member)
+redis.call('ZREM', waiting_key, member)
+local free = limit - redis.call('SCARD', running_key)
+if free <= 0 then return {} end
+return redis.call('ZRANGE', waiting_key, 0, free - 1)
+""",
+)
+
+
+def give_back_call(*, running_key: str, waiting_key: str, member: str, limit: int) -> ScriptCall:
+    """GIVE_BACK."""
+    return ScriptCall(GIVE_BACK, [running_key, waiting_key], [member, limit])

@@ -15,13 +15,20 @@ caller that wakes more than `late_s` after its moment drops that token and takes
 the back of the line: the upstream sees requests about as evenly spaced as the bucket granted
 them. The token dropped is spent (the budget errs on the side of the upstream's quota), and a
 retake that would wait longer than `max_wait_s` is refused like any other.
+
+A token may also come paid for: the schedule's claim takes one for each poll it hands out
+(core.redis.schedule), in the same step, and the visit runs `with prepaid(at_s)`. Its first
+`acquire` spends that token (waiting for its moment, and taking another if it woke too late)
+instead of asking Redis again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
 
 from core.errors import RateLimited
 from core.redis.client import Redis
@@ -34,6 +41,36 @@ MAX_TAKES = 3
 DEFAULT_BACKGROUND_WAIT_S = 0.25
 """The longest a request that is not urgent waits for a token: how far polls may queue
 ahead of a create or a cancel."""
+
+
+class _Prepaid:
+    """A token taken for this task's visit, usable from `at_s` (monotonic), until spent."""
+
+    def __init__(self, at_s: float) -> None:
+        self.at_s: float | None = at_s
+
+    def spend(self) -> float | None:
+        at_s, self.at_s = self.at_s, None
+        return at_s
+
+
+_PREPAID: ContextVar[_Prepaid | None] = ContextVar("prepaid_token", default=None)
+
+
+@contextlib.contextmanager
+def prepaid(at_s: float | None) -> Iterator[None]:
+    """In this block the first upstream request has a token already, usable from `at_s`
+    (monotonic seconds; None: no token was taken)."""
+    token = _PREPAID.set(None if at_s is None else _Prepaid(at_s))
+    try:
+        yield
+    finally:
+        _PREPAID.reset(token)
+
+
+def _spend_prepaid() -> float | None:
+    held = _PREPAID.get()
+    return None if held is None else held.spend()
 
 
 class RedisTokenBucket:
@@ -79,16 +116,26 @@ class RedisTokenBucket:
         polls never hold more than `background_wait_s` of the budget ahead of an urgent
         request: however many polls there are, a create waits at most that long behind
         them, and the polls refused come back later (the shortage is theirs).
+
+        A prepaid token (`prepaid`) is spent first, if there is one.
         """
+        at_s = _spend_prepaid()
+        if at_s is not None and await self._use(at_s):
+            return
         for _ in range(MAX_TAKES):
             wait_s = await self._take_s(urgent)
             if not wait_s:
                 return
             # The moment was set when the script ran, a little before its answer came.
-            due_s = self._monotonic() + wait_s
-            await self._sleep(wait_s)
-            if self._monotonic() - due_s <= self._late_s:
+            if await self._use(self._monotonic() + wait_s):
                 return
+
+    async def _use(self, due_s: float) -> bool:
+        """Wait for a token's moment `due_s`; False if it woke too late to use it."""
+        wait_s = due_s - self._monotonic()
+        if wait_s > 0:
+            await self._sleep(wait_s)
+        return self._monotonic() - due_s <= self._late_s
 
     async def hold_off(self, delay_s: float) -> None:
         """The upstream asked the fleet to wait `delay_s` (a 429's RetryInfo): no token is

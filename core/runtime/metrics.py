@@ -22,10 +22,12 @@ class Metrics:
     upstream_requests: Counter
     upstream_latency: Histogram
     upstream_retries: Counter
+    redis_round_trips: Counter
     token_refreshes: Counter
     queue_depth: Gauge
     oldest_queued_age: Gauge
     schedule_due: Gauge
+    poll_lag: Gauge
     jobs: Gauge
     status_cache_age: Gauge
     security_file_ok: Gauge
@@ -65,6 +67,11 @@ class Metrics:
                 ["reason"],
                 registry=r,
             ),
+            redis_round_trips=Counter(
+                "tuning_redis_round_trips",
+                "Round trips to Redis: a command or a whole pipeline sent (core.redis.client).",
+                registry=r,
+            ),
             token_refreshes=Counter(
                 "tuning_token_refreshes",
                 "OAuth token refreshes, by outcome.",
@@ -81,7 +88,14 @@ class Metrics:
                 registry=r,
             ),
             schedule_due=Gauge(
-                "tuning_schedule_due", "Admitted jobs whose next visit is due now.", registry=r
+                "tuning_schedule_due",
+                "Admitted jobs with work (not a poll) due now: what more workers would take.",
+                registry=r,
+            ),
+            poll_lag=Gauge(
+                "tuning_poll_lag_seconds",
+                "How long the oldest due status poll has waited for the upstream budget.",
+                registry=r,
             ),
             jobs=Gauge("tuning_jobs", "Unfinished jobs by state.", ["tenant", "state"], registry=r),
             status_cache_age=Gauge(

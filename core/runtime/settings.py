@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from core.domain.polling import PollPolicy
 from core.domain.quotas import (
     DEFAULT_MAX_DATASETS,
     DEFAULT_MAX_STORED_BYTES,
@@ -309,6 +310,13 @@ class Settings:
         20,
         "Jobs one tenant may have running at once; more wait QUEUED (tenants file may override).",
     )
+    upstream_project_max_jobs: int = setting(
+        "TUNING_UPSTREAM_PROJECT_MAX_JOBS",
+        0,
+        "Worker: tuning jobs one Vertex AI project may run at once, shared by its tenants; "
+        "more wait QUEUED for a slot (0: no limit; tenants file's `upstream_projects` may "
+        "override per project).",
+    )
     tenant_creates_per_minute: float = setting(
         "TUNING_TENANT_CREATES_PER_MINUTE",
         60.0,
@@ -463,6 +471,10 @@ class Settings:
         "next pass.",
     )
 
+    def poll_policy(self) -> PollPolicy:
+        """The poll intervals a running job asks for (core.domain.polling)."""
+        return PollPolicy(self.poll_min_s, self.poll_max_s, self.poll_growth)
+
     def default_quotas(self) -> TenantQuotas:
         """The quotas of a tenant the tenants file says nothing special about."""
         return TenantQuotas(
@@ -510,6 +522,7 @@ LIMIT_FIELDS = (
     "validation_processes",
     "tenant_max_validations",
     "tenant_max_running",
+    "upstream_project_max_jobs",
     "tenant_creates_per_minute",
     "tenant_create_burst",
     "tenant_validates_per_minute",

@@ -25,6 +25,15 @@ core.domain.quotas lists them all) to differ from the defaults in the settings.
 An entry may say which upstream tunes the tenant's jobs, `"provider"`: `"gemini_api"` (the
 default) or a Vertex AI project, location and staging bucket (core.domain.providers).
 
+Beside `tenants`, the file may bound the tuning jobs each Vertex AI project runs at once,
+shared by every tenant whose provider names that project (Vertex AI's own quota of
+concurrent tuning jobs per project is small; core.redis.project_slots):
+
+    "upstream_projects": {"acme-ml": {"max_running_jobs": 1}}
+
+A project the file does not list has `TUNING_UPSTREAM_PROJECT_MAX_JOBS` (0: no limit).
+`TenantDirectory.project_limit` answers for one project.
+
 An entry may say `"role": "admin"` (default `"tenant"`): an operator who may call the
 CredentialService, and nothing else. The file is a mounted secret, read again when it
 changes (`TenantDirectory.watch`), so tokens rotate and tenants come and go without a
@@ -38,17 +47,19 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from core.domain.providers import ProviderChoice
+from core.domain.providers import PROJECT_ID, ProviderChoice
 from core.domain.quotas import QuotaOverrides, TenantQuotas
 from core.security.impersonation import service_account
 from core.security.secret_files import ReloadingFile
 
 TENANT_ID = re.compile(r"[a-z][a-z0-9-]{0,62}")
+MAX_PROJECT_JOBS = 10_000
+"""The largest `max_running_jobs` a project of `upstream_projects` may have."""
 
 
 class Role(StrEnum):
@@ -73,6 +84,15 @@ class Tenant:
     instead of a credentials file."""
 
 
+@dataclass(frozen=True)
+class TenantsFile:
+    """What the tenants file holds: its principals by id, and the `max_running_jobs` of
+    each Vertex AI project `upstream_projects` lists."""
+
+    tenants: dict[str, Tenant]
+    project_limits: Mapping[str, int] = field(default_factory=dict)
+
+
 def token_digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
@@ -85,22 +105,29 @@ class TenantDirectory:
     does not load (see core.security.secret_files).
     """
 
-    def __init__(self, tenants: list[Tenant]) -> None:
-        self._fixed = {t.id: t for t in tenants}
-        self._file: ReloadingFile[dict[str, Tenant]] | None = None
+    def __init__(
+        self, tenants: list[Tenant], project_limits: Mapping[str, int] | None = None
+    ) -> None:
+        self._fixed = TenantsFile({t.id: t for t in tenants}, dict(project_limits or {}))
+        self._file: ReloadingFile[TenantsFile] | None = None
+
+    @property
+    def _content(self) -> TenantsFile:
+        return self._fixed if self._file is None else self._file.current()
 
     @property
     def _by_id(self) -> dict[str, Tenant]:
-        return self._fixed if self._file is None else self._file.current()
+        return self._content.tenants
 
     @classmethod
     def from_file(cls, path: str | Path) -> TenantDirectory:
         """The directory in `path`; a file that cannot be loaded stops the process."""
         path = Path(path)
         try:
-            return cls(list(load_tenants(path).values()))
+            loaded = load_tenants_file(path)
         except (OSError, ValueError) as exc:
             raise SystemExit(f"cannot load tenants file {path}: {exc}") from None
+        return cls(list(loaded.tenants.values()), loaded.project_limits)
 
     @classmethod
     def watch(cls, path: str | Path) -> TenantDirectory:
@@ -110,7 +137,7 @@ class TenantDirectory:
         path = Path(path)
         directory = cls([])
         try:
-            directory._file = ReloadingFile(path, load_tenants, name="tenants")
+            directory._file = ReloadingFile(path, load_tenants_file, name="tenants")
         except (OSError, ValueError) as exc:
             raise SystemExit(f"cannot load tenants file {path}: {exc}") from None
         return directory
@@ -164,19 +191,58 @@ class TenantDirectory:
 
         return quotas
 
+    def project_limit(self, project: str, default: int) -> int:
+        """How many tuning jobs the Vertex AI project `project` may run at once, shared by
+        its tenants: the file's `max_running_jobs` for it, else `default` (0: no limit)."""
+        return self._content.project_limits.get(project, default)
+
+    def projects(self) -> list[str]:
+        """Every Vertex AI project the file names (a tenant's target or pool, or in
+        `upstream_projects`), as it says now."""
+        named = dict.fromkeys(self._content.project_limits)
+        for tenant in self._by_id.values():
+            named.update(dict.fromkeys(t.project for t in tenant.provider.targets()))
+        return list(named)
+
 
 def load_tenants(path: Path) -> dict[str, Tenant]:
     """The tenants file's entries by id; OSError or ValueError if it is unusable."""
+    return load_tenants_file(path).tenants
+
+
+def load_tenants_file(path: Path) -> TenantsFile:
+    """The tenants file's content; OSError or ValueError if it is unusable."""
     try:
         data = json.loads(path.read_text())
         tenants = [_tenant(entry, path.parent) for entry in data["tenants"]]
+        limits = _project_limits(data.get("upstream_projects", {}))
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"not a tenants file: {type(exc).__name__} {exc}") from None
     by_id = {t.id: t for t in tenants}
     if len(by_id) != len(tenants):
         raise ValueError("a tenant id appears twice")
     _refuse_shared_digests(tenants)
-    return by_id
+    return TenantsFile(by_id, limits)
+
+
+def _project_limits(raw: object) -> dict[str, int]:
+    """`upstream_projects`: each project's `max_running_jobs`; ValueError if malformed."""
+    if not isinstance(raw, dict):
+        raise ValueError("upstream_projects must be an object of project ids")
+    return {str(project): _project_limit(str(project), entry) for project, entry in raw.items()}
+
+
+def _project_limit(project: str, entry: object) -> int:
+    if not PROJECT_ID.fullmatch(project):
+        raise ValueError(f"upstream_projects: {project[:40]!r} is not a project id")
+    if not isinstance(entry, dict) or entry.keys() != {"max_running_jobs"}:
+        raise ValueError(f"upstream_projects.{project}: give exactly max_running_jobs")
+    limit = entry["max_running_jobs"]
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_PROJECT_JOBS:
+        raise ValueError(
+            f"upstream_projects.{project}.max_running_jobs must be 0 to {MAX_PROJECT_JOBS}"
+        )
+    return limit
 
 
 def _refuse_shared_digests(tenants: list[Tenant]) -> None:

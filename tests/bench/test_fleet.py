@@ -48,7 +48,7 @@ async def test_demand_under_the_quota_is_refused() -> None:
 def _bucket(redis: Redis, prefix: str, clock: LateSleeper) -> RedisTokenBucket:
     return RedisTokenBucket(
         redis,
-        Keys(prefix).rate_limit("upstream"),
+        Keys(prefix).upstream_bucket(),
         rate_per_s=10.0,
         burst=1,
         max_wait_s=5.0,

@@ -9,7 +9,7 @@ from bench.tracking import Sample, max_excess, measure, per_second
 
 def samples(*points: tuple[float, int], rtt_s: float = 0.0) -> list[Sample]:
     """Samples read at these times with these counts, each stats call taking `rtt_s`."""
-    return [Sample(at_s - rtt_s / 2, at_s + rtt_s / 2, n, 0, 0) for at_s, n in points]
+    return [Sample(at_s - rtt_s / 2, at_s + rtt_s / 2, n, 0, 0, 0, 0.0) for at_s, n in points]
 
 
 def test_excess_is_found_in_any_span_not_only_between_neighbours() -> None:
@@ -36,7 +36,7 @@ def test_a_steady_rate_at_the_budget_has_no_excess() -> None:
 
 @pytest.mark.timeout(180)
 async def test_tracking_figures_come_from_the_running_worker() -> None:
-    rss, rate = await measure(jobs=50, budget_rps=20.0, seconds=3.0, warmup_s=1.0)
+    rss, rate, cpu, trips = await measure(jobs=50, budget_rps=20.0, seconds=3.0, warmup_s=1.0)
     assert rss.name == "tracking RSS" and rss.unit == "MB" and rss.baseline == 300.0
     # A Python worker's resident set is tens of MB; its peak is at least where it started.
     assert 10.0 < rss.ours >= rss.details["rss_start_mb"]
@@ -46,3 +46,10 @@ async def test_tracking_figures_come_from_the_running_worker() -> None:
     assert rate.details["window_s"] == pytest.approx(3.0, abs=0.5)
     assert rate.details["max_1s_rps"] >= rate.details["min_1s_rps"]
     assert rate.details["burst"] == 10
+    # The per-poll figures share the window; the worker polled, spent CPU and used Redis.
+    assert cpu.name == "tracking: worker CPU per poll" and cpu.unit == "ms"
+    assert cpu.baseline == 1.5 and cpu.details["polls"] > 0 and cpu.ours > 0
+    assert cpu.details["window_s"] == pytest.approx(3.0, abs=0.5)
+    assert trips.name == "tracking: Redis round trips per poll" and trips.baseline == 3.0
+    assert trips.details["polls"] == cpu.details["polls"]
+    assert trips.ours >= 1.0, "a poll's status is saved in Redis: at least one round trip"

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from redis.crc import key_slot
 
 from core.redis.client import RedisEndpoints, connect
 from devstack.redis_cluster import RedisCluster
 from service.near_cache import NearCache
 from tests.harness import State, running_system
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[RedisCluster]:
-    with RedisCluster() as running:
-        yield running
 
 
 async def test_jobs_run_end_to_end_on_a_redis_cluster(

@@ -70,7 +70,7 @@ async def test_02_a_worker_dying_after_it_took_a_job_loses_nothing(api_only: Sys
     schedule = Schedule(api_only.redis, keys)
     quotas = api_only.settings.default_quotas()
     assert await Admission(api_only.redis, keys, schedule, lambda _: quotas).round() == 1
-    assert await schedule.claim(10, lease_s=0.3) == [(tenant, job_id)]
+    assert [c[:2] for c in await schedule.claim(10, lease_s=0.3)] == [(tenant, job_id)]
     assert await api_only.store.acquire(tenant, job_id, lease_s=0.3) is not None
     # ... and that worker dies here, before its first write.
     await api_only.start_worker()
@@ -104,7 +104,7 @@ async def test_04_a_stalled_worker_is_fenced_out_after_a_takeover(api_only: Syst
     await api_only.wait_for(job.name, {State.RUNNING})
     stale_steps = await build_system_steps(api_only)
     with pytest.raises(LeaseLost):
-        await stale_steps.advance(stale_lease, stale_view.job)  # A wakes up and carries on
+        await stale_steps.advance(stale_lease, stale_view)  # A wakes up and carries on
     assert await upstream_creates(api_only) == 1
     assert (await api_only.finish_training(job.name)).state == State.SUCCEEDED
 

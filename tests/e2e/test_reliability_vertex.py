@@ -110,7 +110,7 @@ async def test_04_a_stalled_worker_is_fenced_out_after_a_takeover(api_only: Syst
     await wait_for(api_only, job, {State.RUNNING})
     stale_steps = await build_system_steps(api_only)
     with pytest.raises(LeaseLost):
-        await stale_steps.advance(stale_lease, stale_view.job)  # A wakes up and carries on
+        await stale_steps.advance(stale_lease, stale_view)  # A wakes up and carries on
     assert len(await upstream_jobs(api_only, job)) == 1
     assert (await finish(api_only, job)).state == State.SUCCEEDED
     assert await api_only.upstream_requests("tuningJobs.create") == 1

@@ -121,7 +121,7 @@ async def test_a_flood_does_not_delay_another_tenants_job_past_one_round(
     await store.create(Job(id="b0001", tenant="team-b", base_model="m"), content)
     await admission.add_to_ring("team-b")
     await admission.round()  # the very next round serves team-b's single job
-    admitted = {job_id for _, job_id in await schedule.claim(5000, lease_s=60)}
+    admitted = {c.job_id for c in await schedule.claim(5000, lease_s=60)}
     assert "b0001" in admitted
     assert len(admitted) == 3  # a0000, a0001 and b0001: one per tenant per round
     assert await admission.position("team-a", "a0002") == 1
@@ -139,7 +139,7 @@ async def test_free_slots_are_filled_at_once_round_robin_across_tenants(
         await admission.add_to_ring(tenant)
 
     assert await admission.admit(200) == 200  # one call fills 200 free slots
-    admitted = {job_id for _, job_id in await schedule.claim(5000, lease_s=60)}
+    admitted = {c.job_id for c in await schedule.claim(5000, lease_s=60)}
     assert "b0001" in admitted  # team-b's one job came in the first round
     assert len(admitted) == 200
     assert await admission.position("team-a", "a0199") == 1
@@ -154,6 +154,7 @@ async def test_a_single_job_starts_while_another_tenants_flood_waits(
         tenant_max_running=1000,
         tenant_creates_per_minute=10_000,
         tenant_create_burst=1000,
+        upstream_rps=0,  # no budget: a create refused for a token would free its slot
     ) as system:
         # Each create takes the upstream 0.5 s, so the worker's slots stay busy: admission
         # fills the free ones only, and the flood waits in its tenant's queue.

@@ -32,7 +32,7 @@ from tests.worker.gemini.test_client import body
 from worker import fence
 from worker.fence import Fence, FenceMissing
 from worker.gemini import GeminiClient
-from worker.steps import Steps
+from worker.steps import Next, Steps
 from worker.worker import Worker
 
 TENANT = "team-a"
@@ -76,10 +76,10 @@ async def take_over(store: JobStore, name: str, lease_s: float = 5.0) -> tuple[L
             return acquired
 
 
-async def advance(steps: Steps, lease: Lease, held: Fence, job: Job) -> float | None:
+async def advance(steps: Steps, lease: Lease, held: Fence, current: Versioned) -> Next:
     """One visit's steps, under `held`, as Worker.visit runs them."""
     with fence.holding(held):
-        return await steps.advance(lease, job)
+        return await steps.advance(lease, current)
 
 
 # The client: every side effect checks the fence just before its request leaves.
@@ -158,12 +158,12 @@ async def test_a_visit_paused_past_its_lease_does_not_create_after_the_takeover(
     # The first worker's wait for a token outlasts its lease, as a SIGSTOP would.
     await system.inject_faults({"route": "oauth.token", "latency_s": 1.0, "times": 1})
     lease, current, held = await take(store, job.name, lease_s=0.3)
-    stale = asyncio.create_task(advance(stale_steps, lease, held, current.job))
+    stale = asyncio.create_task(advance(stale_steps, lease, held, current))
     await system.eventually(lambda: _requested(system, "oauth.token", 1))
 
     second, fresh = await take_over(store, job.name)
     fresh_fence = Fence.for_lease("second visit", time.monotonic(), second.lease_s)
-    assert await advance(fresh_steps, second, fresh_fence, fresh.job) is not None
+    assert (await advance(fresh_steps, second, fresh_fence, fresh)).delay_s is not None
     with pytest.raises(LeaseLost):
         await stale  # it resumed, and stopped before its create left
     assert await system.upstream_requests("tunedModels.create") == 1  # the second's only
@@ -184,7 +184,7 @@ async def test_a_stale_visit_to_a_job_cancelled_meanwhile_meets_lease_lost(
     # The stale visit believes its lease is good; only Redis knows better.
     trusting = Fence("stale visit", valid_until=time.monotonic() + 60)
     with pytest.raises(LeaseLost):
-        await advance(stale_steps, lease, trusting, current.job)
+        await advance(stale_steps, lease, trusting, current)
     assert (await system.upstream_stats())["requests"] == {}
     assert (await system.get(job.name)).state == State.CANCELLED
 
@@ -240,6 +240,7 @@ async def test_a_visit_past_its_deadline_stops_and_releases_the_job(api_only: Sy
     async with asyncio.timeout(1.0):
         await worker.visit(TENANT, job_id(job.name))
     assert time.monotonic() - started < 1.0
+    await worker.send_moves()
     # Released: another worker takes it at once, and it is due again soon.
     second, current = await store.acquire(TENANT, job_id(job.name), 5.0)  # type: ignore[misc]
     assert second.deliveries == 2  # the stopped visit counts as one that did not finish
@@ -262,7 +263,7 @@ async def test_a_worker_process_stopped_past_its_lease_sends_nothing_when_it_res
     try:
         second, fresh = await take_over(store, job.name)
         fresh_fence = Fence.for_lease("second visit", time.monotonic(), second.lease_s)
-        await advance(await build_system_steps(system), second, fresh_fence, fresh.job)
+        await advance(await build_system_steps(system), second, fresh_fence, fresh)
         assert await system.upstream_requests("tunedModels.create") == 1
     finally:
         worker.process.send_signal(signal.SIGCONT)
@@ -281,4 +282,4 @@ async def _requested(system: System, route: str, count: int) -> bool:
 
 
 async def _claimable(schedule: Schedule, name: str) -> bool:
-    return (TENANT, job_id(name)) in await schedule.claim(10, 5.0)
+    return (TENANT, job_id(name)) in [c[:2] for c in await schedule.claim(10, 5.0)]

@@ -328,6 +328,8 @@ async def test_tombstones_are_capped_per_tenant_keeping_the_newest(rig: Rig) -> 
             storage_key=keys.tenant_storage(TENANT),
             ended_key=keys.tenant_ended(TENANT),
             tombstones_key=keys.tenant_tombstones(TENANT),
+            counts_key=keys.tenant_state_counts(TENANT),
+            fetched_key=keys.tenant_fetched(TENANT),
             epoch=acquired[0].epoch,
             job_id=job.id,
             tombstone_ms=n * 1000,

@@ -140,6 +140,7 @@ class TuningJob(_message.Message):
     CHECKPOINTS_FIELD_NUMBER: _builtins.int
     TUNED_MODEL_ENDPOINT_FIELD_NUMBER: _builtins.int
     PROVIDER_FIELD_NUMBER: _builtins.int
+    WAITING_REASON_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Output only. `tuningJobs/{tuning_job}`: the id is `j` and 19 of [a-z2-7]. A name
     of any other shape (or longer than 64 characters) is INVALID_ARGUMENT, never
@@ -174,7 +175,9 @@ class TuningJob(_message.Message):
     """
     queue_position: _builtins.int
     """Output only. While QUEUED: the job's 1-based place in its tenant's queue (a tenant
-    runs at most its quota of jobs at once; the rest wait). 0 otherwise.
+    runs at most its quota of jobs at once; the rest wait); while waiting for its Vertex
+    AI project's quota (see `waiting_reason`), its place in that project's line, shared
+    by every tenant of the project (of several projects, the best place). 0 otherwise.
     """
     system_instruction: _builtins.str
     """Optional, Vertex AI only (a Gemini API tenant's job with it is INVALID_ARGUMENT). An
@@ -200,6 +203,11 @@ class TuningJob(_message.Message):
     """
     provider: Global___TuningJob.Provider.ValueType
     """Output only. Which upstream tunes this job, fixed when it was created."""
+    waiting_reason: _builtins.str
+    """Output only. Why a QUEUED job has not started: empty, or e.g. `WAITING_FOR_QUOTA:
+    Vertex AI project p runs as many tuning jobs at once as its quota allows`. Such a
+    job starts, first come first served, when one of the project's jobs ends.
+    """
     @_builtins.property
     def hyperparameters(self) -> Global___Hyperparameters:
         """Optional. Unset fields take the upstream's defaults. A field the tenant's provider
@@ -292,10 +300,11 @@ class TuningJob(_message.Message):
         checkpoints: _abc.Iterable[Global___Checkpoint] | None = ...,
         tuned_model_endpoint: _builtins.str = ...,
         provider: Global___TuningJob.Provider.ValueType = ...,
+        waiting_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "error", b"error", "hyperparameters", b"hyperparameters", "progress", b"progress", "start_time", b"start_time", "status_fetch_time", b"status_fetch_time", "tuning_data_stats", b"tuning_data_stats", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_model", b"base_model", "checkpoints", b"checkpoints", "create_time", b"create_time", "dataset", b"dataset", "description", b"description", "display_name", b"display_name", "end_time", b"end_time", "error", b"error", "export_last_checkpoint_only", b"export_last_checkpoint_only", "hyperparameters", b"hyperparameters", "labels", b"labels", "name", b"name", "progress", b"progress", "provider", b"provider", "queue_position", b"queue_position", "snapshots", b"snapshots", "start_time", b"start_time", "state", b"state", "status_fetch_time", b"status_fetch_time", "system_instruction", b"system_instruction", "training_examples", b"training_examples", "tuned_model", b"tuned_model", "tuned_model_endpoint", b"tuned_model_endpoint", "tuning_data_stats", b"tuning_data_stats", "update_time", b"update_time", "validation_dataset", b"validation_dataset"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_model", b"base_model", "checkpoints", b"checkpoints", "create_time", b"create_time", "dataset", b"dataset", "description", b"description", "display_name", b"display_name", "end_time", b"end_time", "error", b"error", "export_last_checkpoint_only", b"export_last_checkpoint_only", "hyperparameters", b"hyperparameters", "labels", b"labels", "name", b"name", "progress", b"progress", "provider", b"provider", "queue_position", b"queue_position", "snapshots", b"snapshots", "start_time", b"start_time", "state", b"state", "status_fetch_time", b"status_fetch_time", "system_instruction", b"system_instruction", "training_examples", b"training_examples", "tuned_model", b"tuned_model", "tuned_model_endpoint", b"tuned_model_endpoint", "tuning_data_stats", b"tuning_data_stats", "update_time", b"update_time", "validation_dataset", b"validation_dataset", "waiting_reason", b"waiting_reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -50,13 +50,16 @@ def a_job_with_every_field_set() -> Job:
         validation_dataset="datasets/y",
         export_last_checkpoint_only=True,
         provider=ProviderChoice(
-            ProviderKind.VERTEX, VertexTarget("team-v-project", "us-central1", "b", "p")
+            ProviderKind.VERTEX,
+            VertexTarget("team-v-project", "us-central1", "b", "p"),
+            pools=(VertexTarget("team-v-pool", "europe-west4", "c"),),
         ),
         data_stats=DataStats(20, 400, 120, 10),
         checkpoints=(Checkpoint("1", 1, 5, "projects/p/locations/l/endpoints/1"), Checkpoint("2")),
         tuned_model_endpoint="projects/p/locations/l/endpoints/2",
         tuned_model_name="projects/p/locations/l/models/3@1",
         training_file=TrainingFile("gs://b/p/t/jobs/j.jsonl", 10, "AAAAAA==", "q", "a"),
+        waiting_for=("team-v-project", "team-v-pool"),
     )
 
 

@@ -7,14 +7,14 @@ import pytest
 from core.errors import RateLimited
 from core.redis.client import Redis
 from core.redis.keys import Keys
-from core.redis.token_bucket import RedisTokenBucket
+from core.redis.token_bucket import RedisTokenBucket, prepaid
 from tests.clocks import LateSleeper
 
 
 def bucket(redis: Redis, prefix: str, sleeper: LateSleeper) -> RedisTokenBucket:
     return RedisTokenBucket(
         redis,
-        Keys(prefix).rate_limit("upstream"),
+        Keys(prefix).upstream_bucket(),
         rate_per_s=10.0,
         burst=1,
         max_wait_s=5.0,
@@ -52,3 +52,24 @@ async def test_a_hold_off_delays_every_request_of_the_fleet(redis: Redis, prefix
     await first.hold_off(0.5)  # a shorter hold never shortens the one in force
     await first.acquire(urgent=True)
     assert sleeper.waits_s[-1] == pytest.approx(2.1, abs=0.05)
+
+
+async def test_a_prepaid_token_is_spent_once_without_asking_redis(
+    redis: Redis, prefix: str
+) -> None:
+    sleeper = LateSleeper(late_s=0.0, late_times=0)
+    budget = bucket(redis, prefix, sleeper)
+    with prepaid(sleeper.monotonic() + 0.2):  # the claim booked it 0.2 s ahead
+        await budget.acquire(urgent=False)
+        assert sleeper.waits_s == [pytest.approx(0.2)]
+        assert not await redis.exists(Keys(prefix).upstream_bucket())  # not asked
+        await budget.acquire(urgent=False)  # the visit's second request takes its own
+    assert await redis.exists(Keys(prefix).upstream_bucket())
+
+
+async def test_a_prepaid_token_woken_up_to_late_is_replaced(redis: Redis, prefix: str) -> None:
+    sleeper = LateSleeper(late_s=0.5, late_times=1)
+    budget = bucket(redis, prefix, sleeper)
+    with prepaid(sleeper.monotonic() + 0.1):
+        await budget.acquire(urgent=False)
+    assert await redis.exists(Keys(prefix).upstream_bucket())  # took a fresh one

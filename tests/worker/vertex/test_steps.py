@@ -26,7 +26,7 @@ async def visit(steps: Steps, store: JobStore, job_id: str) -> tuple[float | Non
     assert acquired is not None
     lease, current = acquired
     with fence.holding(Fence("visit", math.inf)):
-        outcome = await steps.advance(lease, current.job)
+        outcome = (await steps.advance(lease, current)).delay_s
     await store.release(lease)
     found = await store.read(TENANT, job_id)
     assert found is not None
