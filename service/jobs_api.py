@@ -292,7 +292,9 @@ class JobsApi:
         )
         if job is None or job.deleted:
             raise NotFound(f"{name} not found")
-        if job.state == JobState.CANCELLING:
+        if job.state == JobState.CANCELLING or (job.state.terminal and job.waiting_for):
+            # A job cancelled in a project's line: a worker's visit gives its places back
+            # (worker.steps), so that those behind it move up at once.
             await self._schedule.due_in(tenant, job_id, 0)
         elif job.state.terminal:
             await self._schedule.remove(tenant, job_id)

@@ -130,6 +130,8 @@ async def test_a_job_cancelled_while_in_line_passes_the_freed_slot_on(api_only: 
     third = await create(api_only, VERTEX_TENANT, display_name="third")
     await api_only.eventually(lambda: _in_line_at(api_only, third, VERTEX_TENANT, 2))
     assert (await api_only.cancel(second.name, NEIGHBOUR)).state == State.CANCELLED
+    # The cancelled job's place is given back at once: the third moves up.
+    await api_only.eventually(lambda: _in_line_at(api_only, third, VERTEX_TENANT, 1))
 
     assert (await finish(api_only, first)).state == State.SUCCEEDED
     assert (await finish(api_only, third)).state == State.SUCCEEDED  # not after a sweep
