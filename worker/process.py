@@ -187,15 +187,21 @@ def build_reconciler(wiring: WorkerWiring) -> Reconciler:
     providers, auth_for = build_providers(wiring)
     redis, keys, tenants = wiring.redis, wiring.keys, wiring.tenants
 
-    def provider_of(tenant_id: str) -> TuningProvider:
+    def providers_of(tenant_id: str) -> list[TuningProvider]:
+        """Each upstream the tenant's jobs may live in: its provider's targets (a Vertex
+        AI tenant's main project and pools), or the Gemini API."""
         found = tenants.tenant(tenant_id)
-        return providers.of(found.provider if found is not None else ProviderChoice())
+        choice = found.provider if found is not None else ProviderChoice()
+        targets = choice.targets()
+        if not targets:
+            return [providers.of(choice)]
+        return [providers.of(choice.placed_on(t)) for t in targets]
 
     return Reconciler(
         wiring.store,
         Tombstones(redis, keys),
         FleetLock(redis, keys.reconciler_lock()),
-        provider_of,
+        providers_of,
         auth_for,
         wiring.tenants.tenant_ids,
         wiring.clock,

@@ -5,7 +5,8 @@ tuned model after the job was cancelled, failed or deleted, and a clean-up can f
 good; nothing in a job's own life would ever delete that model. So, every
 `reconcile_interval_s`, a worker lists what the platform made upstream (the provider's
 `list_owned`: on the Gemini API, the `tunedModels` named `tj-<job id>`), tenant by tenant
-with each tenant's own credential, and decides about each by its job alone (`decide`):
+(a Vertex AI tenant's main project, then each of its quota pools) with each tenant's own
+credential, and decides about each by its job alone (`decide`):
 
 - Kept: the job is unfinished, or deleted and not yet cleaned up (its worker will), or
   SUCCEEDED (the model is what the tenant asked for), or CANCELLED while the operator keeps
@@ -19,6 +20,9 @@ with each tenant's own credential, and decides about each by its job alone (`dec
   retired, since a model is made before its job ends); an older one is taken for a
   retained success and kept. With retention off (0) no record is ever retired, so every
   model without a record is unknown.
+- Another tenant's: tenants tuning in one Vertex AI project (decision 24) see each other's
+  tuning jobs in a listing. A resource whose job has no record and no tombstone here but a
+  record under another tenant is that tenant's, and is kept: its own pass decides.
 - Grace: nothing is deleted until `reconcile_grace_s` has passed since the model last
   changed upstream and since its job ended (or was removed). A model a stale worker just
   made waits out the grace, by which time that worker's fence has long expired; the grace
@@ -47,7 +51,7 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -87,6 +91,9 @@ class Outcome(StrEnum):
     DEFERRED = "deferred"
     """To be deleted, but the pass had spent its deletes."""
     DELETE_FAILED = "delete_failed"
+    KEPT_OTHER_TENANT = "kept_other_tenant"
+    """Its job is another tenant's: tenants tuning in one project see each other's tuning
+    jobs, and only the job's own tenant's pass may decide about it."""
 
 
 class PassResult(StrEnum):
@@ -192,7 +199,7 @@ class Reconciler:
         store: JobStore,
         tombstones: Tombstones,
         lock: FleetLock,
-        provider_of: Callable[[str], TuningProvider],
+        providers_of: Callable[[str], Sequence[TuningProvider]],
         auth_for: Callable[[str], TokenSource],
         tenants: Callable[[], Iterable[str]],
         clock: Clock,
@@ -205,7 +212,9 @@ class Reconciler:
         self._store = store
         self._tombstones = tombstones
         self._lock = lock
-        self._provider_of = provider_of  # by tenant: what it has upstream now
+        # By tenant: where it has things upstream now (a Vertex AI tenant: its main project
+        # and each of its quota pools).
+        self._providers_of = providers_of
         self._auth_for = auth_for
         self._tenants = tenants  # asked at every pass: the tenants file can change
         self._clock = clock
@@ -259,23 +268,13 @@ class Reconciler:
             await self._reconcile_tenant(tenant, run)
 
     async def _reconcile_tenant(self, tenant: str, run: _Run) -> None:
-        """List the tenant's owned resources page by page, judging each page as it comes;
-        drop its confirmed tombstones if the listing was complete."""
-        auth, seen, page_token = self._auth_for(tenant), set[str](), ""
+        """List the tenant's owned resources in each of its upstreams, judging each page
+        as it comes; drop its confirmed tombstones if every listing was complete."""
+        auth, seen = self._auth_for(tenant), set[str]()
         try:
-            while True:
-                if run.should_stop(self._policy.pages_per_pass):
+            for provider in self._providers_of(tenant):
+                if not await self._list(tenant, provider, auth, seen, run):
                     return
-                await self._keep(run, f"list {tenant}'s resources")
-                page = await self._provider_of(tenant).list_owned(
-                    auth, page_size=self._page_size, page_token=page_token
-                )
-                run.report.pages += 1
-                seen.update(r.job_id for r in page.resources)
-                await self._judge(tenant, auth, page.resources, run)
-                page_token = page.next_page_token
-                if not page_token:
-                    break
         except CredentialError as exc:
             log.info("reconciler: tenant %s skipped: %s", tenant, exc.message)
             return
@@ -285,28 +284,71 @@ class Reconciler:
             return
         run.report.tombstones_dropped += await self._drop_confirmed(tenant, seen)
 
+    async def _list(
+        self,
+        tenant: str,
+        provider: TuningProvider,
+        auth: TokenSource,
+        seen: set[str],
+        run: _Run,
+    ) -> bool:
+        """List one upstream page by page (job ids into `seen`); False if the pass had to
+        stop before the end."""
+        page_token = ""
+        while True:
+            if run.should_stop(self._policy.pages_per_pass):
+                return False
+            await self._keep(run, f"list {tenant}'s resources")
+            page = await provider.list_owned(auth, page_size=self._page_size, page_token=page_token)
+            run.report.pages += 1
+            seen.update(r.job_id for r in page.resources)
+            await self._judge(tenant, provider, auth, page.resources, run)
+            page_token = page.next_page_token
+            if not page_token:
+                return True
+
     async def _judge(
-        self, tenant: str, auth: TokenSource, resources: list[OwnedResource], run: _Run
+        self,
+        tenant: str,
+        provider: TuningProvider,
+        auth: TokenSource,
+        resources: list[OwnedResource],
+        run: _Run,
     ) -> None:
         removed = await self._tombstones.removed_at(tenant, [r.job_id for r in resources])
         for resource in resources:
             found = await self._store.read(tenant, resource.job_id)
             job = None if found is None else found.job
-            outcome = decide(
-                resource, job, removed.get(resource.job_id), self._clock(), self._policy
-            )
+            tombstoned = removed.get(resource.job_id)
+            if job is None and tombstoned is None and await self._elsewhere(tenant, resource):
+                run.report.outcomes[Outcome.KEPT_OTHER_TENANT] += 1
+                continue
+            outcome = decide(resource, job, tombstoned, self._clock(), self._policy)
             if outcome == Outcome.DELETED:
-                outcome = await self._delete(tenant, auth, resource, run)
+                outcome = await self._delete(tenant, provider, auth, resource, run)
             run.report.outcomes[outcome] += 1
 
+    async def _elsewhere(self, tenant: str, resource: OwnedResource) -> bool:
+        """Whether another tenant has a record of the resource's job (a project shared by
+        tenants lists every tenant's tuning jobs to each)."""
+        for other in self._tenants():
+            if other != tenant and await self._store.read(other, resource.job_id) is not None:
+                return True
+        return False
+
     async def _delete(
-        self, tenant: str, auth: TokenSource, resource: OwnedResource, run: _Run
+        self,
+        tenant: str,
+        provider: TuningProvider,
+        auth: TokenSource,
+        resource: OwnedResource,
+        run: _Run,
     ) -> Outcome:
         if run.report.outcomes[Outcome.DELETED] >= self._policy.deletes_per_pass:
             return Outcome.DEFERRED
         await self._keep(run, f"delete {resource.name}")
         try:
-            await self._provider_of(tenant).delete_owned(auth, resource)
+            await provider.delete_owned(auth, resource)
         except (UpstreamError, Retryable) as exc:
             log.warning("reconciler: cannot delete %s: %s", resource.name, exc.message)
             return Outcome.DELETE_FAILED

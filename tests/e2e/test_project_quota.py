@@ -9,17 +9,23 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 
+from core.domain import lifecycle
 from core.domain.job import new_job_id
+from core.errors import JobError, Reason
 from core.redis.keys import Keys
 from core.redis.project_slots import ProjectSlots
 from core.security.authorized_user import CLOUD_PLATFORM_SCOPE
+from core.security.tenants import TenantDirectory
 from devstack.tenants import LocalTenant, tenants_entry, write_atomically
 from tests.e2e.test_reliability_vertex import finish, upstream_jobs, wait_for
 from tests.e2e.test_vertex_tenant import vertex_fields
 from tests.harness import VERTEX_PROVIDER, VERTEX_TENANT, State, System
 from tuning.v1 import tuning_job_pb2
+from worker.process import WorkerWiring, build_reconciler
+from worker.reconciler import Outcome
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -143,3 +149,36 @@ async def _in_line_at(
     """Whether `job` waits for its project's quota at `place` in the project's line."""
     seen = await system.get(job.name, tenant)
     return bool(seen.waiting_reason) and seen.queue_position == place
+
+
+async def test_the_reconciler_looks_in_a_tenants_pools_too(api_only: System) -> None:
+    pool = {"project": POOL, "location": "us-central1", "staging": "gs://team-v-tuning/pool"}
+    await share_project(api_only, {PROJECT: 1, POOL: 1}, pools=[pool])
+    await api_only.start_worker()
+    first = await create(api_only, VERTEX_TENANT, display_name="first")
+    await wait_for(api_only, first, {State.RUNNING})
+    second = await create(api_only, VERTEX_TENANT, display_name="second")
+    await wait_for(api_only, second, {State.RUNNING})
+    assert [j["project"] for j in await upstream_jobs(api_only, second)] == [POOL]
+    # The job fails here while its tuning job in the pool runs on: a leftover.
+    error = JobError.of(Reason.DEAD_LETTERED, "failed for the test")
+    tenant, job_id = VERTEX_TENANT, second.name.split("/")[-1]
+    ended_s = api_only.clock()
+    await api_only.store.update(tenant, job_id, lambda j: lifecycle.failed(j, error, ended_s))
+    # Past the grace after both the failure and the tuning job's own end upstream.
+    api_only.clock.advance(3600)
+    api_only.clock.advance(api_only.settings.reconcile_grace_s + 60)
+
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        with httpx.Client(timeout=10.0) as token_http:
+            tenants = TenantDirectory.watch(api_only.tenants_file)
+            wiring = WorkerWiring(
+                api_only.settings, api_only.redis, tenants, http, token_http, clock=api_only.clock
+            )
+            report = await build_reconciler(wiring).reconcile_once()
+    # The pool's leftover goes; the first job, listed by both tenants of its project, is
+    # kept by its own tenant's pass and left alone by the neighbour's.
+    assert report.outcomes[Outcome.DELETED] == 1
+    assert report.outcomes[Outcome.KEPT_OTHER_TENANT] == 1
+    (left,) = await upstream_jobs(api_only, second)
+    assert left["state"] in {"JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED", "JOB_STATE_SUCCEEDED"}

@@ -71,7 +71,7 @@ class Rig:
             self.store,
             Tombstones(self.system.redis, keys),
             FleetLock(self.system.redis, keys.reconciler_lock()),
-            lambda _tenant: provider,
+            lambda _tenant: [provider],
             auth_for,
             self.wiring.tenants.tenant_ids,
             self.system.clock,
