@@ -13,6 +13,7 @@ from core.errors import TuningError
 from core.redis.client import Redis, translated_errors
 from core.redis.job_store import JobStore
 from core.redis.keys import Keys
+from core.redis.project_slots import ProjectSlots
 from core.runtime.clock import Clock
 from core.runtime.metrics import Metrics
 
@@ -30,9 +31,13 @@ class GaugeSampler:
         metrics: Metrics,
         tenants: Callable[[], Iterable[str]],
         clock: Clock,
+        *,
+        slots: ProjectSlots | None = None,
+        projects: Callable[[], Iterable[str]] = tuple,
     ) -> None:
         self._redis, self._keys, self._store = redis, keys, store
         self._metrics, self._tenants, self._clock = metrics, tenants, clock
+        self._slots, self._projects = slots, projects  # Vertex AI projects' slots
 
     async def run(self, stop: asyncio.Event, interval_s: float) -> None:
         while not stop.is_set():
@@ -56,6 +61,17 @@ class GaugeSampler:
         self._metrics.poll_lag.set(max(0.0, (now_ms - oldest_ms) / 1000))
         for tenant in self._tenants():
             await self._sample_tenant(tenant, now)
+        await self._sample_projects()
+
+    async def _sample_projects(self) -> None:
+        """Slots used and jobs waiting, for each Vertex AI project with a limit."""
+        if self._slots is None:
+            return
+        for project in self._projects():
+            if self._slots.limit(project) > 0:
+                holding, waiting = await self._slots.counts(project)
+                self._metrics.project_slots_used.labels(project).set(holding)
+                self._metrics.project_jobs_waiting.labels(project).set(waiting)
 
     async def _sample_tenant(self, tenant: str, now: float) -> None:
         """A few keys per tenant, however many jobs it has: the scripts that write jobs keep

@@ -278,7 +278,14 @@ async def _work(
     cancelled, so none is cut off inside a Redis call), and all are awaited."""
     tenant_ids = wiring.tenants.tenant_ids
     gauges = GaugeSampler(
-        wiring.redis, wiring.keys, wiring.store, wiring.metrics, tenant_ids, wiring.clock
+        wiring.redis,
+        wiring.keys,
+        wiring.store,
+        wiring.metrics,
+        tenant_ids,
+        wiring.clock,
+        slots=wiring.project_slots,
+        projects=wiring.tenants.projects,
     )
     sampling = asyncio.create_task(gauges.run(stop, OBSERVE_INTERVAL_S))
     draining = asyncio.create_task(_report_draining(stop, health))

@@ -85,6 +85,15 @@ class ProjectSlots:
             rank: Any = await self._redis.zrank(self._keys.project_waiting(project), member)
         return 0 if rank is None else int(rank) + 1
 
+    async def counts(self, project: str) -> tuple[int, int]:
+        """How many jobs hold a slot of `project`, and how many wait in its line."""
+        with translated_errors():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.scard(self._keys.project_running(project))
+                pipe.zcard(self._keys.project_waiting(project))
+                holding, waiting = await pipe.execute()
+        return int(holding), int(waiting)
+
     async def holders(self, project: str) -> list[str]:
         """The members holding a slot of `project`."""
         with translated_errors():

@@ -28,6 +28,8 @@ class Metrics:
     oldest_queued_age: Gauge
     schedule_due: Gauge
     poll_lag: Gauge
+    project_slots_used: Gauge
+    project_jobs_waiting: Gauge
     jobs: Gauge
     status_cache_age: Gauge
     security_file_ok: Gauge
@@ -90,6 +92,18 @@ class Metrics:
             schedule_due=Gauge(
                 "tuning_schedule_due",
                 "Admitted jobs with work (not a poll) due now: what more workers would take.",
+                registry=r,
+            ),
+            project_slots_used=Gauge(
+                "tuning_project_slots_used",
+                "Jobs holding one of a Vertex AI project's slots (its concurrent tuning jobs).",
+                ["project"],
+                registry=r,
+            ),
+            project_jobs_waiting=Gauge(
+                "tuning_project_jobs_waiting",
+                "Jobs waiting QUEUED in a Vertex AI project's line for a slot.",
+                ["project"],
                 registry=r,
             ),
             poll_lag=Gauge(

@@ -3,9 +3,14 @@ every member that asks; a limit of 0 grants everyone."""
 
 from __future__ import annotations
 
+import time
+
 from core.redis.client import Redis
+from core.redis.job_store import JobStore
 from core.redis.keys import Keys
 from core.redis.project_slots import Placement, ProjectSlots
+from core.runtime.metrics import Metrics
+from worker.gauges import GaugeSampler
 
 
 def slots(redis: Redis, prefix: str, **limits: int) -> ProjectSlots:
@@ -89,3 +94,28 @@ async def test_a_lowered_limit_admits_no_one_until_holders_are_below_it(
     assert await project.take("p1", "b/j3") == Placement(granted=False, position=1)
     assert await project.give_back("p1", "a/j1") == []
     assert await project.give_back("p1", "a/j2") == ["b/j3"]
+
+
+async def test_the_gauges_show_slots_used_and_jobs_waiting_per_limited_project(
+    redis: Redis, prefix: str
+) -> None:
+    project = slots(redis, prefix, p1=1)
+    for member in ("a/j1", "b/j2", "a/j3"):
+        await project.take("p1", member)
+    assert await project.counts("p1") == (1, 2)
+    metrics, keys = Metrics.create(), Keys(prefix)
+    sampler = GaugeSampler(
+        redis,
+        keys,
+        JobStore(redis, keys),
+        metrics,
+        tuple,
+        time.time,
+        slots=project,
+        projects=lambda: ["p1", "unlimited"],
+    )
+    await sampler.sample()
+    read = metrics.registry.get_sample_value
+    assert read("tuning_project_slots_used", {"project": "p1"}) == 1
+    assert read("tuning_project_jobs_waiting", {"project": "p1"}) == 2
+    assert read("tuning_project_slots_used", {"project": "unlimited"}) is None
