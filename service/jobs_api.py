@@ -98,16 +98,22 @@ class JobsApi:
         the round that is checking its queue (core.redis.admission). A retry of a QUEUED job
         joins too, which repairs a first attempt that died before joining.
 
-        Quotas come before the heavy work (parsing, validation, encoding, reading a
-        dataset): `_admitted` refuses at once what the quota would refuse anyway, on the
-        request's head alone. The heavy work runs off the event loop for a large request
-        (service.create_preparation).
+        Quotas come before the heavy work (parsing, validation, encoding, copying a
+        dataset's file): `_admitted` refuses at once what the quota would refuse anyway, on
+        the request's head alone, for a large request and before a dataset's copy. A small
+        request of inline examples has no heavy work, and that peek would be its second
+        Redis round trip: the CREATE script's own refusal serves. The heavy work runs off
+        the event loop for a large request (service.create_preparation).
 
         The job is validated for, and keeps, the tenant's provider as the tenants file
         says now: a later change of the file moves only jobs created after it.
         """
         quotas = self._quotas_for(tenant)
-        await self._admitted(tenant, call, quotas)
+        # A small create of inline examples costs less than a peek at its quota: the CREATE
+        # script refuses it all the same. The others peek first (`_admitted`).
+        peeked = call.validate_only or not is_small(call, self._settings)
+        if peeked:
+            await self._admitted(tenant, call, quotas)
         provider = self._provider_of(tenant)
         prepared = await self._prepared(tenant, call, provider)
         request = prepared.request
@@ -123,6 +129,8 @@ class JobsApi:
         if request.validate_only:
             await self._check_quotas(tenant, quotas, len(content))
             return job.replace(progress=Progress(total_steps=estimated_total_steps(job))), 0
+        if not peeked and job.training_file is not None:  # a copy of its dataset to make
+            await self._admitted(tenant, call, quotas)
         copy = await self._own_copy(job, request.request_id)
         job = job if copy is None else job.replace(training_file=copy)
         try:
