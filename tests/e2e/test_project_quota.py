@@ -93,14 +93,23 @@ async def test_a_second_tenants_job_waits_for_the_projects_only_slot(api_only: S
     assert [j["project"] for j in await upstream_jobs(api_only, second)] == [PROJECT]
 
 
-async def test_a_job_is_placed_on_a_pool_with_room_and_stays_there(api_only: System) -> None:
+async def running_on_main_and_pool(
+    system: System,
+) -> tuple[tuning_job_pb2.TuningJob, tuning_job_pb2.TuningJob]:
+    """team-v with one pool, each project limited to 1, and two of its jobs RUNNING: the
+    first in the main project, the second (no slot left there) in the pool."""
     pool = {"project": POOL, "location": "us-central1", "staging": "gs://team-v-tuning/pool"}
-    await share_project(api_only, {PROJECT: 1, POOL: 1}, pools=[pool])
-    await api_only.start_worker()
-    first = await create(api_only, VERTEX_TENANT, display_name="first")
-    await wait_for(api_only, first, {State.RUNNING})
-    second = await create(api_only, VERTEX_TENANT, display_name="second")
-    await wait_for(api_only, second, {State.RUNNING})  # both run: one per project
+    await share_project(system, {PROJECT: 1, POOL: 1}, pools=[pool])
+    await system.start_worker()
+    first = await create(system, VERTEX_TENANT, display_name="first")
+    await wait_for(system, first, {State.RUNNING})
+    second = await create(system, VERTEX_TENANT, display_name="second")
+    await wait_for(system, second, {State.RUNNING})
+    return first, second
+
+
+async def test_a_job_is_placed_on_a_pool_with_room_and_stays_there(api_only: System) -> None:
+    first, second = await running_on_main_and_pool(api_only)
     third = await create(api_only, NEIGHBOUR, display_name="third")
     # The neighbour has no pools: it waits for the main project.
     await api_only.eventually(lambda: _in_line_at(api_only, third, NEIGHBOUR, 1))
@@ -152,13 +161,7 @@ async def _in_line_at(
 
 
 async def test_the_reconciler_looks_in_a_tenants_pools_too(api_only: System) -> None:
-    pool = {"project": POOL, "location": "us-central1", "staging": "gs://team-v-tuning/pool"}
-    await share_project(api_only, {PROJECT: 1, POOL: 1}, pools=[pool])
-    await api_only.start_worker()
-    first = await create(api_only, VERTEX_TENANT, display_name="first")
-    await wait_for(api_only, first, {State.RUNNING})
-    second = await create(api_only, VERTEX_TENANT, display_name="second")
-    await wait_for(api_only, second, {State.RUNNING})
+    _, second = await running_on_main_and_pool(api_only)
     assert [j["project"] for j in await upstream_jobs(api_only, second)] == [POOL]
     # The job fails here while its tuning job in the pool runs on: a leftover.
     error = JobError.of(Reason.DEAD_LETTERED, "failed for the test")
