@@ -38,6 +38,9 @@ class TuningRequest:
     stored_examples: ExampleBatches | None = None
     """For a job made from a dataset, its examples in place of `examples`: read from the
     job's file as they are sent upstream, never all at once (a file may be 1 GB)."""
+    tenant: str = ""
+    """The job's tenant, labelled where the upstream takes labels (Vertex AI), so that
+    tenants tuning in one project tell their resources apart."""
 
     async def example_batches(self) -> AsyncIterator[list[Example]]:
         """The training examples, a batch at a time."""
@@ -71,6 +74,7 @@ class TuningRequest:
             export_last_checkpoint_only=job.export_last_checkpoint_only,
             validation_examples=validation or [],
             stored_examples=stored,
+            tenant=job.tenant,
         )
 
 
@@ -95,6 +99,9 @@ class OwnedResource:
     """When the upstream made it (seconds since the epoch, by the upstream's clock)."""
     update_time: float
     """When it last changed upstream (its training ending counts), by the same clock."""
+    tenant: str = ""
+    """The tenant whose job it is, where the upstream carries it (a Vertex AI label);
+    empty when not known."""
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,10 @@ credential, and decides about each by its job alone (`decide`):
   retained success and kept. With retention off (0) no record is ever retired, so every
   model without a record is unknown.
 - Another tenant's: tenants tuning in one Vertex AI project (decision 24) see each other's
-  tuning jobs in a listing. A resource whose job has no record and no tombstone here but a
-  record under another tenant is that tenant's, and is kept: its own pass decides.
+  tuning jobs in a listing. A resource labelled with another tenant
+  (`OwnedResource.tenant`), or one without that label whose job has no record and no
+  tombstone here but a record under another tenant, is that tenant's, and is kept: its
+  own pass decides.
 - Grace: nothing is deleted until `reconcile_grace_s` has passed since the model last
   changed upstream and since its job ended (or was removed). A model a stale worker just
   made waits out the grace, by which time that worker's fence has long expired; the grace
@@ -320,7 +322,9 @@ class Reconciler:
             found = await self._store.read(tenant, resource.job_id)
             job = None if found is None else found.job
             tombstoned = removed.get(resource.job_id)
-            if job is None and tombstoned is None and await self._elsewhere(tenant, resource):
+            if await self._another_tenants(
+                tenant, resource, known=job is not None or tombstoned is not None
+            ):
                 run.report.outcomes[Outcome.KEPT_OTHER_TENANT] += 1
                 continue
             outcome = decide(resource, job, tombstoned, self._clock(), self._policy)
@@ -328,9 +332,15 @@ class Reconciler:
                 outcome = await self._delete(tenant, provider, auth, resource, run)
             run.report.outcomes[outcome] += 1
 
-    async def _elsewhere(self, tenant: str, resource: OwnedResource) -> bool:
-        """Whether another tenant has a record of the resource's job (a project shared by
-        tenants lists every tenant's tuning jobs to each)."""
+    async def _another_tenants(self, tenant: str, resource: OwnedResource, *, known: bool) -> bool:
+        """Whether the resource is another tenant's: tenants tuning in one project see each
+        other's tuning jobs in a listing. Its tenant label says so; a resource made before
+        that label, whose job `tenant` does not know, is another's if another tenant has a
+        record of its job."""
+        if resource.tenant:
+            return resource.tenant != tenant
+        if known:
+            return False
         for other in self._tenants():
             if other != tenant and await self._store.read(other, resource.job_id) is not None:
                 return True

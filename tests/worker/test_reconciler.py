@@ -198,6 +198,20 @@ async def test_models_within_the_grace_are_kept_until_it_passes(rig: Rig) -> Non
     assert await rig.models() == set()
 
 
+async def test_a_model_of_another_tenants_job_is_left_to_that_tenant(rig: Rig) -> None:
+    """Tenants tuning in one project list each other's resources; one made before the
+    tenant label (the Gemini API has none) is known as another's by that tenant's record."""
+    theirs = Job(id=new_job_id("team-b", ""), tenant="team-b", base_model=BASE_MODEL)
+    await rig.store.create(theirs, b"[]")
+    await rig.make_model(theirs.tuned_model_id)  # listed by team-a's credential
+    rig.system.clock.advance(GRACE_S * 2)
+
+    report = await rig.reconciler().reconcile_once()
+
+    assert report.outcomes == {Outcome.KEPT_OTHER_TENANT: 1}
+    assert await rig.deletes() == 0
+
+
 async def test_cancelled_models_are_kept_when_the_operator_keeps_them(rig: Rig) -> None:
     cancelled = await rig.job(JobState.CANCELLED)
     failed = await rig.job(JobState.FAILED)

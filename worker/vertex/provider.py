@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 
 TUNING_JOB = "tuningJob"
 """The kind of resource `list_owned` reports: a tuning job, with all it made."""
+TENANT_LABEL_KEY = "tuning-platform-tenant"
+"""The label that carries the job's tenant (tenants tuning in one project see each
+other's tuning jobs; the reconciler keeps to its own)."""
 DEFAULT_LABEL_KEY = "tuning-platform-job"
 """The label that carries the platform's job id on every tuning job it makes."""
 LABEL_KEY_SHAPE = re.compile(r"[a-z][a-z0-9_-]{0,62}")
@@ -107,7 +110,7 @@ class VertexProvider:
         body = tuning_job_body(  # Refuses what v1 cannot do before anything is written.
             request,
             self._uri(self.object_name(job_id)),
-            {self._label_key: job_id},
+            {self._label_key: job_id} | _tenant_label(request.tenant),
             self._uri(self.object_name(job_id, VALIDATION_FILE))
             if request.validation_examples
             else "",
@@ -300,11 +303,22 @@ def _job_id(model_id: str) -> str:
     return job_id
 
 
+def _tenant_label(tenant: str) -> dict[str, str]:
+    return {TENANT_LABEL_KEY: tenant} if tenant else {}
+
+
 def _owned(job: Json, job_id: str) -> OwnedResource:
     created = parse_time(str(job.get("createTime", ""))) or 0.0
     changed = [parse_time(str(job.get(k, ""))) or 0.0 for k in ("updateTime", "endTime")]
+    labels = job.get("labels")
+    tenant = labels.get(TENANT_LABEL_KEY, "") if isinstance(labels, dict) else ""
     return OwnedResource(
-        TUNING_JOB, str(job.get("name", "")), job_id, created, max(created, *changed)
+        TUNING_JOB,
+        str(job.get("name", "")),
+        job_id,
+        created,
+        max(created, *changed),
+        tenant=str(tenant),
     )
 
 
