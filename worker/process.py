@@ -117,7 +117,7 @@ class WorkerWiring:
         """The job store on this wiring's Redis and clock."""
         return JobStore(self.redis, self.keys, self.clock)
 
-    @property
+    @cached_property
     def project_slots(self) -> ProjectSlots:
         """The slots of Vertex AI projects, each project's limit as the tenants file (or
         else the settings) says now."""

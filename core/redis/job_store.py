@@ -265,29 +265,24 @@ class JobStore:
         as it ends up whether to give the lease back: with the write, or after it if
         nothing is written (a visit's last step).
         """
+
+        def releases(job: Job) -> bool:
+            return lease is not None and release_if is not None and release_if(job)
+
         for _ in range(MAX_CAS_ATTEMPTS):
             current, read = read or await self._reread(tenant, job_id, lease), None
             if current is None:
                 return None
             new = change(current.job)
             if new is None or new == current.job:
-                await self._release_if(lease, release_if, current.job)
+                if releases(current.job) and lease and not await self.release(lease):
+                    raise _lease_lost(job_id)
                 return current.job
-            release = lease is not None and release_if is not None and release_if(new)
             try:
-                return (await self.save(current, new, lease=lease, release=release)).job
+                return (await self.save(current, new, lease=lease, release=releases(new))).job
             except Conflict:
                 continue
         raise Conflict(f"job {job_id} changed {MAX_CAS_ATTEMPTS} times during one update")
-
-    async def _release_if(
-        self, lease: Lease | None, release_if: Callable[[Job], bool] | None, job: Job
-    ) -> None:
-        """Give the lease back if `release_if` says so of `job`; LeaseLost if it was lost."""
-        if lease is None or release_if is None or not release_if(job):
-            return
-        if not await self.release(lease):
-            raise _lease_lost(lease.job_id)
 
     async def _reread(self, tenant: str, job_id: str, lease: Lease | None) -> Versioned | None:
         if lease is None:

@@ -1,4 +1,5 @@
-"""The fleet's upstream budget: urgent requests ahead of polls, and a 429 holds everyone."""
+"""The fleet's upstream budget: urgent requests ahead of polls, a 429 holds everyone, a
+token woken up to late is dropped, and a prepaid token is spent once."""
 
 from __future__ import annotations
 
@@ -73,3 +74,35 @@ async def test_a_prepaid_token_woken_up_to_late_is_replaced(redis: Redis, prefix
     with prepaid(sleeper.monotonic() + 0.1):
         await budget.acquire(urgent=False)
     assert await redis.exists(Keys(prefix).upstream_bucket())  # took a fresh one
+
+
+async def test_a_token_woken_up_to_late_is_dropped_and_another_taken(
+    redis: Redis, prefix: str
+) -> None:
+    clock = LateSleeper(late_s=0.3, late_times=1)
+    budget = bucket(redis, prefix, clock)
+
+    await budget.acquire()  # the burst of one: at once
+    await budget.acquire()  # due in 0.1 s, woken 0.3 s late: dropped; the next is 0.1 s later
+
+    assert clock.waits_s == [pytest.approx(0.1, abs=0.02), pytest.approx(0.2, abs=0.02)]
+
+
+async def test_a_token_woken_up_to_on_time_is_used(redis: Redis, prefix: str) -> None:
+    clock = LateSleeper(late_s=0.01, late_times=1)
+    budget = bucket(redis, prefix, clock)
+
+    await budget.acquire()
+    await budget.acquire()
+
+    assert clock.waits_s == [pytest.approx(0.1, abs=0.02)]
+
+
+async def test_a_caller_late_every_time_sends_after_three_tokens(redis: Redis, prefix: str) -> None:
+    clock = LateSleeper(late_s=1.0, late_times=10)
+    budget = bucket(redis, prefix, clock)
+
+    await budget.acquire()
+    await budget.acquire()
+
+    assert len(clock.waits_s) == 3
