@@ -28,13 +28,15 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import google_crc32c
-import httpx
+import yarl
 
 from core.errors import UpstreamError, UpstreamNotFound, UpstreamRejected, UpstreamRetryable
 from core.runtime.metrics import Metrics
 from core.security.token_source import TokenSource
 from core.upstream_http import (
+    Answer,
     Fence,
     Json,
     Limiter,
@@ -127,8 +129,9 @@ class _Checksummed:
 
 
 class _Pieces:
-    """One request's body as pieces, sent as they are (httpx iterates them again if the
-    request is sent again, after a token refresh)."""
+    """One request's body as pieces, sent as they are (iterated again if the request is
+    sent again, after a token refresh). Its Content-Length is given, so it is not sent
+    chunked."""
 
     def __init__(self, pieces: list[bytes | memoryview]) -> None:
         self.pieces = pieces
@@ -153,7 +156,7 @@ class StorageClient:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: aiohttp.ClientSession,
         *,
         base_url: str = DEFAULT_BASE_URL,
         limiter: Limiter | None = None,
@@ -248,13 +251,14 @@ class StorageClient:
 
     async def _upload_media(self, auth: TokenSource, target: _Target, data: bytes) -> Json | None:
         """The whole body in one request; None if the name is taken."""
-        headers = {"Content-Type": target.content_type}
-        response = await self._post_upload(auth, target, "media", headers=headers, content=data)
+        headers = {"Content-Type": target.content_type, "Content-Length": str(len(data))}
+        body = _Pieces([data])  # sent as it is, where aiohttp would warn of a large `bytes`
+        response = await self._post_upload(auth, target, "media", headers=headers, content=body)
         return None if response.status_code == PRECONDITION_FAILED else _json(response)
 
     async def _post_upload(
         self, auth: TokenSource, target: _Target, upload_type: str, **request: Any
-    ) -> httpx.Response:
+    ) -> Answer:
         """POST to the bucket's upload path, create-only: a 412 is answered, not raised."""
         return await self._api.request(
             auth,
@@ -317,11 +321,11 @@ class StorageClient:
         location = response.headers.get("location")
         if not location:
             raise UpstreamRetryable("a resumable upload began without a session URI")
-        return str(httpx.URL(self._base).join(location))
+        return str(yarl.URL(self._base).join(yarl.URL(location, encoded=True)))
 
     async def _put_chunk(  # noqa: PLR0917 (one request's parts)
         self, auth: TokenSource, session: str, chunk: _Pieces, offset: int, size: int, last: bool
-    ) -> httpx.Response:
+    ) -> Answer:
         total = str(size) if last else "*"
         first_to_last = f"{offset}-{offset + chunk.size - 1}" if chunk.size else "*"
         headers = {"Content-Range": f"bytes {first_to_last}/{total}"}
@@ -370,7 +374,7 @@ def _checked(target: _Target, answer: Json, body: _Checksummed) -> StagedObject:
     return found
 
 
-def _persisted(response: httpx.Response, sent_to: int) -> int:
+def _persisted(response: Answer, sent_to: int) -> int:
     """The offset the session has stored up to, from a 308's Range (`bytes=0-N`).
 
     A server that kept less than was sent would need the rest sent again; this client
@@ -383,7 +387,7 @@ def _persisted(response: httpx.Response, sent_to: int) -> int:
     return stored
 
 
-def _json(response: httpx.Response) -> Json:
+def _json(response: Answer) -> Json:
     if not response.is_success:
         raise error_from_response(response)
     answer: Json = response.json() if response.content else {}

@@ -20,6 +20,7 @@ import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass
 
+import aiohttp
 import httpx
 import orjson
 
@@ -80,7 +81,7 @@ class DatasetFiles:
     def from_settings(
         cls,
         settings: Settings,
-        http: httpx.AsyncClient,
+        http: aiohttp.ClientSession,
         token_http: httpx.Client,
         metrics: Metrics | None = None,
     ) -> DatasetFiles | None:

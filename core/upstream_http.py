@@ -1,6 +1,10 @@
 """Talking HTTP to a Google API: the machinery every upstream client shares.
 
-One `httpx.AsyncClient` per process is shared by every call. Each call authenticates
+One aiohttp `ClientSession` per process (`open_session`) is shared by every call. It is
+aiohttp's rather than httpx's because a poll is one small GET and the worker makes
+hundreds a second: aiohttp's client costs about a fifth of httpx's CPU per request
+(0.25-0.3 ms against 1.5 ms on this project's machines). Answers are read whole into an
+`Answer`; no caller sees aiohttp's types. Each call authenticates
 with the tenant's TokenSource; a 401 earns one token refresh and one retry, no more.
 Each request waits at most the caller's remaining deadline (core.runtime.deadline).
 
@@ -22,13 +26,17 @@ Cloud Storage JSON API all answer with this envelope (Cloud Storage names its re
 from __future__ import annotations
 
 import contextlib
+import math
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-import httpx
+import aiohttp
+import orjson
+import yarl
 
 from core.errors import (
     Reason,
@@ -67,6 +75,56 @@ def unfenced(action: str) -> float | None:
 UNFENCED: Fence = unfenced
 
 
+CONNECT_MAX_S = 10.0
+"""The longest wait for a pooled or new connection, however long a read may take."""
+
+
+def open_session(*, timeout_s: float, max_connections: int = 100) -> aiohttp.ClientSession:
+    """The process's one HTTP client of the upstreams (call within the event loop; close
+    it with `await session.close()`).
+
+    No cookie jar: the session is shared by every tenant, and nothing a Google API
+    answers for one tenant may ride along on another's request. `timeout_s` bounds each
+    read of an answer; the wait for a connection is bounded by it too, and by
+    `CONNECT_MAX_S`. At most `max_connections` are open at once.
+    """
+    connect_s = min(CONNECT_MAX_S, timeout_s)
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=max_connections, limit_per_host=0),
+        timeout=aiohttp.ClientTimeout(total=None, connect=connect_s, sock_read=timeout_s),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        json_serialize=_json_text,
+        auto_decompress=True,
+        raise_for_status=False,
+    )
+
+
+def _json_text(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An upstream's answer, its body read whole. `headers` match names in any case."""
+
+    status_code: int
+    reason_phrase: str
+    headers: Mapping[str, str]
+    content: bytes
+
+    @property
+    def is_error(self) -> bool:
+        return self.status_code >= 400
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    def json(self) -> Any:
+        """The body as JSON; ValueError if it is not."""
+        return orjson.loads(self.content)
+
+
 class Limiter(Protocol):
     async def acquire(self, *, urgent: bool = True) -> None:
         """Wait for the right to send one request (core.redis.token_bucket); a request
@@ -102,7 +160,7 @@ class UpstreamHttp:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: aiohttp.ClientSession,
         base_url: str,
         route_of: Callable[[str], str],
         limiter: Limiter | None = None,
@@ -134,7 +192,7 @@ class UpstreamHttp:
         effect: bool = False,
         passing: Collection[int] = (),
         **kwargs: Any,
-    ) -> httpx.Response:
+    ) -> Answer:
         """One request, again once after a 401; an error status in `passing` is answered
         as it came, any other is raised as its `UpstreamError`."""
         try:
@@ -160,24 +218,27 @@ class UpstreamHttp:
         effect: bool,
         passing: Collection[int],
         **kwargs: Any,
-    ) -> httpx.Response:
+    ) -> Answer:
         headers = await auth.headers() | kwargs.pop("headers", {})
+        if "content" in kwargs:
+            kwargs["data"] = kwargs.pop("content")
         await self._limiter.acquire(urgent=_URGENT.get())
-        url = path if path.startswith(("http://", "https://")) else self._base + path
-        action, route = f"{method} {httpx.URL(path).path}", self._route_of(httpx.URL(url).path)
+        # Paths come percent-encoded already (object names): they are sent as they are.
+        absolute = path.startswith(("http://", "https://"))
+        url = yarl.URL(path if absolute else self._base + path, encoded=True)
+        action = f"{method} {yarl.URL(path, encoded=True).path}"
+        route = self._route_of(url.path)
         # Nothing is awaited from here until the request leaves.
         fenced_s = self._fence(action) if effect else None
         timeout = _timeout(self._http.timeout, fenced_s)
         started, outcome = time.perf_counter(), "error"
         try:
-            response = await self._http.request(
-                method, url, headers=headers, timeout=timeout, **kwargs
-            )
+            response = await self._exchange(method, url, headers, timeout, kwargs)
             outcome = str(response.status_code)
-        except httpx.TimeoutException as exc:
+        except TimeoutError as exc:
             outcome = "timeout"
             raise UpstreamRetryable(f"{action} timed out", status="DEADLINE_EXCEEDED") from exc
-        except httpx.TransportError as exc:
+        except aiohttp.ClientError as exc:
             outcome = "transport_error"
             raise UpstreamRetryable(
                 f"{action} failed: {type(exc).__name__}", status="UNAVAILABLE"
@@ -187,7 +248,6 @@ class UpstreamHttp:
                 label = f"{method} {route}"
                 self._metrics.upstream_requests.labels(label, outcome).inc()
                 self._metrics.upstream_latency.labels(label).observe(time.perf_counter() - started)
-        _unlink(response)
         if response.is_error and response.status_code not in passing:
             error = error_from_response(response)
             if error.reason == Reason.UPSTREAM_RESOURCE_EXHAUSTED:
@@ -196,16 +256,20 @@ class UpstreamHttp:
             raise error
         return response
 
-
-def _unlink(response: httpx.Response) -> None:
-    """Let the response go as soon as its caller drops it.
-
-    httpx's response and its stream refer to each other, so a response lives until the
-    cyclic garbage collector runs, and with it its request and the request's body: an
-    upload that sends 8 MiB a request kept a dozen bodies alive. Its body is read by now
-    (`request` reads it), so the stream is replaced by one holding no reference back.
-    """
-    response.stream = httpx.ByteStream(response.content)
+    async def _exchange(
+        self,
+        method: str,
+        url: yarl.URL,
+        headers: dict[str, str],
+        limits: aiohttp.ClientTimeout,
+        body: dict[str, Any],
+    ) -> Answer:
+        """Send the request and read its answer whole, the connection back in the pool."""
+        async with self._http.request(
+            method, url, headers=headers, timeout=limits, allow_redirects=False, **body
+        ) as response:
+            content = await response.read()
+            return Answer(response.status, response.reason or "", response.headers, content)
 
 
 def page_params(page_size: int, page_token: str) -> dict[str, str]:
@@ -214,13 +278,16 @@ def page_params(page_size: int, page_token: str) -> dict[str, str]:
     return params | ({"pageToken": page_token} if page_token else {})
 
 
-def _timeout(default: httpx.Timeout, fenced_s: float | None = None) -> httpx.Timeout:
-    """The client's timeouts, shortened to the caller's remaining deadline and, for a side
-    effect, to the `fenced_s` its fence has left.
+def _timeout(
+    default: aiohttp.ClientTimeout, fenced_s: float | None = None
+) -> aiohttp.ClientTimeout:
+    """The session's timeouts, shortened to the caller's remaining deadline and, for a
+    side effect, to the `fenced_s` its fence has left.
 
-    The wait for a pooled connection and the connect come before any byte is sent, so
-    under a fence they share its time: the request has begun to leave before the lease
-    may have passed to another worker.
+    The wait for a pooled connection and the connect (aiohttp's `connect` covers both)
+    come before any byte is sent, so under a fence they share half its time: the request
+    has begun to leave before the lease may have passed to another worker. The whole
+    exchange (`total`) gets what is left of the deadline and of the fence.
     """
     left = remaining_s()
     if left is not None and left <= 0:
@@ -229,24 +296,23 @@ def _timeout(default: httpx.Timeout, fenced_s: float | None = None) -> httpx.Tim
         )
     before_send = fenced_s / 2 if fenced_s is not None else None
     left, before_send = _least(left, fenced_s), _least(left, before_send)
-    return httpx.Timeout(
+    return aiohttp.ClientTimeout(
+        total=_least(default.total, left),
         connect=_least(default.connect, before_send),
-        read=_least(default.read, left),
-        write=_least(default.write, left),
-        pool=_least(default.pool, before_send),
+        sock_read=_least(default.sock_read, left),
     )
 
 
 def _least(*limits_s: float | None) -> float | None:
-    """The shortest of the limits given (None: no limit)."""
-    given = [s for s in limits_s if s is not None]
+    """The shortest of the limits given (None, or infinity: no limit)."""
+    given = [s for s in limits_s if s is not None and s != math.inf]
     return min(given) if given else None
 
 
 # The error envelope.
 
 
-def error_from_response(response: httpx.Response) -> UpstreamError:
+def error_from_response(response: Answer) -> UpstreamError:
     """The typed error for a non-2xx answer."""
     error = _envelope(response)
     details = error.get("details") or []
@@ -278,7 +344,7 @@ def _kind(http_status: int, upstream_reason: str) -> type[UpstreamError]:
     return UpstreamRejected
 
 
-def _envelope(response: httpx.Response) -> dict[str, Any]:
+def _envelope(response: Answer) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:

@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 
+import aiohttp
 import grpc
 import httpx
 from grpc_health.v1 import _async as health_aio
@@ -31,6 +32,7 @@ from core.runtime.signals import stop_signals
 from core.security.crypto import KeyRing, watch_keys
 from core.security.secret_files import ReloadingFile
 from core.security.tenants import TenantDirectory
+from core.upstream_http import open_session
 from service.auth import Authenticator
 from service.credential_servicer import add_credential_service
 from service.dataset_checker import DatasetChecker
@@ -64,7 +66,7 @@ class ApiServer:
         *,
         resources: contextlib.ExitStack | None = None,
         status_cache: NearCache[CachedStatus] | None = None,
-        http: httpx.AsyncClient | None = None,
+        http: aiohttp.ClientSession | None = None,
     ) -> None:
         self.server = server
         self._http = http
@@ -80,7 +82,7 @@ class ApiServer:
         if self.status_cache is not None:
             await self.status_cache.aclose()
         if self._http is not None:
-            await self._http.aclose()
+            await self._http.close()
         self._resources.close()
 
 
@@ -119,7 +121,7 @@ async def start_api(
         processes=settings.validation_processes, per_tenant=settings.tenant_max_validations
     )
     resources.callback(checker.close)  # its processes stop with the server
-    storage_http = httpx.AsyncClient(timeout=settings.upstream_timeout_s)
+    storage_http = open_session(timeout_s=settings.upstream_timeout_s)
     tuning = tuning_servicer(
         settings,
         redis,

@@ -29,6 +29,7 @@ from core.runtime.settings import Settings
 from core.security.authorized_user import CLOUD_PLATFORM_SCOPE
 from core.security.crypto import new_key
 from core.security.tenants import Role, TenantDirectory
+from core.upstream_http import open_session
 from devstack.launcher import EmulatorOptions, Processes, TenantFiles, local_settings
 from devstack.processes import Child
 from devstack.tenants import LocalTenant, write_keys_file
@@ -319,7 +320,7 @@ class System:
 
 async def build_system_steps(system: System) -> Steps:
     """A second, independent worker's steps (for races a test arranges by hand)."""
-    http = await system._stack.enter_async_context(httpx.AsyncClient(timeout=10.0))
+    http = await system._stack.enter_async_context(open_session(timeout_s=10.0))
     token_http = system._stack.enter_context(httpx.Client(timeout=10.0))
     tenants = TenantDirectory.watch(system.tenants_file)
     return build_steps(WorkerWiring(system.settings, system.redis, tenants, http, token_http))
@@ -328,7 +329,7 @@ async def build_system_steps(system: System) -> Steps:
 async def _build_worker(
     stack: AsyncExitStack, settings: Settings, redis: Redis, tenants_file: Path, metrics: Metrics
 ) -> Worker:
-    http = await stack.enter_async_context(httpx.AsyncClient(timeout=10.0))
+    http = await stack.enter_async_context(open_session(timeout_s=10.0))
     token_http = stack.enter_context(httpx.Client(timeout=10.0))
     tenants = TenantDirectory.watch(tenants_file)
     return build_worker(WorkerWiring(settings, redis, tenants, http, token_http, metrics=metrics))

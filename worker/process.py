@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import aiohttp
 import httpx
 
 from core.cloud_storage import StorageClient
@@ -36,7 +37,7 @@ from core.security.crypto import watch_keys
 from core.security.impersonation import Impersonator
 from core.security.tenants import TenantDirectory
 from core.security.token_source import TokenSource
-from core.upstream_http import Limiter
+from core.upstream_http import Limiter, open_session
 from worker import fence
 from worker.credentials import CredentialSource
 from worker.gauges import GaugeSampler
@@ -59,10 +60,10 @@ RATE_LIMIT_MAX_WAIT_S = 2.0
 OBSERVE_INTERVAL_S = 15.0
 
 
-def http_limits(settings: Settings) -> httpx.Limits:
-    return httpx.Limits(
-        max_connections=max(settings.worker_concurrency, 10),
-        max_keepalive_connections=max(settings.worker_concurrency // 2, 5),
+def upstream_session(settings: Settings) -> aiohttp.ClientSession:
+    """The worker's HTTP client of the upstreams: a connection per visit it may run."""
+    return open_session(
+        timeout_s=settings.upstream_timeout_s, max_connections=max(settings.worker_concurrency, 10)
     )
 
 
@@ -98,7 +99,7 @@ class WorkerWiring:
     settings: Settings
     redis: Redis
     tenants: TenantDirectory
-    http: httpx.AsyncClient
+    http: aiohttp.ClientSession
     token_http: httpx.Client
     clock: Clock = system_clock
     metrics: Metrics = field(default_factory=Metrics.create)
@@ -312,10 +313,7 @@ async def serve(settings: Settings) -> None:
         round_trips=metrics.redis_round_trips.inc,
     )
     tenants = TenantDirectory.watch(settings.tenants_file)
-    timeout = httpx.Timeout(
-        settings.upstream_timeout_s, connect=min(10.0, settings.upstream_timeout_s)
-    )
-    async with httpx.AsyncClient(timeout=timeout, limits=http_limits(settings)) as http:
+    async with upstream_session(settings) as http:
         with httpx.Client(timeout=settings.token_timeout_s) as token_http:
             wiring = WorkerWiring(settings, redis, tenants, http, token_http, metrics=metrics)
             await _run_until_stopped(wiring, build_worker(wiring))

@@ -19,6 +19,7 @@ from core.redis.keys import Keys
 from core.redis.project_slots import ProjectSlots
 from core.security.authorized_user import CLOUD_PLATFORM_SCOPE
 from core.security.tenants import TenantDirectory
+from core.upstream_http import open_session
 from devstack.tenants import LocalTenant, tenants_entry, write_atomically
 from tests.e2e.test_reliability_vertex import finish, upstream_jobs, wait_for
 from tests.e2e.test_vertex_tenant import vertex_fields
@@ -172,7 +173,7 @@ async def test_the_reconciler_looks_in_a_tenants_pools_too(api_only: System) -> 
     api_only.clock.advance(3600)
     api_only.clock.advance(api_only.settings.reconcile_grace_s + 60)
 
-    async with httpx.AsyncClient(timeout=10.0) as http:
+    async with open_session(timeout_s=10.0) as http:
         with httpx.Client(timeout=10.0) as token_http:
             tenants = TenantDirectory.watch(api_only.tenants_file)
             wiring = WorkerWiring(

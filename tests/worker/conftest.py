@@ -14,6 +14,7 @@ import pytest
 
 from core.security.tenants import TenantDirectory
 from core.security.token_source import TokenSource
+from core.upstream_http import open_session
 from devstack.tenants import LocalTenant, write_tenant_files
 from emulator import EmulatorConfig, load_grants, running_emulator
 from tests.clocks import FakeClock
@@ -62,7 +63,7 @@ async def upstream(tmp_path: Path) -> AsyncIterator[Upstream]:
     config = EmulatorConfig(steps_per_second=1.0, grants=load_grants(grants_file))
     async with (
         running_emulator(config, clock) as url,
-        httpx.AsyncClient(timeout=10.0) as http,
+        open_session(timeout_s=10.0) as http,
     ):
         with httpx.Client(timeout=10.0) as token_http:
             credentials = CredentialSource(

@@ -28,6 +28,7 @@ from core.redis.scripts import Scripts, remove_call
 from core.redis.tombstones import Tombstones
 from core.runtime.metrics import Metrics
 from core.security.tenants import TenantDirectory
+from core.upstream_http import open_session
 from tests.harness import BASE_MODEL, System
 from worker import fence
 from worker.gemini import GeminiClient
@@ -127,7 +128,7 @@ class Rig:
 @pytest.fixture
 async def rig(api_only: System) -> AsyncIterator[Rig]:
     system = api_only
-    async with httpx.AsyncClient(timeout=10.0) as http:
+    async with open_session(timeout_s=10.0) as http:
         with httpx.Client(timeout=10.0) as token_http:
             tenants = TenantDirectory.watch(system.tenants_file)
             wiring = WorkerWiring(

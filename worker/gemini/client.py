@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-import httpx
+import aiohttp
 
 from core.runtime.metrics import Metrics
 from core.security.token_source import TokenSource
@@ -23,7 +23,7 @@ class GeminiClient:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: aiohttp.ClientSession,
         base_url: str,
         limiter: Limiter | None = None,
         metrics: Metrics | None = None,

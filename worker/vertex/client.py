@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-import httpx
+import aiohttp
 
 from core.runtime.metrics import Metrics
 from core.security.token_source import TokenSource
@@ -30,7 +30,7 @@ class VertexClient:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: aiohttp.ClientSession,
         location: str,
         *,
         base_url: str = "",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import orjson
 
 from core.errors import (
     Reason,
@@ -12,12 +12,12 @@ from core.errors import (
     UpstreamRetryable,
     UpstreamScopeInsufficient,
 )
-from core.upstream_http import ERROR_INFO, RETRY_INFO, error_from_response
+from core.upstream_http import ERROR_INFO, RETRY_INFO, Answer, error_from_response
 
 
-def answer(http_status: int, status: str, *details: dict[str, Any]) -> httpx.Response:
+def answer(http_status: int, status: str, *details: dict[str, Any]) -> Answer:
     error = {"code": http_status, "message": "no", "status": status, "details": list(details)}
-    return httpx.Response(http_status, json={"error": error})
+    return Answer(http_status, "", {}, orjson.dumps({"error": error}))
 
 
 def test_a_429_is_retryable_told_apart_by_its_reason_and_keeps_its_delay() -> None:

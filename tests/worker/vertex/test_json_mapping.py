@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
 import pytest
 from google.cloud.aiplatform_v1.types import JobState, tuning_job
 
@@ -13,6 +12,7 @@ from core.domain.job import Example, Hyperparameters
 from core.domain.providers import VertexTarget
 from core.domain.upstream import UpstreamState
 from core.errors import Reason, UpstreamRejected
+from core.upstream_http import open_session
 from worker import fence
 from worker.provider import TuningRequest
 from worker.vertex import StorageClient, VertexClient, VertexProvider
@@ -192,7 +192,7 @@ def test_every_endpoint_once_checkpoints_included() -> None:
 
 
 async def test_a_label_key_google_cloud_would_refuse_is_refused() -> None:
-    async with httpx.AsyncClient() as http:
+    async with open_session(timeout_s=10.0) as http:
         client, storage = VertexClient(http, "us-central1"), StorageClient(http, fence=fence.check)
         with pytest.raises(ValueError, match="label key"):
             VertexProvider(client, storage, VertexTarget("p", "l", "b"), label_key="Job")
