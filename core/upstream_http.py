@@ -174,6 +174,7 @@ class UpstreamHttp:
         self._route_of = route_of
         self._limiter: Limiter = limiter or Unlimited()
         self._metrics = metrics
+        self._counted: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     async def call(
         self, auth: TokenSource, method: str, path: str, *, effect: bool = False, **kwargs: Any
@@ -244,10 +245,7 @@ class UpstreamHttp:
                 f"{action} failed: {type(exc).__name__}", status="UNAVAILABLE"
             ) from exc
         finally:
-            if self._metrics is not None:
-                label = f"{method} {route}"
-                self._metrics.upstream_requests.labels(label, outcome).inc()
-                self._metrics.upstream_latency.labels(label).observe(time.perf_counter() - started)
+            self._observe(f"{method} {route}", outcome, time.perf_counter() - started)
         if response.is_error and response.status_code not in passing:
             error = error_from_response(response)
             if error.reason == Reason.UPSTREAM_RESOURCE_EXHAUSTED:
@@ -255,6 +253,21 @@ class UpstreamHttp:
                 await self._limiter.hold_off(error.retry_after_s or DEFAULT_HOLD_OFF_S)
             raise error
         return response
+
+    def _observe(self, label: str, outcome: str, seconds: float) -> None:
+        """Count the request and its latency, by route and outcome (both few: their
+        metric children are looked up once)."""
+        if self._metrics is None:
+            return
+        counted = self._counted.get((label, outcome))
+        if counted is None:
+            counted = self._counted[label, outcome] = (
+                self._metrics.upstream_requests.labels(label, outcome),
+                self._metrics.upstream_latency.labels(label),
+            )
+        requests, latency = counted
+        requests.inc()
+        latency.observe(seconds)
 
     async def _exchange(
         self,
@@ -294,6 +307,8 @@ def _timeout(
         raise UpstreamRetryable(
             "the caller's deadline passed before the request", status="DEADLINE_EXCEEDED"
         )
+    if left is None and fenced_s is None:
+        return default
     before_send = fenced_s / 2 if fenced_s is not None else None
     left, before_send = _least(left, fenced_s), _least(left, before_send)
     return aiohttp.ClientTimeout(
