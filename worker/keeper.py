@@ -40,13 +40,28 @@ class LeaseKeeper:
         self._claim_s = claim_s
         self._interval_s = interval_s
 
-    async def keep(self, lease: Lease, held: Fence, stop: asyncio.Event) -> None:
-        """Renew until `stop` is set; return sooner only when the lease is lost (`held` is
-        then lost too). A job found gone is not renewed: the visit meets JobGone itself."""
+    def watch(self, lease: Lease, held: Fence) -> Keeping:
+        """Keep `lease` for one visit, from `interval_s` on: a visit that ends sooner
+        (most polls) costs a timer, not a task."""
+        return Keeping(self, lease, held)
+
+    async def keep(
+        self, lease: Lease, held: Fence, stop: asyncio.Event, *, pause_first: bool = True
+    ) -> None:
+        """Renew every `interval_s` (the first at once unless `pause_first`) until `stop`
+        is set; return sooner only when the lease is lost (`held` is then lost too). A job
+        found gone is not renewed: the visit meets JobGone itself."""
+        pause = pause_first
         while not _stopping(stop):
-            await _pause(stop, self._interval_s)
+            if pause:
+                await _pause(stop, self._interval_s)
+            pause = True
             if _stopping(stop) or not await self._renew(lease, held):
                 return
+
+    @property
+    def interval_s(self) -> float:
+        return self._interval_s
 
     async def _renew(self, lease: Lease, held: Fence) -> bool:
         """One renewal; False if the lease was lost."""
@@ -65,6 +80,33 @@ class LeaseKeeper:
         except TuningError as exc:  # The fence runs out by itself if this goes on.
             log.warning("job %s: cannot renew lease: %s", lease.job_id, exc.message)
         return True
+
+
+class Keeping:
+    """One visit's keeping of its lease (`LeaseKeeper.watch`): a timer until the first
+    renewal is due, the keeper's task from then on. `lost` is done when that task ended
+    before it was told to stop: the lease was lost."""
+
+    def __init__(self, keeper: LeaseKeeper, lease: Lease, held: Fence) -> None:
+        loop = asyncio.get_running_loop()
+        self.lost: asyncio.Future[None] = loop.create_future()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._timer = loop.call_later(keeper.interval_s, self._start, keeper, lease, held)
+
+    def stop(self) -> asyncio.Task[None] | None:
+        """Stop keeping: the keeper's task, to wait for (a bounded time), if it began."""
+        self._timer.cancel()
+        self._stop.set()
+        return self._task
+
+    def _start(self, keeper: LeaseKeeper, lease: Lease, held: Fence) -> None:
+        self._task = asyncio.create_task(keeper.keep(lease, held, self._stop, pause_first=False))
+        self._task.add_done_callback(self._ended)
+
+    def _ended(self, _: asyncio.Task[None]) -> None:
+        if not self._stop.is_set() and not self.lost.done():
+            self.lost.set_result(None)
 
 
 def _stopping(stop: asyncio.Event) -> bool:

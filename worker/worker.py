@@ -211,23 +211,24 @@ class Worker:
         step is cancelled too, but correctness does not rest on that cancel (Redis refuses
         the writes of a lost lease by its epoch).
         """
-        stop_keeping = asyncio.Event()
-        keeper = asyncio.create_task(self._keeper.keep(lease, held, stop_keeping))
+        keeping = self._keeper.watch(lease, held)
         step = asyncio.create_task(self._advance(lease, held, current))
+        ends: set[asyncio.Future[Any]] = {step, keeping.lost}
         try:
             await asyncio.wait(
-                {step, keeper},
+                ends,
                 timeout=self._settings.visit_timeout_s,
                 return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
-            stepped, lost = step.done(), keeper.done()  # The keeper ends early only if lost.
+            stepped, lost = step.done(), keeping.lost.done()
             if not stepped:
                 held.lose()
                 step.cancel()
                 await self._bounded(step)
-            stop_keeping.set()
-            await self._bounded(keeper)
+            keeper = keeping.stop()
+            if keeper is not None:
+                await self._bounded(keeper)
         if stepped:
             return self._outcome(lease, step)
         if lost:
