@@ -11,7 +11,7 @@ from emulator import (
     api_base_models,
     api_models,
     api_operations,
-    generate,
+    generate_api,
     iam,
     inspection,
     oauth,
@@ -35,6 +35,8 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 _BASE_MODEL = "/models/{model:[^/:]+}"
 _MODEL = "/tunedModels/{model_id:[^/:]+}"
 _OPERATION = _MODEL + "/operations/{operation_id:[^/:]+}"
+_GENERATE = _MODEL + ":generateContent"
+_STREAM_GENERATE = _MODEL + ":streamGenerateContent"
 # Vertex AI: one aiohttp route serves both API versions (``match_info["version"]``).
 _VERTEX = "/{version:v1|v1beta1}/projects/{project:[^/:]+}/locations/{location:[^/:]+}"
 _JOBS = _VERTEX + "/tuningJobs"
@@ -58,11 +60,20 @@ API_ROUTES: tuple[tuple[str, str, Route, HandlerFn], ...] = (
     ("GET", "/v1beta" + _MODEL, routes.MODELS_GET, api_models.get),
     ("PATCH", "/v1beta" + _MODEL, routes.MODELS_PATCH, api_models.patch),
     ("DELETE", "/v1beta" + _MODEL, routes.MODELS_DELETE, api_models.delete),
+    # GenerativeService binds generation on tuned models under both versions (googleapis).
+    ("POST", "/v1beta" + _GENERATE, routes.MODELS_GENERATE, generate_api.generate_content),
+    ("POST", "/v1" + _GENERATE, routes.MODELS_GENERATE, generate_api.generate_content),
     (
         "POST",
-        "/v1beta" + _MODEL + ":generateContent",
-        routes.MODELS_GENERATE,
-        generate.generate_content,
+        "/v1beta" + _STREAM_GENERATE,
+        routes.MODELS_STREAM_GENERATE,
+        generate_api.stream_generate_content,
+    ),
+    (
+        "POST",
+        "/v1" + _STREAM_GENERATE,
+        routes.MODELS_STREAM_GENERATE,
+        generate_api.stream_generate_content,
     ),
     (
         "GET",
@@ -103,6 +114,12 @@ API_ROUTES: tuple[tuple[str, str, Route, HandlerFn], ...] = (
         _ENDPOINT + ":generateContent",
         routes.ENDPOINTS_GENERATE,
         vertex_resources.generate_content,
+    ),
+    (
+        "POST",
+        _ENDPOINT + ":streamGenerateContent",
+        routes.ENDPOINTS_STREAM_GENERATE,
+        vertex_resources.stream_generate_content,
     ),
     (
         "POST",

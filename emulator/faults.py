@@ -36,6 +36,13 @@ The knobs of one rule (``route`` is required, and at least one of ``status``, ``
   then the job ends JOB_STATE_FAILED with error 13 "Failed to create endpoint" and
   ``tunedModel.model`` set (no endpoint), as seen from the real service. With ``status``
   ``training`` needs ``after: true``, since otherwise nothing is created.
+- ``cut_after_chunks`` (stream routes ``tunedModels.streamGenerateContent`` and
+  ``endpoints.streamGenerateContent`` only): a non-negative integer N; the stream's first N
+  chunks are sent, then the connection is closed with no terminator (no closing ``]``, no
+  final HTTP chunk), so the caller sees a stream broken in the middle.
+- ``chunk_delay_s`` (stream routes only): wait this many seconds of real time between two
+  chunks, so a caller can cancel while the stream is open. On stream routes ``after`` and
+  ``drop`` are refused: the stream has been sent before they would act.
 
 Example::
 
@@ -45,7 +52,9 @@ Example::
       {"route": "tunedModels.get", "latency_s": 0.5},
       {"route": "tunedModels.create", "drop": true},
       {"route": "tunedModels.create", "training": {"stall_at_step": 5}, "times": 3},
-      {"route": "tuningJobs.create", "training": {"fail_creating_endpoint": true}}
+      {"route": "tuningJobs.create", "training": {"fail_creating_endpoint": true}},
+      {"route": "tunedModels.streamGenerateContent", "cut_after_chunks": 2},
+      {"route": "endpoints.streamGenerateContent", "chunk_delay_s": 0.5}
     ]}
 
 Unknown keys are refused (400), so a misspelt knob cannot silently do nothing.
@@ -61,7 +70,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.errors import ApiError, JsonObject, resource_exhausted
-from emulator.routes import MODELS_CREATE, ROUTE_NAMES, TUNING_JOBS_CREATE
+from emulator.routes import MODELS_CREATE, ROUTE_NAMES, STREAM_ROUTES, TUNING_JOBS_CREATE
 from emulator.training import Stop
 
 DEFAULT_RETRY_DELAY_S = 1.0
@@ -83,11 +92,14 @@ _KEYS = frozenset(
         "hold_s",
         "drop",
         "training",
+        "cut_after_chunks",
+        "chunk_delay_s",
     }
 )
 _FAIL_AT, _STALL_AT = "fail_at_step", "stall_at_step"
 _ENDPOINT_FAILURE = "fail_creating_endpoint"
 _TRAINING_ROUTES = (MODELS_CREATE.name, TUNING_JOBS_CREATE.name)
+_STREAM_ROUTES = tuple(route.name for route in STREAM_ROUTES)
 
 
 class InvalidFaultRule(ValueError):
@@ -111,6 +123,8 @@ class FaultRule:
         training: where the created model's training fails or stalls (creates only).
         endpoint_failure: the created tuning job fails creating its endpoint, after its
             model is uploaded (``tuningJobs.create`` only).
+        cut_after_chunks: close a stream after this many chunks (stream routes only).
+        chunk_delay_s: real seconds to wait between two chunks of a stream.
     """
 
     route: str
@@ -124,6 +138,8 @@ class FaultRule:
     drop: bool = False
     training: Stop | None = None
     endpoint_failure: bool = False
+    cut_after_chunks: int | None = None
+    chunk_delay_s: float = 0.0
 
     @classmethod
     def from_json(cls, raw: Any) -> FaultRule:
@@ -146,6 +162,8 @@ class FaultRule:
             drop=_flag(raw, "drop"),
             training=_training(raw.get("training")),
             endpoint_failure=_endpoint_failure(raw.get("training")),
+            cut_after_chunks=_chunk_count(raw.get("cut_after_chunks")),
+            chunk_delay_s=_seconds(raw, "chunk_delay_s", 0.0),
         )
         rule.check_combination()
         return rule
@@ -153,10 +171,10 @@ class FaultRule:
     def check_combination(self) -> None:
         """Refuse rules that do nothing or whose knobs contradict each other."""
         effects = (self.latency_s, self.hold_s, self.drop, self.training, self.endpoint_failure)
-        if self.status is None and not any(effects):
+        if self.status is None and not any(effects) and not self._streams():
             raise InvalidFaultRule(
                 "A rule needs a 'status' (an HTTP error code, 400-599), 'latency_s' > 0, "
-                "'hold_s' > 0, 'drop' or 'training'."
+                "'hold_s' > 0, 'drop', 'training', 'cut_after_chunks' or 'chunk_delay_s' > 0."
             )
         if self.drop and self.status is not None:
             raise InvalidFaultRule("'drop' sends no answer, so it cannot have a 'status'.")
@@ -164,6 +182,18 @@ class FaultRule:
             raise InvalidFaultRule("'after' needs a 'status' to answer.")
         if self.training is not None or self.endpoint_failure:
             self._check_training()
+        if self._streams() and self.route not in _STREAM_ROUTES:
+            raise InvalidFaultRule(
+                f"'cut_after_chunks' and 'chunk_delay_s' apply to routes {_STREAM_ROUTES} only."
+            )
+        if self.route in _STREAM_ROUTES and (self.after or self.drop):
+            raise InvalidFaultRule(
+                "On a stream route 'after' and 'drop' are refused: the stream is sent before "
+                "they would act. Use 'cut_after_chunks'."
+            )
+
+    def _streams(self) -> bool:
+        return self.cut_after_chunks is not None or self.chunk_delay_s > 0
 
     def _check_training(self) -> None:
         if self.route not in _TRAINING_ROUTES:
@@ -196,6 +226,7 @@ class FaultRule:
             "latency_s": self.latency_s,
             "hold_s": self.hold_s,
             "drop": self.drop,
+            "chunk_delay_s": self.chunk_delay_s,
         }
         body |= {key: value for key, value in knobs.items() if value}
         if self.retry_delay_s != DEFAULT_RETRY_DELAY_S:
@@ -205,6 +236,8 @@ class FaultRule:
             body["training"] = {key: self.training.step}
         if self.endpoint_failure:
             body["training"] = {_ENDPOINT_FAILURE: True}
+        if self.cut_after_chunks is not None:
+            body["cut_after_chunks"] = self.cut_after_chunks
         return body
 
 
@@ -284,6 +317,14 @@ def _seconds(raw: JsonObject, key: str, default: float) -> float:
     if not valid or not math.isfinite(value) or value < 0:
         raise InvalidFaultRule(f"A rule's {key!r} must be a non-negative number of seconds.")
     return float(value)
+
+
+def _chunk_count(value: Any) -> int | None:
+    if value is None:
+        return None
+    if not _is_int(value) or value < 0:
+        raise InvalidFaultRule("A rule's 'cut_after_chunks' must be a non-negative integer.")
+    return int(value)
 
 
 def _flag(raw: JsonObject, key: str) -> bool:

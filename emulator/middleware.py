@@ -32,6 +32,11 @@ def forced_stop() -> Stop | None:
     return rule.training if rule else None
 
 
+def forced_rule() -> FaultRule | None:
+    """The fault rule of the request being handled; streams read its chunk knobs."""
+    return _FORCED_RULE.get()
+
+
 def forced_endpoint_failure() -> bool:
     """Whether a fault rule makes the tuning job being created fail creating its endpoint."""
     rule = _FORCED_RULE.get()

@@ -80,6 +80,11 @@ MODELS_GENERATE = Route(
     "google.ai.generativelanguage.v1beta.GenerativeService.GenerateContent",
     READ_SCOPES,
 )
+MODELS_STREAM_GENERATE = Route(
+    "tunedModels.streamGenerateContent",
+    "google.ai.generativelanguage.v1beta.GenerativeService.StreamGenerateContent",
+    READ_SCOPES,
+)
 BASE_MODELS_GET = Route("models.get", _MODEL_SERVICE + "GetModel", READ_SCOPES)
 BASE_MODELS_LIST = Route("models.list", _MODEL_SERVICE + "ListModels", READ_SCOPES)
 OPERATIONS_GET = Route("operations.get", _OPERATIONS + "GetOperation", READ_SCOPES)
@@ -135,6 +140,11 @@ ENDPOINTS_UNDEPLOY = _vertex(
 ENDPOINTS_GENERATE = _vertex(
     "endpoints.generateContent", "PredictionService.GenerateContent", VERTEX_READ_SCOPES
 )
+ENDPOINTS_STREAM_GENERATE = _vertex(
+    "endpoints.streamGenerateContent",
+    "PredictionService.StreamGenerateContent",
+    VERTEX_READ_SCOPES,
+)
 VERTEX_ROUTES = (
     TUNING_JOBS_CREATE,
     TUNING_JOBS_GET,
@@ -146,6 +156,7 @@ VERTEX_ROUTES = (
     ENDPOINTS_DELETE,
     ENDPOINTS_UNDEPLOY,
     ENDPOINTS_GENERATE,
+    ENDPOINTS_STREAM_GENERATE,
 )
 
 # The IAM Credentials API (``emulator.iam``): service-account impersonation.
@@ -166,6 +177,7 @@ ALL_ROUTES = (
     MODELS_PATCH,
     MODELS_DELETE,
     MODELS_GENERATE,
+    MODELS_STREAM_GENERATE,
     BASE_MODELS_GET,
     BASE_MODELS_LIST,
     OPERATIONS_GET,
@@ -182,3 +194,5 @@ ALL_ROUTES = (
     IAM_GENERATE_ACCESS_TOKEN,
 )
 ROUTE_NAMES = frozenset(route.name for route in ALL_ROUTES)
+# The routes that answer a stream of chunks (the stream fault knobs apply to them only).
+STREAM_ROUTES = (MODELS_STREAM_GENERATE, ENDPOINTS_STREAM_GENERATE)

@@ -12,9 +12,11 @@ from aiohttp import web
 
 from emulator import routes, vertex_render
 from emulator.errors import ApiError, failed_precondition, invalid_argument
-from emulator.generate import prompt_text, response_for
-from emulator.handling import json_body, ok, raw_json_body, wants_int_enums
+from emulator.generate_schema import VERTEX_AI
+from emulator.generate_stream import answer_generate
+from emulator.handling import ok, raw_json_body
 from emulator.oauth import authorize
+from emulator.routes import Route
 from emulator.state import state_of
 from emulator.vertex_access import owned_endpoint, owned_model
 from emulator.vertex_store import TuningJobRecord
@@ -95,20 +97,28 @@ async def undeploy_model(request: web.Request) -> web.Response:
     )
 
 
-async def generate_content(request: web.Request) -> web.Response:
+async def generate_content(request: web.Request) -> web.StreamResponse:
     """``POST …/endpoints/{id}:generateContent``: the emulated reply of the deployed model."""
-    token = authorize(request, routes.ENDPOINTS_GENERATE)
+    return await _generate(request, routes.ENDPOINTS_GENERATE, stream=False)
+
+
+async def stream_generate_content(request: web.Request) -> web.StreamResponse:
+    """``POST …/endpoints/{id}:streamGenerateContent``: that reply in chunks."""
+    return await _generate(request, routes.ENDPOINTS_STREAM_GENERATE, stream=True)
+
+
+async def _generate(request: web.Request, route: Route, *, stream: bool) -> web.StreamResponse:
+    token = authorize(request, route)
     state = state_of(request)
     record, endpoint_id = owned_endpoint(request, state, token, "aiplatform.endpoints.predict")
-    if endpoint_id not in record.deployed_endpoints(state.clock()):
+    now_s = state.clock()
+    if endpoint_id not in record.deployed_endpoints(now_s):
         raise failed_precondition(
             f"Endpoint {record.endpoint_name(endpoint_id)} has no deployed model."
         )
-    prompt = prompt_text(await json_body(request))
-    answer = response_for(
-        record.endpoint_name(endpoint_id), prompt, int_enums=wants_int_enums(request)
-    )
-    return ok(answer)
+    name = record.endpoint_name(endpoint_id)
+    created = vertex_render.timestamp(now_s)
+    return await answer_generate(request, VERTEX_AI, name, stream=stream, create_time=created)
 
 
 def _done(
