@@ -46,6 +46,7 @@ OPEN_METHODS = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 needs a known principal (and its service's role)."""
 SERVICE_ROLES: Mapping[str, Role] = {
     "tuning.v1.TuningService": Role.TENANT,
+    "tuning.v1.GenerationService": Role.TENANT,
     "tuning.v1.CredentialService": Role.ADMIN,
 }
 """The role each protected service needs; a service not listed needs admin."""

@@ -29,6 +29,7 @@ from core.runtime.health import CHECK_INTERVAL_S, RedisHealth
 from core.runtime.metrics import Metrics
 from core.runtime.settings import Settings
 from core.runtime.signals import stop_signals
+from core.security.credentials import CredentialSource
 from core.security.crypto import KeyRing, watch_keys
 from core.security.secret_files import ReloadingFile
 from core.security.tenants import TenantDirectory
@@ -38,6 +39,10 @@ from service.credential_servicer import add_credential_service
 from service.dataset_checker import DatasetChecker
 from service.dataset_store import DatasetStore
 from service.datasets_api import DatasetsApi
+from service.generation import GenerationApi
+from service.generation_servicer import SERVICE as GENERATION_SERVICE
+from service.generation_servicer import GenerationServicer
+from service.generation_servicer import generic_handler as generation_handler
 from service.jobs_api import JobsApi
 from service.listing import PageTokens
 from service.message_limits import MessageLimits
@@ -133,6 +138,10 @@ async def start_api(
         files=DatasetFiles.from_settings(settings, storage_http, token_http, metrics),
     )
     registrar.add_generic_rpc_handlers([generic_handler(tuning)])
+    generation = generation_servicer(
+        settings, redis, tenants, clock, storage_http, token_http, metrics
+    )
+    registrar.add_generic_rpc_handlers([generation_handler(generation)])
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar.stand_in)
     key_ring = watch_keys(settings.encryption_keys_file)
@@ -146,14 +155,24 @@ async def start_api(
         token_http=token_http,
         clock=clock,
     )
-    names = (SERVICE.full_name, admin, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    names = (
+        SERVICE.full_name,
+        GENERATION_SERVICE.full_name,
+        admin,
+        health.SERVICE_NAME,
+        reflection.SERVICE_NAME,
+    )
     # Reflection picks its asyncio flavor by the server's type, so it gets the server
     # itself, unwrapped; it is open to all (service.auth.OPEN_METHODS).
     reflection.enable_server_reflection(names, server)
     port = _listen(server, listen or settings.grpc_listen, settings)
     await server.start()
     redis_health = RedisHealth(
-        health_servicer, redis, ("", SERVICE.full_name), health_check_s, health_conditions
+        health_servicer,
+        redis,
+        ("", SERVICE.full_name, GENERATION_SERVICE.full_name),
+        health_check_s,
+        health_conditions,
     )
     await redis_health.start()
     if status_cache is not None:
@@ -235,6 +254,23 @@ def tuning_servicer(
     status = StatusReader(jobs, store, keys, status_cache)
     datasets_api = DatasetsApi(datasets, settings, clock, checker, page_tokens, quotas, files)
     return TuningServicer(jobs, datasets_api, status)
+
+
+def generation_servicer(  # noqa: PLR0917 (the process's parts, each one of a kind)
+    settings: Settings,
+    redis: Redis,
+    tenants: TenantDirectory,
+    clock: Clock,
+    http: aiohttp.ClientSession,
+    token_http: httpx.Client,
+    metrics: Metrics,
+) -> GenerationServicer:
+    """The GenerationService: jobs read from Redis, the upstream called on the process's
+    HTTP session with each tenant's credential, resolved as the worker resolves it."""
+    store = JobStore(redis, Keys(settings.redis_key_prefix), clock)
+    credentials = CredentialSource.from_settings(settings, tenants, redis, token_http, metrics)
+    api = GenerationApi(store, credentials.for_tenant, http, settings, metrics)
+    return GenerationServicer(api)
 
 
 def providers_of(tenants: TenantDirectory) -> ProviderOf:

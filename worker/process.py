@@ -32,14 +32,11 @@ from core.runtime.clock import Clock, system_clock
 from core.runtime.metrics import Metrics
 from core.runtime.settings import Settings
 from core.runtime.signals import stop_signals
-from core.security.credential_store import CredentialStore
-from core.security.crypto import watch_keys
-from core.security.impersonation import Impersonator
+from core.security.credentials import CredentialSource
 from core.security.tenants import TenantDirectory
 from core.security.token_source import TokenSource
 from core.upstream_http import Limiter, open_session
 from worker import fence
-from worker.credentials import CredentialSource
 from worker.gauges import GaugeSampler
 from worker.gemini import GeminiClient, GeminiProvider
 from worker.health import WorkerHealth
@@ -215,19 +212,8 @@ def build_providers(wiring: WorkerWiring) -> tuple[Providers, Callable[[str], To
     """The Gemini API's provider and Vertex AI's (one per target), and each tenant's
     TokenSource by its id."""
     settings, redis, keys, metrics = wiring.settings, wiring.redis, wiring.keys, wiring.metrics
-    credentials = CredentialSource(
-        wiring.tenants,
-        settings.token_uri,
-        wiring.token_http,
-        store=CredentialStore(redis, keys),
-        keys=watch_keys(settings.encryption_keys_file),
-        recheck_s=settings.credential_recheck_s,
-        on_refresh=lambda outcome: metrics.token_refreshes.labels(outcome).inc(),
-        impersonator=Impersonator.from_settings(
-            settings.platform_credentials_file,
-            settings.token_uri,
-            settings.iam_credentials_base_url,
-        ),
+    credentials = CredentialSource.from_settings(
+        settings, wiring.tenants, redis, wiring.token_http, metrics
     )
     limiter = upstream_limiter(settings, redis, keys)
     client = GeminiClient(wiring.http, settings.upstream_base_url, limiter, metrics)

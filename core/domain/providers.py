@@ -109,6 +109,11 @@ _WHY_NOT: dict[tuple[ProviderKind, JobOption], str] = {
 }
 
 
+def vertex_host(location: str) -> str:
+    """Vertex AI's regional host; the location in host and path must match."""
+    return f"https://{location}-aiplatform.googleapis.com"
+
+
 @dataclass(frozen=True)
 class VertexTarget:
     """Where a Vertex tenant's jobs run and its training files are staged."""

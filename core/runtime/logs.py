@@ -7,7 +7,7 @@ refresh tokens and client secrets come out as `[REDACTED]`.
 Two nets. Patterns catch what looks like a credential (`Bearer ...`, `ya29.`, `1//`,
 `GOCSPX-`, `refresh_token=...` also inside escaped or URL-encoded JSON). And the
 secrets this process actually holds are redacted by value, whatever their shape:
-whoever loads or refreshes a credential (service.credentials_api, worker.credentials)
+whoever loads or refreshes a credential (service.credentials_api, core.security.credentials)
 adds its client secret, refresh token and access token to `known_secrets`, which
 redacts each of them raw, JSON-escaped and URL-encoded.
 """

@@ -278,12 +278,13 @@ class Settings:
     upstream_base_url: str = setting(
         "TUNING_UPSTREAM_BASE_URL",
         "https://generativelanguage.googleapis.com",
-        "Worker: Gemini API base URL (the emulator's URL offline).",
+        "Worker and API (GenerateContent): Gemini API base URL (the emulator's URL offline).",
     )
     vertex_base_url: str = setting(
         "TUNING_VERTEX_BASE_URL",
         "",
-        "Worker: Vertex AI base URL for every location (the emulator's URL offline); empty: "
+        "Worker and API (GenerateContent): Vertex AI base URL for every location (the "
+        "emulator's URL offline); empty: "
         "each Vertex tenant's own `https://{location}-aiplatform.googleapis.com`.",
     )
     storage_base_url: str = setting(
@@ -298,7 +299,10 @@ class Settings:
         "API and worker: OAuth token endpoint that refreshes tenants' credentials.",
     )
     upstream_timeout_s: float = setting(
-        "TUNING_UPSTREAM_TIMEOUT_S", 30.0, "Worker: timeout of one upstream HTTP request."
+        "TUNING_UPSTREAM_TIMEOUT_S",
+        30.0,
+        "Worker and API: the longest wait for each read of an upstream answer (a "
+        "GenerateContent whose answer takes longer is cut off, whatever its deadline).",
     )
     token_timeout_s: float = setting(
         "TUNING_TOKEN_TIMEOUT_S",

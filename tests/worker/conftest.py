@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from core.security.credentials import CredentialSource
 from core.security.tenants import TenantDirectory
 from core.security.token_source import TokenSource
 from core.upstream_http import open_session
@@ -20,7 +21,6 @@ from emulator import EmulatorConfig, load_grants, running_emulator
 from tests.clocks import FakeClock
 from tests.harness import local_tenants
 from worker import fence
-from worker.credentials import CredentialSource
 from worker.fence import Fence
 from worker.gemini import GeminiClient
 

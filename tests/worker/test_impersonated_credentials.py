@@ -23,6 +23,7 @@ from core.redis.client import Redis
 from core.redis.keys import Keys
 from core.security.authorized_user import AuthorizedUser
 from core.security.credential_store import CredentialStore, StoredCredential, seal
+from core.security.credentials import CredentialSource
 from core.security.crypto import KeyRing
 from core.security.impersonation import IMPERSONATION_ROLE, Impersonator
 from core.security.tenants import TenantDirectory, load_tenants
@@ -30,7 +31,6 @@ from devstack.tenants import LocalTenant, platform_identity, write_tenant_files
 from emulator import EmulatorConfig, load_grants, running_emulator
 from emulator.config import load_service_accounts
 from tests.clocks import FakeClock
-from worker.credentials import CredentialSource
 
 pytestmark = pytest.mark.timeout(30)
 SA = "tuning-sa@team-s-project.iam.gserviceaccount.com"

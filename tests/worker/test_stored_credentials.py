@@ -17,6 +17,7 @@ from core.redis.client import Redis
 from core.redis.keys import Keys
 from core.security.authorized_user import AuthorizedUser
 from core.security.credential_store import CredentialStore, StoredCredential, seal, unseal
+from core.security.credentials import CredentialSource
 from core.security.crypto import KeyRing, new_key
 from core.security.tenants import TenantDirectory
 from devstack.tenants import write_keys_file
@@ -24,7 +25,6 @@ from tests.clocks import FakeClock
 from tests.conftest import SystemFactory
 from tests.harness import State, System
 from tests.worker.conftest import Upstream
-from worker.credentials import CredentialSource
 
 
 def credential_json(system: System, tenant: str, **changes: str) -> str:

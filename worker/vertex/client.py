@@ -12,17 +12,13 @@ import re
 
 import aiohttp
 
+from core.domain.providers import vertex_host
 from core.runtime.metrics import Metrics
 from core.security.token_source import TokenSource
 from core.upstream_http import Json, Limiter, UpstreamHttp, page_params
 from worker import fence
 
 API_VERSION = "v1"
-
-
-def default_base_url(location: str) -> str:
-    """The regional host; the location in host and path must match."""
-    return f"https://{location}-aiplatform.googleapis.com"
 
 
 class VertexClient:
@@ -38,7 +34,7 @@ class VertexClient:
         metrics: Metrics | None = None,
     ) -> None:
         """`base_url` overrides the location's host (the emulator's, in tests)."""
-        base = base_url or default_base_url(location)
+        base = base_url or vertex_host(location)
         self._api = UpstreamHttp(http, base, _route, limiter, metrics, fence=fence.check)
 
     async def create_tuning_job(self, auth: TokenSource, parent: str, body: Json) -> Json:

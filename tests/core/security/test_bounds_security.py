@@ -22,12 +22,12 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from core.runtime import logs
+from core.security.credentials import CredentialSource
 from core.security.tenants import TenantDirectory, load_tenants, token_digest
 from devstack.tenants import LocalTenant, tenants_entry, write_atomically
 from tests.harness import ADMIN, System
 from tests.rpc_errors import reason
 from tuning.v1 import tuning_service_pb2
-from worker.credentials import CredentialSource
 
 WAIT_S = 5.0
 SERVING = health_pb2.HealthCheckResponse.SERVING

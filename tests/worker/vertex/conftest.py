@@ -12,6 +12,7 @@ import pytest
 
 from core.domain.providers import VertexTarget
 from core.security.authorized_user import CLOUD_PLATFORM_SCOPE
+from core.security.credentials import CredentialSource
 from core.security.tenants import TenantDirectory
 from core.security.token_source import TokenSource
 from core.upstream_http import open_session
@@ -20,7 +21,6 @@ from emulator import EmulatorConfig, load_grants, running_emulator
 from tests.clocks import FakeClock
 from tests.worker.conftest import Upstream
 from worker import fence
-from worker.credentials import CredentialSource
 from worker.gemini import GeminiClient
 from worker.vertex import StorageClient, VertexClient, VertexProvider
 from worker.vertex.provider import DEFAULT_LABEL_KEY

@@ -1,4 +1,5 @@
-"""Tenants' OAuth user credentials, held by the worker and refreshed through google-auth.
+"""Tenants' OAuth user credentials, held by the worker and the API (which calls the
+upstream itself for GenerateContent: service.generation) and refreshed through google-auth.
 
 Each tenant's `authorized_user` JSON becomes one google-auth `Credentials`, wrapped in a
 `TokenSource` that refreshes it ahead of expiry (google-auth counts a token as stale a
@@ -16,7 +17,8 @@ Redis is looked at again at most every `recheck_s` per tenant (a changed record,
 its nonce, is used from then on); the file at every use (its modification time and size).
 `CredentialSource.for_tenant` answers at once with a per-tenant `TokenSource` that
 resolves the current credential when it is asked for headers, so the worker's steps stay
-synchronous in choosing it.
+synchronous in choosing it. Both processes build theirs from their settings alike
+(`CredentialSource.from_settings`).
 
 A credential the token endpoint refused (`invalid_grant`: revoked, expired, or the
 password changed) is remembered as refused until it changes (a new file, a new stored
@@ -41,10 +43,14 @@ import httpx
 from google.oauth2.credentials import Credentials
 
 from core.errors import CannotDecrypt, CredentialError, Reason, UpstreamRetryable
+from core.redis.client import Redis
+from core.redis.keys import Keys
 from core.runtime import logs
+from core.runtime.metrics import Metrics
+from core.runtime.settings import Settings
 from core.security.authorized_user import AuthorizedUser
 from core.security.credential_store import CredentialStore, StoredCredential, unseal
-from core.security.crypto import KeyRingSource
+from core.security.crypto import KeyRingSource, watch_keys
 from core.security.google_transport import HttpxRequest
 from core.security.impersonation import IMPERSONATION_ROLE, Impersonator
 from core.security.tenants import Tenant, TenantDirectory
@@ -76,7 +82,7 @@ class TenantTokenSource:
 
 @dataclass
 class _StoredState:
-    """What this worker last saw of a tenant's credential in Redis."""
+    """What this process last saw of a tenant's credential in Redis."""
 
     checked_s: float = -math.inf
     version: bytes | None = None
@@ -119,6 +125,33 @@ class CredentialSource:
         self._stored: dict[str, _StoredState] = {}
         self._handles: dict[str, TenantTokenSource] = {}
 
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        tenants: TenantDirectory,
+        redis: Redis,
+        token_http: httpx.Client,
+        metrics: Metrics,
+    ) -> CredentialSource:
+        """A process's credentials, as its settings say: stored ones in Redis (sealed with
+        the keys file's ring), the tenants' files, and impersonation with the platform's
+        identity; each refresh counted in `metrics`."""
+        return cls(
+            tenants,
+            settings.token_uri,
+            token_http,
+            store=CredentialStore(redis, Keys(settings.redis_key_prefix)),
+            keys=watch_keys(settings.encryption_keys_file),
+            recheck_s=settings.credential_recheck_s,
+            on_refresh=lambda outcome: metrics.token_refreshes.labels(outcome).inc(),
+            impersonator=Impersonator.from_settings(
+                settings.platform_credentials_file,
+                settings.token_uri,
+                settings.iam_credentials_base_url,
+            ),
+        )
+
     def for_tenant(self, tenant_id: str) -> TenantTokenSource:
         """The tenant's token source; which credential it uses is decided at each call."""
         handle = self._handles.get(tenant_id)
@@ -151,7 +184,7 @@ class CredentialSource:
     def _minting(self, tenant_id: str, account: str) -> OAuthTokenSource:
         if self._impersonator is None:
             raise CredentialError(
-                f"tenant {tenant_id!r} impersonates {account}, but this worker has no "
+                f"tenant {tenant_id!r} impersonates {account}, but this process has no "
                 "platform identity to impersonate it with",
                 reason=Reason.CREDENTIAL_MISSING,
             )
@@ -187,7 +220,7 @@ class CredentialSource:
 
     def _open(self, record: StoredCredential) -> OAuthTokenSource | CredentialError:
         if self._keys is None:
-            return _undecryptable(record.tenant, "this worker has no encryption keys file")
+            return _undecryptable(record.tenant, "this process has no encryption keys file")
         try:
             user = _unseal_with(self._keys, record)
         except CannotDecrypt as exc:
@@ -253,7 +286,7 @@ class CredentialSource:
 
 def _unseal_with(keys: KeyRingSource, record: StoredCredential) -> AuthorizedUser:
     """The record's credential. One that does not open is tried once more after a look at
-    the keys file: a rotation reaches pods at different times, so this worker's copy
+    the keys file: a rotation reaches pods at different times, so this process's copy
     may lack the key a re-seal has just used."""
     ring = keys.current()
     try:

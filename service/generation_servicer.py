@@ -1,0 +1,58 @@
+"""The GenerationService servicer: read the request, call GenerationApi within the call's
+deadline, map the errors."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import grpc
+from google.protobuf import message_factory
+
+from core.runtime.deadline import within
+from service.auth import current_tenant
+from service.errors import mapped_errors
+from service.generation import GenerationApi
+from service.wrapping import handler_kind
+from tuning.v1 import generation_service_pb2
+
+Context = grpc.aio.ServicerContext[Any, Any]
+SERVICE = generation_service_pb2.DESCRIPTOR.services_by_name["GenerationService"]
+
+
+class GenerationServicer:
+    """Implements tuning.v1.GenerationService."""
+
+    def __init__(self, api: GenerationApi) -> None:
+        self._api = api
+
+    @mapped_errors
+    async def GenerateContent(
+        self, request: generation_service_pb2.GenerateContentRequest, context: Context
+    ) -> generation_service_pb2.GenerateContentResponse:
+        # A cancelled call cancels this task, and so the upstream request it awaits.
+        with caller_deadline(context):
+            return await self._api.generate(current_tenant(), request)
+
+
+def caller_deadline(context: Context) -> contextlib.AbstractContextManager[None]:
+    """The upstream requests made inside end by the call's deadline, if the caller set one."""
+    left_s = context.time_remaining()
+    return contextlib.nullcontext() if left_s is None else within(left_s)
+
+
+def generic_handler(servicer: GenerationServicer) -> grpc.GenericRpcHandler:
+    """Method handlers for every method in the service descriptor, each naming its request
+    parser, which the wrappers call once the caller is authenticated and the bytes are
+    within the method's limit (service.message_limits)."""
+    handlers = {}
+    for method in SERVICE.methods:
+        request_type = message_factory.GetMessageClass(method.input_type)
+        response_type = message_factory.GetMessageClass(method.output_type)
+        kind = handler_kind(method.client_streaming, method.server_streaming)
+        handlers[method.name] = kind(
+            getattr(servicer, method.name),
+            request_deserializer=request_type.FromString,
+            response_serializer=response_type.SerializeToString,
+        )
+    return grpc.method_handlers_generic_handler(SERVICE.full_name, handlers)
