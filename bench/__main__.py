@@ -15,6 +15,7 @@ from bench import (
     dataset_stream,
     dataset_validation,
     fleet,
+    generate,
     list_scale,
     noisy_neighbour,
     rpc,
@@ -33,6 +34,7 @@ FIGURES: dict[str, Callable[[], Awaitable[list[Figure]]]] = {
     "fleet": fleet.measure,
     "admission": admission.measure,
     "noisy_neighbour": noisy_neighbour.measure,
+    "generate": generate.measure,
 }
 
 
