@@ -28,6 +28,7 @@ from google.genai import errors, types
 
 from tests.clocks import FakeClock
 from tests.emulator.helpers import detail, error_of, inject_faults
+from tests.emulator.test_vertex_genai import sdk_client
 from tests.emulator.test_vertex_jobs import (
     PENDING_S,
     RUN_S,
@@ -64,15 +65,7 @@ async def endpoint(vertex: VertexEmulator) -> str:
 @pytest.fixture
 async def client(vertex: VertexEmulator) -> genai.Client:
     """google-genai in Vertex mode, with an access token from the emulator's ``/token``."""
-    token = (await vertex.headers())["Authorization"].removeprefix("Bearer ")
-    credentials = google.oauth2.credentials.Credentials(token=token)  # type: ignore[no-untyped-call]
-    return genai.Client(
-        vertexai=True,
-        project="my-project",
-        location="us-central1",
-        credentials=credentials,
-        http_options=types.HttpOptions(base_url=vertex.url),
-    )
+    return await sdk_client(vertex)
 
 
 @pytest.fixture
