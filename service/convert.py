@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf import timestamp_pb2
 
@@ -21,6 +21,8 @@ State = tuning_job_pb2.TuningJob.State
 Provider = tuning_job_pb2.TuningJob.Provider
 PROVIDERS = {ProviderKind.GEMINI_API: Provider.GEMINI_API, ProviderKind.VERTEX: Provider.VERTEX_AI}
 """How the API names each provider kind of the tenants file."""
+STATES = {state: State.Value(state.value) for state in JobState}
+"""Each stored state's value in the API (the same names)."""
 
 
 def request_hash(request: tuning_service_pb2.CreateTuningJobRequest) -> str:
@@ -70,29 +72,22 @@ def _hyperparameters(h: tuning_job_pb2.Hyperparameters) -> Hyperparameters:
 
 
 def job_to_proto(job: Job, queue_position: int = 0) -> tuning_job_pb2.TuningJob:
-    """The job as callers see it (never the training examples)."""
+    """The job as callers see it (never the training examples).
+
+    Only the fields the job has are given to the constructor: each one given costs, and
+    a new job has few (this runs on every create and every uncached read)."""
     message = tuning_job_pb2.TuningJob(
         queue_position=queue_position,
         name=job.name,
-        display_name=job.display_name,
-        description=job.description,
         base_model=job.base_model,
         hyperparameters=_hyperparameters_to_proto(job.hyperparameters),
-        labels=job.labels,
-        dataset=job.dataset,
-        state=State.Value(job.state.value),
-        tuned_model=job.tuned_model_name or job.tuned_model,
-        progress=tuning_job_pb2.Progress(
-            completed_steps=job.progress.completed_steps,
-            total_steps=job.progress.total_steps,
-            completed_percent=job.progress.completed_percent,
-        ),
-        system_instruction=job.system_instruction,
-        validation_dataset=job.validation_dataset,
-        export_last_checkpoint_only=job.export_last_checkpoint_only,
+        state=STATES[job.state],
+        progress=_progress_to_proto(job),
         provider=PROVIDERS[job.provider.kind],
-        waiting_reason=waiting_reason(job),
+        **_texts_set(job),
     )
+    if job.labels:
+        message.labels.update(job.labels)
     _set_model_outputs(message, job)
     for s in job.snapshots:
         snapshot = message.snapshots.add(step=s.step, epoch=s.epoch, mean_loss=s.mean_loss)
@@ -105,6 +100,32 @@ def job_to_proto(job: Job, queue_position: int = 0) -> tuning_job_pb2.TuningJob:
     _set_time(message.end_time, job.end_time)
     _set_time(message.status_fetch_time, job.status_fetch_time)
     return message
+
+
+def _texts_set(job: Job) -> dict[str, Any]:
+    """The job's optional text (and flag) fields that are not empty, by proto field."""
+    texts: dict[str, Any] = {
+        "display_name": job.display_name,
+        "description": job.description,
+        "dataset": job.dataset,
+        "tuned_model": job.tuned_model_name or job.tuned_model,
+        "system_instruction": job.system_instruction,
+        "validation_dataset": job.validation_dataset,
+        "export_last_checkpoint_only": job.export_last_checkpoint_only,
+        "waiting_reason": waiting_reason(job),
+    }
+    return {name: value for name, value in texts.items() if value}
+
+
+def _progress_to_proto(job: Job) -> tuning_job_pb2.Progress:
+    p = job.progress
+    if not (p.completed_steps or p.total_steps or p.completed_percent):
+        return tuning_job_pb2.Progress()
+    return tuning_job_pb2.Progress(
+        completed_steps=p.completed_steps,
+        total_steps=p.total_steps,
+        completed_percent=p.completed_percent,
+    )
 
 
 def waiting_reason(job: Job) -> str:
@@ -142,7 +163,8 @@ def _hyperparameters_to_proto(h: Hyperparameters) -> tuning_job_pb2.Hyperparamet
 def _set_model_outputs(message: tuning_job_pb2.TuningJob, job: Job) -> None:
     """What the upstream reported of the data and the model (Vertex AI): data statistics,
     checkpoints, the serving endpoint. Filled in by the worker; empty until then."""
-    message.tuned_model_endpoint = job.tuned_model_endpoint
+    if job.tuned_model_endpoint:
+        message.tuned_model_endpoint = job.tuned_model_endpoint
     for c in job.checkpoints:
         message.checkpoints.add(
             checkpoint_id=c.checkpoint_id, epoch=c.epoch, step=c.step, endpoint=c.endpoint

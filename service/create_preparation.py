@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
-from core.domain.job import encode_pairs
+from core.domain.job import encode_example_pairs
 from core.domain.providers import ProviderChoice
 from core.errors import FieldViolation, InvalidArgument, Reason
 from core.runtime.settings import Settings
@@ -49,7 +49,7 @@ class PreparedCreate:
     """A valid create, ready to store: nothing in it needs work per example any more."""
 
     request: tuning_service_pb2.CreateTuningJobRequest  # without its training examples
-    examples: bytes  # core.domain.job.encode_pairs of the inline examples
+    examples: bytes  # core.domain.job.encode_example_pairs of the inline examples
     example_count: int
     request_hash: str  # service.convert.request_hash of the whole request
 
@@ -94,6 +94,22 @@ def prepare_create(
 ) -> _Prepared | _Refused:
     """Parse, validate (for the tenant's `provider`) and encode a create (in a child
     process, for a large one)."""
+    outcome = prepare_here(raw, settings, provider)
+    if isinstance(outcome, _Refused):
+        return outcome
+    return _Prepared(
+        outcome.request.SerializeToString(),
+        outcome.examples,
+        outcome.example_count,
+        outcome.request_hash,
+    )
+
+
+def prepare_here(
+    raw: bytes, settings: Settings, provider: ProviderChoice = GEMINI_API
+) -> PreparedCreate | _Refused:
+    """`prepare_create` for the event loop: the request stays a message (a small one is
+    not serialized to cross a process boundary, only to be parsed again)."""
     try:
         parsed = parse_create(raw)
         validate_create(parsed, settings, provider)
@@ -106,18 +122,19 @@ def prepare_create(
             Reason.INVALID_ARGUMENT,
         )
     request = parsed.request
-    examples = request.tuning_job.training_examples
     fingerprint = request_hash(request)
-    encoded = encode_pairs([e.text_input for e in examples], [e.output for e in examples])
-    count = len(examples)
+    encoded = encode_example_pairs(parsed.examples)
     request.tuning_job.ClearField("training_examples")
-    return _Prepared(request.SerializeToString(), encoded, count, fingerprint)
+    return PreparedCreate(request, encoded, len(parsed.examples), fingerprint)
 
 
-def unpacked(outcome: _Prepared | _Refused) -> PreparedCreate:
-    """What `prepare_create` returned, in the API process: the create, or its refusal."""
+def unpacked(outcome: PreparedCreate | _Prepared | _Refused) -> PreparedCreate:
+    """What `prepare_create` (or `prepare_here`) returned, in the API process: the create,
+    or its refusal."""
     if isinstance(outcome, _Refused):
         raise InvalidArgument(outcome.message, outcome.violations, reason=outcome.reason)
+    if isinstance(outcome, PreparedCreate):
+        return outcome
     return PreparedCreate(
         request=tuning_service_pb2.CreateTuningJobRequest.FromString(outcome.request),
         examples=outcome.examples,

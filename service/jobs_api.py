@@ -45,6 +45,7 @@ from service.create_preparation import (
     PreparedCreate,
     is_small,
     prepare_create,
+    prepare_here,
     unpacked,
 )
 from service.dataset_checker import DatasetChecker
@@ -156,7 +157,7 @@ class JobsApi:
         self, tenant: str, call: CreateCall, provider: ProviderChoice
     ) -> PreparedCreate:
         if is_small(call, self._settings):
-            return unpacked(prepare_create(call.raw, self._settings, provider))
+            return unpacked(prepare_here(call.raw, self._settings, provider))
         return unpacked(
             await self._checker.run(tenant, prepare_create, call.raw, self._settings, provider)
         )

@@ -24,10 +24,13 @@ _PACKAGE = "tuning.internal.probe"
 
 
 class ParsedCreate(NamedTuple):
-    """A CreateTuningJobRequest and whether its wire form set both learning-rate fields."""
+    """A CreateTuningJobRequest, whether its wire form set both learning-rate fields, and
+    its inline examples as (text_input, output) pairs, read once for both their
+    validation and their encoding (each read of a protobuf field costs)."""
 
     request: tuning_service_pb2.CreateTuningJobRequest
     both_learning_rates: bool
+    examples: list[tuple[str, str]]
 
 
 def _number(message: type[Message], field: str) -> int:
@@ -97,9 +100,10 @@ def parse_head(raw: bytes) -> tuple[str, bool]:
 def parse_create(raw: bytes) -> ParsedCreate:
     """The request deserializer for CreateTuningJob."""
     request = tuning_service_pb2.CreateTuningJobRequest.FromString(raw)
-    hyper = request.tuning_job.hyperparameters
-    if hyper.WhichOneof("learning_rate_option") is None:
-        return ParsedCreate(request, both_learning_rates=False)
+    job = request.tuning_job
+    examples = [(e.text_input, e.output) for e in job.training_examples]
+    if job.hyperparameters.WhichOneof("learning_rate_option") is None:
+        return ParsedCreate(request, False, examples)
     probe = _Probe.FromString(raw).tuning_job.hyperparameters  # type: ignore[attr-defined]
     both = probe.HasField("learning_rate") and probe.HasField("learning_rate_multiplier")
-    return ParsedCreate(request, both_learning_rates=bool(both))
+    return ParsedCreate(request, bool(both), examples)

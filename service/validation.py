@@ -118,7 +118,7 @@ def _job_violations(
     return [
         *refused,
         *(v for v in bounds if v.field not in skipped),
-        *_source(job, settings),
+        *_source(job, parsed.examples, settings),
         *_labels(job.labels),
     ]
 
@@ -218,15 +218,17 @@ def _system_instruction(text: str) -> Violations:
         yield FieldViolation(path, "no control characters but newline and tab")
 
 
-def _source(job: tuning_job_pb2.TuningJob, settings: Settings) -> Violations:
+def _source(
+    job: tuning_job_pb2.TuningJob, examples: Sequence[tuple[str, str]], settings: Settings
+) -> Violations:
     """Exactly one of inline examples and a dataset reference."""
-    if job.dataset and job.training_examples:
+    if job.dataset and examples:
         yield FieldViolation("tuning_job.dataset", "set either dataset or training_examples")
     elif not job.dataset:
-        yield from _examples(job.training_examples, settings)
+        yield from _examples(examples, settings)
 
 
-def _examples(examples: Sequence[tuning_job_pb2.TrainingExample], settings: Settings) -> Violations:
+def _examples(examples: Sequence[tuple[str, str]], settings: Settings) -> Violations:
     path = "tuning_job.training_examples"
     if not settings.min_examples <= len(examples) <= settings.max_examples:
         yield FieldViolation(
@@ -235,8 +237,7 @@ def _examples(examples: Sequence[tuning_job_pb2.TrainingExample], settings: Sett
             f"to {settings.max_examples} are accepted",
         )
     max_input, max_output = settings.max_input_chars, settings.max_output_chars
-    for row, example in enumerate(examples):
-        given, wanted = example.text_input, example.output
+    for row, (given, wanted) in enumerate(examples):
         if (
             given.strip()
             and len(given) <= max_input

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -64,8 +65,7 @@ class QuotaOverrides:
 
     def over(self, defaults: TenantQuotas) -> TenantQuotas:
         """`defaults` with this tenant's own values put in."""
-        changes = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
-        return dataclasses.replace(defaults, **changes)
+        return _over(self, defaults)
 
     @classmethod
     def from_json(cls, raw: object) -> QuotaOverrides:
@@ -81,3 +81,11 @@ class QuotaOverrides:
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ValueError(f"quota {name} must be a positive number")
         return cls(**raw)
+
+
+@functools.lru_cache(maxsize=1024)
+def _over(overrides: QuotaOverrides, defaults: TenantQuotas) -> TenantQuotas:
+    # Asked on every create: both are frozen values, so the answer is kept (a few hundred
+    # tenants' worth; a changed tenants file brings new values, and so new entries).
+    changes = {k: v for k, v in dataclasses.asdict(overrides).items() if v is not None}
+    return dataclasses.replace(defaults, **changes)

@@ -14,6 +14,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio.connection import AbstractConnection, parse_url
 
 from core.errors import Reason, ResourceExhausted, Unavailable
+from core.redis.pipelined import PipelinedConnection
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,34 @@ def connect(
     client: Redis
     if cluster:
         client = aioredis.RedisCluster.from_url(url, **options)
-    else:
+    elif round_trips is None:
+        client = PipelinedRedis.from_url(url, **options)
+    else:  # every round trip counted: no pipelined connection beside the pool's
         client = aioredis.Redis.from_url(url, **options)
     if round_trips is not None:
         _count_round_trips(client, round_trips)
     return client
+
+
+class PipelinedRedis(aioredis.Redis):
+    """A client that may also hold one pipelined connection to its server
+    (core.redis.pipelined), opened on first use and closed with the client."""
+
+    _pipelined: PipelinedConnection | None = None
+    _pipelined_checked = False
+
+    @property
+    def pipelined(self) -> PipelinedConnection | None:
+        """The pipelined connection; None if the client's transport has none (TLS, Unix)."""
+        if not self._pipelined_checked:
+            self._pipelined = PipelinedConnection.of(self)
+            self._pipelined_checked = True
+        return self._pipelined
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        if self._pipelined is not None:
+            await self._pipelined.aclose()
+        await super().aclose(close_connection_pool)
 
 
 def _count_round_trips(client: Redis, count: RoundTrips) -> None:

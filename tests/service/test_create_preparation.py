@@ -14,8 +14,9 @@ import grpc
 import pytest
 
 from core.domain.job import decode_examples
+from core.errors import InvalidArgument
 from core.runtime.settings import Settings
-from service.create_preparation import prepare_create, read_head, unpacked
+from service.create_preparation import prepare_create, prepare_here, read_head, unpacked
 from service.dataset_checker import DatasetChecker
 from tests.conftest import SystemFactory
 from tests.harness import examples, job_spec
@@ -62,6 +63,19 @@ def test_a_prepared_create_carries_what_the_store_needs() -> None:
     assert [(p.text_input, p.output) for p in pairs] == [
         (e.text_input, e.output) for e in request.tuning_job.training_examples
     ]
+
+
+def test_a_create_prepared_on_the_event_loop_is_the_one_a_child_would_hand_back() -> None:
+    request = tuning_service_pb2.CreateTuningJobRequest(
+        request_id="r-1", tuning_job=job_spec(training_examples=examples(30))
+    )
+    request.tuning_job.labels.update({"team": "ml", "cost-centre": "x1"})
+    raw = request.SerializeToString()
+    here, there = unpacked(prepare_here(raw, Settings())), unpacked(prepare_create(raw, Settings()))
+    assert here == there
+    with pytest.raises(InvalidArgument) as refused:
+        unpacked(prepare_here(labelled(1_000).SerializeToString(), Settings()))
+    assert "tuning_job.labels" in str(refused.value)
 
 
 async def test_a_refusal_crosses_from_the_child_with_its_violations() -> None:

@@ -1,11 +1,16 @@
-"""The job record's JSON form: every field survives, nested records included."""
+"""The job record's JSON form: every field survives, nested records included; and job ids."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
 import json
 
 from core.domain.job import (
+    JOB_ID_PREFIX,
+    JOB_ID_SHAPE,
+    RANDOM_ID_CHARS,
     Checkpoint,
     DataStats,
     Hyperparameters,
@@ -13,6 +18,8 @@ from core.domain.job import (
     Progress,
     Snapshot,
     TrainingFile,
+    new_job_id,
+    random_id,
 )
 from core.domain.providers import ProviderChoice, ProviderKind, VertexTarget
 from core.domain.states import JobState
@@ -121,3 +128,12 @@ def test_a_record_written_before_providers_loads_as_a_gemini_api_job() -> None:
     assert (job.data_stats, job.checkpoints, job.tuned_model_endpoint) == (None, (), "")
     assert job.tuned_model == "tunedModels/tj-j1" and job.state == JobState.SUCCEEDED
     assert Job.from_json(job.to_json()) == job  # and is written back whole
+
+
+def test_job_ids_are_the_ones_base64_would_make() -> None:
+    # Ids derived from a request_id must never change: a retry finds its job by them.
+    for n in range(2000):
+        digest = hashlib.sha256(f"team-a\0req-{n}".encode()).digest()
+        expected = base64.b32encode(digest).decode().lower()[:RANDOM_ID_CHARS]
+        assert new_job_id("team-a", f"req-{n}") == JOB_ID_PREFIX + expected
+        assert JOB_ID_SHAPE.fullmatch(random_id(JOB_ID_PREFIX))
