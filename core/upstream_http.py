@@ -4,7 +4,8 @@ One aiohttp `ClientSession` per process (`open_session`) is shared by every call
 aiohttp's rather than httpx's because a poll is one small GET and the worker makes
 hundreds a second: aiohttp's client costs about a fifth of httpx's CPU per request
 (0.25-0.3 ms against 1.5 ms on this project's machines). Answers are read whole into an
-`Answer`; no caller sees aiohttp's types. Each call authenticates
+`Answer`, a streamed one (`events`) as each server-sent event's JSON the moment it comes;
+no caller sees aiohttp's types. Each call authenticates
 with the tenant's TokenSource; a 401 earns one token refresh and one retry, no more.
 Each request waits at most the caller's remaining deadline (core.runtime.deadline).
 
@@ -25,18 +26,27 @@ Cloud Storage JSON API all answer with this envelope (Cloud Storage names its re
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterator,
+    Mapping,
+)
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 import orjson
 import yarl
+from aiohttp.http_exceptions import LineTooLong
 
 from core.errors import (
     Reason,
@@ -54,6 +64,7 @@ from core.runtime.metrics import Metrics
 from core.security.token_source import TokenSource
 
 Json = dict[str, Any]
+_T = TypeVar("_T")
 
 DEFAULT_HOLD_OFF_S = 1.0
 """How long the fleet waits after a 429 that says nothing of when to come back."""
@@ -196,12 +207,18 @@ class UpstreamHttp:
     ) -> Answer:
         """One request, again once after a 401; an error status in `passing` is answered
         as it came, any other is raised as its `UpstreamError`."""
+        return await self._authenticated(
+            auth, lambda: self._send(auth, method, path, effect, passing, **kwargs)
+        )
+
+    async def _authenticated(self, auth: TokenSource, attempt: Callable[[], Awaitable[_T]]) -> _T:
+        """`attempt()`, again once after a 401 and a token refresh."""
         try:
-            return await self._send(auth, method, path, effect, passing, **kwargs)
+            return await attempt()
         except UpstreamUnauthenticated:
             await auth.refresh()
         try:
-            return await self._send(auth, method, path, effect, passing, **kwargs)
+            return await attempt()
         except UpstreamUnauthenticated as exc:  # Refused twice: the credential is the problem.
             raise UpstreamRejected(
                 f"{exc.message} (again after a token refresh)",
@@ -220,6 +237,19 @@ class UpstreamHttp:
         passing: Collection[int],
         **kwargs: Any,
     ) -> Answer:
+        sending = await self._prepare(auth, method, path, effect, kwargs)
+        with self._exchanging(sending) as exchange:
+            response = await self._exchange(sending)
+            exchange.outcome = str(response.status_code)
+        if response.is_error and response.status_code not in passing:
+            raise await self._failure(response)
+        return response
+
+    async def _prepare(
+        self, auth: TokenSource, method: str, path: str, effect: bool, kwargs: dict[str, Any]
+    ) -> _Sending:
+        """The request, ready to leave at once: authenticated, let through by the limiter,
+        fenced, its timeouts cut to the deadline and the fence."""
         headers = await auth.headers() | kwargs.pop("headers", {})
         if "content" in kwargs:
             kwargs["data"] = kwargs.pop("content")
@@ -228,31 +258,39 @@ class UpstreamHttp:
         absolute = path.startswith(("http://", "https://"))
         url = yarl.URL(path if absolute else self._base + path, encoded=True)
         action = f"{method} {yarl.URL(path, encoded=True).path}"
-        route = self._route_of(url.path)
+        label = f"{method} {self._route_of(url.path)}"
         # Nothing is awaited from here until the request leaves.
         fenced_s = self._fence(action) if effect else None
         timeout = _timeout(self._http.timeout, fenced_s)
-        started, outcome = time.perf_counter(), "error"
+        return _Sending(method, url, headers, timeout, action, label, kwargs)
+
+    @contextlib.contextmanager
+    def _exchanging(self, sending: _Sending) -> Iterator[_Exchange]:
+        """Count the exchange in the block, timed, by its outcome; translate its timeouts
+        and transport failures."""
+        exchange, started = _Exchange(), time.perf_counter()
         try:
-            response = await self._exchange(method, url, headers, timeout, kwargs)
-            outcome = str(response.status_code)
+            yield exchange
         except TimeoutError as exc:
-            outcome = "timeout"
-            raise UpstreamRetryable(f"{action} timed out", status="DEADLINE_EXCEEDED") from exc
-        except aiohttp.ClientError as exc:
-            outcome = "transport_error"
+            exchange.outcome = "timeout"
             raise UpstreamRetryable(
-                f"{action} failed: {type(exc).__name__}", status="UNAVAILABLE"
+                f"{sending.action} timed out", status="DEADLINE_EXCEEDED"
+            ) from exc
+        except aiohttp.ClientError as exc:
+            exchange.outcome = "transport_error"
+            raise UpstreamRetryable(
+                f"{sending.action} failed: {type(exc).__name__}", status="UNAVAILABLE"
             ) from exc
         finally:
-            self._observe(f"{method} {route}", outcome, time.perf_counter() - started)
-        if response.is_error and response.status_code not in passing:
-            error = error_from_response(response)
-            if error.reason == Reason.UPSTREAM_RESOURCE_EXHAUSTED:
-                # A quota is per project, not per job: the whole fleet waits, not one job.
-                await self._limiter.hold_off(error.retry_after_s or DEFAULT_HOLD_OFF_S)
-            raise error
-        return response
+            self._observe(sending.label, exchange.outcome, time.perf_counter() - started)
+
+    async def _failure(self, response: Answer) -> UpstreamError:
+        """The `UpstreamError` of an error answer, the fleet held off after a 429."""
+        error = error_from_response(response)
+        if error.reason == Reason.UPSTREAM_RESOURCE_EXHAUSTED:
+            # A quota is per project, not per job: the whole fleet waits, not one job.
+            await self._limiter.hold_off(error.retry_after_s or DEFAULT_HOLD_OFF_S)
+        return error
 
     def _observe(self, label: str, outcome: str, seconds: float) -> None:
         """Count the request and its latency, by route and outcome (both few: their
@@ -269,20 +307,182 @@ class UpstreamHttp:
         requests.inc()
         latency.observe(seconds)
 
-    async def _exchange(
-        self,
-        method: str,
-        url: yarl.URL,
-        headers: dict[str, str],
-        limits: aiohttp.ClientTimeout,
-        body: dict[str, Any],
-    ) -> Answer:
+    async def _exchange(self, sending: _Sending) -> Answer:
         """Send the request and read its answer whole, the connection back in the pool."""
-        async with self._http.request(
-            method, url, headers=headers, timeout=limits, allow_redirects=False, **body
-        ) as response:
-            content = await response.read()
-            return Answer(response.status, response.reason or "", response.headers, content)
+        async with await self._begin(sending) as response:
+            return await _read_whole(response)
+
+    async def _begin(self, sending: _Sending) -> aiohttp.ClientResponse:
+        """Send the request; its answer's status and headers have come, its body not yet."""
+        return await self._http.request(
+            sending.method,
+            sending.url,
+            headers=sending.headers,
+            timeout=sending.timeout,
+            allow_redirects=False,
+            **sending.body,
+        )
+
+    # Streamed answers.
+
+    async def events(
+        self, auth: TokenSource, method: str, path: str, **kwargs: Any
+    ) -> AsyncGenerator[Json]:
+        """The JSON of each server-sent event of a streamed answer (ask for `alt=sse`),
+        yielded the moment the event's blank line arrives.
+
+        The request is made as `call`'s (a 401 before the stream begins earns one token
+        refresh and one retry) and an error status before the stream begins is raised as
+        its `UpstreamError`. Once it has begun, a stream cut short (the connection closed
+        before its end) is UpstreamRetryable, after the events that came. The caller's
+        deadline bounds the whole stream; the session's read timeout each wait for more.
+        The stream, and its connection, are closed when the caller stops iterating
+        (`aclose`, or its task cancelled): the upstream sees the request end.
+        """
+        response = await self._authenticated(
+            auth, lambda: self._open(auth, method, path, dict(kwargs))
+        )
+        action = f"{method} {response.url.path}"
+        # The events are read off the connection by a task of their own, the moment each
+        # arrives, and handed over: aiohttp's reader refuses the bytes it holds once the
+        # connection has failed, so events that came just before a cut, not yet asked
+        # for, would be lost with it. The hand-off is bounded (SSE_HANDOFF_EVENTS): past
+        # that, the reader waits and the connection's own flow control holds the rest.
+        handoff: asyncio.Queue[Json | Exception | None] = asyncio.Queue(SSE_HANDOFF_EVENTS)
+        reader = asyncio.create_task(_hand_over(_read_events(response.content, action), handoff))
+        try:
+            while (event := await handoff.get()) is not None:
+                if isinstance(event, Exception):
+                    raise event
+                yield event
+        finally:
+            response.close()
+            reader.cancel()
+            await asyncio.wait([reader])
+
+    async def _open(
+        self, auth: TokenSource, method: str, path: str, kwargs: dict[str, Any]
+    ) -> aiohttp.ClientResponse:
+        """A successful answer's head, its body left to stream; an error answer raised.
+
+        Counted in the metrics as its head arrives (its latency: the time to the stream's
+        first byte)."""
+        sending = await self._prepare(auth, method, path, False, kwargs)
+        with self._exchanging(sending) as exchange:
+            response = await self._begin(sending)
+            exchange.outcome = str(response.status)
+            if response.status < 400:
+                return response
+            async with response:
+                answer = await _read_whole(response)
+        raise await self._failure(answer)
+
+
+SSE_EVENT_MAX_BYTES = 1024 * 1024
+"""The largest server-sent event read: a streamed answer's event is one chunk of it (a few
+tokens per candidate), so one this large is an upstream fault, not an answer to buffer."""
+
+
+SSE_HANDOFF_EVENTS = 16
+"""Events read ahead of a stream's consumer, at most (see `UpstreamHttp.events`)."""
+
+
+@dataclass(frozen=True)
+class _Sending:
+    """A request ready to leave: authenticated, let through, fenced, its timeouts set."""
+
+    method: str
+    url: yarl.URL
+    headers: dict[str, str]
+    timeout: aiohttp.ClientTimeout
+    action: str
+    """`METHOD /path`, for messages and the fence."""
+    label: str
+    """`METHOD route`, for the metrics."""
+    body: dict[str, Any]
+
+
+class _Exchange:
+    """The outcome an exchange is counted by: its status, once it has one."""
+
+    outcome = "error"
+
+
+async def _read_whole(response: aiohttp.ClientResponse) -> Answer:
+    content = await response.read()
+    return Answer(response.status, response.reason or "", response.headers, content)
+
+
+async def _hand_over(
+    events: AsyncGenerator[Json], handoff: asyncio.Queue[Json | Exception | None]
+) -> None:
+    """Put each of `events` in `handoff` as it comes, then None; or the error that ended
+    them, for the consumer to raise."""
+    try:
+        async with contextlib.aclosing(events):
+            async for event in events:
+                await handoff.put(event)
+    except Exception as exc:  # noqa: BLE001 (not swallowed: handed to the consumer to raise)
+        await handoff.put(exc)
+    else:
+        await handoff.put(None)
+
+
+async def _read_events(content: aiohttp.StreamReader, action: str) -> AsyncGenerator[Json]:
+    """Each event of a server-sent event stream, its `data:` lines joined, as JSON; the
+    stream's own failures translated (the HTTP exchange's are `_exchanging`'s)."""
+    try:
+        data: list[bytes] = []
+        while line := await content.readline(max_line_length=SSE_EVENT_MAX_BYTES):
+            line = line.rstrip(b"\r\n")
+            if line:
+                _take_field(line, data)
+            elif data:
+                yield _event_json(data, action)
+                data = []
+        if data:  # the last event without its blank line: as google-genai reads it
+            yield _event_json(data, action)
+    except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
+        raise UpstreamRetryable("the upstream stream ended early", status="UNAVAILABLE") from exc
+    except TimeoutError as exc:
+        raise UpstreamRetryable(f"{action} timed out", status="DEADLINE_EXCEEDED") from exc
+    except aiohttp.ClientError as exc:
+        raise UpstreamRetryable(
+            f"{action} failed: {type(exc).__name__}", status="UNAVAILABLE"
+        ) from exc
+    except LineTooLong as exc:
+        raise _too_large() from exc
+
+
+def _too_large() -> UpstreamError:
+    return UpstreamError(f"the upstream stream sent an event over {SSE_EVENT_MAX_BYTES} bytes")
+
+
+def _take_field(line: bytes, data: list[bytes]) -> None:
+    """Keep a `data:` line's value; comments and the other fields (`event`, `id`,
+    `retry`) say nothing a Google API stream needs."""
+    name, _, value = line.partition(b":")
+    if name != b"data":
+        return
+    data.append(value.removeprefix(b" "))
+    if sum(len(d) for d in data) > SSE_EVENT_MAX_BYTES:
+        raise _too_large()
+
+
+def _event_json(data: list[bytes], action: str) -> Json:
+    """An event's JSON object; an upstream error event is raised as its UpstreamError."""
+    try:
+        event = orjson.loads(b"\n".join(data))
+    except orjson.JSONDecodeError:
+        event = None
+    if not isinstance(event, dict):
+        raise UpstreamError(f"{action}: an event of the stream is not a JSON object")
+    error = event.get("error")
+    if isinstance(error, dict):  # an error after the stream began: its envelope, as an event
+        code = error.get("code")
+        status = code if isinstance(code, int) and code >= 400 else 500
+        raise error_from_response(Answer(status, "", {}, orjson.dumps(event)))
+    return event
 
 
 def page_params(page_size: int, page_token: str) -> dict[str, str]:

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 REQUEST_ID_KEY = "x-request-id"
 
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
+StreamHandler = TypeVar("StreamHandler", bound=Callable[..., AsyncGenerator[Any]])
 
 
 def internal_status() -> status_pb2.Status:
@@ -44,6 +46,32 @@ def mapped_errors(handler: Handler) -> Handler:
         except Exception:
             log.exception("unexpected error in %s", handler.__name__)
             status = internal_status()
+        await abort(context, status)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def mapped_stream_errors(handler: StreamHandler) -> StreamHandler:
+    """`mapped_errors` for a response-streaming servicer method (an async generator): what
+    it yielded has been sent, then the error ends the stream with its status."""
+
+    @wraps(handler)
+    async def wrapper(
+        self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
+        try:
+            async with contextlib.aclosing(handler(self, request, context)) as answers:
+                async for answer in answers:
+                    yield answer
+        except grpc.aio.AbortError:
+            raise
+        except TuningError as exc:
+            status = to_status(exc)
+        except Exception:
+            log.exception("unexpected error in %s", handler.__name__)
+            status = internal_status()
+        else:
+            return
         await abort(context, status)
 
     return wrapper  # type: ignore[return-value]

@@ -6,6 +6,9 @@ worker would add latency for nothing (docs/architecture.md). The tenant's token 
 from the same credential resolution the worker uses (core.security.credentials); the
 request goes through core.upstream_http on the process's one HTTP session, within the
 call's deadline (the servicer sets it), and its errors come back as the status they mean.
+StreamGenerateContent is the same request, checked and resolved by the same code
+(`_target`), answered from the upstream's `streamGenerateContent?alt=sse`: each event is
+mapped and yielded as it arrives (core.upstream_http's `events`), within the deadline.
 
 Every bound is checked before anything is read (`check_request`), each violation naming
 its field path (`contents[3].parts[0].text`); the request's size, and so its text in
@@ -28,8 +31,9 @@ state; a checkpoint the job does not list NOT_FOUND.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -70,6 +74,8 @@ MAX_STOP_SEQUENCE_CHARS = 128
 ROLES = ("user", "model")
 CHECKPOINTS_INFIX = "/checkpoints/"
 CHECKPOINT_ID = re.compile(r"[A-Za-z0-9_-]{1,20}")
+SERVER_SENT_EVENTS = {"alt": "sse"}
+"""A stream's framing, asked of the upstream: one event per chunk, as google-genai asks."""
 _ENDPOINT = re.compile(r"projects/[^/]+/locations/(?P<location>[^/]+)/endpoints/[^/:]+")
 _IDS = re.compile(r"(projects|locations|endpoints|tunedModels)/[^/:]+")
 
@@ -86,7 +92,8 @@ class ModelName:
 
 
 class GenerationApi:
-    """GenerateContent's behaviour, behind the thin servicer (service.generation_servicer)."""
+    """GenerateContent's and StreamGenerateContent's behaviour, behind the thin servicer
+    (service.generation_servicer)."""
 
     def __init__(
         self,
@@ -109,19 +116,34 @@ class GenerationApi:
         self, tenant: str, request: gen.GenerateContentRequest
     ) -> gen.GenerateContentResponse:
         """The tuned model's answer to `request`, on behalf of `tenant`."""
-        name = check_request(request, self._settings.max_reported_violations)
-        job = await self._job(tenant, name)
-        api, path = self._upstream_of(job, request.model, name.checkpoint_id)
-        try:
+        api, path = await self._target(tenant, request, "generateContent")
+        with _retry_delay_told():
             answer = await api.call(
                 self._auth_for(tenant), "POST", path, json=request_body(request)
             )
-        except UpstreamRetryable as exc:
-            # The caller is told when to retry, never "at once" (RetryInfo of 0 s) when
-            # the upstream did not say.
-            exc.retry_after_s = exc.retry_after_s or DEFAULT_HOLD_OFF_S
-            raise
         return response_of(answer, request.model)
+
+    async def stream(
+        self, tenant: str, request: gen.GenerateContentRequest
+    ) -> AsyncGenerator[gen.GenerateContentResponse]:
+        """The tuned model's answer to `request` in chunks, each yielded the moment the
+        upstream sends it; closing this closes the upstream stream."""
+        api, path = await self._target(tenant, request, "streamGenerateContent")
+        auth, body = self._auth_for(tenant), request_body(request)
+        events = api.events(auth, "POST", path, json=body, params=SERVER_SENT_EVENTS)
+        async with contextlib.aclosing(events):
+            with _retry_delay_told():
+                async for event in events:
+                    yield response_of(event, request.model)
+
+    async def _target(
+        self, tenant: str, request: gen.GenerateContentRequest, verb: str
+    ) -> tuple[UpstreamHttp, str]:
+        """The upstream host, and the path of the model's `verb`, once the request is within
+        its bounds and names a model of the tenant's that can answer."""
+        name = check_request(request, self._settings.max_reported_violations)
+        job = await self._job(tenant, name)
+        return self._upstream_of(job, request.model, name.checkpoint_id, verb)
 
     async def _job(self, tenant: str, name: ModelName) -> Job:
         job = await self._store.get(tenant, name.job_id)
@@ -138,12 +160,14 @@ class GenerationApi:
             )
         return job
 
-    def _upstream_of(self, job: Job, model: str, checkpoint_id: str) -> tuple[UpstreamHttp, str]:
-        """The upstream host and the path of the job's (or its checkpoint's) generateContent."""
+    def _upstream_of(
+        self, job: Job, model: str, checkpoint_id: str, verb: str
+    ) -> tuple[UpstreamHttp, str]:
+        """The upstream host and the path of the job's (or its checkpoint's) `verb`."""
         if job.provider.kind is ProviderKind.GEMINI_API:
-            return self._gemini, f"/v1beta/{job.tuned_model}:generateContent"
+            return self._gemini, f"/v1beta/{job.tuned_model}:{verb}"
         endpoint = _endpoint(job, model, checkpoint_id)
-        return self._vertex_at(endpoint), f"/v1/{endpoint}:generateContent"
+        return self._vertex_at(endpoint), f"/v1/{endpoint}:{verb}"
 
     def _vertex_at(self, endpoint: str) -> UpstreamHttp:
         """Vertex AI at the endpoint's location (one client per location)."""
@@ -172,8 +196,20 @@ def _endpoint(job: Job, model: str, checkpoint_id: str) -> str:
     return endpoint
 
 
+@contextlib.contextmanager
+def _retry_delay_told() -> Iterator[None]:
+    """The caller is told when to retry, never "at once" (RetryInfo of 0 s) when the
+    upstream did not say."""
+    try:
+        yield
+    except UpstreamRetryable as exc:
+        exc.retry_after_s = exc.retry_after_s or DEFAULT_HOLD_OFF_S
+        raise
+
+
 def _route(path: str) -> str:
-    """`/v1/projects/*/locations/*/endpoints/*:generateContent`: the path without its ids."""
+    """`/v1/projects/*/locations/*/endpoints/*:generateContent`: the path without its ids
+    (its query, `alt=sse`, is not in it)."""
     return _IDS.sub(r"\1/*", path)
 
 

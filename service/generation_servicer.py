@@ -1,9 +1,10 @@
 """The GenerationService servicer: read the request, call GenerationApi within the call's
-deadline, map the errors."""
+deadline, map the errors (a stream's after the chunks it sent)."""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import grpc
@@ -11,7 +12,7 @@ from google.protobuf import message_factory
 
 from core.runtime.deadline import within
 from service.auth import current_tenant
-from service.errors import mapped_errors
+from service.errors import mapped_errors, mapped_stream_errors
 from service.generation import GenerationApi
 from service.wrapping import handler_kind
 from tuning.v1 import generation_service_pb2
@@ -33,6 +34,18 @@ class GenerationServicer:
         # A cancelled call cancels this task, and so the upstream request it awaits.
         with caller_deadline(context):
             return await self._api.generate(current_tenant(), request)
+
+    @mapped_stream_errors
+    async def StreamGenerateContent(
+        self, request: generation_service_pb2.GenerateContentRequest, context: Context
+    ) -> AsyncGenerator[generation_service_pb2.GenerateContentResponse]:
+        # The deadline bounds the whole stream; a cancelled call cancels this task while
+        # it waits for the next chunk, and so closes the upstream stream.
+        with caller_deadline(context):
+            chunks = self._api.stream(current_tenant(), request)
+            async with contextlib.aclosing(chunks):
+                async for chunk in chunks:
+                    yield chunk
 
 
 def caller_deadline(context: Context) -> contextlib.AbstractContextManager[None]:

@@ -15,7 +15,8 @@ so not RESOURCE_EXHAUSTED, which asks to wait).
 The table, written once in `MessageLimits.from_settings`: CreateTuningJob up to
 `TUNING_GRPC_MAX_MESSAGE_BYTES`; each UploadDataset message up to a chunk of
 `TUNING_UPLOAD_MAX_CHUNK_BYTES` and `TUNING_GRPC_SMALL_REQUEST_MAX_BYTES` for its other
-fields; GenerateContent up to GENERATE_CONTENT_MAX_BYTES (1 MiB); every other method, of
+fields; GenerateContent and StreamGenerateContent up to GENERATE_CONTENT_MAX_BYTES
+(1 MiB); every other method, of
 any service (a method added later too), up to `TUNING_GRPC_SMALL_REQUEST_MAX_BYTES`.
 
 Every message is also charged to its tenant's receive budget (service.receive_budget): a
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 CREATE_TUNING_JOB = "/tuning.v1.TuningService/CreateTuningJob"
 UPLOAD_DATASET = "/tuning.v1.TuningService/UploadDataset"
 GENERATE_CONTENT = "/tuning.v1.GenerationService/GenerateContent"
+STREAM_GENERATE_CONTENT = "/tuning.v1.GenerationService/StreamGenerateContent"
 GENERATE_CONTENT_MAX_BYTES = 1024 * 1024
 """A GenerateContent request's limit, which bounds its text in all: a fixed 1 MiB (well
 under what the tuned models take in), not a setting yet."""
@@ -82,6 +84,9 @@ class MessageLimits:
                     settings.upload_max_chunk_bytes + small, "TUNING_UPLOAD_MAX_CHUNK_BYTES"
                 ),
                 GENERATE_CONTENT: Limit(
+                    GENERATE_CONTENT_MAX_BYTES, "GenerateContent's fixed limit, 1 MiB"
+                ),
+                STREAM_GENERATE_CONTENT: Limit(
                     GENERATE_CONTENT_MAX_BYTES, "GenerateContent's fixed limit, 1 MiB"
                 ),
             },

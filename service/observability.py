@@ -12,10 +12,12 @@ unary call does not repeat it: a caller that wants to find one in the logs sends
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
@@ -26,7 +28,7 @@ from core.runtime.metrics import Metrics
 from service import receive_budget
 from service.auth import principal_if_any
 from service.errors import REQUEST_ID_KEY
-from service.wrapping import behavior_of, rewrapped
+from service.wrapping import behavior_of, rewrapped, stream_answers
 
 if TYPE_CHECKING:
     Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
@@ -36,8 +38,13 @@ Ended = Callable[[str, "grpc.StatusCode | None", int], None]
 was charged, service.receive_budget): told as each call ends."""
 
 
+OWN_SERVICES = "/tuning."
+"""The methods of the platform's own services: all observed, streams of answers too."""
+
+
 class RpcObserver:
-    """Outermost wrapper: sees every unary and upload RPC, including the refused ones."""
+    """Outermost wrapper: sees every RPC of the platform's services (unary, uploads and
+    streamed answers such as StreamGenerateContent), including the refused ones."""
 
     def __init__(self, metrics: Metrics, *, ended: Ended | None = None) -> None:
         self._metrics = metrics
@@ -45,7 +52,7 @@ class RpcObserver:
         self._ended = ended
 
     def wrap(self, method: str, handler: Handler) -> Handler:
-        if handler.response_streaming:
+        if handler.response_streaming and not method.startswith(OWN_SERVICES):
             return handler  # health's Watch and reflection are not counted
         return _observed(handler, method, self._ids, self._metrics, self._ended)
 
@@ -69,38 +76,81 @@ def _observed(
     handler: Handler, method: str, ids: RequestIds, metrics: Metrics, ended: Ended | None
 ) -> Handler:
     behavior: Any = behavior_of(handler)
-    streaming = _client_streaming(method, handler)
-    latency = metrics.rpc_latency.labels(method)
-    counts: dict[str, Any] = {}
+    call = _Bookkeeping(method, ids, metrics, ended, uploads=_client_streaming(method, handler))
 
-    def count(code: grpc.StatusCode | None) -> None:
-        name = (code or grpc.StatusCode.OK).name if not isinstance(code, int) else str(code)
-        counter = counts.get(name)
-        if counter is None:
-            counter = counts[name] = metrics.rpcs.labels(method, name)
-        counter.inc()
+    if handler.response_streaming:
+
+        async def observed_stream(
+            request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            began = await call.begin(context)
+            try:
+                async for answer in stream_answers(behavior(request, context)):
+                    yield answer
+            finally:
+                call.end(context, began)
+
+        return rewrapped(handler, observed_stream)
 
     async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        request_id = ids.of(context.invocation_metadata())
-        reset = logs.request_id.set(request_id)
-        started = time.perf_counter()
-        counting = receive_budget.count_call_bytes()
-        if streaming:
-            # A long upload learns its request id at once (and so can a test, that the
-            # call is in flight). A failed call carries it in its error (service.errors).
-            await context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
+        began = await call.begin(context)
         try:
             return await behavior(request, context)
         finally:
-            code = context.code()
-            count(code)
-            if ended is not None:
-                ended(principal_if_any(), code, receive_budget.received_bytes())
-            receive_budget.stop_counting(counting)
-            latency.observe(time.perf_counter() - started)
-            logs.request_id.reset(reset)
+            call.end(context, began)
 
     return rewrapped(handler, observed)
+
+
+class _Bookkeeping:
+    """One method's request ids, counts, latency and receive budget, call by call."""
+
+    def __init__(
+        self, method: str, ids: RequestIds, metrics: Metrics, ended: Ended | None, uploads: bool
+    ) -> None:
+        self._ids, self._metrics, self._ended = ids, metrics, ended
+        self._method, self._uploads = method, uploads
+        self._latency = metrics.rpc_latency.labels(method)
+        self._counts: dict[str, Any] = {}
+
+    async def begin(self, context: grpc.aio.ServicerContext[Any, Any]) -> _Began:
+        request_id = self._ids.of(context.invocation_metadata())
+        began = _Began(
+            logs.request_id.set(request_id),
+            time.perf_counter(),
+            receive_budget.count_call_bytes(),
+        )
+        if self._uploads:
+            # A long upload learns its request id at once (and so can a test, that the
+            # call is in flight). A failed call carries it in its error (service.errors).
+            await context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
+        return began
+
+    def end(self, context: grpc.aio.ServicerContext[Any, Any], began: _Began) -> None:
+        code = context.code()
+        self._count(code)
+        if self._ended is not None:
+            self._ended(principal_if_any(), code, receive_budget.received_bytes())
+        self._latency.observe(time.perf_counter() - began.started)
+        # A stream of answers may be closed from another context than it began in.
+        with contextlib.suppress(ValueError):
+            receive_budget.stop_counting(began.counting)
+        with contextlib.suppress(ValueError):
+            logs.request_id.reset(began.reset)
+
+    def _count(self, code: grpc.StatusCode | None) -> None:
+        name = (code or grpc.StatusCode.OK).name if not isinstance(code, int) else str(code)
+        counter = self._counts.get(name)
+        if counter is None:
+            counter = self._counts[name] = self._metrics.rpcs.labels(self._method, name)
+        counter.inc()
+
+
+@dataclass(frozen=True)
+class _Began:
+    reset: Any
+    started: float
+    counting: Any
 
 
 def _client_streaming(method: str, handler: Handler) -> bool:

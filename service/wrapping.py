@@ -114,7 +114,7 @@ def preceded(
             await _refuse(context, exc, slow_refusal)
         if hold is not None and (waiting := hold()) is not None:
             await waiting
-        async for answer in _answers(behavior(request, context)):
+        async for answer in stream_answers(behavior(request, context)):
             yield answer
 
     return rewrapped(handler, streamed, request_deserializer=deserializer)
@@ -166,7 +166,7 @@ def read_when_admitted(
 
     async def streamed(requests: AsyncIterator[bytes], context: Context) -> AsyncIterator[Any]:
         request = await request_of(requests, context)
-        async for answer in _answers(behavior(request, context)):
+        async for answer in stream_answers(behavior(request, context)):
             yield answer
 
     return kind(
@@ -207,7 +207,7 @@ async def _refuse(
     raise error  # abort raises; this keeps the flow explicit (and mypy sure of it)
 
 
-async def _answers(answers: Any) -> AsyncIterator[Any]:
+async def stream_answers(answers: Any) -> AsyncIterator[Any]:
     """What a response-streaming behavior yields, whether it is async or not."""
     if hasattr(answers, "__aiter__"):
         async for answer in answers:

@@ -100,3 +100,21 @@ async def test_a_checkpoint_the_job_does_not_list_is_not_found(system: System) -
 
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     assert await system.upstream_requests("endpoints.generateContent") == 0
+
+
+async def test_a_tuned_model_streams_its_answer_in_chunks(system: System) -> None:
+    job = await trained(system)
+    request = conversation(job.name, "What is 5 + 5?")
+    stub = generation_service_pb2_grpc.GenerationServiceStub(system.channel)
+    whole = await generate(system, request, "team-a")
+
+    call = stub.StreamGenerateContent(request, metadata=system.auth("team-a"), timeout=10)
+    chunks = [chunk async for chunk in call]
+
+    assert len(chunks) > 1
+    texts = [part.text for chunk in chunks for part in chunk.candidates[0].content.parts]
+    assert "".join(texts) == "".join(part.text for part in whole.candidates[0].content.parts)
+    assert chunks[-1].candidates[0].finish_reason == STOP
+    assert chunks[-1].usage_metadata == whole.usage_metadata
+    assert all(chunk.model == job.name for chunk in chunks)
+    assert await system.upstream_requests("tunedModels.streamGenerateContent") == 1

@@ -296,14 +296,14 @@ class _SlowUpstream:
         async with asyncio.timeout(2.0):
             while await self._requests() == 0:  # noqa: ASYNC110 (polling is the point)
                 await asyncio.sleep(0.01)
-        self._open = _peers_of(self._port)
+        self._open = peers_of(self._port)
 
     async def ended(self) -> None:
         """Wait (well before the emulator would answer) until a connection open while the
         request was held has closed: the emulator saw the request end."""
         assert self._open, "arrived() first"
         async with asyncio.timeout(2.0):
-            while not self._open - _peers_of(self._port):  # noqa: ASYNC110 (as above)
+            while not self._open - peers_of(self._port):  # noqa: ASYNC110 (as above)
                 await asyncio.sleep(0.01)
 
     async def _requests(self) -> int:
@@ -319,7 +319,7 @@ async def _slow_generate(system: System, emulator: httpx.AsyncClient) -> _SlowUp
     return _SlowUpstream(emulator, port)
 
 
-def _peers_of(port: int) -> set[int]:
+def peers_of(port: int) -> set[int]:
     """The client ports of the established TCP connections the server on `port` holds."""
     peers = set()
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:

@@ -20,7 +20,8 @@ from core.runtime.metrics import Metrics
 from devstack.redis_server import free_port
 from tests.harness import System
 from tests.rpc_errors import detail
-from tuning.v1 import tuning_service_pb2, tuning_service_pb2_grpc
+from tuning.v1 import generation_service_pb2 as gen
+from tuning.v1 import generation_service_pb2_grpc, tuning_service_pb2, tuning_service_pb2_grpc
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float:
@@ -75,6 +76,25 @@ async def test_rpcs_are_counted_by_method_and_code_and_errors_name_their_request
         == 1
     )
     assert sample(m, "tuning_rpc_duration_seconds_count", method=prefix + "GetTuningJob") == 2
+
+
+async def test_a_stream_of_answers_is_counted_and_its_error_names_its_request(
+    api_only: System,
+) -> None:
+    stub = generation_service_pb2_grpc.GenerationServiceStub(api_only.channel)
+    refused = gen.GenerateContentRequest(model="tuningJobs/j" + "a" * 19)  # no contents
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in stub.StreamGenerateContent(
+            refused, metadata=(*api_only.auth(), ("x-request-id", "trace-43"))
+        ):
+            pass
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert detail(caught.value, error_details_pb2.RequestInfo).request_id == "trace-43"
+    method = "/tuning.v1.GenerationService/StreamGenerateContent"
+    counted = sample(
+        api_only.api_metrics, "tuning_rpcs_total", method=method, code="INVALID_ARGUMENT"
+    )
+    assert counted == 1
 
 
 async def test_the_worker_exports_upstream_requests_refreshes_and_queue_gauges(

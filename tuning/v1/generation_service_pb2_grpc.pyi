@@ -51,6 +51,20 @@ class GenerationServiceStub:
     they mean: its 429 as RESOURCE_EXHAUSTED with RetryInfo, a request it refuses as
     INVALID_ARGUMENT. A prompt blocked for safety is no error: `prompt_feedback` says so.
     """
+    StreamGenerateContent: _grpc.UnaryStreamMultiCallable[_generation_service_pb2.GenerateContentRequest, _generation_service_pb2.GenerateContentResponse]
+    """Generates a response from a tuned model as a stream of partial responses, each sent
+    the moment the upstream sends it: the texts of a candidate's chunks, joined, are its
+    whole text, and the last chunk carries `finish_reason`, the ratings and
+    `usage_metadata`. The request, its bounds and the model it may name are
+    GenerateContent's, refused with the same errors before anything is sent. The call's
+    deadline bounds the whole stream; cancelling the call ends the upstream stream. An
+    upstream error before the stream begins is GenerateContent's status (its 429
+    RESOURCE_EXHAUSTED with RetryInfo); a stream the upstream cuts short ends, after
+    the chunks already sent, with UNAVAILABLE and RetryInfo (retry the whole request).
+    The request is GenerateContent's message, as in Google's own API (one request, two
+    ways to answer it), so this one RPC names no request of its own:
+    buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+    """
 
 @_typing.type_check_only
 class GenerationServiceAsyncStub(GenerationServiceStub):
@@ -74,6 +88,20 @@ class GenerationServiceAsyncStub(GenerationServiceStub):
     FAILED_PRECONDITION naming its state. The upstream's errors come back as the status
     they mean: its 429 as RESOURCE_EXHAUSTED with RetryInfo, a request it refuses as
     INVALID_ARGUMENT. A prompt blocked for safety is no error: `prompt_feedback` says so.
+    """
+    StreamGenerateContent: _aio.UnaryStreamMultiCallable[_generation_service_pb2.GenerateContentRequest, _generation_service_pb2.GenerateContentResponse]  # type: ignore[assignment]
+    """Generates a response from a tuned model as a stream of partial responses, each sent
+    the moment the upstream sends it: the texts of a candidate's chunks, joined, are its
+    whole text, and the last chunk carries `finish_reason`, the ratings and
+    `usage_metadata`. The request, its bounds and the model it may name are
+    GenerateContent's, refused with the same errors before anything is sent. The call's
+    deadline bounds the whole stream; cancelling the call ends the upstream stream. An
+    upstream error before the stream begins is GenerateContent's status (its 429
+    RESOURCE_EXHAUSTED with RetryInfo); a stream the upstream cuts short ends, after
+    the chunks already sent, with UNAVAILABLE and RetryInfo (retry the whole request).
+    The request is GenerateContent's message, as in Google's own API (one request, two
+    ways to answer it), so this one RPC names no request of its own:
+    buf:lint:ignore RPC_REQUEST_STANDARD_NAME
     """
 
 class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -101,6 +129,26 @@ class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
         FAILED_PRECONDITION naming its state. The upstream's errors come back as the status
         they mean: its 429 as RESOURCE_EXHAUSTED with RetryInfo, a request it refuses as
         INVALID_ARGUMENT. A prompt blocked for safety is no error: `prompt_feedback` says so.
+        """
+
+    @_abc_1.abstractmethod
+    def StreamGenerateContent(
+        self,
+        request: _generation_service_pb2.GenerateContentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_generation_service_pb2.GenerateContentResponse], _abc.AsyncIterator[_generation_service_pb2.GenerateContentResponse]]:
+        """Generates a response from a tuned model as a stream of partial responses, each sent
+        the moment the upstream sends it: the texts of a candidate's chunks, joined, are its
+        whole text, and the last chunk carries `finish_reason`, the ratings and
+        `usage_metadata`. The request, its bounds and the model it may name are
+        GenerateContent's, refused with the same errors before anything is sent. The call's
+        deadline bounds the whole stream; cancelling the call ends the upstream stream. An
+        upstream error before the stream begins is GenerateContent's status (its 429
+        RESOURCE_EXHAUSTED with RetryInfo); a stream the upstream cuts short ends, after
+        the chunks already sent, with UNAVAILABLE and RetryInfo (retry the whole request).
+        The request is GenerateContent's message, as in Google's own API (one request, two
+        ways to answer it), so this one RPC names no request of its own:
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
         """
 
 def add_GenerationServiceServicer_to_server(servicer: GenerationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
