@@ -16,6 +16,7 @@ The tree, grouped by how the caller recovers:
         - AlreadyExists                REQUEST_ID_REUSED: a new job needs a new request_id
         - FailedPrecondition           the state does not allow it: read it, change it first
           . CannotDecrypt              operators: put the key that sealed it back in the ring
+        - RevisionMismatch             an alias moved since it was read: read it, decide again
       x AccessError                    fix the credential or the role; retrying cannot help
         - Unauthenticated              send a known bearer token or client certificate
         - PermissionDenied             call with a principal that has the role
@@ -25,6 +26,7 @@ The tree, grouped by how the caller recovers:
           . ValidateQuotaSpent         the tenant's validate_only rate (subject `tenant:<id>`)
           . ReceiveRateExceeded        the tenant's request bytes on one replica
           . StorageQuotaExceeded       the tenant's datasets or stored bytes (`tenant:<id>`)
+          . AliasQuotaExceeded         the tenant's aliases (`tenant:<id>`)
           . RateLimited                the fleet's upstream budget; the worker waits
         - Unavailable                  the job store or the token endpoint is unreachable
           . SecurityFileUnusable       the tenants or keys file broke: operators fix it
@@ -142,6 +144,13 @@ class Reason(StrEnum):
         _C.FAILED_PRECONDITION,
         "The job's state does not allow the call (it has ended, for one).",
         "Read the job; do not retry unchanged.",
+    )
+    ALIAS_REVISION_MISMATCH = (
+        "ALIAS_REVISION_MISMATCH",
+        _C.ABORTED,
+        "The alias is not at the `expected_revision` the call gave: someone moved it since "
+        "(ErrorInfo metadata `current_revision`); nothing was changed.",
+        "Read the alias (GetAlias, ListAliasRevisions) and decide again.",
     )
     DATASET_STORAGE_OFF = (
         "DATASET_STORAGE_OFF",
@@ -277,7 +286,8 @@ class Reason(StrEnum):
     TENANT_ROLE_REQUIRED = (
         "TENANT_ROLE_REQUIRED",
         _C.PERMISSION_DENIED,
-        "TuningService is for tenants; the caller is an admin.",
+        "TuningService, GenerationService and AliasService are for tenants; the caller is an "
+        "admin.",
         "Call with a tenant's token.",
     )
     ADMIN_ROLE_REQUIRED = (
@@ -313,6 +323,12 @@ class Reason(StrEnum):
         "(TUNING_TENANT_RECEIVE_BYTES_PER_S) allows (QuotaFailure subject `tenant:<id>`); the "
         "call was refused before its request was read.",
         _RETRY,
+    )
+    ALIAS_QUOTA_EXCEEDED = (
+        "ALIAS_QUOTA_EXCEEDED",
+        _C.RESOURCE_EXHAUSTED,
+        "The tenant has as many aliases as it may (100); QuotaFailure subject `tenant:<id>`.",
+        "Delete an alias (DeleteAlias) first.",
     )
     STORAGE_QUOTA_EXCEEDED = (
         "STORAGE_QUOTA_EXCEEDED",
@@ -597,6 +613,19 @@ class FailedPrecondition(RequestError):
     reason = Reason.FAILED_PRECONDITION
 
 
+class RevisionMismatch(RequestError):
+    """An alias is not at the revision the caller expected: ABORTED (read it again)."""
+
+    reason = Reason.ALIAS_REVISION_MISMATCH
+
+    def __init__(self, alias_name: str, *, expected: int, current: int) -> None:
+        super().__init__(
+            f"{alias_name} is at revision {current}, not the expected {expected}: someone "
+            "moved it since; read it and decide again",
+            metadata={"expected_revision": str(expected), "current_revision": str(current)},
+        )
+
+
 class CannotDecrypt(FailedPrecondition):
     """A ciphertext whose key is not in the ring, or that does not belong where it was found."""
 
@@ -685,6 +714,20 @@ class StorageQuotaExceeded(ResourceExhausted):
             subject=f"tenant:{tenant}",
         )
         self.metadata = {"quota": quota, "limit": str(limit)}
+
+
+class AliasQuotaExceeded(ResourceExhausted):
+    """The tenant has as many aliases as it may: it deletes one before a create."""
+
+    reason = Reason.ALIAS_QUOTA_EXCEEDED
+    retry_after_s = 30.0
+
+    def __init__(self, tenant: str, *, limit: int) -> None:
+        super().__init__(
+            f"tenant {tenant!r} has {limit} aliases, the most it may have; delete one first",
+            subject=f"tenant:{tenant}",
+        )
+        self.metadata = {"quota": "max_aliases", "limit": str(limit)}
 
 
 class ValidateQuotaSpent(ResourceExhausted):

@@ -47,6 +47,7 @@ needs a known principal (and its service's role)."""
 SERVICE_ROLES: Mapping[str, Role] = {
     "tuning.v1.TuningService": Role.TENANT,
     "tuning.v1.GenerationService": Role.TENANT,
+    "tuning.v1.AliasService": Role.TENANT,
     "tuning.v1.CredentialService": Role.ADMIN,
 }
 """The role each protected service needs; a service not listed needs admin."""

@@ -17,6 +17,7 @@ from core.dataset_files import DatasetFiles
 from core.domain.providers import ProviderChoice, ProviderOf
 from core.domain.quotas import QuotasFor
 from core.redis.admission import Admission
+from core.redis.aliases import AliasStore
 from core.redis.client import Redis, RedisEndpoints, connect
 from core.redis.job_store import JobStore
 from core.redis.keys import Keys
@@ -34,6 +35,10 @@ from core.security.crypto import KeyRing, watch_keys
 from core.security.secret_files import ReloadingFile
 from core.security.tenants import TenantDirectory
 from core.upstream_http import open_session
+from service.alias_servicer import SERVICE as ALIAS_SERVICE
+from service.alias_servicer import AliasServicer
+from service.alias_servicer import generic_handler as alias_handler
+from service.aliases_api import AliasesApi
 from service.auth import Authenticator
 from service.credential_servicer import add_credential_service
 from service.dataset_checker import DatasetChecker
@@ -142,6 +147,7 @@ async def start_api(
         settings, redis, tenants, clock, storage_http, token_http, metrics
     )
     registrar.add_generic_rpc_handlers([generation_handler(generation)])
+    registrar.add_generic_rpc_handlers([alias_handler(alias_servicer(settings, redis, clock))])
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar.stand_in)
     key_ring = watch_keys(settings.encryption_keys_file)
@@ -158,6 +164,7 @@ async def start_api(
     names = (
         SERVICE.full_name,
         GENERATION_SERVICE.full_name,
+        ALIAS_SERVICE.full_name,
         admin,
         health.SERVICE_NAME,
         reflection.SERVICE_NAME,
@@ -170,7 +177,7 @@ async def start_api(
     redis_health = RedisHealth(
         health_servicer,
         redis,
-        ("", SERVICE.full_name, GENERATION_SERVICE.full_name),
+        ("", SERVICE.full_name, GENERATION_SERVICE.full_name, ALIAS_SERVICE.full_name),
         health_check_s,
         health_conditions,
     )
@@ -271,6 +278,14 @@ def generation_servicer(  # noqa: PLR0917 (the process's parts, each one of a ki
     credentials = CredentialSource.from_settings(settings, tenants, redis, token_http, metrics)
     api = GenerationApi(store, credentials.for_tenant, http, settings, metrics)
     return GenerationServicer(api)
+
+
+def alias_servicer(settings: Settings, redis: Redis, clock: Clock) -> AliasServicer:
+    """The AliasService: aliases in Redis, their targets checked against the job store."""
+    keys = Keys(settings.redis_key_prefix)
+    page_tokens = PageTokens(PageTokenKey(redis, keys))
+    api = AliasesApi(AliasStore(redis, keys), JobStore(redis, keys, clock), page_tokens)
+    return AliasServicer(api)
 
 
 def providers_of(tenants: TenantDirectory) -> ProviderOf:

@@ -104,6 +104,21 @@ class Keys:
         `status_fetch_time` (ms since the epoch), for the status cache age gauge."""
         return f"{self._tenant(tenant)}:fetched"
 
+    def tenant_alias(self, tenant: str, alias_id: str) -> str:
+        """Hash: an alias's current revision (`revision`, `target`, `canary_target`,
+        `canary_percent`, `update_ms`, `update_principal`), `create_ms` and its `seq`
+        in `tenant_aliases` (core.redis.aliases)."""
+        return f"{self._tenant(tenant)}:alias:{alias_id}"
+
+    def tenant_aliases(self, tenant: str) -> str:
+        """Sorted set: the tenant's alias ids scored by `tenant_seq`, for newest-first
+        paging (and the count behind the per-tenant cap)."""
+        return f"{self._tenant(tenant)}:aliases"
+
+    def tenant_alias_revisions(self, tenant: str, alias_id: str) -> str:
+        """Sorted set: an alias's kept revisions (JSON records) scored by revision number."""
+        return f"{self._tenant(tenant)}:alias-revisions:{alias_id}"
+
     def _project(self, project: str) -> str:
         return f"{self.prefix}:{{p.{project}}}"
 
@@ -134,8 +149,8 @@ class Keys:
         return f"{self._tenant(tenant)}:validate-bucket"
 
     def tenant_seq(self, tenant: str) -> str:
-        """Counter behind `tenant_index` and `tenant_datasets` scores (unique, so page
-        cursors never tie)."""
+        """Counter behind `tenant_index`, `tenant_datasets` and `tenant_aliases` scores
+        (unique, so page cursors never tie)."""
         return f"{self._tenant(tenant)}:seq"
 
     def schedule(self) -> str:
