@@ -42,10 +42,10 @@ def connect(
     client: Redis
     if cluster:
         client = aioredis.RedisCluster.from_url(url, **options)
-    elif round_trips is None:
-        client = PipelinedRedis.from_url(url, **options)
-    else:  # every round trip counted: no pipelined connection beside the pool's
-        client = aioredis.Redis.from_url(url, **options)
+    else:
+        pipelining = cast(PipelinedRedis, PipelinedRedis.from_url(url, **options))
+        pipelining.round_trips = round_trips
+        client = pipelining
     if round_trips is not None:
         _count_round_trips(client, round_trips)
     return client
@@ -57,12 +57,14 @@ class PipelinedRedis(aioredis.Redis):
 
     _pipelined: PipelinedConnection | None = None
     _pipelined_checked = False
+    round_trips: RoundTrips | None = None
+    """Told of each write of the pipelined connection too (`connect`)."""
 
     @property
     def pipelined(self) -> PipelinedConnection | None:
         """The pipelined connection; None if the client's transport has none (TLS, Unix)."""
         if not self._pipelined_checked:
-            self._pipelined = PipelinedConnection.of(self)
+            self._pipelined = PipelinedConnection.of(self, self.round_trips)
             self._pipelined_checked = True
         return self._pipelined
 

@@ -118,7 +118,7 @@ class JobStore:
             counts_key=keys.tenant_state_counts(tenant),
             counted=counted_state(job),
         )
-        reply = await self._scripts.run(call, pipelined=True)
+        reply = await self._scripts.run(call)
         if reply[0] == 1:
             return Created(job, True, int(reply[1]))
         if reply[0] == -1 and quotas is not None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Callable
 from typing import Any
 
 import hiredis
@@ -44,7 +45,11 @@ class PipelinedConnection:
         *,
         timeout_s: float = 2.0,
         connect_timeout_s: float = 2.0,
+        round_trips: Callable[[], None] | None = None,
     ) -> None:
+        """`round_trips`, if given, is told of each write: the commands it carries share
+        one round trip."""
+        self._round_trips = round_trips
         self._address = (host, port)
         self._setup = _setup_commands(db, username, password)
         self._timeout_s = timeout_s
@@ -58,12 +63,19 @@ class PipelinedConnection:
         self._timer: asyncio.TimerHandle | None = None
 
     @classmethod
-    def of(cls, client: aioredis.Redis) -> PipelinedConnection | None:
+    def of(
+        cls, client: aioredis.Redis, round_trips: Callable[[], None] | None = None
+    ) -> PipelinedConnection | None:
         """A pipelined connection to `client`'s server, with its credentials and timeouts;
-        None unless the client connects over plain TCP."""
+        None unless the client connects over plain TCP (its connection class may be one
+        that counts round trips: core.redis.client)."""
         pool = client.connection_pool
         options = pool.connection_kwargs
-        if pool.connection_class is not aioredis.Connection or options.get("credential_provider"):
+        kind = pool.connection_class
+        plain_tcp = issubclass(kind, aioredis.Connection) and not issubclass(
+            kind, aioredis.SSLConnection
+        )
+        if not plain_tcp or options.get("credential_provider"):
             return None
         return cls(
             options.get("host", "localhost"),
@@ -73,6 +85,7 @@ class PipelinedConnection:
             options.get("password"),
             timeout_s=options.get("socket_timeout") or 2.0,
             connect_timeout_s=options.get("socket_connect_timeout") or 2.0,
+            round_trips=round_trips,
         )
 
     async def execute(self, *args: Arg) -> Any:
@@ -126,6 +139,8 @@ class PipelinedConnection:
     def _flush(self) -> None:
         if self._link is not None and self._link.transport is not None and self._unsent:
             self._link.transport.write(b"".join(self._unsent))
+            if self._round_trips is not None:
+                self._round_trips()
         self._unsent.clear()
 
     def _check_timeout(self) -> None:

@@ -55,14 +55,14 @@ class Scripts:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
 
-    async def run(self, call: ScriptCall, *, pipelined: bool = False) -> Any:
+    async def run(self, call: ScriptCall) -> Any:
         """The script's raw reply (shapes are documented beside each script).
 
-        `pipelined`: sent on the client's pipelined connection, if it has one
-        (core.redis.pipelined: far less CPU per call than redis-py's own path, for the
-        hottest calls); else as any other."""
+        Sent on the client's pipelined connection, if it has one (core.redis.pipelined:
+        far less CPU per call than redis-py's own path; scripts are the store's hot
+        calls, a create's write and each step of a worker's visits); else as any other."""
         execute: Any = self._redis.execute_command
-        if pipelined and isinstance(self._redis, PipelinedRedis):
+        if isinstance(self._redis, PipelinedRedis):
             connection = self._redis.pipelined
             execute = execute if connection is None else connection.execute
         command = ("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
