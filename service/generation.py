@@ -14,8 +14,9 @@ Every bound is checked before anything is read (`check_request`), each violation
 its field path (`contents[3].parts[0].text`); the request's size, and so its text in
 all, is bounded by the method's message limit (service.message_limits). The bounds:
 
-- `model`: `tuningJobs/{id}` or `tuningJobs/{id}/checkpoints/{checkpoint_id}`, the
-  checkpoint id 1-20 of [A-Za-z0-9_-] (the whole at most MAX_NAME_CHARS);
+- `model`: `tuningJobs/{id}`, `tuningJobs/{id}/checkpoints/{checkpoint_id}` (the
+  checkpoint id 1-20 of [A-Za-z0-9_-]) or `aliases/{alias_id}` (the whole at most
+  MAX_NAME_CHARS); `request_key` at most MAX_REQUEST_KEY_CHARS;
 - `contents`: 1 to MAX_CONTENTS, each of role `user` or `model` and 1 to MAX_PARTS
   parts; `system_instruction`: at most MAX_PARTS parts; no text part empty;
 - `generation_config`: candidate_count 1-8, max_output_tokens 1-65,536, temperature
@@ -50,6 +51,7 @@ from core.errors import (
     UpstreamRetryable,
     echo,
 )
+from core.redis.aliases import ALIAS_ID, ALIAS_NAME_PREFIX, AliasStore
 from core.redis.job_store import JobStore
 from core.runtime.metrics import Metrics
 from core.runtime.settings import Settings
@@ -71,6 +73,7 @@ TOP_KS = (1, 1_000)
 MAX_STOP_SEQUENCES = 5
 """Google's own limit."""
 MAX_STOP_SEQUENCE_CHARS = 128
+MAX_REQUEST_KEY_CHARS = 128
 ROLES = ("user", "model")
 CHECKPOINTS_INFIX = "/checkpoints/"
 CHECKPOINT_ID = re.compile(r"[A-Za-z0-9_-]{1,20}")
@@ -91,6 +94,23 @@ class ModelName:
     checkpoint_id: str = ""
 
 
+@dataclass(frozen=True)
+class Routed:
+    """Where a call went: the tuned model's name, and, through an alias, its revision and
+    whether the call took the canary."""
+
+    model: str
+    alias_revision: int = 0
+    canary: bool = False
+
+    def told(self, response: gen.GenerateContentResponse) -> gen.GenerateContentResponse:
+        """`response`, saying so."""
+        response.resolved_model = self.model
+        response.alias_revision = self.alias_revision
+        response.canary = self.canary
+        return response
+
+
 class GenerationApi:
     """GenerateContent's and StreamGenerateContent's behaviour, behind the thin servicer
     (service.generation_servicer)."""
@@ -98,12 +118,15 @@ class GenerationApi:
     def __init__(
         self,
         store: JobStore,
+        aliases: AliasStore,
         auth_for: Callable[[str], TokenSource],
         http: aiohttp.ClientSession,
+        *,
         settings: Settings,
         metrics: Metrics | None = None,
     ) -> None:
         self._store = store
+        self._aliases = aliases
         self._auth_for = auth_for
         self._settings = settings
         self._gemini = UpstreamHttp(
@@ -116,34 +139,44 @@ class GenerationApi:
         self, tenant: str, request: gen.GenerateContentRequest
     ) -> gen.GenerateContentResponse:
         """The tuned model's answer to `request`, on behalf of `tenant`."""
-        api, path = await self._target(tenant, request, "generateContent")
+        api, path, routed = await self._target(tenant, request, "generateContent")
         with _retry_delay_told():
             answer = await api.call(
                 self._auth_for(tenant), "POST", path, json=request_body(request)
             )
-        return response_of(answer, request.model)
+        return routed.told(response_of(answer, request.model))
 
     async def stream(
         self, tenant: str, request: gen.GenerateContentRequest
     ) -> AsyncGenerator[gen.GenerateContentResponse]:
         """The tuned model's answer to `request` in chunks, each yielded the moment the
         upstream sends it; closing this closes the upstream stream."""
-        api, path = await self._target(tenant, request, "streamGenerateContent")
+        api, path, routed = await self._target(tenant, request, "streamGenerateContent")
         auth, body = self._auth_for(tenant), request_body(request)
         events = api.events(auth, "POST", path, json=body, params=SERVER_SENT_EVENTS)
         async with contextlib.aclosing(events):
             with _retry_delay_told():
                 async for event in events:
-                    yield response_of(event, request.model)
+                    yield routed.told(response_of(event, request.model))
 
     async def _target(
         self, tenant: str, request: gen.GenerateContentRequest, verb: str
-    ) -> tuple[UpstreamHttp, str]:
-        """The upstream host, and the path of the model's `verb`, once the request is within
-        its bounds and names a model of the tenant's that can answer."""
+    ) -> tuple[UpstreamHttp, str, Routed]:
+        """The upstream host, the path of the model's `verb`, and how the call was routed,
+        once the request is within its bounds and names a model of the tenant's that can
+        answer (an alias is resolved first, in one Redis read)."""
         name = check_request(request, self._settings.max_reported_violations)
+        routed = Routed(request.model)
+        if isinstance(name, str):  # an alias's id
+            resolved = await self._aliases.resolve(tenant, name, request.request_key)
+            routed = Routed(resolved.target, resolved.revision, resolved.canary)
+            target, _ = _model(resolved.target)
+            if target is None:  # an alias never holds another shape (its writes check)
+                raise NotFound(f"{echo(request.model)} points at no model")
+            name = target
         job = await self._job(tenant, name)
-        return self._upstream_of(job, request.model, name.checkpoint_id, verb)
+        api, path = self._upstream_of(job, routed.model, name.checkpoint_id, verb)
+        return api, path, routed
 
     async def _job(self, tenant: str, name: ModelName) -> Job:
         job = await self._store.get(tenant, name.job_id)
@@ -216,10 +249,18 @@ def _route(path: str) -> str:
 # The bounds.
 
 
-def check_request(request: gen.GenerateContentRequest, max_reported: int) -> ModelName:
-    """The parsed `model`, or InvalidArgument naming every bad field (the first
-    `max_reported`) before any work."""
-    name, violations = _model(request.model)
+def check_request(request: gen.GenerateContentRequest, max_reported: int) -> ModelName | str:
+    """The parsed `model` (an alias: its id), or InvalidArgument naming every bad field
+    (the first `max_reported`) before any work."""
+    name: ModelName | str | None
+    if request.model.startswith(ALIAS_NAME_PREFIX):
+        name, violations = _alias(request.model)
+    else:
+        name, violations = _model(request.model)
+    if len(request.request_key) > MAX_REQUEST_KEY_CHARS:
+        violations.append(
+            FieldViolation("request_key", f"at most {MAX_REQUEST_KEY_CHARS} characters")
+        )
     violations += [
         *_contents(request.contents),
         *_instruction(request),
@@ -247,6 +288,13 @@ def _model(model: str) -> tuple[ModelName | None, list[FieldViolation]]:
         return ModelName(job_id, checkpoint_id), []
     shape = "must be tuningJobs/{id} or tuningJobs/{id}/checkpoints/{checkpoint_id}"
     return None, [FieldViolation("model", f"{shape}, a job this service gave")]
+
+
+def _alias(model: str) -> tuple[str | None, list[FieldViolation]]:
+    alias_id = model.removeprefix(ALIAS_NAME_PREFIX)
+    if len(model) <= MAX_NAME_CHARS and ALIAS_ID.fullmatch(alias_id):
+        return alias_id, []
+    return None, [FieldViolation("model", "an alias must be aliases/{alias_id} (AIP-122 id)")]
 
 
 def _contents(contents: Sequence[gen.Content]) -> Violations:

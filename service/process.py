@@ -276,7 +276,10 @@ def generation_servicer(  # noqa: PLR0917 (the process's parts, each one of a ki
     HTTP session with each tenant's credential, resolved as the worker resolves it."""
     store = JobStore(redis, Keys(settings.redis_key_prefix), clock)
     credentials = CredentialSource.from_settings(settings, tenants, redis, token_http, metrics)
-    api = GenerationApi(store, credentials.for_tenant, http, settings, metrics)
+    aliases = AliasStore(redis, Keys(settings.redis_key_prefix))
+    api = GenerationApi(
+        store, aliases, credentials.for_tenant, http, settings=settings, metrics=metrics
+    )
     return GenerationServicer(api)
 
 

@@ -68,12 +68,19 @@ class GenerateContentRequest(_message.Message):
     SYSTEM_INSTRUCTION_FIELD_NUMBER: _builtins.int
     GENERATION_CONFIG_FIELD_NUMBER: _builtins.int
     SAFETY_SETTINGS_FIELD_NUMBER: _builtins.int
+    REQUEST_KEY_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Required. The tuned model to call: `tuningJobs/{tuning_job}` (the job's tuned model),
-    or `tuningJobs/{tuning_job}/checkpoints/{checkpoint_id}` (one of a Vertex AI job's
-    checkpoints, as the job lists them; a Gemini API job has none, INVALID_ARGUMENT). A
-    checkpoint id is 1-20 of [A-Za-z0-9_-]; a name of any other shape is
-    INVALID_ARGUMENT.
+    `tuningJobs/{tuning_job}/checkpoints/{checkpoint_id}` (one of a Vertex AI job's
+    checkpoints, as the job lists them; a Gemini API job has none, INVALID_ARGUMENT), or
+    `aliases/{alias}` (AliasService: the call goes to the alias's target, or to its
+    canary target for the canary's share of calls). A checkpoint id is 1-20 of
+    [A-Za-z0-9_-]; a name of any other shape is INVALID_ARGUMENT.
+    """
+    request_key: _builtins.str
+    """Optional. For a `model` that is an alias with a canary: calls with the same key go
+    to the same side of the split while the alias does not move (a user or session id,
+    say); empty: each call is drawn at random. At most 128 characters.
     """
     @_builtins.property
     def contents(self) -> _containers.RepeatedCompositeFieldContainer[Global___Content]:
@@ -105,10 +112,11 @@ class GenerateContentRequest(_message.Message):
         system_instruction: Global___Content | None = ...,
         generation_config: Global___GenerationConfig | None = ...,
         safety_settings: _abc.Iterable[Global___SafetySetting] | None = ...,
+        request_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["generation_config", b"generation_config", "system_instruction", b"system_instruction"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["contents", b"contents", "generation_config", b"generation_config", "model", b"model", "safety_settings", b"safety_settings", "system_instruction", b"system_instruction"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contents", b"contents", "generation_config", b"generation_config", "model", b"model", "request_key", b"request_key", "safety_settings", b"safety_settings", "system_instruction", b"system_instruction"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -305,10 +313,21 @@ class GenerateContentResponse(_message.Message):
     USAGE_METADATA_FIELD_NUMBER: _builtins.int
     MODEL_VERSION_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
+    RESOLVED_MODEL_FIELD_NUMBER: _builtins.int
+    ALIAS_REVISION_FIELD_NUMBER: _builtins.int
+    CANARY_FIELD_NUMBER: _builtins.int
     model_version: _builtins.str
     """The upstream's name of the model version that answered."""
     model: _builtins.str
     """The platform resource that answered: the request's `model`."""
+    resolved_model: _builtins.str
+    """The tuned model that answered (`tuningJobs/...`): the request's `model`, or the target
+    its alias pointed the call at.
+    """
+    alias_revision: _builtins.int
+    """For a call through an alias: the alias's revision that routed it (0 otherwise)."""
+    canary: _builtins.bool
+    """For a call through an alias: whether it went to the alias's canary target."""
     @_builtins.property
     def candidates(self) -> _containers.RepeatedCompositeFieldContainer[Global___Candidate]:
         """The responses generated; none when the prompt was blocked (see `prompt_feedback`)."""
@@ -329,10 +348,13 @@ class GenerateContentResponse(_message.Message):
         usage_metadata: Global___UsageMetadata | None = ...,
         model_version: _builtins.str = ...,
         model: _builtins.str = ...,
+        resolved_model: _builtins.str = ...,
+        alias_revision: _builtins.int = ...,
+        canary: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["prompt_feedback", b"prompt_feedback", "usage_metadata", b"usage_metadata"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "model", b"model", "model_version", b"model_version", "prompt_feedback", b"prompt_feedback", "usage_metadata", b"usage_metadata"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alias_revision", b"alias_revision", "canary", b"canary", "candidates", b"candidates", "model", b"model", "model_version", b"model_version", "prompt_feedback", b"prompt_feedback", "resolved_model", b"resolved_model", "usage_metadata", b"usage_metadata"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
