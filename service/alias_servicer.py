@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from google.protobuf import empty_pb2, message_factory, timestamp_pb2
+from google.protobuf import empty_pb2, timestamp_pb2
 
 from core.redis.aliases import Alias, AliasRevision
 from service.aliases_api import AliasesApi
 from service.auth import current_tenant
 from service.errors import mapped_errors
-from service.wrapping import handler_kind
+from service.wrapping import service_handler
 from tuning.v1 import alias_service_pb2 as pb
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -109,17 +109,5 @@ def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
 
 
 def generic_handler(servicer: AliasServicer) -> grpc.GenericRpcHandler:
-    """Method handlers for every method in the service descriptor, each naming its request
-    parser, which the wrappers call once the caller is authenticated and the bytes are
-    within the method's limit (service.message_limits)."""
-    handlers = {}
-    for method in SERVICE.methods:
-        request_type = message_factory.GetMessageClass(method.input_type)
-        response_type = message_factory.GetMessageClass(method.output_type)
-        kind = handler_kind(method.client_streaming, method.server_streaming)
-        handlers[method.name] = kind(
-            getattr(servicer, method.name),
-            request_deserializer=request_type.FromString,
-            response_serializer=response_type.SerializeToString,
-        )
-    return grpc.method_handlers_generic_handler(SERVICE.full_name, handlers)
+    """The AliasService's method handlers (service.wrapping.service_handler)."""
+    return service_handler(SERVICE, servicer)

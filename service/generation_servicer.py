@@ -8,13 +8,12 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 import grpc
-from google.protobuf import message_factory
 
 from core.runtime.deadline import within
 from service.auth import current_tenant
 from service.errors import mapped_errors, mapped_stream_errors
 from service.generation import GenerationApi
-from service.wrapping import handler_kind
+from service.wrapping import service_handler
 from tuning.v1 import generation_service_pb2
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -55,17 +54,5 @@ def caller_deadline(context: Context) -> contextlib.AbstractContextManager[None]
 
 
 def generic_handler(servicer: GenerationServicer) -> grpc.GenericRpcHandler:
-    """Method handlers for every method in the service descriptor, each naming its request
-    parser, which the wrappers call once the caller is authenticated and the bytes are
-    within the method's limit (service.message_limits)."""
-    handlers = {}
-    for method in SERVICE.methods:
-        request_type = message_factory.GetMessageClass(method.input_type)
-        response_type = message_factory.GetMessageClass(method.output_type)
-        kind = handler_kind(method.client_streaming, method.server_streaming)
-        handlers[method.name] = kind(
-            getattr(servicer, method.name),
-            request_deserializer=request_type.FromString,
-            response_serializer=response_type.SerializeToString,
-        )
-    return grpc.method_handlers_generic_handler(SERVICE.full_name, handlers)
+    """The GenerationService's method handlers (service.wrapping.service_handler)."""
+    return service_handler(SERVICE, servicer)

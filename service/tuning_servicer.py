@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from google.protobuf import empty_pb2, message_factory
+from google.protobuf import empty_pb2
 
 from service.auth import current_tenant
 from service.convert import dataset_to_proto, job_to_proto
@@ -15,7 +15,7 @@ from service.datasets_api import DatasetsApi
 from service.errors import mapped_errors
 from service.jobs_api import JobsApi
 from service.status import StatusReader
-from service.wrapping import handler_kind
+from service.wrapping import service_handler
 from tuning.v1 import dataset_pb2, tuning_job_pb2, tuning_service_pb2
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -111,29 +111,5 @@ _PARSERS: dict[str, Any] = {"CreateTuningJob": read_head}
 
 
 def generic_handler(servicer: TuningServicer) -> grpc.GenericRpcHandler:
-    """Method handlers for every method in the service descriptor, of whichever kind.
-
-    Each names its request parser as its deserializer; the server is given them wrapped
-    (service.process), and the wrapper calls the parser only once the caller is
-    authenticated and the bytes are within the method's limit (service.message_limits).
-    """
-    handlers = {}
-    for method in SERVICE.methods:
-        request_type = message_factory.GetMessageClass(method.input_type)
-        response_type = message_factory.GetMessageClass(method.output_type)
-        kind = handler_kind(method.client_streaming, method.server_streaming)
-        handlers[method.name] = kind(
-            getattr(servicer, method.name),
-            request_deserializer=_PARSERS.get(method.name, request_type.FromString),
-            response_serializer=_serialized_or(response_type.SerializeToString),
-        )
-    return grpc.method_handlers_generic_handler(SERVICE.full_name, handlers)
-
-
-def _serialized_or(serialize: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
-    """A serializer that sends bytes as they are (answers serialized ahead, and cached)."""
-
-    def serializer(message: Any) -> bytes:
-        return message if isinstance(message, bytes) else serialize(message)
-
-    return serializer
+    """The TuningService's method handlers (service.wrapping.service_handler)."""
+    return service_handler(SERVICE, servicer, _PARSERS)

@@ -17,6 +17,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias, cast
 
 import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import ServiceDescriptor
 
 from core.errors import FieldViolation, InvalidArgument, TuningError, to_status
 from service.errors import abort
@@ -46,6 +48,38 @@ END_OF_STREAM_WAIT_S = 1.0
 END_OF_STREAM_READ_ABOVE_BYTES = 16 * 1024
 """A unary call's end of stream is read after a message larger than this (one HTTP/2
 frame at gRPC's default frame size; see `_end_of`)."""
+
+
+def service_handler(
+    service: ServiceDescriptor, servicer: object, parsers: Mapping[str, Any] | None = None
+) -> grpc.GenericRpcHandler:
+    """Method handlers for every method in `service`'s descriptor, of whichever kind, each
+    the servicer's attribute of the method's name.
+
+    Each names its request parser as its deserializer (`parsers` by method name, else the
+    request message's own); the server is given them wrapped (service.process), and the
+    wrapper calls the parser only once the caller is authenticated and the bytes are
+    within the method's limit (service.message_limits). An answer already serialized
+    (bytes: a cached status) is sent as it is.
+    """
+    handlers = {}
+    for method in service.methods:
+        request_type = message_factory.GetMessageClass(method.input_type)
+        response_type = message_factory.GetMessageClass(method.output_type)
+        kind = handler_kind(method.client_streaming, method.server_streaming)
+        handlers[method.name] = kind(
+            getattr(servicer, method.name),
+            request_deserializer=(parsers or {}).get(method.name, request_type.FromString),
+            response_serializer=_serialized_or(response_type.SerializeToString),
+        )
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)
+
+
+def _serialized_or(serialize: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
+    def serializer(message: Any) -> bytes:
+        return message if isinstance(message, bytes) else serialize(message)
+
+    return serializer
 
 
 def handler_kind(request_streaming: bool, response_streaming: bool) -> Callable[..., Handler]:
