@@ -30,8 +30,7 @@ from core.redis.aliases import (
     alias_not_found,
 )
 from core.redis.job_store import JobStore
-from service.generation import ModelName
-from service.generation import _model as parse_model  # the one parser of model names
+from service.generation import ModelName, parse_model
 from service.listing import PageTokens, page_size_of
 from service.validation import MAX_NAME_CHARS
 from tuning.v1 import alias_service_pb2 as pb

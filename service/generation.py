@@ -170,7 +170,7 @@ class GenerationApi:
         if isinstance(name, str):  # an alias's id
             resolved = await self._aliases.resolve(tenant, name, request.request_key)
             routed = Routed(resolved.target, resolved.revision, resolved.canary)
-            target, _ = _model(resolved.target)
+            target, _ = parse_model(resolved.target)
             if target is None:  # an alias never holds another shape (its writes check)
                 raise NotFound(f"{echo(request.model)} points at no model")
             name = target
@@ -256,7 +256,7 @@ def check_request(request: gen.GenerateContentRequest, max_reported: int) -> Mod
     if request.model.startswith(ALIAS_NAME_PREFIX):
         name, violations = _alias(request.model)
     else:
-        name, violations = _model(request.model)
+        name, violations = parse_model(request.model)
     if len(request.request_key) > MAX_REQUEST_KEY_CHARS:
         violations.append(
             FieldViolation("request_key", f"at most {MAX_REQUEST_KEY_CHARS} characters")
@@ -275,7 +275,9 @@ def check_request(request: gen.GenerateContentRequest, max_reported: int) -> Mod
     return name
 
 
-def _model(model: str) -> tuple[ModelName | None, list[FieldViolation]]:
+def parse_model(model: str) -> tuple[ModelName | None, list[FieldViolation]]:
+    """A job's or checkpoint's name parsed, or the violation of `model` (the one parser of
+    these names: aliases' targets use it too)."""
     head, infix, checkpoint_id = model.partition(CHECKPOINTS_INFIX)
     job_id = head.removeprefix(JOB_NAME_PREFIX)
     valid = (

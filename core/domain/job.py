@@ -175,7 +175,7 @@ class Job:
     @classmethod
     def from_json(cls, raw: str | bytes) -> Job:
         """The record `to_json` wrote, or one written before some of today's fields."""
-        data = json.loads(raw)
+        data = orjson.loads(raw)  # written by orjson (to_json); read on every visit
         data["state"] = JobState(data["state"])
         data["hyperparameters"] = Hyperparameters(**data["hyperparameters"])
         data["progress"] = Progress(**data["progress"])
