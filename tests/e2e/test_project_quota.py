@@ -164,6 +164,9 @@ async def _in_line_at(
 async def test_the_reconciler_looks_in_a_tenants_pools_too(api_only: System) -> None:
     _, second = await running_on_main_and_pool(api_only)
     assert [j["project"] for j in await upstream_jobs(api_only, second)] == [POOL]
+    # Only the reconciler may act on the leftover: a running worker would race it to
+    # the failed job's upstream cleanup.
+    await api_only.stop_worker()
     # The job fails here while its tuning job in the pool runs on: a leftover.
     error = JobError.of(Reason.DEAD_LETTERED, "failed for the test")
     tenant, job_id = VERTEX_TENANT, second.name.split("/")[-1]
