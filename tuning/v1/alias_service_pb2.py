@@ -26,7 +26,7 @@ from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dtuning/v1/alias_service.proto\x12\ttuning.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x01\n\x05\x41lias\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x15\n\rcanary_target\x18\x03 \x01(\t\x12\x16\n\x0e\x63\x61nary_percent\x18\x04 \x01(\x05\x12\x10\n\x08revision\x18\x05 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10update_principal\x18\x08 \x01(\t\"\xbb\x01\n\rAliasRevision\x12\x10\n\x08revision\x18\x01 \x01(\x03\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x15\n\rcanary_target\x18\x03 \x01(\t\x12\x16\n\x0e\x63\x61nary_percent\x18\x04 \x01(\x05\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10update_principal\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\"G\n\x12\x43reateAliasRequest\x12\x10\n\x08\x61lias_id\x18\x01 \x01(\t\x12\x1f\n\x05\x61lias\x18\x02 \x01(\x0b\x32\x10.tuning.v1.Alias\"\x1f\n\x0fGetAliasRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\";\n\x12ListAliasesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"Q\n\x13ListAliasesResponse\x12!\n\x07\x61liases\x18\x01 \x03(\x0b\x32\x10.tuning.v1.Alias\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"P\n\x12UpdateAliasRequest\x12\x1f\n\x05\x61lias\x18\x01 \x01(\x0b\x32\x10.tuning.v1.Alias\x12\x19\n\x11\x65xpected_revision\x18\x02 \x01(\x03\"Q\n\x14RollbackAliasRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x03\x12\x19\n\x11\x65xpected_revision\x18\x03 \x01(\x03\"\"\n\x12\x44\x65leteAliasRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"P\n\x19ListAliasRevisionsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"b\n\x1aListAliasRevisionsResponse\x12+\n\trevisions\x18\x01 \x03(\x0b\x32\x18.tuning.v1.AliasRevision\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x83\x04\n\x0c\x41liasService\x12>\n\x0b\x43reateAlias\x12\x1d.tuning.v1.CreateAliasRequest\x1a\x10.tuning.v1.Alias\x12\x38\n\x08GetAlias\x12\x1a.tuning.v1.GetAliasRequest\x1a\x10.tuning.v1.Alias\x12L\n\x0bListAliases\x12\x1d.tuning.v1.ListAliasesRequest\x1a\x1e.tuning.v1.ListAliasesResponse\x12>\n\x0bUpdateAlias\x12\x1d.tuning.v1.UpdateAliasRequest\x1a\x10.tuning.v1.Alias\x12\x42\n\rRollbackAlias\x12\x1f.tuning.v1.RollbackAliasRequest\x1a\x10.tuning.v1.Alias\x12\x44\n\x0b\x44\x65leteAlias\x12\x1d.tuning.v1.DeleteAliasRequest\x1a\x16.google.protobuf.Empty\x12\x61\n\x12ListAliasRevisions\x12$.tuning.v1.ListAliasRevisionsRequest\x1a%.tuning.v1.ListAliasRevisionsResponseB7\n\x16\x63om.internal.tuning.v1P\x01Z\x1binternal/tuning/v1;tuningv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dtuning/v1/alias_service.proto\x12\ttuning.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbb\x02\n\x05\x41lias\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x15\n\rcanary_target\x18\x03 \x01(\t\x12\x16\n\x0e\x63\x61nary_percent\x18\x04 \x01(\x05\x12\x10\n\x08revision\x18\x05 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10update_principal\x18\x08 \x01(\t\x12:\n\x16\x62\x61se_model_retire_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13\x62\x61se_model_retiring\x18\n \x01(\x08\"\xbb\x01\n\rAliasRevision\x12\x10\n\x08revision\x18\x01 \x01(\x03\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x15\n\rcanary_target\x18\x03 \x01(\t\x12\x16\n\x0e\x63\x61nary_percent\x18\x04 \x01(\x05\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10update_principal\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\"G\n\x12\x43reateAliasRequest\x12\x10\n\x08\x61lias_id\x18\x01 \x01(\t\x12\x1f\n\x05\x61lias\x18\x02 \x01(\x0b\x32\x10.tuning.v1.Alias\"\x1f\n\x0fGetAliasRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\";\n\x12ListAliasesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"Q\n\x13ListAliasesResponse\x12!\n\x07\x61liases\x18\x01 \x03(\x0b\x32\x10.tuning.v1.Alias\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"P\n\x12UpdateAliasRequest\x12\x1f\n\x05\x61lias\x18\x01 \x01(\x0b\x32\x10.tuning.v1.Alias\x12\x19\n\x11\x65xpected_revision\x18\x02 \x01(\x03\"Q\n\x14RollbackAliasRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x03\x12\x19\n\x11\x65xpected_revision\x18\x03 \x01(\x03\"\"\n\x12\x44\x65leteAliasRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"P\n\x19ListAliasRevisionsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"b\n\x1aListAliasRevisionsResponse\x12+\n\trevisions\x18\x01 \x03(\x0b\x32\x18.tuning.v1.AliasRevision\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x83\x04\n\x0c\x41liasService\x12>\n\x0b\x43reateAlias\x12\x1d.tuning.v1.CreateAliasRequest\x1a\x10.tuning.v1.Alias\x12\x38\n\x08GetAlias\x12\x1a.tuning.v1.GetAliasRequest\x1a\x10.tuning.v1.Alias\x12L\n\x0bListAliases\x12\x1d.tuning.v1.ListAliasesRequest\x1a\x1e.tuning.v1.ListAliasesResponse\x12>\n\x0bUpdateAlias\x12\x1d.tuning.v1.UpdateAliasRequest\x1a\x10.tuning.v1.Alias\x12\x42\n\rRollbackAlias\x12\x1f.tuning.v1.RollbackAliasRequest\x1a\x10.tuning.v1.Alias\x12\x44\n\x0b\x44\x65leteAlias\x12\x1d.tuning.v1.DeleteAliasRequest\x1a\x16.google.protobuf.Empty\x12\x61\n\x12ListAliasRevisions\x12$.tuning.v1.ListAliasRevisionsRequest\x1a%.tuning.v1.ListAliasRevisionsResponseB7\n\x16\x63om.internal.tuning.v1P\x01Z\x1binternal/tuning/v1;tuningv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,27 +35,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\026com.internal.tuning.v1P\001Z\033internal/tuning/v1;tuningv1'
   _globals['_ALIAS']._serialized_start=107
-  _globals['_ALIAS']._serialized_end=333
-  _globals['_ALIASREVISION']._serialized_start=336
-  _globals['_ALIASREVISION']._serialized_end=523
-  _globals['_CREATEALIASREQUEST']._serialized_start=525
-  _globals['_CREATEALIASREQUEST']._serialized_end=596
-  _globals['_GETALIASREQUEST']._serialized_start=598
-  _globals['_GETALIASREQUEST']._serialized_end=629
-  _globals['_LISTALIASESREQUEST']._serialized_start=631
-  _globals['_LISTALIASESREQUEST']._serialized_end=690
-  _globals['_LISTALIASESRESPONSE']._serialized_start=692
-  _globals['_LISTALIASESRESPONSE']._serialized_end=773
-  _globals['_UPDATEALIASREQUEST']._serialized_start=775
-  _globals['_UPDATEALIASREQUEST']._serialized_end=855
-  _globals['_ROLLBACKALIASREQUEST']._serialized_start=857
-  _globals['_ROLLBACKALIASREQUEST']._serialized_end=938
-  _globals['_DELETEALIASREQUEST']._serialized_start=940
-  _globals['_DELETEALIASREQUEST']._serialized_end=974
-  _globals['_LISTALIASREVISIONSREQUEST']._serialized_start=976
-  _globals['_LISTALIASREVISIONSREQUEST']._serialized_end=1056
-  _globals['_LISTALIASREVISIONSRESPONSE']._serialized_start=1058
-  _globals['_LISTALIASREVISIONSRESPONSE']._serialized_end=1156
-  _globals['_ALIASSERVICE']._serialized_start=1159
-  _globals['_ALIASSERVICE']._serialized_end=1674
+  _globals['_ALIAS']._serialized_end=422
+  _globals['_ALIASREVISION']._serialized_start=425
+  _globals['_ALIASREVISION']._serialized_end=612
+  _globals['_CREATEALIASREQUEST']._serialized_start=614
+  _globals['_CREATEALIASREQUEST']._serialized_end=685
+  _globals['_GETALIASREQUEST']._serialized_start=687
+  _globals['_GETALIASREQUEST']._serialized_end=718
+  _globals['_LISTALIASESREQUEST']._serialized_start=720
+  _globals['_LISTALIASESREQUEST']._serialized_end=779
+  _globals['_LISTALIASESRESPONSE']._serialized_start=781
+  _globals['_LISTALIASESRESPONSE']._serialized_end=862
+  _globals['_UPDATEALIASREQUEST']._serialized_start=864
+  _globals['_UPDATEALIASREQUEST']._serialized_end=944
+  _globals['_ROLLBACKALIASREQUEST']._serialized_start=946
+  _globals['_ROLLBACKALIASREQUEST']._serialized_end=1027
+  _globals['_DELETEALIASREQUEST']._serialized_start=1029
+  _globals['_DELETEALIASREQUEST']._serialized_end=1063
+  _globals['_LISTALIASREVISIONSREQUEST']._serialized_start=1065
+  _globals['_LISTALIASREVISIONSREQUEST']._serialized_end=1145
+  _globals['_LISTALIASREVISIONSRESPONSE']._serialized_start=1147
+  _globals['_LISTALIASREVISIONSRESPONSE']._serialized_end=1245
+  _globals['_ALIASSERVICE']._serialized_start=1248
+  _globals['_ALIASSERVICE']._serialized_end=1763
 # @@protoc_insertion_point(module_scope)

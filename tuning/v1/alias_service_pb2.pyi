@@ -33,6 +33,8 @@ class Alias(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_PRINCIPAL_FIELD_NUMBER: _builtins.int
+    BASE_MODEL_RETIRE_TIME_FIELD_NUMBER: _builtins.int
+    BASE_MODEL_RETIRING_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Output only (input in UpdateAlias). `aliases/{alias}`."""
     target: _builtins.str
@@ -55,6 +57,8 @@ class Alias(_message.Message):
     """Output only. Who made the current revision: the caller's principal (the tenant id
     of the tenants file; the platform knows no finer identity of a caller).
     """
+    base_model_retiring: _builtins.bool
+    """Output only. Whether that retirement is within the warning window or past."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """Output only."""
@@ -62,6 +66,12 @@ class Alias(_message.Message):
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """Output only. When the current revision was made."""
+
+    @_builtins.property
+    def base_model_retire_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. The earliest retirement of the base models of the alias's targets
+        (its canary's too), unset if none is known; see TuningJob.base_model_retire_time.
+        """
 
     def __init__(
         self,
@@ -74,10 +84,12 @@ class Alias(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         update_principal: _builtins.str = ...,
+        base_model_retire_time: _timestamp_pb2.Timestamp | None = ...,
+        base_model_retiring: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["base_model_retire_time", b"base_model_retire_time", "create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["canary_percent", b"canary_percent", "canary_target", b"canary_target", "create_time", b"create_time", "name", b"name", "revision", b"revision", "target", b"target", "update_principal", b"update_principal", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_model_retire_time", b"base_model_retire_time", "base_model_retiring", b"base_model_retiring", "canary_percent", b"canary_percent", "canary_target", b"canary_target", "create_time", b"create_time", "name", b"name", "revision", b"revision", "target", b"target", "update_principal", b"update_principal", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"tuning/v1/generation_service.proto\x12\ttuning.v1\"\xfd\x01\n\x16GenerateContentRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12$\n\x08\x63ontents\x18\x02 \x03(\x0b\x32\x12.tuning.v1.Content\x12.\n\x12system_instruction\x18\x03 \x01(\x0b\x32\x12.tuning.v1.Content\x12\x36\n\x11generation_config\x18\x04 \x01(\x0b\x32\x1b.tuning.v1.GenerationConfig\x12\x31\n\x0fsafety_settings\x18\x05 \x03(\x0b\x32\x18.tuning.v1.SafetySetting\x12\x13\n\x0brequest_key\x18\x06 \x01(\t\"7\n\x07\x43ontent\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x1e\n\x05parts\x18\x02 \x03(\x0b\x32\x0f.tuning.v1.Part\"\x1e\n\x04Part\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x42\x06\n\x04\x64\x61ta\"\xf8\x01\n\x10GenerationConfig\x12\x1c\n\x0f\x63\x61ndidate_count\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x16\n\x0estop_sequences\x18\x02 \x03(\t\x12\x1e\n\x11max_output_tokens\x18\x03 \x01(\x05H\x01\x88\x01\x01\x12\x18\n\x0btemperature\x18\x04 \x01(\x02H\x02\x88\x01\x01\x12\x12\n\x05top_p\x18\x05 \x01(\x02H\x03\x88\x01\x01\x12\x12\n\x05top_k\x18\x06 \x01(\x05H\x04\x88\x01\x01\x42\x12\n\x10_candidate_countB\x14\n\x12_max_output_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_k\"\x9a\x02\n\rSafetySetting\x12)\n\x08\x63\x61tegory\x18\x01 \x01(\x0e\x32\x17.tuning.v1.HarmCategory\x12>\n\tthreshold\x18\x02 \x01(\x0e\x32+.tuning.v1.SafetySetting.HarmBlockThreshold\"\x9d\x01\n\x12HarmBlockThreshold\x12$\n HARM_BLOCK_THRESHOLD_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42LOCK_LOW_AND_ABOVE\x10\x01\x12\x1a\n\x16\x42LOCK_MEDIUM_AND_ABOVE\x10\x02\x12\x13\n\x0f\x42LOCK_ONLY_HIGH\x10\x03\x12\x0e\n\nBLOCK_NONE\x10\x04\x12\x07\n\x03OFF\x10\x05\"\x8f\x02\n\x17GenerateContentResponse\x12(\n\ncandidates\x18\x01 \x03(\x0b\x32\x14.tuning.v1.Candidate\x12\x32\n\x0fprompt_feedback\x18\x02 \x01(\x0b\x32\x19.tuning.v1.PromptFeedback\x12\x30\n\x0eusage_metadata\x18\x03 \x01(\x0b\x32\x18.tuning.v1.UsageMetadata\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x16\n\x0eresolved_model\x18\x06 \x01(\t\x12\x16\n\x0e\x61lias_revision\x18\x07 \x01(\x03\x12\x0e\n\x06\x63\x61nary\x18\x08 \x01(\x08\"\xda\x02\n\tCandidate\x12#\n\x07\x63ontent\x18\x01 \x01(\x0b\x32\x12.tuning.v1.Content\x12\x38\n\rfinish_reason\x18\x02 \x01(\x0e\x32!.tuning.v1.Candidate.FinishReason\x12/\n\x0esafety_ratings\x18\x03 \x03(\x0b\x32\x17.tuning.v1.SafetyRating\x12\r\n\x05index\x18\x04 \x01(\x05\"\xad\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x08\n\x04STOP\x10\x01\x12\x0e\n\nMAX_TOKENS\x10\x02\x12\n\n\x06SAFETY\x10\x03\x12\x0e\n\nRECITATION\x10\x04\x12\t\n\x05OTHER\x10\x05\x12\x0c\n\x08LANGUAGE\x10\x06\x12\r\n\tBLOCKLIST\x10\x07\x12\x16\n\x12PROHIBITED_CONTENT\x10\x08\x12\x08\n\x04SPII\x10\t\"\xec\x01\n\x0cSafetyRating\x12)\n\x08\x63\x61tegory\x18\x01 \x01(\x0e\x32\x17.tuning.v1.HarmCategory\x12<\n\x0bprobability\x18\x02 \x01(\x0e\x32\'.tuning.v1.SafetyRating.HarmProbability\x12\x0f\n\x07\x62locked\x18\x03 \x01(\x08\"b\n\x0fHarmProbability\x12 \n\x1cHARM_PROBABILITY_UNSPECIFIED\x10\x00\x12\x0e\n\nNEGLIGIBLE\x10\x01\x12\x07\n\x03LOW\x10\x02\x12\n\n\x06MEDIUM\x10\x03\x12\x08\n\x04HIGH\x10\x04\"\xe9\x01\n\x0ePromptFeedback\x12;\n\x0c\x62lock_reason\x18\x01 \x01(\x0e\x32%.tuning.v1.PromptFeedback.BlockReason\x12/\n\x0esafety_ratings\x18\x02 \x03(\x0b\x32\x17.tuning.v1.SafetyRating\"i\n\x0b\x42lockReason\x12\x1c\n\x18\x42LOCK_REASON_UNSPECIFIED\x10\x00\x12\n\n\x06SAFETY\x10\x01\x12\t\n\x05OTHER\x10\x02\x12\r\n\tBLOCKLIST\x10\x03\x12\x16\n\x12PROHIBITED_CONTENT\x10\x04\"f\n\rUsageMetadata\x12\x1a\n\x12prompt_token_count\x18\x01 \x01(\x05\x12\x1e\n\x16\x63\x61ndidates_token_count\x18\x02 \x01(\x05\x12\x19\n\x11total_token_count\x18\x03 \x01(\x05*\xd7\x01\n\x0cHarmCategory\x12\x1d\n\x19HARM_CATEGORY_UNSPECIFIED\x10\x00\x12\x1c\n\x18HARM_CATEGORY_HARASSMENT\x10\x07\x12\x1d\n\x19HARM_CATEGORY_HATE_SPEECH\x10\x08\x12#\n\x1fHARM_CATEGORY_SEXUALLY_EXPLICIT\x10\t\x12#\n\x1fHARM_CATEGORY_DANGEROUS_CONTENT\x10\n\x12!\n\x1dHARM_CATEGORY_CIVIC_INTEGRITY\x10\x0b\x32\xcf\x01\n\x11GenerationService\x12X\n\x0fGenerateContent\x12!.tuning.v1.GenerateContentRequest\x1a\".tuning.v1.GenerateContentResponse\x12`\n\x15StreamGenerateContent\x12!.tuning.v1.GenerateContentRequest\x1a\".tuning.v1.GenerateContentResponse0\x01\x42\x37\n\x16\x63om.internal.tuning.v1P\x01Z\x1binternal/tuning/v1;tuningv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"tuning/v1/generation_service.proto\x12\ttuning.v1\"\x9b\x02\n\x16GenerateContentRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12$\n\x08\x63ontents\x18\x02 \x03(\x0b\x32\x12.tuning.v1.Content\x12.\n\x12system_instruction\x18\x03 \x01(\x0b\x32\x12.tuning.v1.Content\x12\x36\n\x11generation_config\x18\x04 \x01(\x0b\x32\x1b.tuning.v1.GenerationConfig\x12\x31\n\x0fsafety_settings\x18\x05 \x03(\x0b\x32\x18.tuning.v1.SafetySetting\x12\x13\n\x0brequest_key\x18\x06 \x01(\t\x12\x1c\n\x14skip_training_format\x18\x07 \x01(\x08\"7\n\x07\x43ontent\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x1e\n\x05parts\x18\x02 \x03(\x0b\x32\x0f.tuning.v1.Part\"\x1e\n\x04Part\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x42\x06\n\x04\x64\x61ta\"\xf8\x01\n\x10GenerationConfig\x12\x1c\n\x0f\x63\x61ndidate_count\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x16\n\x0estop_sequences\x18\x02 \x03(\t\x12\x1e\n\x11max_output_tokens\x18\x03 \x01(\x05H\x01\x88\x01\x01\x12\x18\n\x0btemperature\x18\x04 \x01(\x02H\x02\x88\x01\x01\x12\x12\n\x05top_p\x18\x05 \x01(\x02H\x03\x88\x01\x01\x12\x12\n\x05top_k\x18\x06 \x01(\x05H\x04\x88\x01\x01\x42\x12\n\x10_candidate_countB\x14\n\x12_max_output_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_k\"\x9a\x02\n\rSafetySetting\x12)\n\x08\x63\x61tegory\x18\x01 \x01(\x0e\x32\x17.tuning.v1.HarmCategory\x12>\n\tthreshold\x18\x02 \x01(\x0e\x32+.tuning.v1.SafetySetting.HarmBlockThreshold\"\x9d\x01\n\x12HarmBlockThreshold\x12$\n HARM_BLOCK_THRESHOLD_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42LOCK_LOW_AND_ABOVE\x10\x01\x12\x1a\n\x16\x42LOCK_MEDIUM_AND_ABOVE\x10\x02\x12\x13\n\x0f\x42LOCK_ONLY_HIGH\x10\x03\x12\x0e\n\nBLOCK_NONE\x10\x04\x12\x07\n\x03OFF\x10\x05\"\xd4\x02\n\x17GenerateContentResponse\x12(\n\ncandidates\x18\x01 \x03(\x0b\x32\x14.tuning.v1.Candidate\x12\x32\n\x0fprompt_feedback\x18\x02 \x01(\x0b\x32\x19.tuning.v1.PromptFeedback\x12\x30\n\x0eusage_metadata\x18\x03 \x01(\x0b\x32\x18.tuning.v1.UsageMetadata\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x16\n\x0eresolved_model\x18\x06 \x01(\t\x12\x16\n\x0e\x61lias_revision\x18\x07 \x01(\x03\x12\x0e\n\x06\x63\x61nary\x18\x08 \x01(\x08\x12\x1f\n\x17prompt_template_applied\x18\t \x01(\x08\x12\"\n\x1asystem_instruction_applied\x18\n \x01(\x08\"\xda\x02\n\tCandidate\x12#\n\x07\x63ontent\x18\x01 \x01(\x0b\x32\x12.tuning.v1.Content\x12\x38\n\rfinish_reason\x18\x02 \x01(\x0e\x32!.tuning.v1.Candidate.FinishReason\x12/\n\x0esafety_ratings\x18\x03 \x03(\x0b\x32\x17.tuning.v1.SafetyRating\x12\r\n\x05index\x18\x04 \x01(\x05\"\xad\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x08\n\x04STOP\x10\x01\x12\x0e\n\nMAX_TOKENS\x10\x02\x12\n\n\x06SAFETY\x10\x03\x12\x0e\n\nRECITATION\x10\x04\x12\t\n\x05OTHER\x10\x05\x12\x0c\n\x08LANGUAGE\x10\x06\x12\r\n\tBLOCKLIST\x10\x07\x12\x16\n\x12PROHIBITED_CONTENT\x10\x08\x12\x08\n\x04SPII\x10\t\"\xec\x01\n\x0cSafetyRating\x12)\n\x08\x63\x61tegory\x18\x01 \x01(\x0e\x32\x17.tuning.v1.HarmCategory\x12<\n\x0bprobability\x18\x02 \x01(\x0e\x32\'.tuning.v1.SafetyRating.HarmProbability\x12\x0f\n\x07\x62locked\x18\x03 \x01(\x08\"b\n\x0fHarmProbability\x12 \n\x1cHARM_PROBABILITY_UNSPECIFIED\x10\x00\x12\x0e\n\nNEGLIGIBLE\x10\x01\x12\x07\n\x03LOW\x10\x02\x12\n\n\x06MEDIUM\x10\x03\x12\x08\n\x04HIGH\x10\x04\"\xe9\x01\n\x0ePromptFeedback\x12;\n\x0c\x62lock_reason\x18\x01 \x01(\x0e\x32%.tuning.v1.PromptFeedback.BlockReason\x12/\n\x0esafety_ratings\x18\x02 \x03(\x0b\x32\x17.tuning.v1.SafetyRating\"i\n\x0b\x42lockReason\x12\x1c\n\x18\x42LOCK_REASON_UNSPECIFIED\x10\x00\x12\n\n\x06SAFETY\x10\x01\x12\t\n\x05OTHER\x10\x02\x12\r\n\tBLOCKLIST\x10\x03\x12\x16\n\x12PROHIBITED_CONTENT\x10\x04\"f\n\rUsageMetadata\x12\x1a\n\x12prompt_token_count\x18\x01 \x01(\x05\x12\x1e\n\x16\x63\x61ndidates_token_count\x18\x02 \x01(\x05\x12\x19\n\x11total_token_count\x18\x03 \x01(\x05*\xd7\x01\n\x0cHarmCategory\x12\x1d\n\x19HARM_CATEGORY_UNSPECIFIED\x10\x00\x12\x1c\n\x18HARM_CATEGORY_HARASSMENT\x10\x07\x12\x1d\n\x19HARM_CATEGORY_HATE_SPEECH\x10\x08\x12#\n\x1fHARM_CATEGORY_SEXUALLY_EXPLICIT\x10\t\x12#\n\x1fHARM_CATEGORY_DANGEROUS_CONTENT\x10\n\x12!\n\x1dHARM_CATEGORY_CIVIC_INTEGRITY\x10\x0b\x32\xcf\x01\n\x11GenerationService\x12X\n\x0fGenerateContent\x12!.tuning.v1.GenerateContentRequest\x1a\".tuning.v1.GenerateContentResponse\x12`\n\x15StreamGenerateContent\x12!.tuning.v1.GenerateContentRequest\x1a\".tuning.v1.GenerateContentResponse0\x01\x42\x37\n\x16\x63om.internal.tuning.v1P\x01Z\x1binternal/tuning/v1;tuningv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,36 +32,36 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tuning.v1.generation_servic
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\026com.internal.tuning.v1P\001Z\033internal/tuning/v1;tuningv1'
-  _globals['_HARMCATEGORY']._serialized_start=2133
-  _globals['_HARMCATEGORY']._serialized_end=2348
+  _globals['_HARMCATEGORY']._serialized_start=2232
+  _globals['_HARMCATEGORY']._serialized_end=2447
   _globals['_GENERATECONTENTREQUEST']._serialized_start=50
-  _globals['_GENERATECONTENTREQUEST']._serialized_end=303
-  _globals['_CONTENT']._serialized_start=305
-  _globals['_CONTENT']._serialized_end=360
-  _globals['_PART']._serialized_start=362
-  _globals['_PART']._serialized_end=392
-  _globals['_GENERATIONCONFIG']._serialized_start=395
-  _globals['_GENERATIONCONFIG']._serialized_end=643
-  _globals['_SAFETYSETTING']._serialized_start=646
-  _globals['_SAFETYSETTING']._serialized_end=928
-  _globals['_SAFETYSETTING_HARMBLOCKTHRESHOLD']._serialized_start=771
-  _globals['_SAFETYSETTING_HARMBLOCKTHRESHOLD']._serialized_end=928
-  _globals['_GENERATECONTENTRESPONSE']._serialized_start=931
-  _globals['_GENERATECONTENTRESPONSE']._serialized_end=1202
-  _globals['_CANDIDATE']._serialized_start=1205
-  _globals['_CANDIDATE']._serialized_end=1551
-  _globals['_CANDIDATE_FINISHREASON']._serialized_start=1378
-  _globals['_CANDIDATE_FINISHREASON']._serialized_end=1551
-  _globals['_SAFETYRATING']._serialized_start=1554
-  _globals['_SAFETYRATING']._serialized_end=1790
-  _globals['_SAFETYRATING_HARMPROBABILITY']._serialized_start=1692
-  _globals['_SAFETYRATING_HARMPROBABILITY']._serialized_end=1790
-  _globals['_PROMPTFEEDBACK']._serialized_start=1793
-  _globals['_PROMPTFEEDBACK']._serialized_end=2026
-  _globals['_PROMPTFEEDBACK_BLOCKREASON']._serialized_start=1921
-  _globals['_PROMPTFEEDBACK_BLOCKREASON']._serialized_end=2026
-  _globals['_USAGEMETADATA']._serialized_start=2028
-  _globals['_USAGEMETADATA']._serialized_end=2130
-  _globals['_GENERATIONSERVICE']._serialized_start=2351
-  _globals['_GENERATIONSERVICE']._serialized_end=2558
+  _globals['_GENERATECONTENTREQUEST']._serialized_end=333
+  _globals['_CONTENT']._serialized_start=335
+  _globals['_CONTENT']._serialized_end=390
+  _globals['_PART']._serialized_start=392
+  _globals['_PART']._serialized_end=422
+  _globals['_GENERATIONCONFIG']._serialized_start=425
+  _globals['_GENERATIONCONFIG']._serialized_end=673
+  _globals['_SAFETYSETTING']._serialized_start=676
+  _globals['_SAFETYSETTING']._serialized_end=958
+  _globals['_SAFETYSETTING_HARMBLOCKTHRESHOLD']._serialized_start=801
+  _globals['_SAFETYSETTING_HARMBLOCKTHRESHOLD']._serialized_end=958
+  _globals['_GENERATECONTENTRESPONSE']._serialized_start=961
+  _globals['_GENERATECONTENTRESPONSE']._serialized_end=1301
+  _globals['_CANDIDATE']._serialized_start=1304
+  _globals['_CANDIDATE']._serialized_end=1650
+  _globals['_CANDIDATE_FINISHREASON']._serialized_start=1477
+  _globals['_CANDIDATE_FINISHREASON']._serialized_end=1650
+  _globals['_SAFETYRATING']._serialized_start=1653
+  _globals['_SAFETYRATING']._serialized_end=1889
+  _globals['_SAFETYRATING_HARMPROBABILITY']._serialized_start=1791
+  _globals['_SAFETYRATING_HARMPROBABILITY']._serialized_end=1889
+  _globals['_PROMPTFEEDBACK']._serialized_start=1892
+  _globals['_PROMPTFEEDBACK']._serialized_end=2125
+  _globals['_PROMPTFEEDBACK_BLOCKREASON']._serialized_start=2020
+  _globals['_PROMPTFEEDBACK_BLOCKREASON']._serialized_end=2125
+  _globals['_USAGEMETADATA']._serialized_start=2127
+  _globals['_USAGEMETADATA']._serialized_end=2229
+  _globals['_GENERATIONSERVICE']._serialized_start=2450
+  _globals['_GENERATIONSERVICE']._serialized_end=2657
 # @@protoc_insertion_point(module_scope)

@@ -69,6 +69,7 @@ class GenerateContentRequest(_message.Message):
     GENERATION_CONFIG_FIELD_NUMBER: _builtins.int
     SAFETY_SETTINGS_FIELD_NUMBER: _builtins.int
     REQUEST_KEY_FIELD_NUMBER: _builtins.int
+    SKIP_TRAINING_FORMAT_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Required. The tuned model to call: `tuningJobs/{tuning_job}` (the job's tuned model),
     `tuningJobs/{tuning_job}/checkpoints/{checkpoint_id}` (one of a Vertex AI job's
@@ -81,6 +82,10 @@ class GenerateContentRequest(_message.Message):
     """Optional. For a `model` that is an alias with a canary: calls with the same key go
     to the same side of the split while the alias does not move (a user or session id,
     say); empty: each call is drawn at random. At most 128 characters.
+    """
+    skip_training_format: _builtins.bool
+    """Optional. Send `contents` and `system_instruction` exactly as given: the job's
+    prompt template and system instruction (its training format) are not applied.
     """
     @_builtins.property
     def contents(self) -> _containers.RepeatedCompositeFieldContainer[Global___Content]:
@@ -113,10 +118,11 @@ class GenerateContentRequest(_message.Message):
         generation_config: Global___GenerationConfig | None = ...,
         safety_settings: _abc.Iterable[Global___SafetySetting] | None = ...,
         request_key: _builtins.str = ...,
+        skip_training_format: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["generation_config", b"generation_config", "system_instruction", b"system_instruction"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["contents", b"contents", "generation_config", b"generation_config", "model", b"model", "request_key", b"request_key", "safety_settings", b"safety_settings", "system_instruction", b"system_instruction"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contents", b"contents", "generation_config", b"generation_config", "model", b"model", "request_key", b"request_key", "safety_settings", b"safety_settings", "skip_training_format", b"skip_training_format", "system_instruction", b"system_instruction"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -316,6 +322,8 @@ class GenerateContentResponse(_message.Message):
     RESOLVED_MODEL_FIELD_NUMBER: _builtins.int
     ALIAS_REVISION_FIELD_NUMBER: _builtins.int
     CANARY_FIELD_NUMBER: _builtins.int
+    PROMPT_TEMPLATE_APPLIED_FIELD_NUMBER: _builtins.int
+    SYSTEM_INSTRUCTION_APPLIED_FIELD_NUMBER: _builtins.int
     model_version: _builtins.str
     """The upstream's name of the model version that answered."""
     model: _builtins.str
@@ -328,6 +336,10 @@ class GenerateContentResponse(_message.Message):
     """For a call through an alias: the alias's revision that routed it (0 otherwise)."""
     canary: _builtins.bool
     """For a call through an alias: whether it went to the alias's canary target."""
+    prompt_template_applied: _builtins.bool
+    """Whether each user turn was rendered through the job's prompt template."""
+    system_instruction_applied: _builtins.bool
+    """Whether the job's system instruction was put before the caller's."""
     @_builtins.property
     def candidates(self) -> _containers.RepeatedCompositeFieldContainer[Global___Candidate]:
         """The responses generated; none when the prompt was blocked (see `prompt_feedback`)."""
@@ -351,10 +363,12 @@ class GenerateContentResponse(_message.Message):
         resolved_model: _builtins.str = ...,
         alias_revision: _builtins.int = ...,
         canary: _builtins.bool = ...,
+        prompt_template_applied: _builtins.bool = ...,
+        system_instruction_applied: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["prompt_feedback", b"prompt_feedback", "usage_metadata", b"usage_metadata"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alias_revision", b"alias_revision", "canary", b"canary", "candidates", b"candidates", "model", b"model", "model_version", b"model_version", "prompt_feedback", b"prompt_feedback", "resolved_model", b"resolved_model", "usage_metadata", b"usage_metadata"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alias_revision", b"alias_revision", "canary", b"canary", "candidates", b"candidates", "model", b"model", "model_version", b"model_version", "prompt_feedback", b"prompt_feedback", "prompt_template_applied", b"prompt_template_applied", "resolved_model", b"resolved_model", "system_instruction_applied", b"system_instruction_applied", "usage_metadata", b"usage_metadata"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -141,6 +141,10 @@ class TuningJob(_message.Message):
     TUNED_MODEL_ENDPOINT_FIELD_NUMBER: _builtins.int
     PROVIDER_FIELD_NUMBER: _builtins.int
     WAITING_REASON_FIELD_NUMBER: _builtins.int
+    PROMPT_TEMPLATE_FIELD_NUMBER: _builtins.int
+    SOURCE_JOB_FIELD_NUMBER: _builtins.int
+    BASE_MODEL_RETIRE_TIME_FIELD_NUMBER: _builtins.int
+    BASE_MODEL_RETIRING_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Output only. `tuningJobs/{tuning_job}`: the id is `j` and 19 of [a-z2-7]. A name
     of any other shape (or longer than 64 characters) is INVALID_ARGUMENT, never
@@ -208,6 +212,20 @@ class TuningJob(_message.Message):
     Vertex AI project p runs as many tuning jobs at once as its quota allows`. Such a
     job starts, first come first served, when one of the project's jobs ends.
     """
+    prompt_template: _builtins.str
+    """Optional. The format of every prompt the tuned model is trained on and called with:
+    text containing `{input}` exactly once, which stands for an example's `text_input`
+    (or a Generate call's user turn). The worker sends each training example's input
+    rendered through it, and GenerateContent renders each user turn through it unless
+    the caller opts out, so production prompts look like the training examples (the
+    tuning guide's advice). At most 2,000 characters; empty: inputs are sent as they are.
+    """
+    source_job: _builtins.str
+    """Output only. The job this one was re-tuned from (RetuneTuningJob), or empty."""
+    base_model_retiring: _builtins.bool
+    """Output only. Whether `base_model_retire_time` is within the warning window
+    (`TUNING_RETIREMENT_WARNING_DAYS`) or already past. ListTuningJobs can filter on it.
+    """
     @_builtins.property
     def hyperparameters(self) -> Global___Hyperparameters:
         """Optional. Unset fields take the upstream's defaults. A field the tenant's provider
@@ -271,6 +289,13 @@ class TuningJob(_message.Message):
         last with `export_last_checkpoint_only`. Empty on the Gemini API.
         """
 
+    @_builtins.property
+    def base_model_retire_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the base model retires upstream, as the platform's catalogue
+        says (`TUNING_BASE_MODEL_RETIREMENTS`); unset if no date is known. The tuned model
+        stops answering then: re-tune it (RetuneTuningJob) on a current base model.
+        """
+
     def __init__(
         self,
         *,
@@ -301,10 +326,14 @@ class TuningJob(_message.Message):
         tuned_model_endpoint: _builtins.str = ...,
         provider: Global___TuningJob.Provider.ValueType = ...,
         waiting_reason: _builtins.str = ...,
+        prompt_template: _builtins.str = ...,
+        source_job: _builtins.str = ...,
+        base_model_retire_time: _timestamp_pb2.Timestamp | None = ...,
+        base_model_retiring: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "error", b"error", "hyperparameters", b"hyperparameters", "progress", b"progress", "start_time", b"start_time", "status_fetch_time", b"status_fetch_time", "tuning_data_stats", b"tuning_data_stats", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["base_model_retire_time", b"base_model_retire_time", "create_time", b"create_time", "end_time", b"end_time", "error", b"error", "hyperparameters", b"hyperparameters", "progress", b"progress", "start_time", b"start_time", "status_fetch_time", b"status_fetch_time", "tuning_data_stats", b"tuning_data_stats", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_model", b"base_model", "checkpoints", b"checkpoints", "create_time", b"create_time", "dataset", b"dataset", "description", b"description", "display_name", b"display_name", "end_time", b"end_time", "error", b"error", "export_last_checkpoint_only", b"export_last_checkpoint_only", "hyperparameters", b"hyperparameters", "labels", b"labels", "name", b"name", "progress", b"progress", "provider", b"provider", "queue_position", b"queue_position", "snapshots", b"snapshots", "start_time", b"start_time", "state", b"state", "status_fetch_time", b"status_fetch_time", "system_instruction", b"system_instruction", "training_examples", b"training_examples", "tuned_model", b"tuned_model", "tuned_model_endpoint", b"tuned_model_endpoint", "tuning_data_stats", b"tuning_data_stats", "update_time", b"update_time", "validation_dataset", b"validation_dataset", "waiting_reason", b"waiting_reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_model", b"base_model", "base_model_retire_time", b"base_model_retire_time", "base_model_retiring", b"base_model_retiring", "checkpoints", b"checkpoints", "create_time", b"create_time", "dataset", b"dataset", "description", b"description", "display_name", b"display_name", "end_time", b"end_time", "error", b"error", "export_last_checkpoint_only", b"export_last_checkpoint_only", "hyperparameters", b"hyperparameters", "labels", b"labels", "name", b"name", "progress", b"progress", "prompt_template", b"prompt_template", "provider", b"provider", "queue_position", b"queue_position", "snapshots", b"snapshots", "source_job", b"source_job", "start_time", b"start_time", "state", b"state", "status_fetch_time", b"status_fetch_time", "system_instruction", b"system_instruction", "training_examples", b"training_examples", "tuned_model", b"tuned_model", "tuned_model_endpoint", b"tuned_model_endpoint", "tuning_data_stats", b"tuning_data_stats", "update_time", b"update_time", "validation_dataset", b"validation_dataset", "waiting_reason", b"waiting_reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

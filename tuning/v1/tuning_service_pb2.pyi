@@ -21,6 +21,55 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class RetuneTuningJobRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    BASE_MODEL_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    HYPERPARAMETERS_FIELD_NUMBER: _builtins.int
+    RESET_HYPERPARAMETERS_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Required. The source job: `tuningJobs/{id}`, one of the caller's."""
+    base_model: _builtins.str
+    """Required. The new job's base model, one of the tenant's provider's."""
+    request_id: _builtins.str
+    """Optional. Idempotency key, as on CreateTuningJob (AIP-155)."""
+    reset_hyperparameters: _builtins.bool
+    """Optional. Start from the provider's defaults instead of the source's
+    hyperparameters (then `hyperparameters` on top): for a recipe moving to a provider
+    that does not take some of them (`learning_rate` on Vertex AI, say).
+    """
+    display_name: _builtins.str
+    """Optional. The new job's display name; empty: the source's."""
+    validate_only: _builtins.bool
+    """Optional. Check everything, create nothing (as on CreateTuningJob)."""
+    @_builtins.property
+    def hyperparameters(self) -> _tuning_job_pb2.Hyperparameters:
+        """Optional. Hyperparameters to change: each field set here replaces the source's."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        base_model: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        hyperparameters: _tuning_job_pb2.Hyperparameters | None = ...,
+        reset_hyperparameters: _builtins.bool = ...,
+        display_name: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hyperparameters", b"hyperparameters"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_model", b"base_model", "display_name", b"display_name", "hyperparameters", b"hyperparameters", "name", b"name", "request_id", b"request_id", "reset_hyperparameters", b"reset_hyperparameters", "validate_only", b"validate_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetuneTuningJobRequest: _TypeAlias = RetuneTuningJobRequest  # noqa: Y015
+
+@_typing.final
 class UploadDatasetRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -89,6 +89,11 @@ class TuningServiceStub:
                 request_serializer=tuning_dot_v1_dot_tuning__service__pb2.DeleteDatasetRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.RetuneTuningJob = channel.unary_unary(
+                '/tuning.v1.TuningService/RetuneTuningJob',
+                request_serializer=tuning_dot_v1_dot_tuning__service__pb2.RetuneTuningJobRequest.SerializeToString,
+                response_deserializer=tuning_dot_v1_dot_tuning__job__pb2.TuningJob.FromString,
+                _registered_method=True)
 
 
 class TuningServiceServicer:
@@ -175,6 +180,18 @@ class TuningServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RetuneTuningJob(self, request, context):
+        """Creates a new job from an existing job's recipe (its dataset or examples, validation
+        dataset, hyperparameters, prompt template and system instruction) on a new base
+        model, with the tenant's current provider: the way to carry a tuned model past its
+        base model's retirement. The new job is QUEUED like any create and names its source
+        (`source_job`). What the provider cannot take is INVALID_ARGUMENT naming the field;
+        a source whose dataset is gone is FAILED_PRECONDITION. Idempotent on `request_id`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TuningServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -222,6 +239,11 @@ def add_TuningServiceServicer_to_server(servicer, server):
                     servicer.DeleteDataset,
                     request_deserializer=tuning_dot_v1_dot_tuning__service__pb2.DeleteDatasetRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'RetuneTuningJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetuneTuningJob,
+                    request_deserializer=tuning_dot_v1_dot_tuning__service__pb2.RetuneTuningJobRequest.FromString,
+                    response_serializer=tuning_dot_v1_dot_tuning__job__pb2.TuningJob.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -474,6 +496,33 @@ class TuningService:
             '/tuning.v1.TuningService/DeleteDataset',
             tuning_dot_v1_dot_tuning__service__pb2.DeleteDatasetRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetuneTuningJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tuning.v1.TuningService/RetuneTuningJob',
+            tuning_dot_v1_dot_tuning__service__pb2.RetuneTuningJobRequest.SerializeToString,
+            tuning_dot_v1_dot_tuning__job__pb2.TuningJob.FromString,
             options,
             channel_credentials,
             insecure,

@@ -77,6 +77,14 @@ class TuningServiceStub:
     Jobs created from it keep their own copy of its examples. NOT_FOUND if the caller
     has no such dataset.
     """
+    RetuneTuningJob: _grpc.UnaryUnaryMultiCallable[_tuning_service_pb2.RetuneTuningJobRequest, _tuning_job_pb2.TuningJob]
+    """Creates a new job from an existing job's recipe (its dataset or examples, validation
+    dataset, hyperparameters, prompt template and system instruction) on a new base
+    model, with the tenant's current provider: the way to carry a tuned model past its
+    base model's retirement. The new job is QUEUED like any create and names its source
+    (`source_job`). What the provider cannot take is INVALID_ARGUMENT naming the field;
+    a source whose dataset is gone is FAILED_PRECONDITION. Idempotent on `request_id`.
+    """
 
 @_typing.type_check_only
 class TuningServiceAsyncStub(TuningServiceStub):
@@ -123,6 +131,14 @@ class TuningServiceAsyncStub(TuningServiceStub):
     """Deletes a dataset and frees its share of the tenant's storage quotas (AIP-135).
     Jobs created from it keep their own copy of its examples. NOT_FOUND if the caller
     has no such dataset.
+    """
+    RetuneTuningJob: _aio.UnaryUnaryMultiCallable[_tuning_service_pb2.RetuneTuningJobRequest, _tuning_job_pb2.TuningJob]  # type: ignore[assignment]
+    """Creates a new job from an existing job's recipe (its dataset or examples, validation
+    dataset, hyperparameters, prompt template and system instruction) on a new base
+    model, with the tenant's current provider: the way to carry a tuned model past its
+    base model's retirement. The new job is QUEUED like any create and names its source
+    (`source_job`). What the provider cannot take is INVALID_ARGUMENT naming the field;
+    a source whose dataset is gone is FAILED_PRECONDITION. Idempotent on `request_id`.
     """
 
 class TuningServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -221,6 +237,20 @@ class TuningServiceServicer(metaclass=_abc_1.ABCMeta):
         """Deletes a dataset and frees its share of the tenant's storage quotas (AIP-135).
         Jobs created from it keep their own copy of its examples. NOT_FOUND if the caller
         has no such dataset.
+        """
+
+    @_abc_1.abstractmethod
+    def RetuneTuningJob(
+        self,
+        request: _tuning_service_pb2.RetuneTuningJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tuning_job_pb2.TuningJob, _abc.Awaitable[_tuning_job_pb2.TuningJob]]:
+        """Creates a new job from an existing job's recipe (its dataset or examples, validation
+        dataset, hyperparameters, prompt template and system instruction) on a new base
+        model, with the tenant's current provider: the way to carry a tuned model past its
+        base model's retirement. The new job is QUEUED like any create and names its source
+        (`source_job`). What the provider cannot take is INVALID_ARGUMENT naming the field;
+        a source whose dataset is gone is FAILED_PRECONDITION. Idempotent on `request_id`.
         """
 
 def add_TuningServiceServicer_to_server(servicer: TuningServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
