@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from google.protobuf import timestamp_pb2
 
-from core.domain.job import DataStats, Hyperparameters, Job
+from core.domain.job import JOB_NAME_PREFIX, DataStats, Hyperparameters, Job
 from core.domain.providers import ProviderChoice, ProviderKind
 from core.domain.states import JobState
 from core.errors import to_status
@@ -55,6 +55,7 @@ def job_from_request(
         validation_dataset=spec.validation_dataset,
         export_last_checkpoint_only=spec.export_last_checkpoint_only,
         provider=provider,
+        prompt_template=spec.prompt_template,
     )
 
 
@@ -113,6 +114,8 @@ def _texts_set(job: Job) -> dict[str, Any]:
         "validation_dataset": job.validation_dataset,
         "export_last_checkpoint_only": job.export_last_checkpoint_only,
         "waiting_reason": waiting_reason(job),
+        "prompt_template": job.prompt_template,
+        "source_job": job.source_job and JOB_NAME_PREFIX + job.source_job,
     }
     return {name: value for name, value in texts.items() if value}
 

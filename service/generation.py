@@ -28,11 +28,16 @@ Then the model: a job that is not the caller's is NOT_FOUND, exactly as one that
 not exist (no tenant learns another's ids); a checkpoint on a Gemini API job (which has
 none) INVALID_ARGUMENT; a job that has not SUCCEEDED FAILED_PRECONDITION naming its
 state; a checkpoint the job does not list NOT_FOUND.
+
+The request is sent in the model's training format, the job's prompt template and system
+instruction applied unless the caller opts out (service.training_format), and the answer
+says what was applied.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -58,6 +63,7 @@ from core.runtime.settings import Settings
 from core.security.token_source import TokenSource
 from core.upstream_http import DEFAULT_HOLD_OFF_S, UNFENCED, UpstreamHttp
 from service.generation_mapping import request_body, response_of
+from service.training_format import Formatted, formatted
 from service.validation import MAX_NAME_CHARS
 from tuning.v1 import generation_service_pb2 as gen
 
@@ -97,17 +103,27 @@ class ModelName:
 @dataclass(frozen=True)
 class Routed:
     """Where a call went: the tuned model's name, and, through an alias, its revision and
-    whether the call took the canary."""
+    whether the call took the canary; and the request sent, in the model's training format
+    (service.training_format)."""
 
     model: str
     alias_revision: int = 0
     canary: bool = False
+    format: Formatted | None = None
+
+    @property
+    def sent(self) -> gen.GenerateContentRequest:
+        assert self.format is not None  # set once the job is known (`_target`)
+        return self.format.request
 
     def told(self, response: gen.GenerateContentResponse) -> gen.GenerateContentResponse:
         """`response`, saying so."""
         response.resolved_model = self.model
         response.alias_revision = self.alias_revision
         response.canary = self.canary
+        if self.format is not None:
+            response.prompt_template_applied = self.format.template_applied
+            response.system_instruction_applied = self.format.instruction_applied
         return response
 
 
@@ -142,7 +158,7 @@ class GenerationApi:
         api, path, routed = await self._target(tenant, request, "generateContent")
         with _retry_delay_told():
             answer = await api.call(
-                self._auth_for(tenant), "POST", path, json=request_body(request)
+                self._auth_for(tenant), "POST", path, json=request_body(routed.sent)
             )
         return routed.told(response_of(answer, request.model))
 
@@ -152,7 +168,7 @@ class GenerationApi:
         """The tuned model's answer to `request` in chunks, each yielded the moment the
         upstream sends it; closing this closes the upstream stream."""
         api, path, routed = await self._target(tenant, request, "streamGenerateContent")
-        auth, body = self._auth_for(tenant), request_body(request)
+        auth, body = self._auth_for(tenant), request_body(routed.sent)
         events = api.events(auth, "POST", path, json=body, params=SERVER_SENT_EVENTS)
         async with contextlib.aclosing(events):
             with _retry_delay_told():
@@ -176,7 +192,7 @@ class GenerationApi:
             name = target
         job = await self._job(tenant, name)
         api, path = self._upstream_of(job, routed.model, name.checkpoint_id, verb)
-        return api, path, routed
+        return api, path, dataclasses.replace(routed, format=formatted(job, request))
 
     async def _job(self, tenant: str, name: ModelName) -> Job:
         job = await self._store.get(tenant, name.job_id)

@@ -14,7 +14,9 @@ constant here, and documented for callers in protos/tuning/v1/tuning_job.proto:
   learning_rate_multiplier in (0, 10]; NaN and infinities are refused; adapter_size one
   of 1, 2, 4, 8, 16;
 - system_instruction: at most 10,000 characters; validation_dataset: a dataset of at most
-  5,000 examples (its existence is checked in service.jobs_api, as `dataset`'s).
+  5,000 examples (its existence is checked in service.jobs_api, as `dataset`'s);
+- prompt_template: at most 2,000 characters holding `{input}` exactly once
+  (core.domain.prompt_template).
 
 A job is also held to its tenant's provider (core.domain.providers): base_model must be
 one of that provider's models (`TUNING_BASE_MODELS`, `TUNING_VERTEX_BASE_MODELS`), and a
@@ -33,6 +35,7 @@ import re
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 
+from core.domain import prompt_template
 from core.domain.providers import JobOption, ProviderChoice, ProviderKind
 from core.errors import FieldViolation, InvalidArgument, echo
 from core.runtime.settings import Settings
@@ -113,6 +116,7 @@ def _job_violations(
         *_job_fields(job, settings, kind),
         *_hyperparameters(job.hyperparameters, parsed.both_learning_rates),
         *_system_instruction(job.system_instruction),
+        *_prompt_template(job.prompt_template),
     ]
     skipped = {v.field for v in refused}  # a field its provider refuses needs no bounds
     return [
@@ -216,6 +220,12 @@ def _system_instruction(text: str) -> Violations:
         yield FieldViolation(path, f"at most {MAX_SYSTEM_INSTRUCTION_CHARS} characters")
     elif has_controls(text, DESCRIPTION_CONTROLS):
         yield FieldViolation(path, "no control characters but newline and tab")
+
+
+def _prompt_template(template: str) -> Violations:
+    why = prompt_template.violation(template) if template else None
+    if why is not None:
+        yield FieldViolation("tuning_job.prompt_template", why)
 
 
 def _source(

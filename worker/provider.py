@@ -7,10 +7,12 @@ the interface speaks of jobs and references, not of tunedModels and operations.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from core.domain import prompt_template
 from core.domain.job import Example, Hyperparameters, Job
 from core.domain.upstream import UpstreamRef, UpstreamStatus
 from core.security.token_source import TokenSource
@@ -41,14 +43,20 @@ class TuningRequest:
     tenant: str = ""
     """The job's tenant, labelled where the upstream takes labels (Vertex AI), so that
     tenants tuning in one project tell their resources apart."""
+    prompt_template: str = ""
+    """The job's prompt template: every input, training and validation, is sent rendered
+    through it (core.domain.prompt_template), as Generate renders the prompts."""
 
     async def example_batches(self) -> AsyncIterator[list[Example]]:
-        """The training examples, a batch at a time."""
+        """The training examples, a batch at a time, their inputs in the job's format."""
         if self.stored_examples is None:
-            yield self.examples
+            yield self._rendered(self.examples)
             return
         async for batch in self.stored_examples():
-            yield batch
+            yield self._rendered(batch)
+
+    def _rendered(self, examples: list[Example]) -> list[Example]:
+        return rendered(examples, self.prompt_template)
 
     async def all_examples(self) -> list[Example]:
         """Every training example at once (an upstream that takes them inline: the API
@@ -72,10 +80,19 @@ class TuningRequest:
             examples=examples,
             system_instruction=job.system_instruction,
             export_last_checkpoint_only=job.export_last_checkpoint_only,
-            validation_examples=validation or [],
+            validation_examples=rendered(validation or [], job.prompt_template),
             stored_examples=stored,
             tenant=job.tenant,
+            prompt_template=job.prompt_template,
         )
+
+
+def rendered(examples: list[Example], template: str) -> list[Example]:
+    """The examples with their inputs rendered through `template` (none: as they are)."""
+    if not template:
+        return examples
+    form = prompt_template.parsed(template)
+    return [dataclasses.replace(e, text_input=form.render(e.text_input)) for e in examples]
 
 
 @dataclass(frozen=True)

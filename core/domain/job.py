@@ -140,6 +140,10 @@ class Job:
     tuned_model_name: str = ""
     """The tuned model's resource name, where it is not the ref in `tuned_model` (Vertex
     AI: the ref is the tuning job, the model `projects/../models/{id}@1`)."""
+    prompt_template: str = ""
+    """The format of the job's prompts (core.domain.prompt_template), or empty."""
+    source_job: str = ""
+    """The id of the job this one was re-tuned from, or empty."""
     waiting_for: tuple[str, ...] = ()
     """The Vertex AI projects whose concurrency quota a QUEUED job waits for, in the line
     of each (core.redis.project_slots); () once it is placed, or if it never waited."""
