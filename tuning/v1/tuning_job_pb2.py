@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atuning/v1/tuning_job.proto\x12\ttuning.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\xea\n\n\tTuningJob\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x12\n\nbase_model\x18\x04 \x01(\t\x12\x33\n\x0fhyperparameters\x18\x05 \x01(\x0b\x32\x1a.tuning.v1.Hyperparameters\x12\x35\n\x11training_examples\x18\x06 \x03(\x0b\x32\x1a.tuning.v1.TrainingExample\x12\x30\n\x06labels\x18\x07 \x03(\x0b\x32 .tuning.v1.TuningJob.LabelsEntry\x12)\n\x05state\x18\x08 \x01(\x0e\x32\x1a.tuning.v1.TuningJob.State\x12\x13\n\x0btuned_model\x18\t \x01(\t\x12%\n\x08progress\x18\n \x01(\x0b\x32\x13.tuning.v1.Progress\x12&\n\tsnapshots\x18\x0b \x03(\x0b\x32\x13.tuning.v1.Snapshot\x12!\n\x05\x65rror\x18\x0c \x01(\x0b\x32\x12.google.rpc.Status\x12/\n\x0b\x63reate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11status_fetch_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x64\x61taset\x18\x12 \x01(\t\x12\x16\n\x0equeue_position\x18\x13 \x01(\x05\x12\x1a\n\x12system_instruction\x18\x14 \x01(\t\x12\x1a\n\x12validation_dataset\x18\x15 \x01(\t\x12#\n\x1b\x65xport_last_checkpoint_only\x18\x16 \x01(\x08\x12\x35\n\x11tuning_data_stats\x18\x17 \x01(\x0b\x32\x1a.tuning.v1.TuningDataStats\x12*\n\x0b\x63heckpoints\x18\x18 \x03(\x0b\x32\x15.tuning.v1.Checkpoint\x12\x1c\n\x14tuned_model_endpoint\x18\x19 \x01(\t\x12/\n\x08provider\x18\x1a \x01(\x0e\x32\x1d.tuning.v1.TuningJob.Provider\x12\x16\n\x0ewaiting_reason\x18\x1b \x01(\t\x12\x17\n\x0fprompt_template\x18\x1c \x01(\t\x12\x12\n\nsource_job\x18\x1d \x01(\t\x12:\n\x16\x62\x61se_model_retire_time\x18\x1e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13\x62\x61se_model_retiring\x18\x1f \x01(\x08\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x7f\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\n\n\x06QUEUED\x10\x01\x12\x0c\n\x08\x43REATING\x10\x02\x12\x0b\n\x07RUNNING\x10\x03\x12\r\n\tSUCCEEDED\x10\x04\x12\n\n\x06\x46\x41ILED\x10\x05\x12\x0e\n\nCANCELLING\x10\x06\x12\r\n\tCANCELLED\x10\x07\"C\n\x08Provider\x12\x18\n\x14PROVIDER_UNSPECIFIED\x10\x00\x12\x0e\n\nGEMINI_API\x10\x01\x12\r\n\tVERTEX_AI\x10\x02\"\xe4\x01\n\x0fHyperparameters\x12\x18\n\x0b\x65poch_count\x18\x01 \x01(\x05H\x01\x88\x01\x01\x12\x17\n\nbatch_size\x18\x02 \x01(\x05H\x02\x88\x01\x01\x12\x17\n\rlearning_rate\x18\x03 \x01(\x01H\x00\x12\"\n\x18learning_rate_multiplier\x18\x04 \x01(\x01H\x00\x12\x19\n\x0c\x61\x64\x61pter_size\x18\x05 \x01(\x05H\x03\x88\x01\x01\x42\x16\n\x14learning_rate_optionB\x0e\n\x0c_epoch_countB\r\n\x0b_batch_sizeB\x0f\n\r_adapter_size\"5\n\x0fTrainingExample\x12\x12\n\ntext_input\x18\x01 \x01(\t\x12\x0e\n\x06output\x18\x02 \x01(\t\"S\n\x08Progress\x12\x17\n\x0f\x63ompleted_steps\x18\x01 \x01(\x05\x12\x13\n\x0btotal_steps\x18\x02 \x01(\x05\x12\x19\n\x11\x63ompleted_percent\x18\x03 \x01(\x02\"o\n\x0fTuningDataStats\x12\x15\n\rexample_count\x18\x01 \x01(\x03\x12\x18\n\x10total_characters\x18\x02 \x01(\x03\x12\x17\n\x0f\x62illable_tokens\x18\x03 \x01(\x03\x12\x12\n\nstep_count\x18\x04 \x01(\x03\"R\n\nCheckpoint\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x05\x12\x0c\n\x04step\x18\x03 \x01(\x03\x12\x10\n\x08\x65ndpoint\x18\x04 \x01(\t\"l\n\x08Snapshot\x12\x0c\n\x04step\x18\x01 \x01(\x05\x12\r\n\x05\x65poch\x18\x02 \x01(\x05\x12\x11\n\tmean_loss\x18\x03 \x01(\x02\x12\x30\n\x0c\x63ompute_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB7\n\x16\x63om.internal.tuning.v1P\x01Z\x1binternal/tuning/v1;tuningv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atuning/v1/tuning_job.proto\x12\ttuning.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\xd6\x0b\n\tTuningJob\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x12\n\nbase_model\x18\x04 \x01(\t\x12\x33\n\x0fhyperparameters\x18\x05 \x01(\x0b\x32\x1a.tuning.v1.Hyperparameters\x12\x35\n\x11training_examples\x18\x06 \x03(\x0b\x32\x1a.tuning.v1.TrainingExample\x12\x30\n\x06labels\x18\x07 \x03(\x0b\x32 .tuning.v1.TuningJob.LabelsEntry\x12)\n\x05state\x18\x08 \x01(\x0e\x32\x1a.tuning.v1.TuningJob.State\x12\x13\n\x0btuned_model\x18\t \x01(\t\x12%\n\x08progress\x18\n \x01(\x0b\x32\x13.tuning.v1.Progress\x12&\n\tsnapshots\x18\x0b \x03(\x0b\x32\x13.tuning.v1.Snapshot\x12!\n\x05\x65rror\x18\x0c \x01(\x0b\x32\x12.google.rpc.Status\x12/\n\x0b\x63reate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11status_fetch_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x64\x61taset\x18\x12 \x01(\t\x12\x16\n\x0equeue_position\x18\x13 \x01(\x05\x12\x1a\n\x12system_instruction\x18\x14 \x01(\t\x12\x1a\n\x12validation_dataset\x18\x15 \x01(\t\x12#\n\x1b\x65xport_last_checkpoint_only\x18\x16 \x01(\x08\x12\x35\n\x11tuning_data_stats\x18\x17 \x01(\x0b\x32\x1a.tuning.v1.TuningDataStats\x12*\n\x0b\x63heckpoints\x18\x18 \x03(\x0b\x32\x15.tuning.v1.Checkpoint\x12\x1c\n\x14tuned_model_endpoint\x18\x19 \x01(\t\x12/\n\x08provider\x18\x1a \x01(\x0e\x32\x1d.tuning.v1.TuningJob.Provider\x12\x16\n\x0ewaiting_reason\x18\x1b \x01(\t\x12\x17\n\x0fprompt_template\x18\x1c \x01(\t\x12\x12\n\nsource_job\x18\x1d \x01(\t\x12:\n\x16\x62\x61se_model_retire_time\x18\x1e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13\x62\x61se_model_retiring\x18\x1f \x01(\x08\x12\x32\n\x0ftraining_advice\x18  \x01(\x0b\x32\x19.tuning.v1.TrainingAdvice\x12\x36\n\x12\x65stimated_end_time\x18! \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x7f\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\n\n\x06QUEUED\x10\x01\x12\x0c\n\x08\x43REATING\x10\x02\x12\x0b\n\x07RUNNING\x10\x03\x12\r\n\tSUCCEEDED\x10\x04\x12\n\n\x06\x46\x41ILED\x10\x05\x12\x0e\n\nCANCELLING\x10\x06\x12\r\n\tCANCELLED\x10\x07\"C\n\x08Provider\x12\x18\n\x14PROVIDER_UNSPECIFIED\x10\x00\x12\x0e\n\nGEMINI_API\x10\x01\x12\r\n\tVERTEX_AI\x10\x02\"\xed\x01\n\x0eTrainingAdvice\x12\x1f\n\x17recommended_epoch_count\x18\x01 \x01(\x05\x12.\n\x05\x62\x61sis\x18\x02 \x01(\x0e\x32\x1f.tuning.v1.TrainingAdvice.Basis\x12\x19\n\x11\x65poch_mean_losses\x18\x03 \x03(\x02\x12\x19\n\x11plateau_threshold\x18\x04 \x01(\x02\x12\x12\n\ncheckpoint\x18\x05 \x01(\t\"@\n\x05\x42\x61sis\x12\x15\n\x11\x42\x41SIS_UNSPECIFIED\x10\x00\x12\x0b\n\x07PLATEAU\x10\x01\x12\x13\n\x0fSTILL_IMPROVING\x10\x02\"\xe4\x01\n\x0fHyperparameters\x12\x18\n\x0b\x65poch_count\x18\x01 \x01(\x05H\x01\x88\x01\x01\x12\x17\n\nbatch_size\x18\x02 \x01(\x05H\x02\x88\x01\x01\x12\x17\n\rlearning_rate\x18\x03 \x01(\x01H\x00\x12\"\n\x18learning_rate_multiplier\x18\x04 \x01(\x01H\x00\x12\x19\n\x0c\x61\x64\x61pter_size\x18\x05 \x01(\x05H\x03\x88\x01\x01\x42\x16\n\x14learning_rate_optionB\x0e\n\x0c_epoch_countB\r\n\x0b_batch_sizeB\x0f\n\r_adapter_size\"5\n\x0fTrainingExample\x12\x12\n\ntext_input\x18\x01 \x01(\t\x12\x0e\n\x06output\x18\x02 \x01(\t\"S\n\x08Progress\x12\x17\n\x0f\x63ompleted_steps\x18\x01 \x01(\x05\x12\x13\n\x0btotal_steps\x18\x02 \x01(\x05\x12\x19\n\x11\x63ompleted_percent\x18\x03 \x01(\x02\"o\n\x0fTuningDataStats\x12\x15\n\rexample_count\x18\x01 \x01(\x03\x12\x18\n\x10total_characters\x18\x02 \x01(\x03\x12\x17\n\x0f\x62illable_tokens\x18\x03 \x01(\x03\x12\x12\n\nstep_count\x18\x04 \x01(\x03\"R\n\nCheckpoint\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x05\x12\x0c\n\x04step\x18\x03 \x01(\x03\x12\x10\n\x08\x65ndpoint\x18\x04 \x01(\t\"l\n\x08Snapshot\x12\x0c\n\x04step\x18\x01 \x01(\x05\x12\r\n\x05\x65poch\x18\x02 \x01(\x05\x12\x11\n\tmean_loss\x18\x03 \x01(\x02\x12\x30\n\x0c\x63ompute_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB7\n\x16\x63om.internal.tuning.v1P\x01Z\x1binternal/tuning/v1;tuningv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,23 +37,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TUNINGJOB_LABELSENTRY']._loaded_options = None
   _globals['_TUNINGJOB_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_TUNINGJOB']._serialized_start=100
-  _globals['_TUNINGJOB']._serialized_end=1486
-  _globals['_TUNINGJOB_LABELSENTRY']._serialized_start=1243
-  _globals['_TUNINGJOB_LABELSENTRY']._serialized_end=1288
-  _globals['_TUNINGJOB_STATE']._serialized_start=1290
-  _globals['_TUNINGJOB_STATE']._serialized_end=1417
-  _globals['_TUNINGJOB_PROVIDER']._serialized_start=1419
-  _globals['_TUNINGJOB_PROVIDER']._serialized_end=1486
-  _globals['_HYPERPARAMETERS']._serialized_start=1489
-  _globals['_HYPERPARAMETERS']._serialized_end=1717
-  _globals['_TRAININGEXAMPLE']._serialized_start=1719
-  _globals['_TRAININGEXAMPLE']._serialized_end=1772
-  _globals['_PROGRESS']._serialized_start=1774
-  _globals['_PROGRESS']._serialized_end=1857
-  _globals['_TUNINGDATASTATS']._serialized_start=1859
-  _globals['_TUNINGDATASTATS']._serialized_end=1970
-  _globals['_CHECKPOINT']._serialized_start=1972
-  _globals['_CHECKPOINT']._serialized_end=2054
-  _globals['_SNAPSHOT']._serialized_start=2056
-  _globals['_SNAPSHOT']._serialized_end=2164
+  _globals['_TUNINGJOB']._serialized_end=1594
+  _globals['_TUNINGJOB_LABELSENTRY']._serialized_start=1351
+  _globals['_TUNINGJOB_LABELSENTRY']._serialized_end=1396
+  _globals['_TUNINGJOB_STATE']._serialized_start=1398
+  _globals['_TUNINGJOB_STATE']._serialized_end=1525
+  _globals['_TUNINGJOB_PROVIDER']._serialized_start=1527
+  _globals['_TUNINGJOB_PROVIDER']._serialized_end=1594
+  _globals['_TRAININGADVICE']._serialized_start=1597
+  _globals['_TRAININGADVICE']._serialized_end=1834
+  _globals['_TRAININGADVICE_BASIS']._serialized_start=1770
+  _globals['_TRAININGADVICE_BASIS']._serialized_end=1834
+  _globals['_HYPERPARAMETERS']._serialized_start=1837
+  _globals['_HYPERPARAMETERS']._serialized_end=2065
+  _globals['_TRAININGEXAMPLE']._serialized_start=2067
+  _globals['_TRAININGEXAMPLE']._serialized_end=2120
+  _globals['_PROGRESS']._serialized_start=2122
+  _globals['_PROGRESS']._serialized_end=2205
+  _globals['_TUNINGDATASTATS']._serialized_start=2207
+  _globals['_TUNINGDATASTATS']._serialized_end=2318
+  _globals['_CHECKPOINT']._serialized_start=2320
+  _globals['_CHECKPOINT']._serialized_end=2402
+  _globals['_SNAPSHOT']._serialized_start=2404
+  _globals['_SNAPSHOT']._serialized_end=2512
 # @@protoc_insertion_point(module_scope)

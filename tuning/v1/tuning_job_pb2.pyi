@@ -145,6 +145,8 @@ class TuningJob(_message.Message):
     SOURCE_JOB_FIELD_NUMBER: _builtins.int
     BASE_MODEL_RETIRE_TIME_FIELD_NUMBER: _builtins.int
     BASE_MODEL_RETIRING_FIELD_NUMBER: _builtins.int
+    TRAINING_ADVICE_FIELD_NUMBER: _builtins.int
+    ESTIMATED_END_TIME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Output only. `tuningJobs/{tuning_job}`: the id is `j` and 19 of [a-z2-7]. A name
     of any other shape (or longer than 64 characters) is INVALID_ARGUMENT, never
@@ -296,6 +298,20 @@ class TuningJob(_message.Message):
         stops answering then: re-tune it (RetuneTuningJob) on a current base model.
         """
 
+    @_builtins.property
+    def training_advice(self) -> Global___TrainingAdvice:
+        """Output only. Advice from the loss curve: how many epochs were worth it (the tuning
+        guide's rule: the lowest point before the curve flattens), computed from the
+        snapshots' per-epoch mean loss once two epochs have ended. Unset before that, and
+        for a provider that reports no loss (Vertex AI v1).
+        """
+
+    @_builtins.property
+    def estimated_end_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. For a RUNNING job with progress: when it should end, from the step
+        rate seen in its recent snapshots (docs/architecture.md says how). Unset otherwise.
+        """
+
     def __init__(
         self,
         *,
@@ -330,14 +346,79 @@ class TuningJob(_message.Message):
         source_job: _builtins.str = ...,
         base_model_retire_time: _timestamp_pb2.Timestamp | None = ...,
         base_model_retiring: _builtins.bool = ...,
+        training_advice: Global___TrainingAdvice | None = ...,
+        estimated_end_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["base_model_retire_time", b"base_model_retire_time", "create_time", b"create_time", "end_time", b"end_time", "error", b"error", "hyperparameters", b"hyperparameters", "progress", b"progress", "start_time", b"start_time", "status_fetch_time", b"status_fetch_time", "tuning_data_stats", b"tuning_data_stats", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["base_model_retire_time", b"base_model_retire_time", "create_time", b"create_time", "end_time", b"end_time", "error", b"error", "estimated_end_time", b"estimated_end_time", "hyperparameters", b"hyperparameters", "progress", b"progress", "start_time", b"start_time", "status_fetch_time", b"status_fetch_time", "training_advice", b"training_advice", "tuning_data_stats", b"tuning_data_stats", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_model", b"base_model", "base_model_retire_time", b"base_model_retire_time", "base_model_retiring", b"base_model_retiring", "checkpoints", b"checkpoints", "create_time", b"create_time", "dataset", b"dataset", "description", b"description", "display_name", b"display_name", "end_time", b"end_time", "error", b"error", "export_last_checkpoint_only", b"export_last_checkpoint_only", "hyperparameters", b"hyperparameters", "labels", b"labels", "name", b"name", "progress", b"progress", "prompt_template", b"prompt_template", "provider", b"provider", "queue_position", b"queue_position", "snapshots", b"snapshots", "source_job", b"source_job", "start_time", b"start_time", "state", b"state", "status_fetch_time", b"status_fetch_time", "system_instruction", b"system_instruction", "training_examples", b"training_examples", "tuned_model", b"tuned_model", "tuned_model_endpoint", b"tuned_model_endpoint", "tuning_data_stats", b"tuning_data_stats", "update_time", b"update_time", "validation_dataset", b"validation_dataset", "waiting_reason", b"waiting_reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_model", b"base_model", "base_model_retire_time", b"base_model_retire_time", "base_model_retiring", b"base_model_retiring", "checkpoints", b"checkpoints", "create_time", b"create_time", "dataset", b"dataset", "description", b"description", "display_name", b"display_name", "end_time", b"end_time", "error", b"error", "estimated_end_time", b"estimated_end_time", "export_last_checkpoint_only", b"export_last_checkpoint_only", "hyperparameters", b"hyperparameters", "labels", b"labels", "name", b"name", "progress", b"progress", "prompt_template", b"prompt_template", "provider", b"provider", "queue_position", b"queue_position", "snapshots", b"snapshots", "source_job", b"source_job", "start_time", b"start_time", "state", b"state", "status_fetch_time", b"status_fetch_time", "system_instruction", b"system_instruction", "training_advice", b"training_advice", "training_examples", b"training_examples", "tuned_model", b"tuned_model", "tuned_model_endpoint", b"tuned_model_endpoint", "tuning_data_stats", b"tuning_data_stats", "update_time", b"update_time", "validation_dataset", b"validation_dataset", "waiting_reason", b"waiting_reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TuningJob: _TypeAlias = TuningJob  # noqa: Y015
+
+@_typing.final
+class TrainingAdvice(_message.Message):
+    """How many epochs the loss curve says were worth training (docs/architecture.md)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Basis:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _BasisEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[TrainingAdvice._Basis.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        BASIS_UNSPECIFIED: TrainingAdvice._Basis.ValueType  # 0
+        PLATEAU: TrainingAdvice._Basis.ValueType  # 1
+        """The curve flattened: later epochs improved on this one by less than
+        `plateau_threshold` (relative).
+        """
+        STILL_IMPROVING: TrainingAdvice._Basis.ValueType  # 2
+        """The curve had not flattened by the last epoch: more epochs may help."""
+
+    class Basis(_Basis, metaclass=_BasisEnumTypeWrapper): ...
+    BASIS_UNSPECIFIED: TrainingAdvice.Basis.ValueType  # 0
+    PLATEAU: TrainingAdvice.Basis.ValueType  # 1
+    """The curve flattened: later epochs improved on this one by less than
+    `plateau_threshold` (relative).
+    """
+    STILL_IMPROVING: TrainingAdvice.Basis.ValueType  # 2
+    """The curve had not flattened by the last epoch: more epochs may help."""
+
+    RECOMMENDED_EPOCH_COUNT_FIELD_NUMBER: _builtins.int
+    BASIS_FIELD_NUMBER: _builtins.int
+    EPOCH_MEAN_LOSSES_FIELD_NUMBER: _builtins.int
+    PLATEAU_THRESHOLD_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_FIELD_NUMBER: _builtins.int
+    recommended_epoch_count: _builtins.int
+    basis: Global___TrainingAdvice.Basis.ValueType
+    plateau_threshold: _builtins.float
+    """The relative improvement below which the curve counts as flat."""
+    checkpoint: _builtins.str
+    """The checkpoint saved at the recommended epoch, to call instead of the job's final
+    model (`tuningJobs/{id}/checkpoints/{checkpoint_id}`); empty if there is none.
+    """
+    @_builtins.property
+    def epoch_mean_losses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+        """The mean training loss of each epoch, the first first."""
+
+    def __init__(
+        self,
+        *,
+        recommended_epoch_count: _builtins.int = ...,
+        basis: Global___TrainingAdvice.Basis.ValueType = ...,
+        epoch_mean_losses: _abc.Iterable[_builtins.float] | None = ...,
+        plateau_threshold: _builtins.float = ...,
+        checkpoint: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["basis", b"basis", "checkpoint", b"checkpoint", "epoch_mean_losses", b"epoch_mean_losses", "plateau_threshold", b"plateau_threshold", "recommended_epoch_count", b"recommended_epoch_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TrainingAdvice: _TypeAlias = TrainingAdvice  # noqa: Y015
 
 @_typing.final
 class Hyperparameters(_message.Message):

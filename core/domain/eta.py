@@ -1,0 +1,68 @@
+"""When a RUNNING job should end: its remaining steps at the step rate seen lately.
+
+The rate is measured over the job's last `RATE_WINDOW` moments of progress (a moment: a
+time at which snapshots completed, with the highest step completed then):
+`(last step - first step) / (last time - first time)`. A window, not the whole run,
+follows a rate that changes (the upstream's capacity does); several moments, not the last
+two, smooth out bursty progress; and counting moments, not snapshots, keeps a clump of
+steps reported at once from looking like a burst of speed. The
+estimate is `last time + remaining / rate`; once that moment is past (the job is slower
+than it was, or stalled), it is `now + remaining / rate`, so a stalled job's estimate
+moves later as it stalls instead of standing in the past.
+
+Without two timed snapshots (Vertex AI reports counts, not steps with times), the rate is
+the job's average since it started: `completed / (status fetch time - start time)`, which
+counts the upstream's preparation too and so errs late. No progress, no estimate; a
+QUEUED job has none either (its start depends on other tenants' jobs and the upstream's
+quota, which nothing here can foresee honestly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from core.domain.job import Job, Snapshot
+from core.domain.states import JobState
+
+RATE_WINDOW = 10
+"""Moments of progress the step rate is measured over."""
+
+
+def estimated_end(job: Job, now: float) -> float | None:
+    """The job's estimated end (seconds since the epoch), or None (see the module doc)."""
+    total, done = job.progress.total_steps, job.progress.completed_steps
+    if job.state is not JobState.RUNNING or total <= 0:
+        return None
+    rate_at = _window_rate(_moments(job.snapshots)[-RATE_WINDOW:]) or _average_rate(job, done)
+    if rate_at is None:
+        return None
+    rate, at, last_step = rate_at
+    remaining = max(total - max(done, last_step), 0)
+    end = at + remaining / rate
+    return end if end >= now else now + remaining / rate
+
+
+def _moments(snapshots: Sequence[Snapshot]) -> list[tuple[float, int]]:
+    """(time, highest step completed by then) for each time snapshots completed at."""
+    steps: dict[float, int] = {}
+    for s in snapshots:
+        if s.compute_time is not None:
+            steps[s.compute_time] = max(s.step, steps.get(s.compute_time, 0))
+    return sorted(steps.items())
+
+
+def _window_rate(window: Sequence[tuple[float, int]]) -> tuple[float, float, int] | None:
+    if len(window) < 2:
+        return None
+    (first_at, first_step), (last_at, last_step) = window[0], window[-1]
+    elapsed_s, steps = last_at - first_at, last_step - first_step
+    if elapsed_s <= 0 or steps <= 0:
+        return None
+    return steps / elapsed_s, last_at, last_step
+
+
+def _average_rate(job: Job, done: int) -> tuple[float, float, int] | None:
+    if job.start_time is None or job.status_fetch_time is None or done <= 0:
+        return None
+    elapsed_s = job.status_fetch_time - job.start_time
+    return (done / elapsed_s, job.status_fetch_time, done) if elapsed_s > 0 else None
