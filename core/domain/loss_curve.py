@@ -76,13 +76,21 @@ def epoch_means(snapshots: Sequence[Snapshot], steps_per_epoch: float) -> list[f
 def job_advice(
     snapshots: Sequence[Snapshot],
     total_steps: int,
-    epoch_count: int,
+    epoch_count: int | None,
     checkpoints: Sequence[Checkpoint] = (),
 ) -> Advice | None:
-    """The advice for a job's snapshots so far, or None (too few epochs, or no loss)."""
-    if not (snapshots and total_steps > 0 and epoch_count > 0):
+    """The advice for a job's snapshots so far, or None (too few epochs, or no loss).
+
+    An epoch's steps are `total_steps / epoch_count`; with no epoch count asked for (the
+    upstream's default applied), the step at which the snapshots' completed-epoch count
+    first reached 1."""
+    if not snapshots:
         return None
-    losses = epoch_means(snapshots, total_steps / epoch_count)
+    if epoch_count and total_steps > 0:
+        steps_per_epoch = total_steps / epoch_count
+    else:
+        steps_per_epoch = next((s.step for s in snapshots if s.epoch >= 1), 0)
+    losses = epoch_means(snapshots, steps_per_epoch)
     found = advice(losses)
     if found is None:
         return None

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+from core.domain.loss_curve import advice as advice_rule
 from tests.harness import State, System
+from tuning.v1 import tuning_job_pb2
 
 
 async def test_job_runs_to_success_with_progress_and_snapshots(system: System) -> None:
@@ -24,3 +28,20 @@ async def test_job_runs_to_success_with_progress_and_snapshots(system: System) -
     assert done.HasField("end_time") and done.HasField("status_fetch_time")
     assert not done.training_examples
     assert await system.upstream_requests("tunedModels.create") == 1
+
+
+async def test_a_finished_jobs_loss_curve_comes_with_its_advice(system: System) -> None:
+    created = await system.create(hyperparameters=tuning_job_pb2.Hyperparameters(epoch_count=4))
+    done = await system.finish_training(created.name)
+    means = [
+        sum(s.mean_loss for s in done.snapshots if (epoch - 1) * 5 < s.step <= epoch * 5) / 5
+        for epoch in range(1, 5)
+    ]  # 20 examples, batch 4: five steps an epoch
+    advice = done.training_advice
+    assert list(advice.epoch_mean_losses) == pytest.approx(means, rel=1e-6)
+    assert advice.plateau_threshold == pytest.approx(0.02)
+    assert advice.recommended_epoch_count == advice_rule(means)[0]
+    assert advice.basis == tuning_job_pb2.TrainingAdvice.Basis.Value(advice_rule(means)[1])
+    assert not advice.checkpoint  # the Gemini API keeps no checkpoints
+    queued = await system.create(request_id="fresh")
+    assert not queued.HasField("training_advice")

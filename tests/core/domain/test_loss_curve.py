@@ -59,3 +59,8 @@ def test_a_jobs_advice_names_the_checkpoint_of_its_epoch() -> None:
     assert found.epoch_mean_losses == pytest.approx(losses)
     assert job_advice(snaps[:3], total_steps=12, epoch_count=4) is None  # one epoch so far
     assert job_advice([], total_steps=12, epoch_count=4) is None
+    # no epoch count asked for: the snapshots' own epoch counter marks the first epoch's end
+    marked = [
+        Snapshot(3 * e + k, e + (k == 3), loss) for e, loss in enumerate(losses) for k in (1, 2, 3)
+    ]
+    assert job_advice(marked, 0, None, checkpoints) == found
