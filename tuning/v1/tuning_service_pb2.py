@@ -23,11 +23,12 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from tuning.v1 import dataset_pb2 as tuning_dot_v1_dot_dataset__pb2
 from tuning.v1 import tuning_job_pb2 as tuning_dot_v1_dot_tuning__job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1etuning/v1/tuning_service.proto\x12\ttuning.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x17tuning/v1/dataset.proto\x1a\x1atuning/v1/tuning_job.proto\"\xcf\x01\n\x16RetuneTuningJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nbase_model\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x33\n\x0fhyperparameters\x18\x04 \x01(\x0b\x32\x1a.tuning.v1.Hyperparameters\x12\x1d\n\x15reset_hyperparameters\x18\x05 \x01(\x08\x12\x14\n\x0c\x64isplay_name\x18\x06 \x01(\t\x12\x15\n\rvalidate_only\x18\x07 \x01(\x08\"V\n\x14UploadDatasetRequest\x12%\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x12.tuning.v1.DatasetH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"!\n\x11GetDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"<\n\x13ListDatasetsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"U\n\x14ListDatasetsResponse\x12$\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x12.tuning.v1.Dataset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x14\x44\x65leteDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"m\n\x16\x43reateTuningJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12(\n\ntuning_job\x18\x02 \x01(\x0b\x32\x14.tuning.v1.TuningJob\x12\x15\n\rvalidate_only\x18\x03 \x01(\x08\"#\n\x13GetTuningJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"N\n\x15ListTuningJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x03 \x01(\t\"\\\n\x16ListTuningJobsResponse\x12)\n\x0btuning_jobs\x18\x01 \x03(\x0b\x32\x14.tuning.v1.TuningJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"&\n\x16\x43\x61ncelTuningJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"&\n\x16\x44\x65leteTuningJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t2\x81\x06\n\rTuningService\x12J\n\x0f\x43reateTuningJob\x12!.tuning.v1.CreateTuningJobRequest\x1a\x14.tuning.v1.TuningJob\x12\x44\n\x0cGetTuningJob\x12\x1e.tuning.v1.GetTuningJobRequest\x1a\x14.tuning.v1.TuningJob\x12U\n\x0eListTuningJobs\x12 .tuning.v1.ListTuningJobsRequest\x1a!.tuning.v1.ListTuningJobsResponse\x12J\n\x0f\x43\x61ncelTuningJob\x12!.tuning.v1.CancelTuningJobRequest\x1a\x14.tuning.v1.TuningJob\x12L\n\x0f\x44\x65leteTuningJob\x12!.tuning.v1.DeleteTuningJobRequest\x1a\x16.google.protobuf.Empty\x12\x46\n\rUploadDataset\x12\x1f.tuning.v1.UploadDatasetRequest\x1a\x12.tuning.v1.Dataset(\x01\x12>\n\nGetDataset\x12\x1c.tuning.v1.GetDatasetRequest\x1a\x12.tuning.v1.Dataset\x12O\n\x0cListDatasets\x12\x1e.tuning.v1.ListDatasetsRequest\x1a\x1f.tuning.v1.ListDatasetsResponse\x12H\n\rDeleteDataset\x12\x1f.tuning.v1.DeleteDatasetRequest\x1a\x16.google.protobuf.Empty\x12J\n\x0fRetuneTuningJob\x12!.tuning.v1.RetuneTuningJobRequest\x1a\x14.tuning.v1.TuningJobB7\n\x16\x63om.internal.tuning.v1P\x01Z\x1binternal/tuning/v1;tuningv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1etuning/v1/tuning_service.proto\x12\ttuning.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17tuning/v1/dataset.proto\x1a\x1atuning/v1/tuning_job.proto\"\xcf\x01\n\x16RetuneTuningJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nbase_model\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x33\n\x0fhyperparameters\x18\x04 \x01(\x0b\x32\x1a.tuning.v1.Hyperparameters\x12\x1d\n\x15reset_hyperparameters\x18\x05 \x01(\x08\x12\x14\n\x0c\x64isplay_name\x18\x06 \x01(\t\x12\x15\n\rvalidate_only\x18\x07 \x01(\x08\"V\n\x14UploadDatasetRequest\x12%\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x12.tuning.v1.DatasetH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"!\n\x11GetDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"<\n\x13ListDatasetsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"U\n\x14ListDatasetsResponse\x12$\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x12.tuning.v1.Dataset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x14\x44\x65leteDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"m\n\x16\x43reateTuningJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12(\n\ntuning_job\x18\x02 \x01(\x0b\x32\x14.tuning.v1.TuningJob\x12\x15\n\rvalidate_only\x18\x03 \x01(\x08\"#\n\x13GetTuningJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"<\n\x15WatchTuningJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rafter_version\x18\x02 \x01(\x03\"\x88\x01\n\x16WatchTuningJobResponse\x12#\n\x03job\x18\x01 \x01(\x0b\x32\x14.tuning.v1.TuningJobH\x00\x12/\n\theartbeat\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12\x0f\n\x07version\x18\x03 \x01(\x03\x42\x07\n\x05\x65vent\"N\n\x15ListTuningJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x03 \x01(\t\"\\\n\x16ListTuningJobsResponse\x12)\n\x0btuning_jobs\x18\x01 \x03(\x0b\x32\x14.tuning.v1.TuningJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"&\n\x16\x43\x61ncelTuningJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"&\n\x16\x44\x65leteTuningJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t2\xda\x06\n\rTuningService\x12J\n\x0f\x43reateTuningJob\x12!.tuning.v1.CreateTuningJobRequest\x1a\x14.tuning.v1.TuningJob\x12\x44\n\x0cGetTuningJob\x12\x1e.tuning.v1.GetTuningJobRequest\x1a\x14.tuning.v1.TuningJob\x12W\n\x0eWatchTuningJob\x12 .tuning.v1.WatchTuningJobRequest\x1a!.tuning.v1.WatchTuningJobResponse0\x01\x12U\n\x0eListTuningJobs\x12 .tuning.v1.ListTuningJobsRequest\x1a!.tuning.v1.ListTuningJobsResponse\x12J\n\x0f\x43\x61ncelTuningJob\x12!.tuning.v1.CancelTuningJobRequest\x1a\x14.tuning.v1.TuningJob\x12L\n\x0f\x44\x65leteTuningJob\x12!.tuning.v1.DeleteTuningJobRequest\x1a\x16.google.protobuf.Empty\x12\x46\n\rUploadDataset\x12\x1f.tuning.v1.UploadDatasetRequest\x1a\x12.tuning.v1.Dataset(\x01\x12>\n\nGetDataset\x12\x1c.tuning.v1.GetDatasetRequest\x1a\x12.tuning.v1.Dataset\x12O\n\x0cListDatasets\x12\x1e.tuning.v1.ListDatasetsRequest\x1a\x1f.tuning.v1.ListDatasetsResponse\x12H\n\rDeleteDataset\x12\x1f.tuning.v1.DeleteDatasetRequest\x1a\x16.google.protobuf.Empty\x12J\n\x0fRetuneTuningJob\x12!.tuning.v1.RetuneTuningJobRequest\x1a\x14.tuning.v1.TuningJobB7\n\x16\x63om.internal.tuning.v1P\x01Z\x1binternal/tuning/v1;tuningv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,30 +36,34 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tuning.v1.tuning_service_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\026com.internal.tuning.v1P\001Z\033internal/tuning/v1;tuningv1'
-  _globals['_RETUNETUNINGJOBREQUEST']._serialized_start=128
-  _globals['_RETUNETUNINGJOBREQUEST']._serialized_end=335
-  _globals['_UPLOADDATASETREQUEST']._serialized_start=337
-  _globals['_UPLOADDATASETREQUEST']._serialized_end=423
-  _globals['_GETDATASETREQUEST']._serialized_start=425
-  _globals['_GETDATASETREQUEST']._serialized_end=458
-  _globals['_LISTDATASETSREQUEST']._serialized_start=460
-  _globals['_LISTDATASETSREQUEST']._serialized_end=520
-  _globals['_LISTDATASETSRESPONSE']._serialized_start=522
-  _globals['_LISTDATASETSRESPONSE']._serialized_end=607
-  _globals['_DELETEDATASETREQUEST']._serialized_start=609
-  _globals['_DELETEDATASETREQUEST']._serialized_end=645
-  _globals['_CREATETUNINGJOBREQUEST']._serialized_start=647
-  _globals['_CREATETUNINGJOBREQUEST']._serialized_end=756
-  _globals['_GETTUNINGJOBREQUEST']._serialized_start=758
-  _globals['_GETTUNINGJOBREQUEST']._serialized_end=793
-  _globals['_LISTTUNINGJOBSREQUEST']._serialized_start=795
-  _globals['_LISTTUNINGJOBSREQUEST']._serialized_end=873
-  _globals['_LISTTUNINGJOBSRESPONSE']._serialized_start=875
-  _globals['_LISTTUNINGJOBSRESPONSE']._serialized_end=967
-  _globals['_CANCELTUNINGJOBREQUEST']._serialized_start=969
-  _globals['_CANCELTUNINGJOBREQUEST']._serialized_end=1007
-  _globals['_DELETETUNINGJOBREQUEST']._serialized_start=1009
-  _globals['_DELETETUNINGJOBREQUEST']._serialized_end=1047
-  _globals['_TUNINGSERVICE']._serialized_start=1050
-  _globals['_TUNINGSERVICE']._serialized_end=1819
+  _globals['_RETUNETUNINGJOBREQUEST']._serialized_start=161
+  _globals['_RETUNETUNINGJOBREQUEST']._serialized_end=368
+  _globals['_UPLOADDATASETREQUEST']._serialized_start=370
+  _globals['_UPLOADDATASETREQUEST']._serialized_end=456
+  _globals['_GETDATASETREQUEST']._serialized_start=458
+  _globals['_GETDATASETREQUEST']._serialized_end=491
+  _globals['_LISTDATASETSREQUEST']._serialized_start=493
+  _globals['_LISTDATASETSREQUEST']._serialized_end=553
+  _globals['_LISTDATASETSRESPONSE']._serialized_start=555
+  _globals['_LISTDATASETSRESPONSE']._serialized_end=640
+  _globals['_DELETEDATASETREQUEST']._serialized_start=642
+  _globals['_DELETEDATASETREQUEST']._serialized_end=678
+  _globals['_CREATETUNINGJOBREQUEST']._serialized_start=680
+  _globals['_CREATETUNINGJOBREQUEST']._serialized_end=789
+  _globals['_GETTUNINGJOBREQUEST']._serialized_start=791
+  _globals['_GETTUNINGJOBREQUEST']._serialized_end=826
+  _globals['_WATCHTUNINGJOBREQUEST']._serialized_start=828
+  _globals['_WATCHTUNINGJOBREQUEST']._serialized_end=888
+  _globals['_WATCHTUNINGJOBRESPONSE']._serialized_start=891
+  _globals['_WATCHTUNINGJOBRESPONSE']._serialized_end=1027
+  _globals['_LISTTUNINGJOBSREQUEST']._serialized_start=1029
+  _globals['_LISTTUNINGJOBSREQUEST']._serialized_end=1107
+  _globals['_LISTTUNINGJOBSRESPONSE']._serialized_start=1109
+  _globals['_LISTTUNINGJOBSRESPONSE']._serialized_end=1201
+  _globals['_CANCELTUNINGJOBREQUEST']._serialized_start=1203
+  _globals['_CANCELTUNINGJOBREQUEST']._serialized_end=1241
+  _globals['_DELETETUNINGJOBREQUEST']._serialized_start=1243
+  _globals['_DELETETUNINGJOBREQUEST']._serialized_end=1281
+  _globals['_TUNINGSERVICE']._serialized_start=1284
+  _globals['_TUNINGSERVICE']._serialized_end=2142
 # @@protoc_insertion_point(module_scope)

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from tuning.v1 import dataset_pb2 as _dataset_pb2
 from tuning.v1 import tuning_job_pb2 as _tuning_job_pb2
@@ -239,6 +240,69 @@ class GetTuningJobRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetTuningJobRequest: _TypeAlias = GetTuningJobRequest  # noqa: Y015
+
+@_typing.final
+class WatchTuningJobRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    AFTER_VERSION_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Required. `tuningJobs/{tuning_job}`, one of the caller's."""
+    after_version: _builtins.int
+    """Optional. The `version` of the last answer seen (0: none): the job is sent at once
+    only if it has changed since; otherwise the stream waits for the next change.
+    """
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        after_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_version", b"after_version", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchTuningJobRequest: _TypeAlias = WatchTuningJobRequest  # noqa: Y015
+
+@_typing.final
+class WatchTuningJobResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """The job record's version this answer reflects; pass it back as `after_version` to
+    resume. It grows with every write to the job, including ones that change nothing
+    a watcher sees (a poll that found the same progress).
+    """
+    @_builtins.property
+    def job(self) -> _tuning_job_pb2.TuningJob:
+        """The job as it is now."""
+
+    @_builtins.property
+    def heartbeat(self) -> _timestamp_pb2.Timestamp:
+        """Nothing changed for a while; the stream is alive. The server's time."""
+
+    def __init__(
+        self,
+        *,
+        job: _tuning_job_pb2.TuningJob | None = ...,
+        heartbeat: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "heartbeat", b"heartbeat", "job", b"job"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "heartbeat", b"heartbeat", "job", b"job", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["job", "heartbeat"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___WatchTuningJobResponse: _TypeAlias = WatchTuningJobResponse  # noqa: Y015
 
 @_typing.final
 class ListTuningJobsRequest(_message.Message):

@@ -54,6 +54,11 @@ class TuningServiceStub:
                 request_serializer=tuning_dot_v1_dot_tuning__service__pb2.GetTuningJobRequest.SerializeToString,
                 response_deserializer=tuning_dot_v1_dot_tuning__job__pb2.TuningJob.FromString,
                 _registered_method=True)
+        self.WatchTuningJob = channel.unary_stream(
+                '/tuning.v1.TuningService/WatchTuningJob',
+                request_serializer=tuning_dot_v1_dot_tuning__service__pb2.WatchTuningJobRequest.SerializeToString,
+                response_deserializer=tuning_dot_v1_dot_tuning__service__pb2.WatchTuningJobResponse.FromString,
+                _registered_method=True)
         self.ListTuningJobs = channel.unary_unary(
                 '/tuning.v1.TuningService/ListTuningJobs',
                 request_serializer=tuning_dot_v1_dot_tuning__service__pb2.ListTuningJobsRequest.SerializeToString,
@@ -116,6 +121,21 @@ class TuningServiceServicer:
 
     def GetTuningJob(self, request, context):
         """Reads a job. Served from the status cache, never from the upstream.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchTuningJob(self, request, context):
+        """Follows a job: sends it at once, then again on every change (state, progress, a new
+        snapshot or checkpoint, queue position, error), and ends (OK) after it reaches a
+        terminal state. Pushed from Redis, never from the upstream: a worker's write reaches
+        the watchers of every replica within milliseconds. Idle streams carry a heartbeat
+        every `TUNING_WATCH_HEARTBEAT_S`. Resumable: pass the last `version` seen as
+        `after_version`, and the job is sent at once only if it changed since. A replica that
+        is shutting down ends its streams UNAVAILABLE with RetryInfo: reconnect and resume.
+        A deleted job ends the stream NOT_FOUND. Streams are bounded per tenant and per
+        replica (RESOURCE_EXHAUSTED, TOO_MANY_WATCHES).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -204,6 +224,11 @@ def add_TuningServiceServicer_to_server(servicer, server):
                     servicer.GetTuningJob,
                     request_deserializer=tuning_dot_v1_dot_tuning__service__pb2.GetTuningJobRequest.FromString,
                     response_serializer=tuning_dot_v1_dot_tuning__job__pb2.TuningJob.SerializeToString,
+            ),
+            'WatchTuningJob': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchTuningJob,
+                    request_deserializer=tuning_dot_v1_dot_tuning__service__pb2.WatchTuningJobRequest.FromString,
+                    response_serializer=tuning_dot_v1_dot_tuning__service__pb2.WatchTuningJobResponse.SerializeToString,
             ),
             'ListTuningJobs': grpc.unary_unary_rpc_method_handler(
                     servicer.ListTuningJobs,
@@ -307,6 +332,33 @@ class TuningService:
             '/tuning.v1.TuningService/GetTuningJob',
             tuning_dot_v1_dot_tuning__service__pb2.GetTuningJobRequest.SerializeToString,
             tuning_dot_v1_dot_tuning__job__pb2.TuningJob.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchTuningJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/tuning.v1.TuningService/WatchTuningJob',
+            tuning_dot_v1_dot_tuning__service__pb2.WatchTuningJobRequest.SerializeToString,
+            tuning_dot_v1_dot_tuning__service__pb2.WatchTuningJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -49,6 +49,17 @@ class TuningServiceStub:
     """
     GetTuningJob: _grpc.UnaryUnaryMultiCallable[_tuning_service_pb2.GetTuningJobRequest, _tuning_job_pb2.TuningJob]
     """Reads a job. Served from the status cache, never from the upstream."""
+    WatchTuningJob: _grpc.UnaryStreamMultiCallable[_tuning_service_pb2.WatchTuningJobRequest, _tuning_service_pb2.WatchTuningJobResponse]
+    """Follows a job: sends it at once, then again on every change (state, progress, a new
+    snapshot or checkpoint, queue position, error), and ends (OK) after it reaches a
+    terminal state. Pushed from Redis, never from the upstream: a worker's write reaches
+    the watchers of every replica within milliseconds. Idle streams carry a heartbeat
+    every `TUNING_WATCH_HEARTBEAT_S`. Resumable: pass the last `version` seen as
+    `after_version`, and the job is sent at once only if it changed since. A replica that
+    is shutting down ends its streams UNAVAILABLE with RetryInfo: reconnect and resume.
+    A deleted job ends the stream NOT_FOUND. Streams are bounded per tenant and per
+    replica (RESOURCE_EXHAUSTED, TOO_MANY_WATCHES).
+    """
     ListTuningJobs: _grpc.UnaryUnaryMultiCallable[_tuning_service_pb2.ListTuningJobsRequest, _tuning_service_pb2.ListTuningJobsResponse]
     """Lists the caller's jobs, newest first (AIP-132, AIP-158, AIP-160)."""
     CancelTuningJob: _grpc.UnaryUnaryMultiCallable[_tuning_service_pb2.CancelTuningJobRequest, _tuning_job_pb2.TuningJob]
@@ -104,6 +115,17 @@ class TuningServiceAsyncStub(TuningServiceStub):
     """
     GetTuningJob: _aio.UnaryUnaryMultiCallable[_tuning_service_pb2.GetTuningJobRequest, _tuning_job_pb2.TuningJob]  # type: ignore[assignment]
     """Reads a job. Served from the status cache, never from the upstream."""
+    WatchTuningJob: _aio.UnaryStreamMultiCallable[_tuning_service_pb2.WatchTuningJobRequest, _tuning_service_pb2.WatchTuningJobResponse]  # type: ignore[assignment]
+    """Follows a job: sends it at once, then again on every change (state, progress, a new
+    snapshot or checkpoint, queue position, error), and ends (OK) after it reaches a
+    terminal state. Pushed from Redis, never from the upstream: a worker's write reaches
+    the watchers of every replica within milliseconds. Idle streams carry a heartbeat
+    every `TUNING_WATCH_HEARTBEAT_S`. Resumable: pass the last `version` seen as
+    `after_version`, and the job is sent at once only if it changed since. A replica that
+    is shutting down ends its streams UNAVAILABLE with RetryInfo: reconnect and resume.
+    A deleted job ends the stream NOT_FOUND. Streams are bounded per tenant and per
+    replica (RESOURCE_EXHAUSTED, TOO_MANY_WATCHES).
+    """
     ListTuningJobs: _aio.UnaryUnaryMultiCallable[_tuning_service_pb2.ListTuningJobsRequest, _tuning_service_pb2.ListTuningJobsResponse]  # type: ignore[assignment]
     """Lists the caller's jobs, newest first (AIP-132, AIP-158, AIP-160)."""
     CancelTuningJob: _aio.UnaryUnaryMultiCallable[_tuning_service_pb2.CancelTuningJobRequest, _tuning_job_pb2.TuningJob]  # type: ignore[assignment]
@@ -168,6 +190,23 @@ class TuningServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_tuning_job_pb2.TuningJob, _abc.Awaitable[_tuning_job_pb2.TuningJob]]:
         """Reads a job. Served from the status cache, never from the upstream."""
+
+    @_abc_1.abstractmethod
+    def WatchTuningJob(
+        self,
+        request: _tuning_service_pb2.WatchTuningJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_tuning_service_pb2.WatchTuningJobResponse], _abc.AsyncIterator[_tuning_service_pb2.WatchTuningJobResponse]]:
+        """Follows a job: sends it at once, then again on every change (state, progress, a new
+        snapshot or checkpoint, queue position, error), and ends (OK) after it reaches a
+        terminal state. Pushed from Redis, never from the upstream: a worker's write reaches
+        the watchers of every replica within milliseconds. Idle streams carry a heartbeat
+        every `TUNING_WATCH_HEARTBEAT_S`. Resumable: pass the last `version` seen as
+        `after_version`, and the job is sent at once only if it changed since. A replica that
+        is shutting down ends its streams UNAVAILABLE with RetryInfo: reconnect and resume.
+        A deleted job ends the stream NOT_FOUND. Streams are bounded per tenant and per
+        replica (RESOURCE_EXHAUSTED, TOO_MANY_WATCHES).
+        """
 
     @_abc_1.abstractmethod
     def ListTuningJobs(
