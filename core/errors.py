@@ -27,6 +27,8 @@ The tree, grouped by how the caller recovers:
           . ReceiveRateExceeded        the tenant's request bytes on one replica
           . StorageQuotaExceeded       the tenant's datasets or stored bytes (`tenant:<id>`)
           . AliasQuotaExceeded         the tenant's aliases (`tenant:<id>`)
+          . GenerateQuotaExceeded      the tenant's generate rate, tokens or concurrency
+          . UpstreamHeldOff            the upstream's 429 to any replica: nothing is sent
           . RateLimited                the fleet's upstream budget; the worker waits
         - Unavailable                  the job store or the token endpoint is unreachable
           . SecurityFileUnusable       the tenants or keys file broke: operators fix it
@@ -157,6 +159,13 @@ class Reason(StrEnum):
         _C.FAILED_PRECONDITION,
         "This deployment keeps no uploaded datasets (TUNING_DATASET_STORAGE is not set).",
         "Send the examples inline in CreateTuningJob, or ask the operators for dataset storage.",
+    )
+    RECIPE_DATA_GONE = (
+        "RECIPE_DATA_GONE",
+        _C.FAILED_PRECONDITION,
+        "RetuneTuningJob: the source job's training data is gone (the dataset it was made "
+        "from, or its validation dataset, was deleted; or it predates kept examples).",
+        "Upload the examples again and call CreateTuningJob with the recipe.",
     )
     TENANT_NOT_FOUND = (
         "TENANT_NOT_FOUND",
@@ -339,6 +348,21 @@ class Reason(StrEnum):
         "Delete datasets (DeleteDataset) or unsubmitted jobs; bytes of queued jobs free up "
         "once they are submitted.",
     )
+    GENERATE_QUOTA_EXCEEDED = (
+        "GENERATE_QUOTA_EXCEEDED",
+        _C.RESOURCE_EXHAUSTED,
+        "The tenant's generate calls per minute, tokens per minute or calls in flight "
+        "(TUNING_GENERATE_*) are spent across the fleet (QuotaFailure subject `tenant:<id>`, "
+        "ErrorInfo metadata `quota` and `limit` say which); nothing was sent upstream.",
+        _RETRY,
+    )
+    UPSTREAM_HELD_OFF = (
+        "UPSTREAM_HELD_OFF",
+        _C.RESOURCE_EXHAUSTED,
+        "The upstream answered a generate call 429 a moment ago (to any replica): the fleet "
+        "sends it nothing until the delay it asked for has passed; this call was not sent.",
+        _RETRY,
+    )
     TOO_MANY_UPLOADS = (
         "TOO_MANY_UPLOADS",
         _C.RESOURCE_EXHAUSTED,
@@ -353,6 +377,21 @@ class Reason(StrEnum):
         "The UploadDataset stream paused longer than TUNING_UPLOAD_IDLE_TIMEOUT_S between "
         "messages, or took longer than TUNING_UPLOAD_MAX_S to send the dataset.",
         "Upload again, sending the chunks back to back.",
+    )
+    TOO_MANY_WATCHES = (
+        "TOO_MANY_WATCHES",
+        _C.RESOURCE_EXHAUSTED,
+        "The tenant (QuotaFailure subject `tenant:<id>`, TUNING_TENANT_MAX_WATCHES) or the "
+        "replica (`replica:watches`, TUNING_MAX_WATCHES) has the most WatchTuningJob "
+        "streams open at once.",
+        _RETRY + " Close streams the tenant no longer reads.",
+    )
+    SERVER_DRAINING = (
+        "SERVER_DRAINING",
+        _C.UNAVAILABLE,
+        "The replica serving the stream is shutting down; the stream was ended, not lost.",
+        "Reconnect at once (another replica answers) and resume: WatchTuningJob with "
+        "`after_version` set to the last version seen.",
     )
     STORE_FULL = (
         "STORE_FULL",
@@ -741,6 +780,35 @@ class ValidateQuotaSpent(ResourceExhausted):
             f"(validate_only); retry in {retry_after_s:.1f}s",
             retry_after_s=retry_after_s,
             subject=f"tenant:{tenant}",
+        )
+
+
+class GenerateQuotaExceeded(ResourceExhausted):
+    """A tenant's generate quota `quota` (of `limit`) is spent (service.inference_limits)."""
+
+    reason = Reason.GENERATE_QUOTA_EXCEEDED
+
+    def __init__(self, tenant: str, *, quota: str, limit: float, retry_after_s: float) -> None:
+        super().__init__(
+            f"tenant {tenant!r} has spent its generate quota {quota} ({limit:g}); retry in "
+            f"{retry_after_s:.1f}s",
+            retry_after_s=retry_after_s,
+            subject=f"tenant:{tenant}",
+        )
+        self.metadata = {"quota": quota, "limit": f"{limit:g}"}
+
+
+class UpstreamHeldOff(ResourceExhausted):
+    """The upstream `upstream` asked the fleet to wait (a 429): the call was not sent."""
+
+    reason = Reason.UPSTREAM_HELD_OFF
+
+    def __init__(self, upstream: str, *, retry_after_s: float) -> None:
+        super().__init__(
+            f"the upstream answered 429 for {upstream}: the fleet waits {retry_after_s:.1f}s "
+            "more before sending it generate calls",
+            retry_after_s=retry_after_s,
+            subject=f"upstream:{upstream}",
         )
 
 

@@ -63,6 +63,7 @@ from core.runtime.settings import Settings
 from core.security.token_source import TokenSource
 from core.upstream_http import DEFAULT_HOLD_OFF_S, UNFENCED, UpstreamHttp
 from service.generation_mapping import request_body, response_of
+from service.inference_limits import InferenceLimits
 from service.training_format import Formatted, formatted
 from service.validation import MAX_NAME_CHARS
 from tuning.v1 import generation_service_pb2 as gen
@@ -139,12 +140,14 @@ class GenerationApi:
         http: aiohttp.ClientSession,
         *,
         settings: Settings,
+        limits: InferenceLimits,
         metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._aliases = aliases
         self._auth_for = auth_for
         self._settings = settings
+        self._limits = limits
         self._gemini = UpstreamHttp(
             http, settings.upstream_base_url, _route, None, metrics, fence=UNFENCED
         )
@@ -156,11 +159,14 @@ class GenerationApi:
     ) -> gen.GenerateContentResponse:
         """The tuned model's answer to `request`, on behalf of `tenant`."""
         api, path, routed = await self._target(tenant, request, "generateContent")
-        with _retry_delay_told():
-            answer = await api.call(
-                self._auth_for(tenant), "POST", path, json=request_body(routed.sent)
-            )
-        return routed.told(response_of(answer, request.model))
+        async with self._limits.call(tenant, "GenerateContent", path, routed.sent) as usage:
+            with _retry_delay_told():
+                answer = await api.call(
+                    self._auth_for(tenant), "POST", path, json=request_body(routed.sent)
+                )
+            response = response_of(answer, request.model)
+            usage.told(response)
+        return routed.told(response)
 
     async def stream(
         self, tenant: str, request: gen.GenerateContentRequest
@@ -169,11 +175,15 @@ class GenerationApi:
         upstream sends it; closing this closes the upstream stream."""
         api, path, routed = await self._target(tenant, request, "streamGenerateContent")
         auth, body = self._auth_for(tenant), request_body(routed.sent)
-        events = api.events(auth, "POST", path, json=body, params=SERVER_SENT_EVENTS)
-        async with contextlib.aclosing(events):
-            with _retry_delay_told():
-                async for event in events:
-                    yield routed.told(response_of(event, request.model))
+        limited = self._limits.call(tenant, "StreamGenerateContent", path, routed.sent)
+        async with limited as usage:
+            events = api.events(auth, "POST", path, json=body, params=SERVER_SENT_EVENTS)
+            async with contextlib.aclosing(events):
+                with _retry_delay_told():
+                    async for event in events:
+                        chunk = response_of(event, request.model)
+                        usage.told(chunk)
+                        yield routed.told(chunk)
 
     async def _target(
         self, tenant: str, request: gen.GenerateContentRequest, verb: str

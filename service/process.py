@@ -19,6 +19,7 @@ from core.domain.quotas import QuotasFor
 from core.redis.admission import Admission
 from core.redis.aliases import AliasStore
 from core.redis.client import Redis, RedisEndpoints, connect
+from core.redis.inference_quota import InferenceQuota
 from core.redis.job_store import JobStore
 from core.redis.keys import Keys
 from core.redis.page_token_key import PageTokenKey
@@ -48,15 +49,19 @@ from service.generation import GenerationApi
 from service.generation_servicer import SERVICE as GENERATION_SERVICE
 from service.generation_servicer import GenerationServicer
 from service.generation_servicer import generic_handler as generation_handler
+from service.inference_limits import InferenceLimits
 from service.jobs_api import JobsApi
 from service.listing import PageTokens
 from service.message_limits import MessageLimits
 from service.near_cache import NearCache
 from service.observability import RpcObserver
 from service.refusal_brake import RefusalBrake
+from service.retirement import export_retire_times
+from service.retune import Retuner
 from service.status import CachedStatus, StatusReader, status_size_bytes
 from service.tls import server_credentials
 from service.tuning_servicer import SERVICE, TuningServicer, generic_handler
+from service.watch import Watches, WatchHub
 from service.wrapping import Registrar, Wrap, chained
 
 log = logging.getLogger(__name__)
@@ -77,7 +82,9 @@ class ApiServer:
         resources: contextlib.ExitStack | None = None,
         status_cache: NearCache[CachedStatus] | None = None,
         http: aiohttp.ClientSession | None = None,
+        watch_hub: WatchHub | None = None,
     ) -> None:
+        self._watch_hub = watch_hub
         self.server = server
         self._http = http
         self._resources = resources or contextlib.ExitStack()  # closed after the drain
@@ -88,6 +95,8 @@ class ApiServer:
     async def stop(self, grace_s: float) -> None:
         """Report NOT_SERVING, refuse new RPCs, give in-flight ones `grace_s` to finish."""
         await self.health.draining()
+        if self._watch_hub is not None:  # watchers reconnect elsewhere and resume
+            self._watch_hub.drain()
         await self.server.stop(grace_s)
         if self.status_cache is not None:
             await self.status_cache.aclose()
@@ -122,10 +131,14 @@ async def start_api(
     keys = Keys(settings.redis_key_prefix)
     server = grpc.aio.server(options=server_options(settings))
     metrics = metrics or Metrics.create()
+    export_retire_times(metrics, settings.catalogue())
     brake = RefusalBrake(settings.tenant_refusals_per_s, settings.tenant_refusal_burst)
     observer = RpcObserver(metrics, ended=brake.ended)
     registrar = Registrar(server, rpc_wrappers(settings, tenants, observer, brake))
     status_cache = status_cache_of(settings, keys)
+    hub = WatchHub(per_tenant=settings.tenant_max_watches, per_replica=settings.max_watches)
+    if status_cache is not None:
+        status_cache.listen(hub.changed)  # its change notices wake WatchTuningJob streams
     quotas = quotas_for or tenants.quotas_for(settings.default_quotas())
     checker = DatasetChecker(
         processes=settings.validation_processes, per_tenant=settings.tenant_max_validations
@@ -141,10 +154,11 @@ async def start_api(
         checker=checker,
         provider_of=providers_of(tenants),
         files=DatasetFiles.from_settings(settings, storage_http, token_http, metrics),
+        hub=hub,
     )
     registrar.add_generic_rpc_handlers([generic_handler(tuning)])
     generation = generation_servicer(
-        settings, redis, tenants, clock, storage_http, token_http, metrics
+        settings, redis, tenants, clock, storage_http, token_http, metrics, quotas
     )
     registrar.add_generic_rpc_handlers([generation_handler(generation)])
     registrar.add_generic_rpc_handlers([alias_handler(alias_servicer(settings, redis, clock))])
@@ -190,6 +204,7 @@ async def start_api(
         redis_health,
         resources=resources,
         status_cache=status_cache,
+        watch_hub=hub,
         http=storage_http,
     )
 
@@ -235,6 +250,7 @@ def tuning_servicer(
     checker: DatasetChecker,
     provider_of: ProviderOf,
     files: DatasetFiles | None = None,
+    hub: WatchHub,
 ) -> TuningServicer:
     """The TuningService's behaviour over Redis: jobs, datasets and the status read."""
     keys = Keys(settings.redis_key_prefix)
@@ -260,7 +276,16 @@ def tuning_servicer(
     )
     status = StatusReader(jobs, store, keys, status_cache)
     datasets_api = DatasetsApi(datasets, settings, clock, checker, page_tokens, quotas, files)
-    return TuningServicer(jobs, datasets_api, status)
+    poll_s = None if status_cache is not None else settings.watch_poll_s
+    watches = Watches(status, keys, hub, heartbeat_s=settings.watch_heartbeat_s, poll_s=poll_s)
+    retuner = Retuner(
+        jobs,
+        store,
+        datasets,
+        checker=checker,
+        small_request_bytes=settings.grpc_small_request_max_bytes,
+    )
+    return TuningServicer(jobs, datasets_api, status, retuner, watches=watches)
 
 
 def generation_servicer(  # noqa: PLR0917 (the process's parts, each one of a kind)
@@ -271,14 +296,29 @@ def generation_servicer(  # noqa: PLR0917 (the process's parts, each one of a ki
     http: aiohttp.ClientSession,
     token_http: httpx.Client,
     metrics: Metrics,
+    quotas: QuotasFor,
 ) -> GenerationServicer:
     """The GenerationService: jobs read from Redis, the upstream called on the process's
-    HTTP session with each tenant's credential, resolved as the worker resolves it."""
-    store = JobStore(redis, Keys(settings.redis_key_prefix), clock)
+    HTTP session with each tenant's credential, resolved as the worker resolves it, within
+    each tenant's inference limits (service.inference_limits)."""
+    keys = Keys(settings.redis_key_prefix)
+    store = JobStore(redis, keys, clock)
     credentials = CredentialSource.from_settings(settings, tenants, redis, token_http, metrics)
-    aliases = AliasStore(redis, Keys(settings.redis_key_prefix))
+    aliases = AliasStore(redis, keys)
+    limits = InferenceLimits(
+        InferenceQuota(redis, keys),
+        quotas,
+        slot_lease_s=settings.generate_slot_lease_s,
+        metrics=metrics,
+    )
     api = GenerationApi(
-        store, aliases, credentials.for_tenant, http, settings=settings, metrics=metrics
+        store,
+        aliases,
+        credentials.for_tenant,
+        http,
+        settings=settings,
+        limits=limits,
+        metrics=metrics,
     )
     return GenerationServicer(api)
 
@@ -287,7 +327,13 @@ def alias_servicer(settings: Settings, redis: Redis, clock: Clock) -> AliasServi
     """The AliasService: aliases in Redis, their targets checked against the job store."""
     keys = Keys(settings.redis_key_prefix)
     page_tokens = PageTokens(PageTokenKey(redis, keys))
-    api = AliasesApi(AliasStore(redis, keys), JobStore(redis, keys, clock), page_tokens)
+    api = AliasesApi(
+        AliasStore(redis, keys),
+        JobStore(redis, keys, clock),
+        page_tokens,
+        catalogue=settings.catalogue(),
+        clock=clock,
+    )
     return AliasServicer(api)
 
 

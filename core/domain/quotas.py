@@ -16,6 +16,17 @@ DEFAULT_VALIDATES_PER_MINUTE = 60.0
 """`validate_only` creates one tenant may make per minute, unless told otherwise."""
 DEFAULT_VALIDATE_BURST = 20
 """`validate_only` creates one tenant may make at once above that rate."""
+DEFAULT_GENERATE_REQUESTS_PER_MINUTE = 600.0
+"""Generate calls (GenerateContent, StreamGenerateContent) one tenant may make per minute."""
+DEFAULT_GENERATE_TOKENS_PER_MINUTE = 1_000_000.0
+"""Tokens (prompt and answer, as the upstream counts them) one tenant's generate calls
+may use per minute."""
+DEFAULT_GENERATE_MAX_CONCURRENT = 16
+"""Generate calls one tenant may have in flight at once, across the fleet."""
+ZERO_MEANS_NO_LIMIT = frozenset(
+    {"generate_requests_per_minute", "generate_tokens_per_minute", "generate_max_concurrent"}
+)
+"""The quotas a tenants file may set to 0, for no limit (the others must be positive)."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,9 @@ class TenantQuotas:
     max_stored_bytes: int = DEFAULT_MAX_STORED_BYTES
     validates_per_minute: float = DEFAULT_VALIDATES_PER_MINUTE
     validate_burst: int = DEFAULT_VALIDATE_BURST
+    generate_requests_per_minute: float = DEFAULT_GENERATE_REQUESTS_PER_MINUTE
+    generate_tokens_per_minute: float = DEFAULT_GENERATE_TOKENS_PER_MINUTE
+    generate_max_concurrent: int = DEFAULT_GENERATE_MAX_CONCURRENT
 
     @property
     def creates_per_s(self) -> float:
@@ -62,6 +76,9 @@ class QuotaOverrides:
     max_stored_bytes: int | None = None
     validates_per_minute: float | None = None
     validate_burst: int | None = None
+    generate_requests_per_minute: float | None = None
+    generate_tokens_per_minute: float | None = None
+    generate_max_concurrent: int | None = None
 
     def over(self, defaults: TenantQuotas) -> TenantQuotas:
         """`defaults` with this tenant's own values put in."""
@@ -78,7 +95,9 @@ class QuotaOverrides:
         if unknown:
             raise ValueError(f"unknown quotas {sorted(unknown)}")
         for name, value in raw.items():
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"quota {name} must be a positive number")
+            if not value >= 0 or (value == 0 and name not in ZERO_MEANS_NO_LIMIT):  # NaN too
                 raise ValueError(f"quota {name} must be a positive number")
         return cls(**raw)
 

@@ -148,6 +148,28 @@ class Keys:
         create quota, so dry runs neither spend it nor go unbounded)."""
         return f"{self._tenant(tenant)}:validate-bucket"
 
+    def tenant_generate_requests(self, tenant: str) -> str:
+        """Hash: the token bucket of the tenant's generate calls per minute (fields `tokens`,
+        `ts`; core.redis.inference_quota)."""
+        return f"{self._tenant(tenant)}:generate-requests"
+
+    def tenant_generate_tokens(self, tenant: str) -> str:
+        """Hash: the token bucket of the tenant's generate tokens per minute, in tokens
+        (below zero: a debt its past answers ran up)."""
+        return f"{self._tenant(tenant)}:generate-tokens"
+
+    def tenant_generate_calls(self, tenant: str) -> str:
+        """Sorted set: ids of the tenant's generate calls in flight, scored by when each
+        stops counting (ms since the epoch), so a dead replica's calls expire."""
+        return f"{self._tenant(tenant)}:generate-calls"
+
+    def upstream_hold_off(self, upstream: str) -> str:
+        """String with a TTL: while it exists, generate calls to `upstream` (the Gemini API
+        for one tenant, or a Vertex AI project's location; service.inference_limits) are
+        not sent, the upstream having answered 429. In its own slot: no script joins it
+        with a tenant's keys."""
+        return f"{self.prefix}:{{u.{upstream}}}:hold-off"
+
     def tenant_seq(self, tenant: str) -> str:
         """Counter behind `tenant_index`, `tenant_datasets` and `tenant_aliases` scores
         (unique, so page cursors never tie)."""

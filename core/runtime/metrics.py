@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+GENERATE_LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+"""A generate answers in seconds, a stream may last minutes."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,10 @@ class Metrics:
     reconciler_models: Counter
     reconciler_passes: Counter
     reconciler_last_pass: Gauge
+    base_model_retire_time: Gauge
+    generate_requests: Counter
+    generate_tokens: Counter
+    generate_latency: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -139,6 +145,38 @@ class Metrics:
             reconciler_last_pass=Gauge(
                 "tuning_reconciler_last_pass_timestamp_seconds",
                 "When this worker last finished a reconciler pass (seconds since the epoch).",
+                registry=r,
+            ),
+            # The catalogue (TUNING_BASE_MODEL_RETIREMENTS): an alert on
+            # `tuning_base_model_retire_timestamp_seconds - time() < 90 * 86400` warns of
+            # each base model ahead of its retirement (docs/operations.md).
+            base_model_retire_time=Gauge(
+                "tuning_base_model_retire_timestamp_seconds",
+                "When each base model retires (seconds since the epoch), as configured.",
+                ["base_model"],
+                registry=r,
+            ),
+            # Generate, per tenant (the tenants file bounds them) and never per model: a
+            # job's name is unbounded; the provider kind and the method are not.
+            generate_requests=Counter(
+                "tuning_generate_requests",
+                "Generate calls by tenant, provider kind, method and outcome (a gRPC code; "
+                "refusals by the inference limits included).",
+                ["tenant", "provider", "method", "code"],
+                registry=r,
+            ),
+            generate_tokens=Counter(
+                "tuning_generate_tokens",
+                "Tokens of generate calls as the upstream counted them, by tenant and kind "
+                "(prompt, candidates).",
+                ["tenant", "kind"],
+                registry=r,
+            ),
+            generate_latency=Histogram(
+                "tuning_generate_duration_seconds",
+                "Time of admitted generate calls, admission to settlement (a stream whole).",
+                ["tenant", "method"],
+                buckets=GENERATE_LATENCY_BUCKETS_S,
                 registry=r,
             ),
         )

@@ -12,8 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from core.domain.catalogue import Catalogue
 from core.domain.polling import PollPolicy
 from core.domain.quotas import (
+    DEFAULT_GENERATE_MAX_CONCURRENT,
+    DEFAULT_GENERATE_REQUESTS_PER_MINUTE,
+    DEFAULT_GENERATE_TOKENS_PER_MINUTE,
     DEFAULT_MAX_DATASETS,
     DEFAULT_MAX_STORED_BYTES,
     DEFAULT_VALIDATE_BURST,
@@ -31,6 +35,14 @@ DEFAULT_VERTEX_BASE_MODELS = (
     "gemini-3.5-flash",
     "gemini-3.5-flash-lite",
 )
+DEFAULT_BASE_MODEL_RETIREMENTS = (
+    "gemini-2.5-pro=2027-06-17",
+    "gemini-2.5-flash=2027-06-17",
+    "gemini-2.5-flash-lite=2027-07-22",
+)
+"""Vertex AI's 2.5 family (see `base_model_retirements`); the Gemini API's models, whose
+retirements are past (models/gemini-1.5-flash-001-tuning=2025-05-24,
+models/gemini-1.0-pro-001=2025-02-15), are left out so that they stay tunable."""
 
 
 def setting(env: str, default: Any, doc: str) -> Any:
@@ -155,6 +167,22 @@ class Settings:
         "Comma-separated base models that Vertex AI tenants may tune, as bare ids "
         "(`gemini-2.5-flash`); `TUNING_BASE_MODELS` are the Gemini API's.",
     )
+    base_model_retirements: tuple[str, ...] = setting(
+        "TUNING_BASE_MODEL_RETIREMENTS",
+        DEFAULT_BASE_MODEL_RETIREMENTS,
+        "Comma-separated `model=YYYY-MM-DD` (00:00 UTC): the day each base model, of either "
+        "provider, retires (core.domain.catalogue); a model not named has no known date. "
+        "The defaults are this project's assumption from Google's published schedule "
+        "(Gemini 2.5 models retire from late 2026 into 2027): check them against Google's "
+        "model versions page. The Gemini API's models have none by default: that API no "
+        "longer tunes, and a date past would refuse every job on them.",
+    )
+    retirement_warning_days: float = setting(
+        "TUNING_RETIREMENT_WARNING_DAYS",
+        90.0,
+        "Days before its base model's retirement that a job or alias is flagged "
+        "`base_model_retiring` (and ListTuningJobs' `base_model_retiring = true` selects it).",
+    )
     min_examples: int = setting(
         "TUNING_MIN_EXAMPLES", 20, "Fewest training examples a job may have (tuning guide: 20)."
     )
@@ -241,6 +269,31 @@ class Settings:
         2,
         "API: UploadDataset streams one tenant may have open at once on one replica; more "
         "are refused RESOURCE_EXHAUSTED (TOO_MANY_UPLOADS) before their body is read.",
+    )
+    tenant_max_watches: int = setting(
+        "TUNING_TENANT_MAX_WATCHES",
+        1_000,
+        "API: WatchTuningJob streams one tenant may have open at once on one replica; more "
+        "are refused RESOURCE_EXHAUSTED (TOO_MANY_WATCHES).",
+    )
+    max_watches: int = setting(
+        "TUNING_MAX_WATCHES",
+        20_000,
+        "API: WatchTuningJob streams one replica serves at once, all tenants together (an "
+        "idle one costs a few kB and nothing per second but its heartbeat).",
+    )
+    watch_heartbeat_s: float = setting(
+        "TUNING_WATCH_HEARTBEAT_S",
+        15.0,
+        "API: how often an idle WatchTuningJob stream sends a heartbeat (which keeps it "
+        "alive through load balancers' idle timeouts) and re-reads its job, whatever the "
+        "status cache heard.",
+    )
+    watch_poll_s: float = setting(
+        "TUNING_WATCH_POLL_S",
+        1.0,
+        "API: with the status cache off (`TUNING_STATUS_CACHE_ENTRIES=0`, so no change "
+        "notices from Redis), how often a WatchTuningJob stream re-reads its job.",
     )
     max_uploads: int = setting(
         "TUNING_MAX_UPLOADS",
@@ -353,7 +406,36 @@ class Settings:
         "TUNING_TENANT_MAX_STORED_BYTES",
         DEFAULT_MAX_STORED_BYTES,
         "Bytes of training examples one tenant may keep stored: its datasets', and its jobs' "
-        "until they are submitted upstream (tenants file may override; 0: no limit).",
+        "inline ones until the job is deleted or removed by retention (tenants file may "
+        "override; 0: no limit).",
+    )
+    generate_requests_per_minute: float = setting(
+        "TUNING_GENERATE_REQUESTS_PER_MINUTE",
+        DEFAULT_GENERATE_REQUESTS_PER_MINUTE,
+        "API: GenerateContent and StreamGenerateContent calls one tenant may make per "
+        "minute, across the fleet; a minute's worth may come at once (0: no limit; tenants "
+        "file may override).",
+    )
+    generate_tokens_per_minute: float = setting(
+        "TUNING_GENERATE_TOKENS_PER_MINUTE",
+        DEFAULT_GENERATE_TOKENS_PER_MINUTE,
+        "API: tokens (prompt and answer, as the upstream counts them) one tenant's generate "
+        "calls may use per minute, across the fleet; a call is admitted on an estimate "
+        "(prompt characters / 4) and settled on the upstream's count (0: no limit; tenants "
+        "file may override).",
+    )
+    generate_max_concurrent: int = setting(
+        "TUNING_GENERATE_MAX_CONCURRENT",
+        DEFAULT_GENERATE_MAX_CONCURRENT,
+        "API: generate calls one tenant may have in flight at once, across the fleet (0: no "
+        "limit; tenants file may override).",
+    )
+    generate_slot_lease_s: float = setting(
+        "TUNING_GENERATE_SLOT_LEASE_S",
+        300.0,
+        "API: longest a generate call counts against its tenant's concurrency if its "
+        "replica dies before giving its slot back (a call with a shorter deadline: that "
+        "deadline); a call still running past it stops counting.",
     )
     job_retention_s: float = setting(
         "TUNING_JOB_RETENTION_S",
@@ -489,7 +571,19 @@ class Settings:
             validate_burst=self.tenant_validate_burst,
             max_datasets=self.tenant_max_datasets,
             max_stored_bytes=self.tenant_max_stored_bytes,
+            generate_requests_per_minute=self.generate_requests_per_minute,
+            generate_tokens_per_minute=self.generate_tokens_per_minute,
+            generate_max_concurrent=self.generate_max_concurrent,
         )
+
+    def catalogue(self) -> Catalogue:
+        """The base models' retirement dates; a configuration error for a bad entry."""
+        try:
+            return Catalogue.from_entries(
+                self.base_model_retirements, warning_days=self.retirement_warning_days
+            )
+        except ValueError as exc:
+            raise SystemExit(f"configuration error: TUNING_BASE_MODEL_RETIREMENTS: {exc}") from None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -521,6 +615,8 @@ LIMIT_FIELDS = (
     "tenant_refusal_burst",
     "tenant_max_uploads",
     "max_uploads",
+    "tenant_max_watches",
+    "max_watches",
     "upload_idle_timeout_s",
     "upload_max_s",
     "validation_processes",
@@ -533,6 +629,9 @@ LIMIT_FIELDS = (
     "tenant_validate_burst",
     "tenant_max_datasets",
     "tenant_max_stored_bytes",
+    "generate_requests_per_minute",
+    "generate_tokens_per_minute",
+    "generate_max_concurrent",
     "job_retention_s",
     "dataset_retention_s",
     "upstream_rps",
