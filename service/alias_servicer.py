@@ -11,6 +11,7 @@ from core.redis.aliases import Alias, AliasRevision
 from service.aliases_api import AliasesApi
 from service.auth import current_tenant
 from service.errors import mapped_errors
+from service.retirement import set_retirement
 from service.wrapping import service_handler
 from tuning.v1 import alias_service_pb2 as pb
 
@@ -25,35 +26,43 @@ class AliasServicer:
     def __init__(self, api: AliasesApi) -> None:
         self._api = api
 
+    async def _answer(self, tenant: str, alias: Alias) -> pb.Alias:
+        """The alias as answered: with its targets' base-model retirement as of now."""
+        message = alias_to_proto(alias)
+        set_retirement(message, await self._api.retirement(tenant, alias))
+        return message
+
     @mapped_errors
     async def CreateAlias(self, request: pb.CreateAliasRequest, context: Context) -> pb.Alias:
         tenant = current_tenant()
-        return alias_to_proto(await self._api.create(tenant, tenant, request))
+        return await self._answer(tenant, await self._api.create(tenant, tenant, request))
 
     @mapped_errors
     async def GetAlias(self, request: pb.GetAliasRequest, context: Context) -> pb.Alias:
-        return alias_to_proto(await self._api.get(current_tenant(), request.name))
+        tenant = current_tenant()
+        return await self._answer(tenant, await self._api.get(tenant, request.name))
 
     @mapped_errors
     async def ListAliases(
         self, request: pb.ListAliasesRequest, context: Context
     ) -> pb.ListAliasesResponse:
+        tenant = current_tenant()
         aliases, token = await self._api.list_aliases(
-            current_tenant(), page_size=request.page_size, page_token=request.page_token
+            tenant, page_size=request.page_size, page_token=request.page_token
         )
         return pb.ListAliasesResponse(
-            aliases=[alias_to_proto(a) for a in aliases], next_page_token=token
+            aliases=[await self._answer(tenant, a) for a in aliases], next_page_token=token
         )
 
     @mapped_errors
     async def UpdateAlias(self, request: pb.UpdateAliasRequest, context: Context) -> pb.Alias:
         tenant = current_tenant()
-        return alias_to_proto(await self._api.update(tenant, tenant, request))
+        return await self._answer(tenant, await self._api.update(tenant, tenant, request))
 
     @mapped_errors
     async def RollbackAlias(self, request: pb.RollbackAliasRequest, context: Context) -> pb.Alias:
         tenant = current_tenant()
-        return alias_to_proto(await self._api.rollback(tenant, tenant, request))
+        return await self._answer(tenant, await self._api.rollback(tenant, tenant, request))
 
     @mapped_errors
     async def DeleteAlias(

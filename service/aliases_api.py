@@ -11,10 +11,15 @@ Then the targets, at every create, move and rollback: each must be a job of the 
 SUCCEEDED (FAILED_PRECONDITION naming its state otherwise), and a checkpoint one the job
 lists. A job deleted after its alias pointed at it is not noticed here: calls through
 the alias then answer NOT_FOUND (docs/architecture.md, decision 26).
+
+An alias's answer carries the earliest retire time of its targets' base models, and
+whether that is within the warning window (`retirement`; core.domain.catalogue), read
+from the target jobs on every answer (the flag moves with the clock).
 """
 
 from __future__ import annotations
 
+from core.domain.catalogue import Catalogue, Retirement, earliest
 from core.domain.job import JOB_NAME_PREFIX, Job
 from core.domain.states import JobState
 from core.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, echo
@@ -30,6 +35,7 @@ from core.redis.aliases import (
     alias_not_found,
 )
 from core.redis.job_store import JobStore
+from core.runtime.clock import Clock
 from service.generation import ModelName, parse_model
 from service.listing import PageTokens, page_size_of
 from service.validation import MAX_NAME_CHARS
@@ -45,10 +51,33 @@ token is good for it); ListAliasRevisions' add the alias id."""
 class AliasesApi:
     """Aliases of the calling tenant over `aliases`; `jobs` to check their targets."""
 
-    def __init__(self, aliases: AliasStore, jobs: JobStore, page_tokens: PageTokens) -> None:
+    def __init__(
+        self,
+        aliases: AliasStore,
+        jobs: JobStore,
+        page_tokens: PageTokens,
+        *,
+        catalogue: Catalogue,
+        clock: Clock,
+    ) -> None:
         self._aliases = aliases
         self._jobs = jobs
         self._page_tokens = page_tokens
+        self._catalogue = catalogue
+        self._clock = clock
+
+    async def retirement(self, tenant: str, alias: Alias) -> Retirement | None:
+        """The earliest retirement of the base models of the alias's targets (read from
+        their jobs, one read each), retiring if any is: a canary's retiring model stops
+        its share of the calls as surely. A target deleted since adds nothing."""
+        now = self._clock()
+        found = []
+        for target in filter(None, (alias.route.target, alias.route.canary_target)):
+            name, _ = parse_model(target)
+            job = None if name is None else await self._jobs.get(tenant, name.job_id)
+            if job is not None and not job.deleted:
+                found.append(self._catalogue.retirement(job.base_model, now))
+        return earliest(found)
 
     async def create(self, tenant: str, principal: str, request: pb.CreateAliasRequest) -> Alias:
         """A new alias of `tenant`'s, made by `principal`."""

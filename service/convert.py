@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf import timestamp_pb2
 
 from core.domain.job import JOB_NAME_PREFIX, DataStats, Hyperparameters, Job
+from core.domain.loss_curve import job_advice
 from core.domain.providers import ProviderChoice, ProviderKind
 from core.domain.states import JobState
 from core.errors import to_status
@@ -81,7 +82,7 @@ def job_to_proto(job: Job, queue_position: int = 0) -> tuning_job_pb2.TuningJob:
         queue_position=queue_position,
         name=job.name,
         base_model=job.base_model,
-        hyperparameters=_hyperparameters_to_proto(job.hyperparameters),
+        hyperparameters=hyperparameters_to_proto(job.hyperparameters),
         state=STATES[job.state],
         progress=_progress_to_proto(job),
         provider=PROVIDERS[job.provider.kind],
@@ -93,6 +94,7 @@ def job_to_proto(job: Job, queue_position: int = 0) -> tuning_job_pb2.TuningJob:
     for s in job.snapshots:
         snapshot = message.snapshots.add(step=s.step, epoch=s.epoch, mean_loss=s.mean_loss)
         _set_time(snapshot.compute_time, s.compute_time)
+    _set_advice(message, job)
     if job.error is not None:
         message.error.CopyFrom(to_status(job.error))
     _set_time(message.create_time, job.create_time)
@@ -148,7 +150,7 @@ def waiting_reason(job: Job) -> str:
     )
 
 
-def _hyperparameters_to_proto(h: Hyperparameters) -> tuning_job_pb2.Hyperparameters:
+def hyperparameters_to_proto(h: Hyperparameters) -> tuning_job_pb2.Hyperparameters:
     message = tuning_job_pb2.Hyperparameters()
     if h.epoch_count:
         message.epoch_count = h.epoch_count
@@ -174,6 +176,22 @@ def _set_model_outputs(message: tuning_job_pb2.TuningJob, job: Job) -> None:
         )
     if job.data_stats is not None:
         message.tuning_data_stats.CopyFrom(_data_stats_to_proto(job.data_stats))
+
+
+def _set_advice(message: tuning_job_pb2.TuningJob, job: Job) -> None:
+    """The loss curve's advice (core.domain.loss_curve), once two epochs have ended."""
+    found = job_advice(
+        job.snapshots, job.progress.total_steps, job.hyperparameters.epoch_count, job.checkpoints
+    )
+    if found is None:
+        return
+    advice = message.training_advice
+    advice.recommended_epoch_count = found.recommended_epoch_count
+    advice.basis = tuning_job_pb2.TrainingAdvice.Basis.Value(found.basis.value)
+    advice.epoch_mean_losses.extend(found.epoch_mean_losses)
+    advice.plateau_threshold = found.threshold
+    if found.checkpoint_id:
+        advice.checkpoint = f"{job.name}/checkpoints/{found.checkpoint_id}"
 
 
 def _data_stats_to_proto(stats: DataStats) -> tuning_job_pb2.TuningDataStats:

@@ -10,6 +10,7 @@ import math
 
 from core.dataset_files import DatasetFiles
 from core.domain import lifecycle
+from core.domain.catalogue import Retirement
 from core.domain.job import (
     JOB_ID_SHAPE,
     JOB_NAME_PREFIX,
@@ -51,7 +52,12 @@ from service.create_preparation import (
 from service.dataset_checker import DatasetChecker
 from service.dataset_store import DatasetStore
 from service.datasets_api import dataset_id_of
-from service.validation import MAX_VALIDATION_EXAMPLES, REQUEST_ID, resource_id
+from service.validation import (
+    MAX_VALIDATION_EXAMPLES,
+    REQUEST_ID,
+    check_not_retired,
+    resource_id,
+)
 
 DEFAULT_EPOCHS = 5
 DEFAULT_BATCH_SIZE = 4
@@ -88,8 +94,11 @@ class JobsApi:
         self._settings = settings
         self._clock = clock
         self._page_tokens = page_tokens
+        self._catalogue = settings.catalogue()
 
-    async def create(self, tenant: str, call: CreateCall) -> tuple[Job, int]:
+    async def create(
+        self, tenant: str, call: CreateCall, *, source_job: str = ""
+    ) -> tuple[Job, int]:
         """Validate, store and queue; a repeated request_id answers the job it made.
 
         Returns the job and its queue position. One Redis round trip spends the tenant's
@@ -107,7 +116,8 @@ class JobsApi:
         the event loop for a large request (service.create_preparation).
 
         The job is validated for, and keeps, the tenant's provider as the tenants file
-        says now: a later change of the file moves only jobs created after it.
+        says now: a later change of the file moves only jobs created after it. A re-tune
+        (service.retune) comes this way too, naming the job it was made from (`source_job`).
         """
         quotas = self._quotas_for(tenant)
         # A small create of inline examples costs less than a peek at its quota: the CREATE
@@ -118,13 +128,17 @@ class JobsApi:
         provider = self._provider_of(tenant)
         prepared = await self._prepared(tenant, call, provider)
         request = prepared.request
+        now = self._clock()
+        check_not_retired(request.tuning_job.base_model, self._catalogue, now)
         job = job_from_request(
             prepared,
             tenant=tenant,
             job_id=new_job_id(tenant, request.request_id),
-            now=self._clock(),
+            now=now,
             provider=provider,
         )
+        if source_job:
+            job = job.replace(source_job=source_job)
         job, content = await self._training_data(job, prepared.examples)
         await self._check_validation_data(job)
         if request.validate_only:
@@ -190,6 +204,14 @@ class JobsApi:
         usage = await self._datasets.usage(tenant)
         if 0 < quotas.max_stored_bytes < usage.stored_bytes + size_bytes:
             raise stored_bytes_exceeded(tenant, quotas)
+
+    def now(self) -> float:
+        """The API's clock (seconds since the epoch): what read-time fields are as of."""
+        return self._clock()
+
+    def retirement(self, job: Job) -> Retirement | None:
+        """When the job's base model retires, and whether it is retiring now."""
+        return self._catalogue.retirement(job.base_model, self._clock())
 
     async def queue_position(self, job: Job) -> int:
         """Where a QUEUED job waits: in its tenant's queue, or once admitted, in the lines
@@ -284,6 +306,8 @@ class JobsApi:
         self, tenant: str, *, page_size: int, page_token: str, filter_text: str
     ) -> tuple[list[Job], str]:
         where = listing.parse_filter(filter_text, max_chars=self._settings.max_filter_chars)
+        if where.retiring is not None:
+            where = where.with_retiring(self._catalogue.retiring_models(self._clock()))
         size = listing.page_size_of(page_size)
         cursor = await self._page_tokens.decode(page_token, tenant, filter_text)
         jobs, next_cursor = await listing.list_page(

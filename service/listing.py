@@ -8,8 +8,9 @@ AIP-158 allows.
 Filters are read by a tokenizer and a recursive-descent parser in one pass, so their
 cost is linear in their length; the length itself is bounded first
 (`Settings.max_filter_chars`), then the number of terms (MAX_FILTER_TERMS). The language:
-`state = X`, `state = (A OR B)`, `labels.k = "v"` and `labels.k = v`, joined by AND
-(with spaces around it).
+`state = X`, `state = (A OR B)`, `labels.k = "v"` and `labels.k = v`, and
+`base_model_retiring = true` (or `false`: core.domain.catalogue decides, as of the call),
+joined by AND (with spaces around it).
 
 Page tokens are opaque and authenticated. A token is the cursor (the index sequence to
 continue before) and an HMAC-SHA256 over the tenant, the filter's digest and the cursor,
@@ -25,7 +26,7 @@ import base64
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from core.domain.job import Job
 from core.domain.states import JobState
@@ -56,15 +57,27 @@ _STATE_NAME = re.compile(r"[A-Z_]+")
 _LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]*")
 _LABEL_VALUE = re.compile(r"[a-z0-9_-]+")
 _LABEL_PREFIX = "labels."
+_RETIRING = "base_model_retiring"
+_BOOLEANS = {"true": True, "false": False}
 
 
 @dataclass(frozen=True)
 class JobFilter:
     states: frozenset[JobState] | None = None
     labels: tuple[tuple[str, str], ...] = ()
+    retiring: bool | None = None
+    """`base_model_retiring = true|false`; None: not asked."""
+    retiring_models: frozenset[str] = frozenset()
+    """The base models retiring at the time of the call (`with_retiring`)."""
+
+    def with_retiring(self, models: frozenset[str]) -> JobFilter:
+        """This filter with the base models that are retiring now (the caller's clock)."""
+        return replace(self, retiring_models=models)
 
     def matches(self, job: Job) -> bool:
         if job.deleted or (self.states is not None and job.state not in self.states):
+            return False
+        if self.retiring is not None and (job.base_model in self.retiring_models) != self.retiring:
             return False
         return all(job.labels.get(k) == v for k, v in self.labels)
 
@@ -86,6 +99,7 @@ def parse_terms(text: str) -> JobFilter:
         return JobFilter()
     states: frozenset[JobState] | None = None
     labels: list[tuple[str, str]] = []
+    retiring: bool | None = None
     for _ in range(MAX_FILTER_TERMS):
         term = tokens.take()
         if term.kind == "word" and term.text == "state":
@@ -93,10 +107,14 @@ def parse_terms(text: str) -> JobFilter:
             states = chosen if states is None else states & chosen
         elif term.kind == "word" and term.text.startswith(_LABEL_PREFIX):
             labels.append(_label(term, tokens))
+        elif term.kind == "word" and term.text == _RETIRING:
+            retiring = _retiring(tokens, retiring)
         else:
-            raise _unexpected(term, "a term (state = X or labels.<key> = value)")
+            raise _unexpected(
+                term, f"a term (state = X, labels.<key> = value or {_RETIRING} = true)"
+            )
         if not tokens.and_follows():
-            return JobFilter(states, tuple(labels))
+            return JobFilter(states, tuple(labels), retiring)
     raise _bad_filter(f"has more than {MAX_FILTER_TERMS} terms")
 
 
@@ -195,13 +213,28 @@ def _label(term: _Token, tokens: _Tokens) -> tuple[str, str]:
     raise _unexpected(value, 'a label value, "quoted" or in lower case letters, digits, _ or -')
 
 
+def _retiring(tokens: _Tokens, before: bool | None) -> bool:
+    """After `base_model_retiring`: `= true` or `= false`; asked twice, it must agree."""
+    tokens.expect("=", f"= after {_RETIRING}")
+    value = tokens.take()
+    wanted = _BOOLEANS.get(value.text) if value.kind == "word" else None
+    if wanted is None:
+        raise _unexpected(value, "true or false")
+    if before is not None and before != wanted:
+        raise _bad_filter(f"asks for {_RETIRING} both true and false")
+    return wanted
+
+
 def _unexpected(token: _Token, expected: str) -> InvalidArgument:
     found = "the end" if token.kind == "end" else echo(token.text)
     return _bad_filter(f"cannot read {found} at character {token.at}: expected {expected}")
 
 
 def _bad_filter(why: str) -> InvalidArgument:
-    hint = 'use terms like state = RUNNING, state = (QUEUED OR RUNNING), labels.team = "x"'
+    hint = (
+        'use terms like state = RUNNING, state = (QUEUED OR RUNNING), labels.team = "x", '
+        f"{_RETIRING} = true"
+    )
     return InvalidArgument(
         f"invalid filter: {why}", [FieldViolation("filter", f"{why}; {hint} joined by AND")]
     )

@@ -19,7 +19,8 @@ constant here, and documented for callers in protos/tuning/v1/tuning_job.proto:
   (core.domain.prompt_template).
 
 A job is also held to its tenant's provider (core.domain.providers): base_model must be
-one of that provider's models (`TUNING_BASE_MODELS`, `TUNING_VERTEX_BASE_MODELS`), and a
+one of that provider's models (`TUNING_BASE_MODELS`, `TUNING_VERTEX_BASE_MODELS`), not
+retired (`TUNING_BASE_MODEL_RETIREMENTS`, `check_not_retired`), and a
 field the provider does not accept is refused naming the provider, in place of any
 violation of that field's bounds.
 
@@ -36,6 +37,7 @@ import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 
 from core.domain import prompt_template
+from core.domain.catalogue import Catalogue
 from core.domain.providers import JobOption, ProviderChoice, ProviderKind
 from core.errors import FieldViolation, InvalidArgument, echo
 from core.runtime.settings import Settings
@@ -165,6 +167,19 @@ def _request_id(request_id: str) -> Violations:
     if request_id and not REQUEST_ID.fullmatch(request_id):
         yield FieldViolation(
             "request_id", "at most 128 letters, digits or . _ : - (a UUID is ideal)"
+        )
+
+
+def check_not_retired(base_model: str, catalogue: Catalogue, now_s: float) -> None:
+    """Refuse a job on a base model already retired (core.domain.catalogue): Google no
+    longer tunes it, nor serves what was tuned on it. Checked apart from
+    `validate_create`, which may run in a child process and has no clock."""
+    day = catalogue.retired_on(base_model, now_s)
+    if day is not None:
+        why = f"retired on {day}; choose a base model that is not retired"
+        raise InvalidArgument(
+            f"invalid tuning job: tuning_job.base_model: {why}",
+            [FieldViolation("tuning_job.base_model", why)],
         )
 
 

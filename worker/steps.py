@@ -215,7 +215,6 @@ class Steps:
         job = await self._update(
             lease, job, lambda j: lifecycle.submitted(j, status, self._clock())
         )
-        await self._store.drop_examples(job.tenant, job.id)
         await self._discard_file(job)
         log.info("job %s submitted as %s", job.name, status.ref.tuned_model)
         if job.state == JobState.RUNNING:

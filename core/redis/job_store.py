@@ -31,7 +31,6 @@ from core.redis.scripts import (
     Scripts,
     acquire_call,
     create_call,
-    drop_data_call,
     hold_call,
     release_call,
     remove_call,
@@ -236,6 +235,7 @@ class JobStore:
             counted=counted_state(new),
             fetched_ms=_fetched_ms(new),
             release=release and lease is not None,
+            drop_data=new.deleted,
         )
         reply = await self._scripts.run(call)
         return _saved(reply, new)
@@ -387,14 +387,6 @@ class JobStore:
         with translated_errors():
             data = await self._redis.get(self._keys.job_data(tenant, job_id))
         return cast(bytes | None, data)
-
-    async def drop_examples(self, tenant: str, job_id: str) -> None:
-        """Forget the examples (the upstream has them) and free their stored bytes."""
-        call = drop_data_call(
-            data_key=self._keys.job_data(tenant, job_id),
-            storage_key=self._keys.tenant_storage(tenant),
-        )
-        await self._scripts.run(call)
 
     async def ended_before(self, tenant: str, before_s: float, count: int) -> list[str]:
         """Up to `count` ids of finished, not deleted jobs that ended before `before_s`."""

@@ -126,7 +126,7 @@ end
 # admission (core.redis.admission). The tenant's create quota is a token bucket spent
 # here, by new jobs only: a client's retry of a request that already made its job costs
 # nothing. The job's examples count against the tenant's stored bytes (`storage_key`)
-# until they are dropped (DROP_DATA, SAVE of an ended job, REMOVE); a job that would pass
+# until the job is deleted (SAVE of a deleted job) or removed (REMOVE); a job that would pass
 # `max_stored_bytes` (0: no limit) is refused before any token is spent. Returns {1,
 # queue position} when created, {0, request_hash, doc, queue position} when the job
 # exists, {-1, wait_ms} when the quota is spent, {-2, bytes stored} when the storage
@@ -225,9 +225,10 @@ def create_call(
 
 
 # Compare-and-set of a job's document, fenced by the lease epoch when a worker writes.
-# A finished or deleted job (`ended`) leaves the queue and the running set, and its
-# examples are dropped (it will never be submitted), freeing its tenant's stored bytes; a
-# job that no longer `needs_worker` leaves the active set. A finished, not deleted job is
+# A finished or deleted job (`ended`) leaves the queue and the running set; a deleted one
+# (`drop_data`) has its examples dropped, freeing its tenant's stored bytes (a finished
+# job keeps them: they are its recipe, for RetuneTuningJob); a job that no longer
+# `needs_worker` leaves the active set. A finished, not deleted job is
 # in the ended set scored by `finished_ms` (0: not finished), the time of the save that
 # first found it finished (later saves keep that score), which retention reads. A
 # worker's last write of a visit also gives the lease back (`release`, as RELEASE of a
@@ -258,6 +259,7 @@ local finished_ms = tonumber(ARGV[9])
 local release = ARGV[10] == '1'
 local counted = ARGV[11]
 local fetched_ms = tonumber(ARGV[12])
+local drop_data = ARGV[13] == '1'
 """
     + COUNT_STEP
     + """
@@ -283,6 +285,8 @@ end
 if ended then
   redis.call('ZREM', queue_key, job_id)
   redis.call('SREM', running_key, job_id)
+end
+if drop_data then
   local size = redis.call('STRLEN', data_key)
   if size > 0 then
     redis.call('DEL', data_key)
@@ -323,6 +327,7 @@ def save_call(
     counted: str,
     fetched_ms: int,
     release: bool = False,
+    drop_data: bool = False,
 ) -> ScriptCall:
     """SAVE; `epoch` None for a writer that is not a worker (no fencing)."""
     keys = [job_key, index_key, active_key, queue_key, running_key]
@@ -330,7 +335,7 @@ def save_call(
     args: list[ScriptArg] = [expected_version, fence, doc, state, _flag(unindex), job_id]
     flags: list[ScriptArg] = [_flag(needs_worker), _flag(ended), finished_ms, _flag(release)]
     more = [data_key, storage_key, ended_key, counts_key, fetched_key]
-    return ScriptCall(SAVE, [*keys, *more], [*args, *flags, counted, fetched_ms])
+    return ScriptCall(SAVE, [*keys, *more], [*args, *flags, counted, fetched_ms, _flag(drop_data)])
 
 
 # Take a job's lease if nobody holds it. Returns nil if the job is gone, {0} if the lease
@@ -476,27 +481,6 @@ def remove_call(
     keys = [job_key, data_key, index_key, active_key, queue_key, running_key]
     more = [storage_key, ended_key, tombstones_key, counts_key, fetched_key]
     return ScriptCall(REMOVE, [*keys, *more], [epoch, job_id, tombstone_ms, max_tombstones])
-
-
-# Drop a job's examples once the upstream has them, giving their bytes back to the
-# tenant's storage. Idempotent. Returns the bytes dropped (0: none were there).
-DROP_DATA = Script(
-    """
-local data_key = KEYS[1]
-local storage_key = KEYS[2]
-local size = redis.call('STRLEN', data_key)
-if size > 0 then
-  redis.call('DEL', data_key)
-  redis.call('HINCRBY', storage_key, 'bytes', -size)
-end
-return size
-""",
-)
-
-
-def drop_data_call(*, data_key: str, storage_key: str) -> ScriptCall:
-    """DROP_DATA."""
-    return ScriptCall(DROP_DATA, [data_key, storage_key], [])
 
 
 # Store a new dataset, if its tenant's storage quotas allow one more dataset and its

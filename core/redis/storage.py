@@ -1,8 +1,9 @@
 """What each tenant stores, against its storage quotas, and the deletes that free it.
 
 A tenant's storage hash (`Keys.tenant_storage`) counts its datasets and the bytes of
-examples it keeps: its datasets' and those of its jobs not yet submitted upstream. The
-scripts that store and delete them (core.redis.scripts: CREATE, SAVE, DROP_DATA, REMOVE,
+examples it keeps: its datasets' and its jobs' inline examples, which a job keeps until
+it is deleted or removed by retention (they are its recipe). The
+scripts that store and delete them (core.redis.scripts: CREATE, SAVE, REMOVE,
 DATASET_SAVE, DATASET_DELETE) change the counts in the same step, so two writes racing
 for the last of a quota cannot both get it, and a delete gives back exactly what its
 write took. The API stores datasets (service.dataset_store); workers delete the ones past

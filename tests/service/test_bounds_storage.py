@@ -130,7 +130,7 @@ async def test_racing_uploads_cannot_pass_the_dataset_quota_together(
         assert (await usage(system)).datasets == 3
 
 
-async def test_stored_bytes_count_datasets_and_jobs_until_the_upstream_has_them(
+async def test_stored_bytes_count_datasets_and_jobs_until_the_jobs_are_deleted(
     make_system: SystemFactory,
 ) -> None:
     job_size = job_bytes()
@@ -154,23 +154,22 @@ async def test_stored_bytes_count_datasets_and_jobs_until_the_upstream_has_them(
             await system.upload(jsonl(20))
         assert_storage_quota(caught.value, "max_stored_bytes")
         await system.create("team-b")  # another tenant is not affected
-        # A cancelled queued job will never be submitted: its bytes come back at once.
+        # A job keeps its examples when it ends (they are its recipe, for a re-tune):
+        # only deleting it gives their bytes back.
         await system.cancel(jobs[2].name)
+        assert (await usage(system)).stored_bytes == 3 * job_size
+        await system.delete(jobs[2].name)
         assert (await usage(system)).stored_bytes == 2 * job_size
-        late = await system.create(display_name="after the cancel")
-        # A deleted one's too; the others' come back once the upstream has them.
+        late = await system.create(display_name="after the delete")
         await system.delete(late.name)
         await system.start_worker()
         for job in jobs[:2]:
             await system.wait_for(job.name, {State.RUNNING})
-        await system.eventually(lambda: _stored_bytes_are(system, 0))
-        assert (await system.get(jobs[0].name)).state == State.RUNNING
-        more = [await system.create(display_name=f"more {n}") for n in range(3)]
-        assert len(more) == 3
-
-
-async def _stored_bytes_are(system: System, expected: int) -> bool:
-    return (await usage(system)).stored_bytes == expected
+        assert (await usage(system)).stored_bytes == 2 * job_size  # the upstream's copy too
+        await system.create(display_name="one more")
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await system.create(display_name="one too many again")
+        assert_storage_quota(caught.value, "max_stored_bytes")
 
 
 async def test_a_tenants_own_storage_quota_comes_from_the_tenants_file(
@@ -281,7 +280,8 @@ async def test_finished_jobs_past_retention_are_removed_and_others_kept(system: 
     assert not listed & gone
     # The tuned models stay the tenant's: retention deleted nothing upstream.
     assert await system.upstream_requests("tunedModels.delete") == deletes_upstream
-    assert (await usage(system)).stored_bytes == 0
+    # The removed jobs' examples went with them; the job kept keeps its own.
+    assert (await usage(system)).stored_bytes == job_bytes()
 
 
 async def test_the_workers_sweep_removes_finished_jobs_past_a_short_retention(

@@ -67,6 +67,8 @@ def a_job_with_every_field_set() -> Job:
         tuned_model_name="projects/p/locations/l/models/3@1",
         training_file=TrainingFile("gs://b/p/t/jobs/j.jsonl", 10, "AAAAAA==", "q", "a"),
         waiting_for=("team-v-project", "team-v-pool"),
+        prompt_template="Q: {input}\nA:",
+        source_job="j" + "b" * 19,
     )
 
 

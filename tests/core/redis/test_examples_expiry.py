@@ -1,10 +1,11 @@
-"""No job's training examples outlive its end, whichever path ends it.
+"""A job's training examples live exactly as long as the job, whichever path ends it.
 
-A job's examples (`Keys.job_data`) have no expiry: they are dropped, and their bytes given
-back to the tenant's storage, by the script that ends the job (SAVE of a finished or
-deleted job), by DROP_DATA once the upstream has them, or by REMOVE. These tests take
-each way a job ends before the upstream has its examples, through the API where a caller
-ends it and through a worker where the worker does, and look in Redis afterwards.
+A job's inline examples (`Keys.job_data`) are its recipe (RetuneTuningJob makes a new job
+from them): they stay when the upstream has them and when the job finishes, and are
+dropped, their bytes given back to the tenant's storage, only by the script that deletes
+the job (SAVE of a deleted job) or removes it (REMOVE, by retention). These tests take
+each way a job ends, through the API where a caller ends it and through a worker where
+the worker does, and look in Redis afterwards (docs/architecture.md, decision 27).
 """
 
 from __future__ import annotations
@@ -61,17 +62,11 @@ ENDINGS = {
     "cancelled": {"state": JobState.CANCELLED},
     "failed": {"state": JobState.FAILED},
     "succeeded": {"state": JobState.SUCCEEDED},
-    "deleted": {"deleted": True},
 }
 
 
-@pytest.mark.parametrize("by_worker", [False, True], ids=["api", "worker"])
-@pytest.mark.parametrize("ending", ENDINGS.values(), ids=ENDINGS.keys())
-async def test_the_save_that_ends_a_job_drops_its_examples_and_their_bytes(
-    store: JobStore, redis: Redis, prefix: str, ending: dict[str, object], by_worker: bool
-) -> None:
-    await store.create(queued_job(), EXAMPLES)
-    assert await stored_bytes(redis, prefix) == len(EXAMPLES)
+async def _save_as(store: JobStore, by_worker: bool, **ending: object) -> None:
+    """Save j1 with `ending`, as the API writes (no lease) or as a worker does."""
     lease: Lease | None = None
     if by_worker:
         acquired = await store.acquire("team-a", "j1", lease_s=5)
@@ -80,6 +75,29 @@ async def test_the_save_that_ends_a_job_drops_its_examples_and_their_bytes(
     current = await store.read("team-a", "j1")
     assert current is not None
     await store.save(current, current.job.replace(**ending), lease=lease)
+
+
+@pytest.mark.parametrize("by_worker", [False, True], ids=["api", "worker"])
+async def test_the_save_that_deletes_a_job_drops_its_examples_and_their_bytes(
+    store: JobStore, redis: Redis, prefix: str, by_worker: bool
+) -> None:
+    await store.create(queued_job(), EXAMPLES)
+    assert await stored_bytes(redis, prefix) == len(EXAMPLES)
+    await _save_as(store, by_worker, deleted=True)
+    assert await data_keys(redis, prefix) == []
+    assert await stored_bytes(redis, prefix) == 0
+
+
+@pytest.mark.parametrize("by_worker", [False, True], ids=["api", "worker"])
+@pytest.mark.parametrize("ending", ENDINGS.values(), ids=ENDINGS.keys())
+async def test_the_save_that_finishes_a_job_keeps_its_examples_as_its_recipe(
+    store: JobStore, redis: Redis, prefix: str, ending: dict[str, object], by_worker: bool
+) -> None:
+    await store.create(queued_job(), EXAMPLES)
+    await _save_as(store, by_worker, **ending)
+    assert await store.examples("team-a", "j1") == EXAMPLES
+    assert await stored_bytes(redis, prefix) == len(EXAMPLES)
+    await _save_as(store, by_worker=False, deleted=True)  # until the API deletes it
     assert await data_keys(redis, prefix) == []
     assert await stored_bytes(redis, prefix) == 0
 
@@ -98,11 +116,17 @@ async def test_a_save_that_does_not_end_the_job_keeps_its_examples(
 # Every path, through the API and a worker.
 
 
-async def test_a_job_cancelled_while_queued_drops_its_examples_at_once(api_only: System) -> None:
+async def test_a_job_cancelled_while_queued_keeps_its_examples_until_deleted(
+    api_only: System,
+) -> None:
     prefix = api_only.settings.redis_key_prefix
     job = await api_only.create()
     assert len(await data_keys(api_only.redis, prefix)) == 1
+    size = await stored_bytes(api_only.redis, prefix)
     assert (await api_only.cancel(job.name)).state == State.CANCELLED
+    assert len(await data_keys(api_only.redis, prefix)) == 1
+    assert await stored_bytes(api_only.redis, prefix) == size
+    await api_only.delete(job.name)
     assert await data_keys(api_only.redis, prefix) == []
     assert await stored_bytes(api_only.redis, prefix) == 0
 
@@ -123,7 +147,7 @@ async def test_a_job_deleted_while_queued_drops_its_examples_then_its_record(
     await api_only.eventually(record_gone)
 
 
-async def test_a_job_dead_lettered_before_submission_drops_its_examples(
+async def test_a_job_dead_lettered_before_submission_keeps_its_examples_until_deleted(
     make_system: SystemFactory,
 ) -> None:
     async with make_system(max_step_attempts=2) as system:
@@ -132,6 +156,8 @@ async def test_a_job_dead_lettered_before_submission_drops_its_examples(
         job = await system.create()
         failed = await system.wait_for(job.name, {State.FAILED})
         assert "gave up after 2 failed attempts" in failed.error.message
+        assert len(await data_keys(system.redis, prefix)) == 1  # a FAILED job's recipe
+        await system.delete(job.name)
         assert await data_keys(system.redis, prefix) == []
         assert await stored_bytes(system.redis, prefix) == 0
 
@@ -168,9 +194,12 @@ async def test_retention_removes_a_job_ended_before_submission_without_a_trace(
     assert await stored_bytes(api_only.redis, prefix) == 0
 
 
-async def test_submitted_and_cancelled_jobs_leave_no_examples_behind(system: System) -> None:
+async def test_submitted_and_cancelled_jobs_keep_their_examples_until_deleted(
+    system: System,
+) -> None:
     prefix = system.settings.redis_key_prefix
     finished = await system.create(display_name="finished")
+    size = await stored_bytes(system.redis, prefix)
     # Each cancel lands before, during or after its job's submission, as the worker goes.
     cancelled = [await system.create(display_name=f"cancelled {n}") for n in range(5)]
     for job in cancelled:
@@ -178,5 +207,9 @@ async def test_submitted_and_cancelled_jobs_leave_no_examples_behind(system: Sys
     assert (await system.finish_training(finished.name)).state == State.SUCCEEDED
     for job in cancelled:  # the clock jump may finish one upstream before its cancel does
         await system.wait_for(job.name, TERMINAL)
+    assert len(await data_keys(system.redis, prefix)) == 6
+    assert await stored_bytes(system.redis, prefix) == 6 * size
+    for job in [finished, *cancelled]:
+        await system.delete(job.name)
     assert await data_keys(system.redis, prefix) == []
     assert await stored_bytes(system.redis, prefix) == 0
