@@ -20,6 +20,7 @@ from bench import (
     noisy_neighbour,
     rpc,
     tracking,
+    watch,
 )
 from bench.figure import Figure, crashed, details, table, write_json
 
@@ -35,6 +36,7 @@ FIGURES: dict[str, Callable[[], Awaitable[list[Figure]]]] = {
     "admission": admission.measure,
     "noisy_neighbour": noisy_neighbour.measure,
     "generate": generate.measure,
+    "watch": watch.measure,
 }
 
 

@@ -186,6 +186,7 @@ class NearCache(Generic[V]):
         self._closing = False
         self.flushes = 0
         """How many times everything was dropped (a reconnection or a FLUSHALL)."""
+        self._listeners: list[Callable[[list[str] | None], None]] = []
 
     # -- reads and fills -------------------------------------------------------
 
@@ -247,16 +248,24 @@ class NearCache(Generic[V]):
 
     # -- invalidation ----------------------------------------------------------
 
+    def listen(self, listener: Callable[[list[str] | None], None]) -> None:
+        """Call `listener` with the keys of every invalidation (None: everything may have
+        changed, after a flush), after the cache has dropped them: what pushes changes to
+        WatchTuningJob streams (service.watch). It runs on the tracking task: keep it short."""
+        self._listeners.append(listener)
+
     def _invalidated(self, keys: list[bytes] | None) -> None:
         self._seq += 1
         if keys is None:
             self._flush()
             return
-        for raw in keys:
-            key = raw.decode()
+        names = [raw.decode() for raw in keys]
+        for key in names:
             self._drop(key)
             if key in self._fills:
                 self._dirty[key] = self._seq
+        for listener in self._listeners:
+            listener(names)
 
     def _flush(self) -> None:
         self._seq += 1
@@ -266,6 +275,8 @@ class NearCache(Generic[V]):
         self._flushed_seq = self._seq
         self._fresh_until = -math.inf
         self.flushes += 1
+        for listener in self._listeners:
+            listener(None)
 
     # -- lifecycle -------------------------------------------------------------
 

@@ -7,7 +7,10 @@ every replica the moment a job's key is written, and the entry is dropped). A hi
 a dictionary lookup and no Redis round trip, and the bytes go out as they are.
 
 A QUEUED job's answer also carries its place in the tenant's queue, which moves whenever
-another job is admitted; those answers are built afresh on every call.
+another job is admitted; those answers are built afresh on every call. Whether the job's
+base model is retiring moves with the clock: it is appended to every answer as it is read
+(service.retirement), never cached; so is a RUNNING job's estimated end
+(service.estimates).
 
 What is cached is only what exists, or did: a name of the wrong shape is refused before
 any lookup (service.validation.resource_id), and a well-shaped id that Redis has never
@@ -19,15 +22,18 @@ The cache is bounded in bytes too (`status_size_bytes` measures an entry).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from core.domain.job import Job
+from core.domain.job import JOB_NAME_PREFIX, Job
 from core.domain.states import JobState
 from core.errors import NotFound
 from core.redis.job_store import JobStore
 from core.redis.keys import Keys
 from service.convert import job_to_proto
+from service.estimates import estimated_end_bytes
 from service.jobs_api import JobsApi, job_id_of
 from service.near_cache import NearCache
+from service.retirement import retirement_bytes
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,16 @@ class CachedStatus:
 
     job: Job | None
     answer: bytes | None
+    version: int = 0
+    """The record's version as read (JobStore's compare-and-set counter)."""
+
+
+class Current(NamedTuple):
+    """A job as it is now: the record, its serialized answer, the record's version."""
+
+    job: Job
+    answer: bytes
+    version: int
 
 
 class StatusReader:
@@ -51,13 +67,23 @@ class StatusReader:
 
     async def answer(self, tenant: str, name: str) -> bytes:
         """The tenant's job `name` as a serialized TuningJob; NotFound if it has none."""
-        status = await self._status(tenant, job_id_of(name))
-        if status.job is None:
-            raise NotFound(f"{name} not found")
+        return (await self.current(tenant, job_id_of(name))).answer
+
+    async def current(self, tenant: str, job_id: str) -> Current:
+        """The tenant's job `job_id` (a valid id) now; NotFound if it has none."""
+        status = await self._status(tenant, job_id)
+        job = status.job
+        if job is None:
+            raise NotFound(f"{JOB_NAME_PREFIX}{job_id} not found")
+        read_time = retirement_bytes(self._api.retirement(job)) + self._estimate(job)
         if status.answer is not None:
-            return status.answer
-        position = await self._api.queue_position(status.job)
-        return job_to_proto(status.job, position).SerializeToString()
+            return Current(job, status.answer + read_time, status.version)
+        position = await self._api.queue_position(job)
+        answer = job_to_proto(job, position).SerializeToString() + read_time
+        return Current(job, answer, status.version)
+
+    def _estimate(self, job: Job) -> bytes:
+        return estimated_end_bytes(job, self._api.now()) if job.state is JobState.RUNNING else b""
 
     async def _status(self, tenant: str, job_id: str) -> CachedStatus:
         key = self._keys.job(tenant, job_id)
@@ -72,16 +98,16 @@ class StatusReader:
                 cache.abandon(fill)  # never kept: see the module's docstring
             return _MISSING
         # BCAST tracking reports writes to keys never read too, so "deleted" can be kept.
-        status = _status_of(None if found.job.deleted else found.job)
+        status = _status_of(None if found.job.deleted else found.job, found.version)
         if cache is not None:
             cache.store(fill, status)
         return status
 
 
-def _status_of(job: Job | None) -> CachedStatus:
+def _status_of(job: Job | None, version: int) -> CachedStatus:
     if job is None or job.state == JobState.QUEUED:
-        return CachedStatus(job, None)
-    return CachedStatus(job, job_to_proto(job).SerializeToString())
+        return CachedStatus(job, None, version)
+    return CachedStatus(job, job_to_proto(job).SerializeToString(), version)
 
 
 _MISSING = CachedStatus(None, None)

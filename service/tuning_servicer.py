@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import grpc
 from google.protobuf import empty_pb2
 
+from core.domain.job import Job
 from service.auth import current_tenant
 from service.convert import dataset_to_proto, job_to_proto
 from service.create_preparation import CreateCall, read_head
 from service.datasets_api import DatasetsApi
-from service.errors import mapped_errors
+from service.errors import mapped_errors, mapped_stream_errors
+from service.estimates import set_estimated_end
 from service.jobs_api import JobsApi
+from service.retirement import set_retirement
+from service.retune import Retuner
 from service.status import StatusReader
+from service.watch import Watches
 from service.wrapping import service_handler
 from tuning.v1 import dataset_pb2, tuning_job_pb2, tuning_service_pb2
 
@@ -25,17 +31,42 @@ SERVICE = tuning_service_pb2.DESCRIPTOR.services_by_name["TuningService"]
 class TuningServicer:
     """Implements tuning.v1.TuningService."""
 
-    def __init__(self, api: JobsApi, datasets: DatasetsApi, status: StatusReader) -> None:
+    def __init__(
+        self,
+        api: JobsApi,
+        datasets: DatasetsApi,
+        status: StatusReader,
+        retuner: Retuner,
+        *,
+        watches: Watches,
+    ) -> None:
+        self._watches = watches
         self._api = api
         self._datasets = datasets
         self._status = status
+        self._retuner = retuner
+
+    def _answer(self, job: Job, position: int = 0) -> tuning_job_pb2.TuningJob:
+        """The job as answered: with its base model's retirement and its estimated end
+        as of now."""
+        message = job_to_proto(job, position)
+        set_retirement(message, self._api.retirement(job))
+        set_estimated_end(message, job, self._api.now())
+        return message
 
     @mapped_errors
     async def CreateTuningJob(
         self, request: CreateCall, context: Context
     ) -> tuning_job_pb2.TuningJob:
         job, position = await self._api.create(current_tenant(), request)
-        return job_to_proto(job, position)
+        return self._answer(job, position)
+
+    @mapped_errors
+    async def RetuneTuningJob(
+        self, request: tuning_service_pb2.RetuneTuningJobRequest, context: Context
+    ) -> tuning_job_pb2.TuningJob:
+        job, position = await self._retuner.retune(current_tenant(), request)
+        return self._answer(job, position)
 
     @mapped_errors
     async def GetTuningJob(
@@ -43,6 +74,15 @@ class TuningServicer:
     ) -> bytes:
         """The serialized TuningJob (see service.status), sent as it is."""
         return await self._status.answer(current_tenant(), request.name)
+
+    @mapped_stream_errors
+    async def WatchTuningJob(
+        self, request: tuning_service_pb2.WatchTuningJobRequest, context: Context
+    ) -> AsyncGenerator[tuning_service_pb2.WatchTuningJobResponse]:
+        answers = self._watches.watch(current_tenant(), request)
+        async with contextlib.aclosing(answers):
+            async for answer in answers:
+                yield answer
 
     @mapped_errors
     async def ListTuningJobs(
@@ -54,7 +94,7 @@ class TuningServicer:
             page_token=request.page_token,
             filter_text=request.filter,
         )
-        messages = [job_to_proto(j, await self._api.queue_position(j)) for j in jobs]
+        messages = [self._answer(j, await self._api.queue_position(j)) for j in jobs]
         return tuning_service_pb2.ListTuningJobsResponse(
             tuning_jobs=messages, next_page_token=token
         )
@@ -63,7 +103,7 @@ class TuningServicer:
     async def CancelTuningJob(
         self, request: tuning_service_pb2.CancelTuningJobRequest, context: Context
     ) -> tuning_job_pb2.TuningJob:
-        return job_to_proto(await self._api.cancel(current_tenant(), request.name))
+        return self._answer(await self._api.cancel(current_tenant(), request.name))
 
     @mapped_errors
     async def DeleteTuningJob(
@@ -103,14 +143,6 @@ class TuningServicer:
     ) -> empty_pb2.Empty:
         await self._datasets.delete(current_tenant(), request.name)
         return empty_pb2.Empty()
-
-    async def RetuneTuningJob(
-        self, request: tuning_service_pb2.RetuneTuningJobRequest, context: Context
-    ) -> tuning_job_pb2.TuningJob:
-        # Placeholder so that the service registers while the method is being built
-        # (helper B replaces this with the real method).
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "RetuneTuningJob is not built yet")
-        raise AssertionError("unreachable")
 
 
 # CreateTuningJob gets its own parser: it reads only the request's head, and leaves the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from core.domain.loss_curve import advice as advice_rule
@@ -40,8 +42,43 @@ async def test_a_finished_jobs_loss_curve_comes_with_its_advice(system: System) 
     advice = done.training_advice
     assert list(advice.epoch_mean_losses) == pytest.approx(means, rel=1e-6)
     assert advice.plateau_threshold == pytest.approx(0.02)
-    assert advice.recommended_epoch_count == advice_rule(means)[0]
-    assert advice.basis == tuning_job_pb2.TrainingAdvice.Basis.Value(advice_rule(means)[1])
+    rule = advice_rule(means)
+    assert rule is not None
+    assert advice.recommended_epoch_count == rule[0]
+    assert advice.basis == tuning_job_pb2.TrainingAdvice.Basis.Value(rule[1])
     assert not advice.checkpoint  # the Gemini API keeps no checkpoints
     queued = await system.create(request_id="fresh")
     assert not queued.HasField("training_advice")
+
+
+async def test_a_running_job_is_given_its_estimated_end_from_its_step_rate(
+    system: System,
+) -> None:
+    created = await system.create()
+    await system.wait_for(created.name, {State.RUNNING})
+    system.clock.advance(4)  # the emulator trains a step a second of its clock
+
+    async def four_steps() -> bool:
+        return (await system.get(created.name)).progress.completed_steps >= 4
+
+    await system.eventually(four_steps)
+    before_s = time.time()
+    running = await system.get(created.name)
+    after_s = time.time()
+    last = running.snapshots[-1]
+    rate = (last.step - running.snapshots[0].step) / (
+        (last.compute_time.ToNanoseconds() - running.snapshots[0].compute_time.ToNanoseconds())
+        / 1e9
+    )
+    assert rate == pytest.approx(1.0)
+    left_s = (10 - last.step) / rate
+    # The emulator's clock (the snapshots' times) stands days behind the API's, as a stalled
+    # job's last step would: so the estimate is counted from the API's now.
+    assert last.compute_time.ToNanoseconds() / 1e9 + left_s < before_s
+    estimate_s = running.estimated_end_time.ToNanoseconds() / 1e9
+    assert before_s + left_s <= estimate_s <= after_s + left_s
+    listed = (await system.list_jobs()).tuning_jobs[0]
+    listed_s = listed.estimated_end_time.ToNanoseconds() / 1e9
+    assert after_s + left_s <= listed_s <= time.time() + left_s  # every answer has it
+    done = await system.finish_training(created.name)
+    assert not done.HasField("estimated_end_time")

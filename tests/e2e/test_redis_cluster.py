@@ -11,7 +11,8 @@ from redis.crc import key_slot
 from core.redis.client import RedisEndpoints, connect
 from devstack.redis_cluster import RedisCluster
 from service.near_cache import NearCache
-from tests.harness import State, running_system
+from tests.harness import State, System, running_system
+from tuning.v1 import tuning_service_pb2, tuning_service_pb2_grpc
 
 
 async def test_jobs_run_end_to_end_on_a_redis_cluster(
@@ -23,9 +24,12 @@ async def test_jobs_run_end_to_end_on_a_redis_cluster(
             tenants = ("team-a", "team-b")
             jobs = {tenant: await s.create(tenant, request_id="r-1") for tenant in tenants}
             assert (await s.create("team-a", request_id="r-1")).name == jobs["team-a"].name
+            watched = asyncio.create_task(_states_watched(s, jobs["team-b"].name, "team-b"))
             for tenant, job in jobs.items():
                 done = await s.finish_training(job.name, tenant)
                 assert done.state == State.SUCCEEDED and done.snapshots
+            states = await asyncio.wait_for(watched, 10)  # pushed from the cluster's writes
+            assert states[-1] == State.SUCCEEDED and State.RUNNING in states
             cancelled = await s.create("team-a")
             await s.cancel(cancelled.name)
             page = await s.list_jobs("team-a", page_size=1)
@@ -39,6 +43,16 @@ async def test_jobs_run_end_to_end_on_a_redis_cluster(
             assert cache is not None and len(cache) > 0  # reads are served by the near cache
     finally:
         await client.aclose()
+
+
+async def _states_watched(system: System, name: str, tenant: str) -> list[int]:
+    """The states a WatchTuningJob stream of `name` sent, until it ended."""
+    stub: tuning_service_pb2_grpc.TuningServiceAsyncStub = (
+        tuning_service_pb2_grpc.TuningServiceStub(system.channel)
+    )
+    request = tuning_service_pb2.WatchTuningJobRequest(name=name)
+    call = stub.WatchTuningJob(request, metadata=system.auth(tenant), timeout=30)
+    return [answer.job.state async for answer in call if answer.HasField("job")]
 
 
 async def test_the_near_cache_hears_writes_on_every_primary(

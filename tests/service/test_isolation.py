@@ -53,6 +53,27 @@ async def delete(s: System, a: dict[str, str]) -> None:
     await refused(s.delete(a["job"], "team-b"), grpc.StatusCode.NOT_FOUND)
 
 
+async def retune(s: System, a: dict[str, str]) -> None:
+    request = tuning_service_pb2.RetuneTuningJobRequest(
+        name=a["job"], base_model="models/gemini-1.0-pro-001"
+    )
+    error = await refused(
+        s.stub.RetuneTuningJob(request, metadata=s.auth("team-b")), grpc.StatusCode.NOT_FOUND
+    )
+    assert error.details() == f"{a['job']} not found"  # the words for a missing job
+
+
+async def watch(s: System, a: dict[str, str]) -> None:
+    request = tuning_service_pb2.WatchTuningJobRequest(name=a["job"])
+
+    async def first_answer() -> None:
+        async for _ in s.stub.WatchTuningJob(request, metadata=s.auth("team-b"), timeout=5):
+            raise AssertionError("another tenant's job was sent")
+
+    error = await refused(first_answer(), grpc.StatusCode.NOT_FOUND)
+    assert error.details() == f"{a['job']} not found"  # the words for a missing job
+
+
 async def upload(s: System, a: dict[str, str]) -> None:
     rows = [{"text_input": str(n), "output": "b"} for n in range(20)]
     content = "".join(json.dumps(r) + "\n" for r in rows).encode()
@@ -82,9 +103,11 @@ async def delete_dataset(s: System, a: dict[str, str]) -> None:
 ATTEMPTS: dict[str, Attempt] = {
     "CreateTuningJob": create,
     "GetTuningJob": get,
+    "WatchTuningJob": watch,
     "ListTuningJobs": list_jobs,
     "CancelTuningJob": cancel,
     "DeleteTuningJob": delete,
+    "RetuneTuningJob": retune,
     "UploadDataset": upload,
     "GetDataset": get_dataset,
     "ListDatasets": list_datasets,

@@ -132,7 +132,8 @@ class TuningServiceServicer:
         terminal state. Pushed from Redis, never from the upstream: a worker's write reaches
         the watchers of every replica within milliseconds. Idle streams carry a heartbeat
         every `TUNING_WATCH_HEARTBEAT_S`. Resumable: pass the last `version` seen as
-        `after_version`, and the job is sent at once only if it changed since. A replica that
+        `after_version`, and the job is sent at once only if it changed since (or is QUEUED:
+        its queue place moves without a write to it). A replica that
         is shutting down ends its streams UNAVAILABLE with RetryInfo: reconnect and resume.
         A deleted job ends the stream NOT_FOUND. Streams are bounded per tenant and per
         replica (RESOURCE_EXHAUSTED, TOO_MANY_WATCHES).
