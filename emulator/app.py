@@ -134,6 +134,8 @@ INSPECTION_ROUTES: tuple[tuple[str, str, HandlerFn], ...] = (
     ("GET", "/_emulator/faults", inspection.list_faults),
     ("POST", "/_emulator/faults", inspection.add_faults),
     ("DELETE", "/_emulator/faults", inspection.clear_faults),
+    ("GET", "/_emulator/streams", inspection.list_streams),
+    ("DELETE", "/_emulator/streams", inspection.clear_streams),
     ("GET", "/_emulator/storage/objects", storage_api.inspect_objects),
     ("GET", "/_emulator/storage/uploads", storage_api.inspect_uploads),
     ("GET", "/_emulator/vertex/tuningJobs", vertex_inspection.list_all_jobs),

@@ -43,6 +43,9 @@ The knobs of one rule (``route`` is required, and at least one of ``status``, ``
 - ``chunk_delay_s`` (stream routes only): wait this many seconds of real time between two
   chunks, so a caller can cancel while the stream is open. On stream routes ``after`` and
   ``drop`` are refused: the stream has been sent before they would act.
+- ``stamp_chunks: true`` (stream routes only): record the moment each chunk is sent, read
+  back from ``GET /_emulator/streams`` (``emulator.stream_stamps``); the stream on the wire
+  is unchanged. Benchmarks use it to time a chunk from the upstream to a caller.
 
 Example::
 
@@ -94,6 +97,7 @@ _KEYS = frozenset(
         "training",
         "cut_after_chunks",
         "chunk_delay_s",
+        "stamp_chunks",
     }
 )
 _FAIL_AT, _STALL_AT = "fail_at_step", "stall_at_step"
@@ -125,6 +129,7 @@ class FaultRule:
             model is uploaded (``tuningJobs.create`` only).
         cut_after_chunks: close a stream after this many chunks (stream routes only).
         chunk_delay_s: real seconds to wait between two chunks of a stream.
+        stamp_chunks: record each chunk's send time (``emulator.stream_stamps``).
     """
 
     route: str
@@ -140,6 +145,7 @@ class FaultRule:
     endpoint_failure: bool = False
     cut_after_chunks: int | None = None
     chunk_delay_s: float = 0.0
+    stamp_chunks: bool = False
 
     @classmethod
     def from_json(cls, raw: Any) -> FaultRule:
@@ -164,6 +170,7 @@ class FaultRule:
             endpoint_failure=_endpoint_failure(raw.get("training")),
             cut_after_chunks=_chunk_count(raw.get("cut_after_chunks")),
             chunk_delay_s=_seconds(raw, "chunk_delay_s", 0.0),
+            stamp_chunks=_flag(raw, "stamp_chunks"),
         )
         rule.check_combination()
         return rule
@@ -174,7 +181,8 @@ class FaultRule:
         if self.status is None and not any(effects) and not self._streams():
             raise InvalidFaultRule(
                 "A rule needs a 'status' (an HTTP error code, 400-599), 'latency_s' > 0, "
-                "'hold_s' > 0, 'drop', 'training', 'cut_after_chunks' or 'chunk_delay_s' > 0."
+                "'hold_s' > 0, 'drop', 'training', 'cut_after_chunks', 'chunk_delay_s' > 0 "
+                "or 'stamp_chunks'."
             )
         if self.drop and self.status is not None:
             raise InvalidFaultRule("'drop' sends no answer, so it cannot have a 'status'.")
@@ -184,7 +192,8 @@ class FaultRule:
             self._check_training()
         if self._streams() and self.route not in _STREAM_ROUTES:
             raise InvalidFaultRule(
-                f"'cut_after_chunks' and 'chunk_delay_s' apply to routes {_STREAM_ROUTES} only."
+                "'cut_after_chunks', 'chunk_delay_s' and 'stamp_chunks' apply to routes "
+                f"{_STREAM_ROUTES} only."
             )
         if self.route in _STREAM_ROUTES and (self.after or self.drop):
             raise InvalidFaultRule(
@@ -193,7 +202,7 @@ class FaultRule:
             )
 
     def _streams(self) -> bool:
-        return self.cut_after_chunks is not None or self.chunk_delay_s > 0
+        return self.cut_after_chunks is not None or self.chunk_delay_s > 0 or self.stamp_chunks
 
     def _check_training(self) -> None:
         if self.route not in _TRAINING_ROUTES:
@@ -227,6 +236,7 @@ class FaultRule:
             "hold_s": self.hold_s,
             "drop": self.drop,
             "chunk_delay_s": self.chunk_delay_s,
+            "stamp_chunks": self.stamp_chunks,
         }
         body |= {key: value for key, value in knobs.items() if value}
         if self.retry_delay_s != DEFAULT_RETRY_DELAY_S:

@@ -9,7 +9,8 @@ A stream is framed as the caller asked, as Google frames it:
 
 Both are sent with chunked transfer encoding, each chunk flushed as it is written. The stream
 fault knobs (``emulator.faults``) apply here: ``chunk_delay_s`` waits between two chunks;
-``cut_after_chunks`` N closes the connection after N chunks, before any terminator.
+``cut_after_chunks`` N closes the connection after N chunks, before any terminator;
+``stamp_chunks`` records when each chunk is sent (``emulator.stream_stamps``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from emulator.generate_request import GenerateRequest
 from emulator.generate_schema import Surface
 from emulator.handling import json_body, ok, wants_int_enums
 from emulator.middleware import forced_rule
+from emulator.state import state_of
 
 # How often a delayed stream looks whether its caller has hung up (aiohttp does not cancel
 # the handler of a request whose client went away).
@@ -76,12 +78,17 @@ async def write_stream(request: web.Request, chunks: list[JsonObject]) -> web.St
     rule = forced_rule()
     cut_after = rule.cut_after_chunks if rule else None
     delay_s = rule.chunk_delay_s if rule else 0.0
+    stamps = state_of(request).stream_stamps
+    sent_s = stamps.begin() if rule and rule.stamp_chunks else None
     for sent, chunk in enumerate(chunks):
         if sent == cut_after:
             return _cut(request, response)
         if sent and delay_s and not await _still_listening(request, delay_s):
             return response
-        await response.write(_frame(chunk, sent, sse))
+        framed = _frame(chunk, sent, sse)
+        if sent_s is not None:
+            stamps.stamp(sent_s)
+        await response.write(framed)
     if cut_after is not None and cut_after >= len(chunks):
         return _cut(request, response)
     await response.write_eof(b"" if sse else b"\n]")

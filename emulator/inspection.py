@@ -2,7 +2,8 @@
 
 Nothing like them exists on the real service. Tests use them to assert what reached the
 "upstream" (``GET /_emulator/stats``) and to inject failures (``GET``, ``POST`` and ``DELETE
-/_emulator/faults``; the rule knobs are described in ``emulator.faults``).
+/_emulator/faults``; the rule knobs are described in ``emulator.faults``), and to time
+streams (``GET`` and ``DELETE /_emulator/streams``, ``emulator.stream_stamps``).
 """
 
 from __future__ import annotations
@@ -60,4 +61,17 @@ async def clear_faults(request: web.Request) -> web.Response:
     """``DELETE /_emulator/faults``: drop every pending rule."""
     state = state_of(request)
     state.faults.clear()
+    return ok({})
+
+
+async def list_streams(request: web.Request) -> web.Response:
+    """``GET /_emulator/streams``: ``{"streams": [{"sent_monotonic_s": [...]}, ...]}``, the
+    streams a ``stamp_chunks`` rule applied to, oldest first, each chunk's send moment in
+    ``time.monotonic()`` seconds (``emulator.stream_stamps``)."""
+    return ok(state_of(request).stream_stamps.listing())
+
+
+async def clear_streams(request: web.Request) -> web.Response:
+    """``DELETE /_emulator/streams``: forget every stamped stream."""
+    state_of(request).stream_stamps.clear()
     return ok({})

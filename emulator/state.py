@@ -14,6 +14,7 @@ from emulator.ratelimit import SlidingWindowLimit
 from emulator.storage_objects import ObjectStore
 from emulator.storage_uploads import UploadBook
 from emulator.store import ModelStore
+from emulator.stream_stamps import StreamStamps
 from emulator.tokens import TokenBook
 from emulator.vertex_store import VertexStore
 
@@ -37,6 +38,8 @@ class EmulatorState:
         vertex: the Vertex AI tuning jobs (with their models and endpoints).
         uploads: the Cloud Storage resumable upload sessions (their bytes are in ``objects``'
             directory, as unfinished bodies).
+        stream_stamps: when each chunk of the streams a ``stamp_chunks`` rule applied to
+            was sent (``emulator.stream_stamps``).
     """
 
     config: EmulatorConfig
@@ -50,6 +53,7 @@ class EmulatorState:
     objects: ObjectStore = field(default_factory=ObjectStore)
     vertex: VertexStore = field(default_factory=VertexStore)
     uploads: UploadBook = field(default_factory=UploadBook)
+    stream_stamps: StreamStamps = field(default_factory=StreamStamps)
 
     @classmethod
     def create(cls, config: EmulatorConfig, clock: Clock) -> EmulatorState:
