@@ -2,8 +2,9 @@
 
 What is read: ``contents`` (turns of role ``user`` or ``model``), ``systemInstruction``,
 ``generationConfig`` (``candidateCount``, ``maxOutputTokens``, ``stopSequences``,
-``temperature``, ``topP``, ``topK``) and ``safetySettings``. Other fields (tools, cached
-content, labels, the rest of the config) are accepted and ignored. Every bound is checked
+``temperature``, ``topP``, ``topK``) and ``safetySettings``. The surface's other fields
+(tools, cached content, labels, the rest of the config) are accepted and ignored; a name
+the surface does not have is refused, as Google's JSON front end refuses it. Every bound is checked
 before anything is generated; a broken one is 400 ``INVALID_ARGUMENT`` with a BadRequest
 field violation naming the field in snake_case, as Google does.
 
@@ -64,6 +65,12 @@ class GenerateRequest:
     @classmethod
     def from_json(cls, body: JsonObject, surface: Surface) -> GenerateRequest:
         """Validate a camelCase request body; :class:`ApiError` 400 if it breaks a rule."""
+        unknown = sorted(set(body) - surface.request_keys)
+        if unknown:
+            raise invalid_argument(
+                f'Invalid JSON payload received. Unknown name "{unknown[0][:40]}": '
+                "Cannot find field."
+            )
         contents = body.get("contents")
         if not isinstance(contents, list) or not contents:
             raise invalid_argument("contents is not specified.", "contents")

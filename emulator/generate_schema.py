@@ -71,6 +71,8 @@ class Surface:
         categories: ``HarmCategory`` names, indexed by number.
         usable_categories: the categories its Gemini models accept in ``safetySettings``.
         safety_setting_keys: the fields of its ``SafetySetting``.
+        request_keys: the fields of its ``GenerateContentRequest`` (any other is refused,
+            as Google's JSON front end refuses an unknown name).
         rates_severity: its safety ratings carry a ``severity`` as well.
         stamps_create_time: its answers carry ``createTime``.
     """
@@ -79,6 +81,7 @@ class Surface:
     categories: tuple[str, ...]
     usable_categories: frozenset[str]
     safety_setting_keys: frozenset[str]
+    request_keys: frozenset[str]
     rates_severity: bool
     stamps_create_time: bool
 
@@ -109,6 +112,18 @@ GEMINI_API = Surface(
     categories=_GEMINI_CATEGORIES,
     usable_categories=_USABLE,
     safety_setting_keys=frozenset({"category", "threshold"}),
+    request_keys=frozenset(
+        {
+            "model",
+            "contents",
+            "tools",
+            "toolConfig",
+            "safetySettings",
+            "systemInstruction",
+            "generationConfig",
+            "cachedContent",
+        }
+    ),
     rates_severity=False,
     stamps_create_time=False,
 )
@@ -117,6 +132,20 @@ VERTEX_AI = Surface(
     categories=_VERTEX_CATEGORIES,
     usable_categories=_USABLE | {"HARM_CATEGORY_JAILBREAK"},
     safety_setting_keys=frozenset({"category", "threshold", "method"}),
+    request_keys=frozenset(
+        {
+            "model",
+            "contents",
+            "systemInstruction",
+            "cachedContent",
+            "tools",
+            "toolConfig",
+            "labels",
+            "safetySettings",
+            "modelArmorConfig",
+            "generationConfig",
+        }
+    ),
     rates_severity=True,
     stamps_create_time=True,
 )

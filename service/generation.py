@@ -41,7 +41,7 @@ import dataclasses
 import re
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import aiohttp
 
@@ -57,7 +57,6 @@ from core.errors import (
     echo,
 )
 from core.redis.aliases import ALIAS_ID, ALIAS_NAME_PREFIX, AliasStore
-from core.redis.job_store import JobStore
 from core.runtime.metrics import Metrics
 from core.runtime.settings import Settings
 from core.security.token_source import TokenSource
@@ -128,13 +127,20 @@ class Routed:
         return response
 
 
+class JobReads(Protocol):
+    """Where a call's job is read: the API's status cache (service.status.StatusReader), so
+    a model called often costs no Redis round trip; the job store in tests."""
+
+    async def get(self, tenant: str, job_id: str) -> Job | None: ...
+
+
 class GenerationApi:
     """GenerateContent's and StreamGenerateContent's behaviour, behind the thin servicer
     (service.generation_servicer)."""
 
     def __init__(
         self,
-        store: JobStore,
+        jobs: JobReads,
         aliases: AliasStore,
         auth_for: Callable[[str], TokenSource],
         http: aiohttp.ClientSession,
@@ -143,7 +149,7 @@ class GenerationApi:
         limits: InferenceLimits,
         metrics: Metrics | None = None,
     ) -> None:
-        self._store = store
+        self._jobs = jobs
         self._aliases = aliases
         self._auth_for = auth_for
         self._settings = settings
@@ -153,6 +159,10 @@ class GenerationApi:
         )
         self._vertex: dict[str, UpstreamHttp] = {}
         self._http, self._metrics = http, metrics
+
+    async def aclose(self) -> None:
+        """Wait for the calls' settlements still being written (service.inference_limits)."""
+        await self._limits.aclose()
 
     async def generate(
         self, tenant: str, request: gen.GenerateContentRequest
@@ -205,7 +215,7 @@ class GenerationApi:
         return api, path, dataclasses.replace(routed, format=formatted(job, request))
 
     async def _job(self, tenant: str, name: ModelName) -> Job:
-        job = await self._store.get(tenant, name.job_id)
+        job = await self._jobs.get(tenant, name.job_id)
         if job is None:  # another tenant's job too: the same answer
             raise NotFound(f"{JOB_NAME_PREFIX}{name.job_id} not found")
         if name.checkpoint_id and job.provider.kind is ProviderKind.GEMINI_API:

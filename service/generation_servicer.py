@@ -26,6 +26,10 @@ class GenerationServicer:
     def __init__(self, api: GenerationApi) -> None:
         self._api = api
 
+    async def aclose(self) -> None:
+        """Finish what the calls left running (their settlements), once the server stopped."""
+        await self._api.aclose()
+
     @mapped_errors
     async def GenerateContent(
         self, request: generation_service_pb2.GenerateContentRequest, context: Context

@@ -15,8 +15,10 @@ by the whole fleet.
    honoured here within HOLD_OFF_READ_S; this replica's own at once.
 2. The tenant's limits (core.redis.inference_quota, one script): calls per minute, tokens
    per minute and calls in flight; refused: GenerateQuotaExceeded naming the limit.
-3. The call itself, then its settlement, shielded from cancellation (a cancelled call or a
-   stream its caller closed still gives its slot back): one script call.
+3. The call itself, then its settlement: one script call, run as a task of its own once the
+   call has its answer, so that the answer does not wait for it and a cancelled call or a
+   stream its caller closed still gives its slot back (the API awaits the settlements
+   still running when it stops).
 
 Tokens. The upstream says how many tokens a call used only after it (`usage_metadata`, on a
 stream's last chunk). So a call is admitted on an estimate, the prompt's characters / 4
@@ -175,6 +177,11 @@ class InferenceLimits:
         self._metrics = metrics
         self._monotonic = monotonic
         self._holds = UpstreamHolds(quota, read_s=hold_off_read_s, monotonic=monotonic)
+        self._settling: set[asyncio.Task[None]] = set()
+
+    async def aclose(self) -> None:
+        """Wait for the settlements still being written (the API stops after its calls)."""
+        await asyncio.gather(*self._settling, return_exceptions=True)
 
     @contextlib.asynccontextmanager
     async def call(
@@ -234,7 +241,12 @@ class InferenceLimits:
         finally:
             self._observe(call, usage, self._monotonic() - started)
             if not call.limits.none:
-                await asyncio.shield(self._settle(call, call_id, taken, usage))
+                # Off the call's path: its answer need not wait for the bookkeeping. The
+                # task is kept (and awaited by `aclose`), and a cancelled call cannot
+                # cancel it.
+                settling = asyncio.create_task(self._settle(call, call_id, taken, usage))
+                self._settling.add(settling)
+                settling.add_done_callback(self._settling.discard)
 
     async def _settle(self, call: _Call, call_id: str, taken: int, usage: Usage) -> None:
         used = used_tokens(usage.reported) if usage.reported is not None else 0

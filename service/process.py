@@ -45,7 +45,7 @@ from service.credential_servicer import add_credential_service
 from service.dataset_checker import DatasetChecker
 from service.dataset_store import DatasetStore
 from service.datasets_api import DatasetsApi
-from service.generation import GenerationApi
+from service.generation import GenerationApi, JobReads
 from service.generation_servicer import SERVICE as GENERATION_SERVICE
 from service.generation_servicer import GenerationServicer
 from service.generation_servicer import generic_handler as generation_handler
@@ -83,8 +83,10 @@ class ApiServer:
         status_cache: NearCache[CachedStatus] | None = None,
         http: aiohttp.ClientSession | None = None,
         watch_hub: WatchHub | None = None,
+        generation: GenerationServicer | None = None,
     ) -> None:
         self._watch_hub = watch_hub
+        self._generation = generation
         self.server = server
         self._http = http
         self._resources = resources or contextlib.ExitStack()  # closed after the drain
@@ -98,6 +100,8 @@ class ApiServer:
         if self._watch_hub is not None:  # watchers reconnect elsewhere and resume
             self._watch_hub.drain()
         await self.server.stop(grace_s)
+        if self._generation is not None:
+            await self._generation.aclose()
         if self.status_cache is not None:
             await self.status_cache.aclose()
         if self._http is not None:
@@ -158,7 +162,7 @@ async def start_api(
     )
     registrar.add_generic_rpc_handlers([generic_handler(tuning)])
     generation = generation_servicer(
-        settings, redis, tenants, clock, storage_http, token_http, metrics, quotas
+        settings, redis, tenants, clock, storage_http, token_http, metrics, quotas, tuning.status
     )
     registrar.add_generic_rpc_handlers([generation_handler(generation)])
     registrar.add_generic_rpc_handlers([alias_handler(alias_servicer(settings, redis, clock))])
@@ -205,6 +209,7 @@ async def start_api(
         resources=resources,
         status_cache=status_cache,
         watch_hub=hub,
+        generation=generation,
         http=storage_http,
     )
 
@@ -297,12 +302,12 @@ def generation_servicer(  # noqa: PLR0917 (the process's parts, each one of a ki
     token_http: httpx.Client,
     metrics: Metrics,
     quotas: QuotasFor,
+    jobs: JobReads,
 ) -> GenerationServicer:
-    """The GenerationService: jobs read from Redis, the upstream called on the process's
-    HTTP session with each tenant's credential, resolved as the worker resolves it, within
-    each tenant's inference limits (service.inference_limits)."""
+    """The GenerationService: jobs read through the status cache (`jobs`), the upstream
+    called on the process's HTTP session with each tenant's credential, resolved as the
+    worker resolves it, within each tenant's inference limits (service.inference_limits)."""
     keys = Keys(settings.redis_key_prefix)
-    store = JobStore(redis, keys, clock)
     credentials = CredentialSource.from_settings(settings, tenants, redis, token_http, metrics)
     aliases = AliasStore(redis, keys)
     limits = InferenceLimits(
@@ -312,7 +317,7 @@ def generation_servicer(  # noqa: PLR0917 (the process's parts, each one of a ki
         metrics=metrics,
     )
     api = GenerationApi(
-        store,
+        jobs,
         aliases,
         credentials.for_tenant,
         http,

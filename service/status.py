@@ -69,6 +69,11 @@ class StatusReader:
         """The tenant's job `name` as a serialized TuningJob; NotFound if it has none."""
         return (await self.current(tenant, job_id_of(name))).answer
 
+    async def get(self, tenant: str, job_id: str) -> Job | None:
+        """The tenant's job `job_id` as the cache holds it (None: none, or deleted), for
+        callers that need the record, not the answer (GenerateContent's model lookup)."""
+        return (await self._status(tenant, job_id)).job
+
     async def current(self, tenant: str, job_id: str) -> Current:
         """The tenant's job `job_id` (a valid id) now; NotFound if it has none."""
         status = await self._status(tenant, job_id)

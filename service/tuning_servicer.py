@@ -46,6 +46,11 @@ class TuningServicer:
         self._status = status
         self._retuner = retuner
 
+    @property
+    def status(self) -> StatusReader:
+        """The status read, whose cache GenerateContent reads jobs through too."""
+        return self._status
+
     def _answer(self, job: Job, position: int = 0) -> tuning_job_pb2.TuningJob:
         """The job as answered: with its base model's retirement and its estimated end
         as of now."""

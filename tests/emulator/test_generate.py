@@ -60,3 +60,19 @@ async def test_generate_without_contents_is_400(
 
     assert response.status_code == 400
     assert error_of(response)["status"] == "INVALID_ARGUMENT"
+
+
+async def test_a_field_google_does_not_have_is_refused_by_name(
+    http: httpx.AsyncClient, owner: dict[str, str], clock: FakeClock
+) -> None:
+    await create_model(http, owner, "gen")
+    clock.advance(60.0)
+
+    response = await _generate(http, owner, {**PROMPT, "requestKey": "user-7"})
+
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["status"] == "INVALID_ARGUMENT"
+    assert 'Unknown name "requestKey"' in error["message"]
+    known = {**PROMPT, "tools": [], "generationConfig": {"temperature": 0.5}}
+    assert (await _generate(http, owner, known)).status_code == 200
