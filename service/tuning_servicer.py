@@ -80,6 +80,13 @@ class TuningServicer:
         """The serialized TuningJob (see service.status), sent as it is."""
         return await self._status.answer(current_tenant(), request.name)
 
+    async def ListTuningJobEvents(
+        self, request: tuning_service_pb2.ListTuningJobEventsRequest, context: Context
+    ) -> tuning_service_pb2.ListTuningJobEventsResponse:
+        # Placeholder while the events are built (the lead replaces it).
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ListTuningJobEvents is not built yet")
+        raise AssertionError("unreachable")
+
     @mapped_stream_errors
     async def WatchTuningJob(
         self, request: tuning_service_pb2.WatchTuningJobRequest, context: Context

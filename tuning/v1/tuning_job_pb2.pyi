@@ -147,6 +147,7 @@ class TuningJob(_message.Message):
     BASE_MODEL_RETIRING_FIELD_NUMBER: _builtins.int
     TRAINING_ADVICE_FIELD_NUMBER: _builtins.int
     ESTIMATED_END_TIME_FIELD_NUMBER: _builtins.int
+    STALLED_SINCE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Output only. `tuningJobs/{tuning_job}`: the id is `j` and 19 of [a-z2-7]. A name
     of any other shape (or longer than 64 characters) is INVALID_ARGUMENT, never
@@ -312,6 +313,12 @@ class TuningJob(_message.Message):
         rate seen in its recent snapshots (docs/architecture.md says how). Unset otherwise.
         """
 
+    @_builtins.property
+    def stalled_since(self) -> _timestamp_pb2.Timestamp:
+        """Output only. Since when a RUNNING job's progress has not moved, once that is longer
+        than `TUNING_STALL_AFTER_S` (unset otherwise); also an event and a metric.
+        """
+
     def __init__(
         self,
         *,
@@ -348,10 +355,11 @@ class TuningJob(_message.Message):
         base_model_retiring: _builtins.bool = ...,
         training_advice: Global___TrainingAdvice | None = ...,
         estimated_end_time: _timestamp_pb2.Timestamp | None = ...,
+        stalled_since: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["base_model_retire_time", b"base_model_retire_time", "create_time", b"create_time", "end_time", b"end_time", "error", b"error", "estimated_end_time", b"estimated_end_time", "hyperparameters", b"hyperparameters", "progress", b"progress", "start_time", b"start_time", "status_fetch_time", b"status_fetch_time", "training_advice", b"training_advice", "tuning_data_stats", b"tuning_data_stats", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["base_model_retire_time", b"base_model_retire_time", "create_time", b"create_time", "end_time", b"end_time", "error", b"error", "estimated_end_time", b"estimated_end_time", "hyperparameters", b"hyperparameters", "progress", b"progress", "stalled_since", b"stalled_since", "start_time", b"start_time", "status_fetch_time", b"status_fetch_time", "training_advice", b"training_advice", "tuning_data_stats", b"tuning_data_stats", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_model", b"base_model", "base_model_retire_time", b"base_model_retire_time", "base_model_retiring", b"base_model_retiring", "checkpoints", b"checkpoints", "create_time", b"create_time", "dataset", b"dataset", "description", b"description", "display_name", b"display_name", "end_time", b"end_time", "error", b"error", "estimated_end_time", b"estimated_end_time", "export_last_checkpoint_only", b"export_last_checkpoint_only", "hyperparameters", b"hyperparameters", "labels", b"labels", "name", b"name", "progress", b"progress", "prompt_template", b"prompt_template", "provider", b"provider", "queue_position", b"queue_position", "snapshots", b"snapshots", "source_job", b"source_job", "start_time", b"start_time", "state", b"state", "status_fetch_time", b"status_fetch_time", "system_instruction", b"system_instruction", "training_advice", b"training_advice", "training_examples", b"training_examples", "tuned_model", b"tuned_model", "tuned_model_endpoint", b"tuned_model_endpoint", "tuning_data_stats", b"tuning_data_stats", "update_time", b"update_time", "validation_dataset", b"validation_dataset", "waiting_reason", b"waiting_reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_model", b"base_model", "base_model_retire_time", b"base_model_retire_time", "base_model_retiring", b"base_model_retiring", "checkpoints", b"checkpoints", "create_time", b"create_time", "dataset", b"dataset", "description", b"description", "display_name", b"display_name", "end_time", b"end_time", "error", b"error", "estimated_end_time", b"estimated_end_time", "export_last_checkpoint_only", b"export_last_checkpoint_only", "hyperparameters", b"hyperparameters", "labels", b"labels", "name", b"name", "progress", b"progress", "prompt_template", b"prompt_template", "provider", b"provider", "queue_position", b"queue_position", "snapshots", b"snapshots", "source_job", b"source_job", "stalled_since", b"stalled_since", "start_time", b"start_time", "state", b"state", "status_fetch_time", b"status_fetch_time", "system_instruction", b"system_instruction", "training_advice", b"training_advice", "training_examples", b"training_examples", "tuned_model", b"tuned_model", "tuned_model_endpoint", b"tuned_model_endpoint", "tuning_data_stats", b"tuning_data_stats", "update_time", b"update_time", "validation_dataset", b"validation_dataset", "waiting_reason", b"waiting_reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

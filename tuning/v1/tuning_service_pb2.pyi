@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from tuning.v1 import dataset_pb2 as _dataset_pb2
 from tuning.v1 import tuning_job_pb2 as _tuning_job_pb2
 import builtins as _builtins
@@ -266,6 +267,165 @@ class WatchTuningJobRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchTuningJobRequest: _TypeAlias = WatchTuningJobRequest  # noqa: Y015
+
+@_typing.final
+class ListTuningJobEventsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Required. `tuningJobs/{tuning_job}`, one of the caller's."""
+    page_size: _builtins.int
+    """Optional. At most this many events (default 50, at most 500)."""
+    page_token: _builtins.str
+    """Optional. `next_page_token` of the previous page."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTuningJobEventsRequest: _TypeAlias = ListTuningJobEventsRequest  # noqa: Y015
+
+@_typing.final
+class ListTuningJobEventsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page. A job's later events come on later pages: a token from
+    the last page, kept, reads what happened since (an empty page until something did).
+    """
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___TuningJobEvent]: ...
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___TuningJobEvent] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTuningJobEventsResponse: _TypeAlias = ListTuningJobEventsResponse  # noqa: Y015
+
+@_typing.final
+class TuningJobEvent(_message.Message):
+    """One thing that happened to a job."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Level:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _LevelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[TuningJobEvent._Level.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        LEVEL_UNSPECIFIED: TuningJobEvent._Level.ValueType  # 0
+        INFO: TuningJobEvent._Level.ValueType  # 1
+        WARNING: TuningJobEvent._Level.ValueType  # 2
+        """Worth a look, not an end: a retry, a stall."""
+        ERROR: TuningJobEvent._Level.ValueType  # 3
+        """The job failed."""
+
+    class Level(_Level, metaclass=_LevelEnumTypeWrapper): ...
+    LEVEL_UNSPECIFIED: TuningJobEvent.Level.ValueType  # 0
+    INFO: TuningJobEvent.Level.ValueType  # 1
+    WARNING: TuningJobEvent.Level.ValueType  # 2
+    """Worth a look, not an end: a retry, a stall."""
+    ERROR: TuningJobEvent.Level.ValueType  # 3
+    """The job failed."""
+
+    class _Kind:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _KindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[TuningJobEvent._Kind.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        KIND_UNSPECIFIED: TuningJobEvent._Kind.ValueType  # 0
+        ACCEPTED: TuningJobEvent._Kind.ValueType  # 1
+        """CreateTuningJob stored it (QUEUED)."""
+        ADMITTED: TuningJobEvent._Kind.ValueType  # 2
+        """A worker took it from the queue (CREATING); the message says how long it waited."""
+        SUBMITTED: TuningJobEvent._Kind.ValueType  # 3
+        """The upstream has it (RUNNING)."""
+        RETRY: TuningJobEvent._Kind.ValueType  # 4
+        """A step failed in a way worth retrying; the message says why (429, 503, timeout)."""
+        CHECKPOINT: TuningJobEvent._Kind.ValueType  # 5
+        """The upstream saved a checkpoint."""
+        STALLED: TuningJobEvent._Kind.ValueType  # 6
+        """Progress has not moved for `TUNING_STALL_AFTER_S`."""
+        RESUMED: TuningJobEvent._Kind.ValueType  # 7
+        """Progress moved again after a stall."""
+        CANCEL_REQUESTED: TuningJobEvent._Kind.ValueType  # 8
+        """CancelTuningJob was asked (CANCELLING)."""
+        SUCCEEDED: TuningJobEvent._Kind.ValueType  # 9
+        FAILED: TuningJobEvent._Kind.ValueType  # 10
+        CANCELLED: TuningJobEvent._Kind.ValueType  # 11
+        WAITING_FOR_QUOTA: TuningJobEvent._Kind.ValueType  # 12
+        """Waiting for a Vertex AI project's concurrency quota."""
+
+    class Kind(_Kind, metaclass=_KindEnumTypeWrapper): ...
+    KIND_UNSPECIFIED: TuningJobEvent.Kind.ValueType  # 0
+    ACCEPTED: TuningJobEvent.Kind.ValueType  # 1
+    """CreateTuningJob stored it (QUEUED)."""
+    ADMITTED: TuningJobEvent.Kind.ValueType  # 2
+    """A worker took it from the queue (CREATING); the message says how long it waited."""
+    SUBMITTED: TuningJobEvent.Kind.ValueType  # 3
+    """The upstream has it (RUNNING)."""
+    RETRY: TuningJobEvent.Kind.ValueType  # 4
+    """A step failed in a way worth retrying; the message says why (429, 503, timeout)."""
+    CHECKPOINT: TuningJobEvent.Kind.ValueType  # 5
+    """The upstream saved a checkpoint."""
+    STALLED: TuningJobEvent.Kind.ValueType  # 6
+    """Progress has not moved for `TUNING_STALL_AFTER_S`."""
+    RESUMED: TuningJobEvent.Kind.ValueType  # 7
+    """Progress moved again after a stall."""
+    CANCEL_REQUESTED: TuningJobEvent.Kind.ValueType  # 8
+    """CancelTuningJob was asked (CANCELLING)."""
+    SUCCEEDED: TuningJobEvent.Kind.ValueType  # 9
+    FAILED: TuningJobEvent.Kind.ValueType  # 10
+    CANCELLED: TuningJobEvent.Kind.ValueType  # 11
+    WAITING_FOR_QUOTA: TuningJobEvent.Kind.ValueType  # 12
+    """Waiting for a Vertex AI project's concurrency quota."""
+
+    TIME_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    level: Global___TuningJobEvent.Level.ValueType
+    kind: Global___TuningJobEvent.Kind.ValueType
+    message: _builtins.str
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        level: Global___TuningJobEvent.Level.ValueType = ...,
+        kind: Global___TuningJobEvent.Kind.ValueType = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "level", b"level", "message", b"message", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TuningJobEvent: _TypeAlias = TuningJobEvent  # noqa: Y015
 
 @_typing.final
 class WatchTuningJobResponse(_message.Message):

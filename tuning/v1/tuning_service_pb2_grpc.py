@@ -59,6 +59,11 @@ class TuningServiceStub:
                 request_serializer=tuning_dot_v1_dot_tuning__service__pb2.WatchTuningJobRequest.SerializeToString,
                 response_deserializer=tuning_dot_v1_dot_tuning__service__pb2.WatchTuningJobResponse.FromString,
                 _registered_method=True)
+        self.ListTuningJobEvents = channel.unary_unary(
+                '/tuning.v1.TuningService/ListTuningJobEvents',
+                request_serializer=tuning_dot_v1_dot_tuning__service__pb2.ListTuningJobEventsRequest.SerializeToString,
+                response_deserializer=tuning_dot_v1_dot_tuning__service__pb2.ListTuningJobEventsResponse.FromString,
+                _registered_method=True)
         self.ListTuningJobs = channel.unary_unary(
                 '/tuning.v1.TuningService/ListTuningJobs',
                 request_serializer=tuning_dot_v1_dot_tuning__service__pb2.ListTuningJobsRequest.SerializeToString,
@@ -137,6 +142,16 @@ class TuningServiceServicer:
         is shutting down ends its streams UNAVAILABLE with RetryInfo: reconnect and resume.
         A deleted job ends the stream NOT_FOUND. Streams are bounded per tenant and per
         replica (RESOURCE_EXHAUSTED, TOO_MANY_WATCHES).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTuningJobEvents(self, request, context):
+        """What happened to a job, oldest first: accepted, admitted (with its wait), submitted,
+        upstream state changes, retries and why, checkpoints, stalls, cancellation, the
+        error. At most `TUNING_JOB_MAX_EVENTS` are kept per job (the oldest go first) and
+        they go with the job. Paged (AIP-158); NOT_FOUND for a job the caller does not have.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -230,6 +245,11 @@ def add_TuningServiceServicer_to_server(servicer, server):
                     servicer.WatchTuningJob,
                     request_deserializer=tuning_dot_v1_dot_tuning__service__pb2.WatchTuningJobRequest.FromString,
                     response_serializer=tuning_dot_v1_dot_tuning__service__pb2.WatchTuningJobResponse.SerializeToString,
+            ),
+            'ListTuningJobEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTuningJobEvents,
+                    request_deserializer=tuning_dot_v1_dot_tuning__service__pb2.ListTuningJobEventsRequest.FromString,
+                    response_serializer=tuning_dot_v1_dot_tuning__service__pb2.ListTuningJobEventsResponse.SerializeToString,
             ),
             'ListTuningJobs': grpc.unary_unary_rpc_method_handler(
                     servicer.ListTuningJobs,
@@ -360,6 +380,33 @@ class TuningService:
             '/tuning.v1.TuningService/WatchTuningJob',
             tuning_dot_v1_dot_tuning__service__pb2.WatchTuningJobRequest.SerializeToString,
             tuning_dot_v1_dot_tuning__service__pb2.WatchTuningJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTuningJobEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tuning.v1.TuningService/ListTuningJobEvents',
+            tuning_dot_v1_dot_tuning__service__pb2.ListTuningJobEventsRequest.SerializeToString,
+            tuning_dot_v1_dot_tuning__service__pb2.ListTuningJobEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -61,6 +61,12 @@ class TuningServiceStub:
     A deleted job ends the stream NOT_FOUND. Streams are bounded per tenant and per
     replica (RESOURCE_EXHAUSTED, TOO_MANY_WATCHES).
     """
+    ListTuningJobEvents: _grpc.UnaryUnaryMultiCallable[_tuning_service_pb2.ListTuningJobEventsRequest, _tuning_service_pb2.ListTuningJobEventsResponse]
+    """What happened to a job, oldest first: accepted, admitted (with its wait), submitted,
+    upstream state changes, retries and why, checkpoints, stalls, cancellation, the
+    error. At most `TUNING_JOB_MAX_EVENTS` are kept per job (the oldest go first) and
+    they go with the job. Paged (AIP-158); NOT_FOUND for a job the caller does not have.
+    """
     ListTuningJobs: _grpc.UnaryUnaryMultiCallable[_tuning_service_pb2.ListTuningJobsRequest, _tuning_service_pb2.ListTuningJobsResponse]
     """Lists the caller's jobs, newest first (AIP-132, AIP-158, AIP-160)."""
     CancelTuningJob: _grpc.UnaryUnaryMultiCallable[_tuning_service_pb2.CancelTuningJobRequest, _tuning_job_pb2.TuningJob]
@@ -127,6 +133,12 @@ class TuningServiceAsyncStub(TuningServiceStub):
     is shutting down ends its streams UNAVAILABLE with RetryInfo: reconnect and resume.
     A deleted job ends the stream NOT_FOUND. Streams are bounded per tenant and per
     replica (RESOURCE_EXHAUSTED, TOO_MANY_WATCHES).
+    """
+    ListTuningJobEvents: _aio.UnaryUnaryMultiCallable[_tuning_service_pb2.ListTuningJobEventsRequest, _tuning_service_pb2.ListTuningJobEventsResponse]  # type: ignore[assignment]
+    """What happened to a job, oldest first: accepted, admitted (with its wait), submitted,
+    upstream state changes, retries and why, checkpoints, stalls, cancellation, the
+    error. At most `TUNING_JOB_MAX_EVENTS` are kept per job (the oldest go first) and
+    they go with the job. Paged (AIP-158); NOT_FOUND for a job the caller does not have.
     """
     ListTuningJobs: _aio.UnaryUnaryMultiCallable[_tuning_service_pb2.ListTuningJobsRequest, _tuning_service_pb2.ListTuningJobsResponse]  # type: ignore[assignment]
     """Lists the caller's jobs, newest first (AIP-132, AIP-158, AIP-160)."""
@@ -209,6 +221,18 @@ class TuningServiceServicer(metaclass=_abc_1.ABCMeta):
         is shutting down ends its streams UNAVAILABLE with RetryInfo: reconnect and resume.
         A deleted job ends the stream NOT_FOUND. Streams are bounded per tenant and per
         replica (RESOURCE_EXHAUSTED, TOO_MANY_WATCHES).
+        """
+
+    @_abc_1.abstractmethod
+    def ListTuningJobEvents(
+        self,
+        request: _tuning_service_pb2.ListTuningJobEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tuning_service_pb2.ListTuningJobEventsResponse, _abc.Awaitable[_tuning_service_pb2.ListTuningJobEventsResponse]]:
+        """What happened to a job, oldest first: accepted, admitted (with its wait), submitted,
+        upstream state changes, retries and why, checkpoints, stalls, cancellation, the
+        error. At most `TUNING_JOB_MAX_EVENTS` are kept per job (the oldest go first) and
+        they go with the job. Paged (AIP-158); NOT_FOUND for a job the caller does not have.
         """
 
     @_abc_1.abstractmethod
