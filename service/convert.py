@@ -102,6 +102,7 @@ def job_to_proto(job: Job, queue_position: int = 0) -> tuning_job_pb2.TuningJob:
     _set_time(message.start_time, job.start_time)
     _set_time(message.end_time, job.end_time)
     _set_time(message.status_fetch_time, job.status_fetch_time)
+    _set_time(message.stalled_since, job.stalled_since)
     return message
 
 

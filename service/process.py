@@ -45,6 +45,7 @@ from service.credential_servicer import add_credential_service
 from service.dataset_checker import DatasetChecker
 from service.dataset_store import DatasetStore
 from service.datasets_api import DatasetsApi
+from service.events import EventsApi
 from service.generation import GenerationApi, JobReads
 from service.generation_servicer import SERVICE as GENERATION_SERVICE
 from service.generation_servicer import GenerationServicer
@@ -261,7 +262,7 @@ def tuning_servicer(
     keys = Keys(settings.redis_key_prefix)
     datasets = DatasetStore(redis, keys, clock)
     schedule = Schedule(redis, keys)
-    store = JobStore(redis, keys, clock)
+    store = JobStore(redis, keys, clock, max_events=settings.job_max_events)
     admission = Admission(redis, keys, schedule, quotas)
     page_tokens = PageTokens(PageTokenKey(redis, keys))
     jobs = JobsApi(
@@ -290,7 +291,8 @@ def tuning_servicer(
         checker=checker,
         small_request_bytes=settings.grpc_small_request_max_bytes,
     )
-    return TuningServicer(jobs, datasets_api, status, retuner, watches=watches)
+    events = EventsApi(redis, keys, status)
+    return TuningServicer(jobs, datasets_api, status, retuner, watches=watches, events=events)
 
 
 def generation_servicer(  # noqa: PLR0917 (the process's parts, each one of a kind)
@@ -334,7 +336,7 @@ def alias_servicer(settings: Settings, redis: Redis, clock: Clock) -> AliasServi
     page_tokens = PageTokens(PageTokenKey(redis, keys))
     api = AliasesApi(
         AliasStore(redis, keys),
-        JobStore(redis, keys, clock),
+        JobStore(redis, keys, clock, max_events=settings.job_max_events),
         page_tokens,
         catalogue=settings.catalogue(),
         clock=clock,

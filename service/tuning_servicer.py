@@ -16,6 +16,7 @@ from service.create_preparation import CreateCall, read_head
 from service.datasets_api import DatasetsApi
 from service.errors import mapped_errors, mapped_stream_errors
 from service.estimates import set_estimated_end
+from service.events import EventsApi
 from service.jobs_api import JobsApi
 from service.retirement import set_retirement
 from service.retune import Retuner
@@ -39,8 +40,10 @@ class TuningServicer:
         retuner: Retuner,
         *,
         watches: Watches,
+        events: EventsApi,
     ) -> None:
         self._watches = watches
+        self._events = events
         self._api = api
         self._datasets = datasets
         self._status = status
@@ -80,12 +83,11 @@ class TuningServicer:
         """The serialized TuningJob (see service.status), sent as it is."""
         return await self._status.answer(current_tenant(), request.name)
 
+    @mapped_errors
     async def ListTuningJobEvents(
         self, request: tuning_service_pb2.ListTuningJobEventsRequest, context: Context
     ) -> tuning_service_pb2.ListTuningJobEventsResponse:
-        # Placeholder while the events are built (the lead replaces it).
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ListTuningJobEvents is not built yet")
-        raise AssertionError("unreachable")
+        return await self._events.list(current_tenant(), request)
 
     @mapped_stream_errors
     async def WatchTuningJob(

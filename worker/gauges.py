@@ -87,6 +87,7 @@ class GaugeSampler:
         for state in JobState:
             if not state.terminal:
                 metrics.jobs.labels(tenant, state.value).set(counts.get(state, 0))
+        metrics.jobs_stalled.labels(tenant).set(await store.stalled_count(tenant))
         fetched = await store.oldest_fetch(tenant)
         stale_s = 0.0 if fetched is None else max(0.0, now - fetched)
         metrics.status_cache_age.labels(tenant).set(stale_s)

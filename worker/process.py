@@ -113,7 +113,7 @@ class WorkerWiring:
     @property
     def store(self) -> JobStore:
         """The job store on this wiring's Redis and clock."""
-        return JobStore(self.redis, self.keys, self.clock)
+        return JobStore(self.redis, self.keys, self.clock, max_events=self.settings.job_max_events)
 
     @cached_property
     def project_slots(self) -> ProjectSlots:

@@ -169,7 +169,8 @@ class Steps:
                 self._count_retry("upstream_429")
                 return Next(exc.retry_after_s or DEFAULT_HOLD_OFF_S, poll=polling)
             self._count_retry("transient")
-            delay_s = await self._retry_later(lease, job, exc.message, exc.retry_after_s)
+            why = f"{exc.reason.value}: {exc.message}"
+            delay_s = await self._retry_later(lease, job, why, exc.retry_after_s)
             return Next(delay_s, poll=polling and delay_s is not None)
 
     async def _step(self, lease: Lease, job: Job, read: Versioned | None) -> Outcome:
@@ -309,7 +310,7 @@ class Steps:
         job = await self._update(
             lease,
             job,
-            lambda j: lifecycle.observed(j, status, now),
+            lambda j: lifecycle.observed(j, status, now, self._settings.stall_after_s),
             read=read,
             release_if=_visit_ends,
         )
@@ -379,7 +380,7 @@ class Steps:
         self, lease: Lease, job: Job, why: str, after_s: float | None
     ) -> float | None:
         now = self._clock()
-        job = await self._update(lease, job, lambda j: lifecycle.attempt_failed(j, now))
+        job = await self._update(lease, job, lambda j: lifecycle.attempt_failed(j, now, why))
         retrying_s = now - (job.retrying_since or now)
         if (
             job.attempts >= self._settings.max_step_attempts

@@ -140,6 +140,13 @@ class Job:
     tuned_model_name: str = ""
     """The tuned model's resource name, where it is not the ref in `tuned_model` (Vertex
     AI: the ref is the tuning job, the model `projects/../models/{id}@1`)."""
+    retry_reason: str = ""
+    """Why the last failed attempt failed (for its RETRY event); empty once one succeeds."""
+    progress_time: float | None = None
+    """When the upstream's progress last moved, as the worker saw it (None: not yet seen)."""
+    stalled_since: float | None = None
+    """When progress last moved, once it has not for `TUNING_STALL_AFTER_S` (a stall);
+    None while it moves (core.domain.lifecycle.observed)."""
     prompt_template: str = ""
     """The format of the job's prompts (core.domain.prompt_template), or empty."""
     source_job: str = ""

@@ -9,6 +9,8 @@ cancel and a worker's progress report may cross, and the upstream's truth wins.
 
 from __future__ import annotations
 
+import math
+
 from core.domain.job import Job
 from core.domain.states import JobState
 from core.domain.upstream import UpstreamState, UpstreamStatus
@@ -53,10 +55,18 @@ def submitted(job: Job, status: UpstreamStatus, now: float) -> Job | None:
     return observed(job, status, now)
 
 
-def observed(job: Job, status: UpstreamStatus, now: float) -> Job | None:
-    """Record a status fetched from upstream; a finished upstream job ends ours the same way."""
+def observed(
+    job: Job, status: UpstreamStatus, now: float, stall_after_s: float = math.inf
+) -> Job | None:
+    """Record a status fetched from upstream; a finished upstream job ends ours the same way.
+
+    A job whose progress has not moved for `stall_after_s` is marked stalled from the
+    moment it last moved (`stalled_since`), until it moves again or ends."""
     if job.state.terminal:
         return None
+    moved = status.progress != job.progress or len(status.snapshots) != len(job.snapshots)
+    progress_time = now if moved or job.progress_time is None else job.progress_time
+    stalled = not moved and now - progress_time >= stall_after_s
     outputs = status.outputs
     job = job.replace(
         progress=status.progress,
@@ -70,6 +80,9 @@ def observed(job: Job, status: UpstreamStatus, now: float) -> Job | None:
         polls=job.polls + 1,
         attempts=0,
         retrying_since=None,
+        retry_reason="",
+        progress_time=progress_time,
+        stalled_since=progress_time if stalled else None,
     )
     if job.state == JobState.CREATING:
         job = job.replace(state=JobState.RUNNING)
@@ -96,13 +109,15 @@ def failed(job: Job, error: JobError, now: float) -> Job | None:
     return _ended(job, JobState.FAILED, now, error)
 
 
-def attempt_failed(job: Job, now: float) -> Job:
-    """A step failed in a way worth retrying; counts toward dead-lettering."""
-    return job.replace(attempts=job.attempts + 1, retrying_since=job.retrying_since or now)
+def attempt_failed(job: Job, now: float, why: str = "") -> Job:
+    """A step failed in a way worth retrying (`why`); counts toward dead-lettering."""
+    return job.replace(
+        attempts=job.attempts + 1, retrying_since=job.retrying_since or now, retry_reason=why
+    )
 
 
 def _ended(job: Job, state: JobState, now: float, error: JobError | None) -> Job:
-    return job.replace(state=state, end_time=now, error=error)
+    return job.replace(state=state, end_time=now, error=error, stalled_since=None)
 
 
 def _cancelled_by_caller() -> JobError:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
+from core.domain import events as job_events
 from core.domain.job import Job
 from core.domain.quotas import TenantQuotas
 from core.domain.states import JobState
@@ -42,6 +43,8 @@ from core.redis.tombstones import MAX_TOMBSTONES
 from core.runtime.clock import Clock, system_clock
 
 MAX_CAS_ATTEMPTS = 20
+STALLED = "STALLED"
+"""The count, beside the states' in `Keys.tenant_state_counts`, of stalled jobs."""
 
 
 @dataclass(frozen=True)
@@ -75,10 +78,18 @@ class Lease:
 class JobStore:
     """Reads and writes job records of all tenants."""
 
-    def __init__(self, redis: Redis, keys: Keys, clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        clock: Clock = system_clock,
+        *,
+        max_events: int = job_events.DEFAULT_MAX_EVENTS,
+    ) -> None:
         self._redis = redis
         self._keys = keys
         self._clock = clock
+        self._max_events = max_events
         self._scripts = Scripts(redis)
 
     async def create(
@@ -209,9 +220,12 @@ class JobStore:
         self, current: Versioned, new: Job, *, lease: Lease | None = None, release: bool = False
     ) -> Versioned:
         """Write `new` if the record is still at `current.version` (and the lease holds);
-        with `release`, give the lease back in the same step (a visit's last write)."""
-        new = new.replace(update_time=self._clock())
+        with `release`, give the lease back in the same step (a visit's last write). What
+        the change is, as events (core.domain.events), is written with it."""
+        now = self._clock()
+        new = new.replace(update_time=now)
         keys, tenant = self._keys, new.tenant
+        events = [e.to_json() for e in job_events.between(current.job, new, now)]
         call = save_call(
             job_key=keys.job(tenant, new.id),
             index_key=keys.tenant_index(tenant),
@@ -236,6 +250,10 @@ class JobStore:
             fetched_ms=_fetched_ms(new),
             release=release and lease is not None,
             drop_data=new.deleted,
+            events_key=keys.job_events(tenant, new.id),
+            stall=STALLED if new.stalled_since is not None and counted_state(new) else "",
+            max_events=self._max_events,
+            events=events,
         )
         reply = await self._scripts.run(call)
         return _saved(reply, new)
@@ -360,7 +378,15 @@ class JobStore:
         stored before the counts existed is counted from its next save."""
         with translated_errors():
             raw: dict[Any, Any] = await self._redis.hgetall(self._keys.tenant_state_counts(tenant))
-        return {JobState(text(state)): int(count) for state, count in raw.items()}
+        states = {s.value for s in JobState}
+        return {JobState(text(k)): int(n) for k, n in raw.items() if text(k) in states}
+
+    async def stalled_count(self, tenant: str) -> int:
+        """How many of the tenant's unfinished jobs are stalled (kept by SAVE and REMOVE
+        beside the state counts, under STALLED)."""
+        with translated_errors():
+            raw = await self._redis.hget(self._keys.tenant_state_counts(tenant), STALLED)
+        return int(raw or 0)
 
     async def oldest_fetch(self, tenant: str) -> float | None:
         """The oldest `status_fetch_time` (s) of the tenant's RUNNING, not deleted jobs;
@@ -421,6 +447,7 @@ class JobStore:
             tombstones_key=keys.tenant_tombstones(tenant),
             counts_key=keys.tenant_state_counts(tenant),
             fetched_key=keys.tenant_fetched(tenant),
+            events_key=keys.job_events(tenant, job_id),
             epoch=lease.epoch,
             job_id=job_id,
             tombstone_ms=0 if retired else max(int(self._clock() * 1000), 1),

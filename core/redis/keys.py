@@ -28,6 +28,11 @@ class Keys:
         """Hash: the job's control fields (state, version, epoch, lease_until) and `doc`."""
         return f"{self._tenant(tenant)}:job:{job_id}"
 
+    def job_events(self, tenant: str, job_id: str) -> str:
+        """Stream: the job's events (core.domain.events), the newest TUNING_JOB_MAX_EVENTS;
+        field `e`, each an event's JSON. Written by SAVE, dropped by REMOVE."""
+        return f"{self._tenant(tenant)}:events:{job_id}"
+
     def job_data(self, tenant: str, job_id: str) -> str:
         """String: the training examples, kept until the upstream has them."""
         return f"{self._tenant(tenant)}:data:{job_id}"

@@ -234,7 +234,10 @@ def create_call(
 # worker's last write of a visit also gives the lease back (`release`, as RELEASE of a
 # visit that finished), saving a round trip. The job is counted under `counted` from
 # now on (COUNT_STEP), and is in the fetched set scored by `fetched_ms` (0: not there).
-# Returns the new version, or -1 gone, -2 lease lost (fenced), -3 version conflict.
+# A `stalled` job is also counted under STALLED (the job hash's `stall` field says whether
+# it was). The `events` the change makes (core.domain.events, JSON each) are appended to
+# the job's stream, which keeps the newest `max_events`: recorded exactly when the change
+# is. Returns the new version, or -1 gone, -2 lease lost (fenced), -3 version conflict.
 SAVE = Script(
     """
 local job_key = KEYS[1]
@@ -247,6 +250,7 @@ local storage_key = KEYS[7]
 local ended_key = KEYS[8]
 local counts_key = KEYS[9]
 local fetched_key = KEYS[10]
+local events_key = KEYS[11]
 local expected_version = ARGV[1]
 local epoch = ARGV[2]
 local doc = ARGV[3]
@@ -260,16 +264,24 @@ local release = ARGV[10] == '1'
 local counted = ARGV[11]
 local fetched_ms = tonumber(ARGV[12])
 local drop_data = ARGV[13] == '1'
+local stall = ARGV[14]
+local max_events = ARGV[15]
+local events = {unpack(ARGV, 16)}
 """
     + COUNT_STEP
     + """
 if redis.call('EXISTS', job_key) == 0 then return -1 end
-local f = redis.call('HMGET', job_key, 'version', 'epoch', 'counted')
+local f = redis.call('HMGET', job_key, 'version', 'epoch', 'counted', 'stall')
 if epoch ~= '' and f[2] ~= epoch then return -2 end
 if f[1] ~= expected_version then return -3 end
 local v = tonumber(f[1]) + 1
-redis.call('HSET', job_key, 'doc', doc, 'state', state, 'version', v, 'counted', counted)
+redis.call('HSET', job_key, 'doc', doc, 'state', state, 'version', v, 'counted', counted,
+           'stall', stall)
 move_count(counts_key, f[3] or '', counted)
+move_count(counts_key, f[4] or '', stall)
+for _, event in ipairs(events) do
+  redis.call('XADD', events_key, 'MAXLEN', max_events, '*', 'e', event)
+end
 if fetched_ms > 0 then
   redis.call('ZADD', fetched_key, fetched_ms, job_id)
 else
@@ -328,14 +340,20 @@ def save_call(
     fetched_ms: int,
     release: bool = False,
     drop_data: bool = False,
+    events_key: str,
+    stall: str = "",
+    max_events: int,
+    events: Sequence[str] = (),
 ) -> ScriptCall:
-    """SAVE; `epoch` None for a writer that is not a worker (no fencing)."""
+    """SAVE; `epoch` None for a writer that is not a worker (no fencing). `stall` is the
+    count a stalled job is also under (STALLED, or '' for none)."""
     keys = [job_key, index_key, active_key, queue_key, running_key]
     fence: ScriptArg = "" if epoch is None else epoch
     args: list[ScriptArg] = [expected_version, fence, doc, state, _flag(unindex), job_id]
     flags: list[ScriptArg] = [_flag(needs_worker), _flag(ended), finished_ms, _flag(release)]
-    more = [data_key, storage_key, ended_key, counts_key, fetched_key]
-    return ScriptCall(SAVE, [*keys, *more], [*args, *flags, counted, fetched_ms, _flag(drop_data)])
+    more = [data_key, storage_key, ended_key, counts_key, fetched_key, events_key]
+    tail: list[ScriptArg] = [counted, fetched_ms, _flag(drop_data), stall, max_events]
+    return ScriptCall(SAVE, [*keys, *more], [*args, *flags, *tail, *events])
 
 
 # Take a job's lease if nobody holds it. Returns nil if the job is gone, {0} if the lease
@@ -417,7 +435,7 @@ def release_call(*, job_key: str, epoch: int, finished: bool) -> ScriptCall:
 # bytes are given back to its tenant's storage. With `tombstone_ms` (0: none) the id joins
 # the tenant's tombstones, scored by it, which keep the newest `max_tombstones` (see
 # core.redis.tombstones). The job's count (COUNT_STEP) and its place in the fetched set
-# go with it. Returns 1, or 0 if the lease was lost.
+# go with it, and so do its events. Returns 1, or 0 if the lease was lost.
 REMOVE = Script(
     """
 local job_key = KEYS[1]
@@ -431,6 +449,7 @@ local ended_key = KEYS[8]
 local tombstones_key = KEYS[9]
 local counts_key = KEYS[10]
 local fetched_key = KEYS[11]
+local events_key = KEYS[12]
 local epoch = ARGV[1]
 local job_id = ARGV[2]
 local tombstone_ms = tonumber(ARGV[3])
@@ -438,9 +457,11 @@ local max_tombstones = tonumber(ARGV[4])
 """
     + COUNT_STEP
     + """
-local f = redis.call('HMGET', job_key, 'epoch', 'counted')
+local f = redis.call('HMGET', job_key, 'epoch', 'counted', 'stall')
 if f[1] ~= epoch then return 0 end
 move_count(counts_key, f[2] or '', '')
+move_count(counts_key, f[3] or '', '')
+redis.call('DEL', events_key)
 redis.call('ZREM', fetched_key, job_id)
 if tombstone_ms > 0 then
   redis.call('ZADD', tombstones_key, tombstone_ms, job_id)
@@ -472,6 +493,7 @@ def remove_call(
     tombstones_key: str,
     counts_key: str,
     fetched_key: str,
+    events_key: str,
     epoch: int,
     job_id: str,
     tombstone_ms: int,
@@ -479,7 +501,7 @@ def remove_call(
 ) -> ScriptCall:
     """REMOVE; `tombstone_ms` 0 leaves no tombstone."""
     keys = [job_key, data_key, index_key, active_key, queue_key, running_key]
-    more = [storage_key, ended_key, tombstones_key, counts_key, fetched_key]
+    more = [storage_key, ended_key, tombstones_key, counts_key, fetched_key, events_key]
     return ScriptCall(REMOVE, [*keys, *more], [epoch, job_id, tombstone_ms, max_tombstones])
 
 

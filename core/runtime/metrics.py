@@ -33,6 +33,7 @@ class Metrics:
     project_slots_used: Gauge
     project_jobs_waiting: Gauge
     jobs: Gauge
+    jobs_stalled: Gauge
     status_cache_age: Gauge
     security_file_ok: Gauge
     reconciler_models: Counter
@@ -118,6 +119,12 @@ class Metrics:
                 registry=r,
             ),
             jobs=Gauge("tuning_jobs", "Unfinished jobs by state.", ["tenant", "state"], registry=r),
+            jobs_stalled=Gauge(
+                "tuning_jobs_stalled",
+                "RUNNING jobs whose progress has not moved for TUNING_STALL_AFTER_S.",
+                ["tenant"],
+                registry=r,
+            ),
             status_cache_age=Gauge(
                 "tuning_status_cache_age_seconds",
                 "Oldest status fetched from upstream among running jobs.",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.domain.catalogue import Catalogue
+from core.domain.events import DEFAULT_MAX_EVENTS
 from core.domain.polling import PollPolicy
 from core.domain.quotas import (
     DEFAULT_GENERATE_MAX_CONCURRENT,
@@ -281,6 +282,17 @@ class Settings:
         20_000,
         "API: WatchTuningJob streams one replica serves at once, all tenants together (an "
         "idle one costs a few kB and nothing per second but its heartbeat).",
+    )
+    stall_after_s: float = setting(
+        "TUNING_STALL_AFTER_S",
+        1800.0,
+        "Worker: a RUNNING job whose progress has not moved for this long is marked stalled "
+        "(`stalled_since`, a STALLED event, the `tuning_jobs_stalled` gauge) until it moves.",
+    )
+    job_max_events: int = setting(
+        "TUNING_JOB_MAX_EVENTS",
+        DEFAULT_MAX_EVENTS,
+        "API and worker: events kept per job (ListTuningJobEvents); the oldest go first.",
     )
     watch_heartbeat_s: float = setting(
         "TUNING_WATCH_HEARTBEAT_S",
@@ -617,6 +629,7 @@ LIMIT_FIELDS = (
     "max_uploads",
     "tenant_max_watches",
     "max_watches",
+    "job_max_events",
     "upload_idle_timeout_s",
     "upload_max_s",
     "validation_processes",

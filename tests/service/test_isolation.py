@@ -74,6 +74,14 @@ async def watch(s: System, a: dict[str, str]) -> None:
     assert error.details() == f"{a['job']} not found"  # the words for a missing job
 
 
+async def list_events(s: System, a: dict[str, str]) -> None:
+    request = tuning_service_pb2.ListTuningJobEventsRequest(name=a["job"])
+    error = await refused(
+        s.stub.ListTuningJobEvents(request, metadata=s.auth("team-b")), grpc.StatusCode.NOT_FOUND
+    )
+    assert error.details() == f"{a['job']} not found"  # the words for a missing job
+
+
 async def upload(s: System, a: dict[str, str]) -> None:
     rows = [{"text_input": str(n), "output": "b"} for n in range(20)]
     content = "".join(json.dumps(r) + "\n" for r in rows).encode()
@@ -104,6 +112,7 @@ ATTEMPTS: dict[str, Attempt] = {
     "CreateTuningJob": create,
     "GetTuningJob": get,
     "WatchTuningJob": watch,
+    "ListTuningJobEvents": list_events,
     "ListTuningJobs": list_jobs,
     "CancelTuningJob": cancel,
     "DeleteTuningJob": delete,

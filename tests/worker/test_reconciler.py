@@ -345,6 +345,7 @@ async def test_tombstones_are_capped_per_tenant_keeping_the_newest(rig: Rig) -> 
             tombstones_key=keys.tenant_tombstones(TENANT),
             counts_key=keys.tenant_state_counts(TENANT),
             fetched_key=keys.tenant_fetched(TENANT),
+            events_key=keys.job_events(TENANT, job.id),
             epoch=acquired[0].epoch,
             job_id=job.id,
             tombstone_ms=n * 1000,

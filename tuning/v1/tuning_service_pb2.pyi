@@ -303,8 +303,9 @@ class ListTuningJobEventsResponse(_message.Message):
     EVENTS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
-    """Empty on the last page. A job's later events come on later pages: a token from
-    the last page, kept, reads what happened since (an empty page until something did).
+    """Empty once the job has ended and every event was read. While the job runs, the
+    last page's token, kept, reads what happened since (an empty page until something
+    did): a caller can follow a job's events with it.
     """
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___TuningJobEvent]: ...

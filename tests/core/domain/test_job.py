@@ -67,6 +67,9 @@ def a_job_with_every_field_set() -> Job:
         tuned_model_name="projects/p/locations/l/models/3@1",
         training_file=TrainingFile("gs://b/p/t/jobs/j.jsonl", 10, "AAAAAA==", "q", "a"),
         waiting_for=("team-v-project", "team-v-pool"),
+        retry_reason="upstream 503",
+        progress_time=1_700_000_500.0,
+        stalled_since=1_700_000_400.0,
         prompt_template="Q: {input}\nA:",
         source_job="j" + "b" * 19,
     )

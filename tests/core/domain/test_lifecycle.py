@@ -51,7 +51,7 @@ ENDED_BY_UPSTREAM = {(s, end) for s in UNFINISHED for end in (S.SUCCEEDED, S.FAI
     (S.CANCELLING, S.CANCELLED)
 }
 
-ENDING = frozenset({"state", "end_time", "error"})
+ENDING = frozenset({"state", "end_time", "error", "stalled_since"})
 OBSERVING = ENDING | {
     "progress",
     "snapshots",
@@ -60,9 +60,12 @@ OBSERVING = ENDING | {
     "polls",
     "attempts",
     "retrying_since",
+    "retry_reason",
+    "progress_time",
 }
+RETRYING = frozenset({"attempts", "retrying_since", "retry_reason"})
 # Cleaning up a deleted job upstream still counts failed attempts after the job ended.
-CHANGEABLE_ONCE_ENDED = frozenset({"deleted", "attempts", "retrying_since"})
+CHANGEABLE_ONCE_ENDED = frozenset({"deleted"}) | RETRYING
 CALLER_FIELDS = ("id", "tenant", "base_model", "display_name", "labels", "create_time")
 
 REF = UpstreamRef("tunedModels/tj-j1", "tunedModels/tj-j1/operations/1")
@@ -108,7 +111,7 @@ SPECS: dict[str, Spec] = {
     "failed": Spec(
         frozenset((s, S.FAILED) for s in UNFINISHED), ENDING, lambda j: j.state.terminal
     ),
-    "attempt_failed": Spec(frozenset(), frozenset({"attempts", "retrying_since"}), lambda _: False),
+    "attempt_failed": Spec(frozenset(), RETRYING, lambda _: False),
 }
 
 
@@ -205,6 +208,7 @@ def test_submitted_runs_the_job_and_records_where_it_lives_upstream(state: JobSt
         polls=1,
         attempts=0,
         retrying_since=None,
+        progress_time=NOW,
     )
 
 
@@ -272,6 +276,7 @@ def test_observed_records_progress_snapshots_and_fetch_time_and_resets_attempts(
         polls=2,
         attempts=0,
         retrying_since=None,
+        progress_time=NOW,
     )
 
 
