@@ -154,6 +154,14 @@ class Reason(StrEnum):
         "(ErrorInfo metadata `current_revision`); nothing was changed.",
         "Read the alias (GetAlias, ListAliasRevisions) and decide again.",
     )
+    ALIAS_TARGET = (
+        "ALIAS_TARGET",
+        _C.FAILED_PRECONDITION,
+        "DeleteTuningJob on a job one of the tenant's aliases points at (as its target or "
+        "canary, the job or a checkpoint of it): deleting it would leave the alias "
+        "answering NOT_FOUND.",
+        "Move the alias to another model (UpdateAlias) or delete it, then delete the job.",
+    )
     DATASET_STORAGE_OFF = (
         "DATASET_STORAGE_OFF",
         _C.FAILED_PRECONDITION,

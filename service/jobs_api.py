@@ -33,6 +33,7 @@ from core.errors import (
     echo,
 )
 from core.redis.admission import Admission
+from core.redis.aliases import AliasStore
 from core.redis.job_store import JobStore
 from core.redis.project_slots import ProjectSlots
 from core.redis.schedule import Schedule, member
@@ -81,7 +82,9 @@ class JobsApi:
         provider_of: ProviderOf,
         files: DatasetFiles | None = None,
         slots: ProjectSlots | None = None,
+        aliases: AliasStore | None = None,
     ):
+        self._aliases = aliases
         self._slots = slots
         self._files = files
         self._checker = checker
@@ -334,9 +337,21 @@ class JobsApi:
         return job
 
     async def delete(self, tenant: str, name: str) -> None:
+        """Delete the job (its worker cleans up upstream); FAILED_PRECONDITION while one of
+        the tenant's aliases points at it, so that no alias is left answering NOT_FOUND.
+
+        The check and the delete are two steps: an alias moved onto the job in between
+        (its target checked as SUCCEEDED a moment before) is not seen; such an alias then
+        answers NOT_FOUND, as a move to a missing job would be refused."""
         job_id = job_id_of(name)
         if await self._store.get(tenant, job_id) is None:
             raise NotFound(f"{name} not found")
+        if self._aliases is not None and (held := await self._aliases.pointing_at(tenant, name)):
+            raise FailedPrecondition(
+                f"{name} is the target of {', '.join(held)}: move or delete "
+                f"{'that alias' if len(held) == 1 else 'those aliases'} first",
+                reason=Reason.ALIAS_TARGET,
+            )
         await self._store.update(tenant, job_id, lifecycle.delete_requested)
         await self._schedule.due_in(tenant, job_id, 0)
 

@@ -279,6 +279,7 @@ def tuning_servicer(
         files=files,
         # The API only reads places in the projects' lines: it never asks for a limit.
         slots=ProjectSlots(redis, keys, limit_of=lambda _project: 0),
+        aliases=AliasStore(redis, keys),
     )
     status = StatusReader(jobs, store, keys, status_cache)
     datasets_api = DatasetsApi(datasets, settings, clock, checker, page_tokens, quotas, files)

@@ -209,6 +209,22 @@ class AliasStore:
             for (alias_id, seq), fields in zip(ids, found, strict=True)
         ]
 
+    async def pointing_at(self, tenant: str, job_name: str) -> list[str]:
+        """The names of the tenant's aliases whose target or canary is the job `job_name`
+        (`tuningJobs/{id}`) or one of its checkpoints: all of them in one page, since a
+        tenant has at most MAX_ALIASES_PER_TENANT."""
+        found = await self.page(tenant, before_seq=None, count=MAX_ALIASES_PER_TENANT)
+
+        def to_job(target: str) -> bool:
+            return target == job_name or target.startswith(job_name + "/")
+
+        return sorted(
+            alias.name
+            for _, alias in found
+            if alias is not None
+            and (to_job(alias.route.target) or to_job(alias.route.canary_target))
+        )
+
     async def revisions(
         self, tenant: str, alias_id: str, *, before_revision: int | None, count: int
     ) -> list[AliasRevision]:

@@ -219,6 +219,26 @@ async def test_a_deleted_target_is_not_found_on_rollback(system: System) -> None
     assert (await aliases.get("aliases/prod")).target == second
 
 
+async def test_a_job_an_alias_points_at_cannot_be_deleted(system: System) -> None:
+    first, second, third = await trained(system, 3)
+    aliases = Aliases(system)
+    await aliases.create("prod", first, canary_target=second, canary_percent=10)
+
+    for held in (first, second):
+        error = await refused(system.delete(held))
+        assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert reason(error) == "ALIAS_TARGET"
+        assert "aliases/prod" in (error.details() or "")
+        assert (await system.get(held)).name == held  # nothing was deleted
+
+    await system.delete(third)  # no alias holds it
+    await aliases.move("aliases/prod", second)
+    await system.delete(first)  # moved off: free to go
+    with pytest.raises(grpc.aio.AioRpcError) as gone:
+        await system.get(first)
+    assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+
+
 async def test_a_checkpoint_target_must_be_one_the_job_lists(system: System) -> None:
     hyper = tuning_job_pb2.Hyperparameters(epoch_count=2, adapter_size=4)
     fields = {"base_model": "gemini-2.5-flash", "hyperparameters": hyper}
