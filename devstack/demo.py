@@ -15,13 +15,16 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
+import time
 import uuid
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from rich.console import Console
 
+from cli.watch_screen import screen
 from core.runtime.settings import Settings
 from core.security.authorized_user import CLOUD_PLATFORM_SCOPE
 from devstack.launcher import EmulatorOptions, LocalSystem, launch
@@ -188,6 +191,18 @@ def _report(tenant: str, job: tuning_job_pb2.TuningJob) -> None:
         print("  loss per epoch (mean of the epoch's steps):")
         for epoch, loss in loss_per_epoch(job).items():
             print(f"    epoch {epoch}: {loss:.4f}")
+    print_watch_screen(job)
+
+
+SCREEN_COLUMNS = 100
+
+
+def print_watch_screen(job: tuning_job_pb2.TuningJob) -> None:
+    """The job's last `tunectl jobs watch` screen (docs/cli.md), drawn at a fixed width
+    without colours, so the demo's output shows what a person following it saw."""
+    console = Console(width=SCREEN_COLUMNS, force_terminal=False, color_system=None)
+    print(f"  tunectl jobs watch {job.name}:")
+    console.print(screen(job, now_s=time.time(), width=SCREEN_COLUMNS - 2))
 
 
 async def run_demo(options: DemoOptions) -> int:
