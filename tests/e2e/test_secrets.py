@@ -28,6 +28,9 @@ async def redis_contents(system: System) -> bytes:
             chunks += await system.redis.zrange(key, 0, -1)
         elif kind == b"set":
             chunks += list(await system.redis.smembers(key))
+        elif kind == b"stream":  # a job's events (Keys.job_events)
+            entries: Any = await system.redis.xrange(key)
+            chunks += [value for _, fields in entries for value in fields.values()]
         elif kind == b"none":
             continue  # emptied since it was listed (the worker runs): nothing left to read
         else:
