@@ -18,7 +18,7 @@ from core.redis.keys import Keys
 from core.redis.schedule import Schedule
 from devstack.tenants import write_tenant_files
 from tests.conftest import SystemFactory
-from tests.harness import State, examples
+from tests.harness import State, System, examples
 from tests.rpc_errors import detail, reason
 
 
@@ -156,20 +156,32 @@ async def test_a_single_job_starts_while_another_tenants_flood_waits(
         tenant_create_burst=1000,
         upstream_rps=0,  # no budget: a create refused for a token would free its slot
     ) as system:
-        # Each create takes the upstream 0.5 s, so the worker's slots stay busy: admission
-        # fills the free ones only, and the flood waits in its tenant's queue.
-        await system.inject_faults({"route": "tunedModels.create", "latency_s": 0.5})
-        for n in range(150):
+        # Each create takes the upstream 0.5 s (every one: a rule applies to `times`
+        # requests), so the worker's 32 slots stay busy and admission fills the freed ones
+        # only; the flood waits in its tenant's queue. Fair admission takes team-b's job in
+        # the second round, so it runs after two or three rounds (64-96 flood jobs out of
+        # the queue); first come, first served would run it after all of them.
+        flood = 200
+        await system.inject_faults(
+            {"route": "tunedModels.create", "latency_s": 0.5, "times": flood + 1}
+        )
+        for n in range(flood):
             await system.create(display_name=f"flood {n}", training_examples=examples(20))
         await system.start_worker()
         mine = await system.create("team-b", display_name="just one")
-        await system.wait_for(mine.name, {State.RUNNING}, tenant="team-b")
-        still_queued = [
-            j
-            for j in (await system.list_jobs(page_size=200)).tuning_jobs
-            if j.state == State.QUEUED
-        ]
-        assert len(still_queued) >= 50, "team-b waited for most of team-a's flood"
+        await system.wait_for(mine.name, {State.RUNNING}, tenant="team-b", timeout_s=30)
+        still_queued = await count_queued(system)
+        assert still_queued >= flood // 3, "team-b waited for most of team-a's flood"
+
+
+async def count_queued(system: System) -> int:
+    """How many of team-a's jobs are still QUEUED, over every page of the list."""
+    count, token = 0, ""
+    while True:
+        page = await system.list_jobs(page_size=200, page_token=token)
+        count += sum(1 for j in page.tuning_jobs if j.state == State.QUEUED)
+        if not (token := page.next_page_token):
+            return count
 
 
 async def test_a_tenants_own_quota_comes_from_the_tenants_file_without_restart(
