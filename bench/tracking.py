@@ -47,8 +47,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import itertools
+import shutil
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -408,10 +410,32 @@ async def due_now(settings: Settings) -> int:
         await redis.aclose()
 
 
+async def profile(pid: int, out: str, after_s: float, seconds: float) -> None:
+    """`py-spy record` of the process `pid` (raw: one `stack count` a line) into `out`,
+    for `seconds` from `after_s` on; where the measured worker's CPU per poll goes.
+
+    py-spy pauses the process at each sample: a profiled run's figures are a little off."""
+    spy = shutil.which("py-spy")
+    if spy is None:
+        print("no py-spy on PATH: not profiled", flush=True)
+        return
+    await asyncio.sleep(after_s)
+    args = ["record", "--gil", "-r", "200", "-d", str(int(seconds)), "-f", "raw", "-o", out]
+    child = await asyncio.create_subprocess_exec(
+        spy, *args, "--pid", str(pid), stdout=asyncio.subprocess.DEVNULL
+    )
+    await child.wait()
+
+
 async def track(
-    stack: LocalSystem, http: httpx.AsyncClient, seconds: float, warmup_s: float
+    stack: LocalSystem,
+    http: httpx.AsyncClient,
+    seconds: float,
+    warmup_s: float,
+    profile_to: str = "",
 ) -> list[Sample]:
-    """Start the one measured worker, sample it for `warmup_s + seconds`, stop it.
+    """Start the one measured worker, sample it for `warmup_s + seconds`, stop it; and
+    profile it over the window into `profile_to`, if given.
 
     It alone serves /metrics (the bench stack's other processes serve none), read where
     the window after the warm-up opens and closes.
@@ -419,16 +443,20 @@ async def track(
     name = "tracking"
     worker = await dataclasses.replace(stack, serve_metrics=True).start_worker(name=name)
     count = int(warmup_s + seconds) + 1
-    try:
-        return await sample_every_second(
-            http,
-            worker.pid,
-            warmup_s + seconds,
-            metrics_url=stack.metrics_urls[name],
-            scraped={first_measured(count, warmup_s), count - 1},
-        )
-    finally:
-        await worker.child.stop()
+    async with contextlib.AsyncExitStack() as profiling:
+        if profile_to:
+            spying = asyncio.create_task(profile(worker.pid, profile_to, warmup_s, seconds - 1))
+            profiling.push_async_callback(asyncio.wait, [spying])
+        try:
+            return await sample_every_second(
+                http,
+                worker.pid,
+                warmup_s + seconds,
+                metrics_url=stack.metrics_urls[name],
+                scraped={first_measured(count, warmup_s), count - 1},
+            )
+        finally:
+            await worker.child.stop()
 
 
 def settings_for(jobs: int, budget_rps: float) -> dict[str, Any]:
@@ -449,6 +477,7 @@ async def measure(
     warmup_s: float = WARMUP_S,
     *,
     report: Callable[[str], None] = lambda _: None,
+    profile_to: str = "",
 ) -> list[Figure]:
     """Set up `jobs` RUNNING jobs, then measure one worker tracking them with `budget_rps`."""
     emulator = EmulatorOptions(steps_per_second=STEPS_PER_SECOND)
@@ -463,7 +492,7 @@ async def measure(
         await submit_all(stack, http, jobs)
         report(f"submitted {jobs} jobs upstream in {time.monotonic() - started:.1f}s")
         tracked = await due_now(stack.settings)
-        samples = await track(stack, http, seconds, warmup_s)
+        samples = await track(stack, http, seconds, warmup_s, profile_to)
     first, last = samples[first_measured(len(samples), warmup_s)], samples[-1]
     return [
         rss_figure(samples),
@@ -478,8 +507,13 @@ def main(argv: Iterable[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=JOBS)
     parser.add_argument("--budget", type=float, default=BUDGET_RPS, help="upstream requests/s")
     parser.add_argument("--seconds", type=float, default=WINDOW_S, help="measurement window")
+    parser.add_argument(
+        "--profile", default="", metavar="PATH", help="py-spy the measured worker into PATH"
+    )
     args = parser.parse_args(None if argv is None else list(argv))
-    found = asyncio.run(measure(args.jobs, args.budget, args.seconds, report=print))
+    found = asyncio.run(
+        measure(args.jobs, args.budget, args.seconds, report=print, profile_to=args.profile)
+    )
     print(table(found))
     for f in found:
         print(f"{f.name}: " + ", ".join(f"{k}={v:.4g}" for k, v in f.details.items()))

@@ -41,7 +41,8 @@ from collections.abc import (
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from types import TracebackType
+from typing import Any, Protocol, Self, TypeVar
 
 import aiohttp
 import orjson
@@ -257,32 +258,16 @@ class UpstreamHttp:
         # Paths come percent-encoded already (object names): they are sent as they are.
         absolute = path.startswith(("http://", "https://"))
         url = yarl.URL(path if absolute else self._base + path, encoded=True)
-        action = f"{method} {yarl.URL(path, encoded=True).path}"
         label = f"{method} {self._route_of(url.path)}"
         # Nothing is awaited from here until the request leaves.
-        fenced_s = self._fence(action) if effect else None
+        fenced_s = self._fence(_action(method, path)) if effect else None
         timeout = _timeout(self._http.timeout, fenced_s)
-        return _Sending(method, url, headers, timeout, action, label, kwargs)
+        return _Sending(method, url, headers, timeout, path, label, kwargs)
 
-    @contextlib.contextmanager
-    def _exchanging(self, sending: _Sending) -> Iterator[_Exchange]:
+    def _exchanging(self, sending: _Sending) -> _Exchange:
         """Count the exchange in the block, timed, by its outcome; translate its timeouts
         and transport failures."""
-        exchange, started = _Exchange(), time.perf_counter()
-        try:
-            yield exchange
-        except TimeoutError as exc:
-            exchange.outcome = "timeout"
-            raise UpstreamRetryable(
-                f"{sending.action} timed out", status="DEADLINE_EXCEEDED"
-            ) from exc
-        except aiohttp.ClientError as exc:
-            exchange.outcome = "transport_error"
-            raise UpstreamRetryable(
-                f"{sending.action} failed: {type(exc).__name__}", status="UNAVAILABLE"
-            ) from exc
-        finally:
-            self._observe(sending.label, exchange.outcome, time.perf_counter() - started)
+        return _Exchange(self, sending)
 
     async def _failure(self, response: Answer) -> UpstreamError:
         """The `UpstreamError` of an error answer, the fleet held off after a 429."""
@@ -395,17 +380,60 @@ class _Sending:
     url: yarl.URL
     headers: dict[str, str]
     timeout: aiohttp.ClientTimeout
-    action: str
-    """`METHOD /path`, for messages and the fence."""
+    path: str
+    """As the caller gave it: a path or a whole URL."""
     label: str
     """`METHOD route`, for the metrics."""
     body: dict[str, Any]
 
+    @property
+    def action(self) -> str:
+        """`METHOD /path`, for messages and the fence."""
+        return _action(self.method, self.path)
+
+
+def _action(method: str, path: str) -> str:
+    """`METHOD /path`, for messages and the fence: made only when one needs it (a poll's
+    request has no fence, and most never fail)."""
+    return f"{method} {yarl.URL(path, encoded=True).path}"
+
 
 class _Exchange:
-    """The outcome an exchange is counted by: its status, once it has one."""
+    """One exchange, in a `with` block (`UpstreamHttp._exchanging`): counted, timed, by
+    its `outcome` (its status, once it has one); its timeouts and transport failures
+    translated. A class rather than a generator's context manager: a poll makes one, and
+    this costs a third as much."""
 
-    outcome = "error"
+    def __init__(self, http: UpstreamHttp, sending: _Sending) -> None:
+        self.outcome = "error"
+        self._http = http
+        self._sending = sending
+        self._started = 0.0
+
+    def __enter__(self) -> Self:
+        self._started = time.perf_counter()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if isinstance(exc, TimeoutError):
+                self.outcome = "timeout"
+                raise UpstreamRetryable(
+                    f"{self._sending.action} timed out", status="DEADLINE_EXCEEDED"
+                ) from exc
+            if isinstance(exc, aiohttp.ClientError):
+                self.outcome = "transport_error"
+                raise UpstreamRetryable(
+                    f"{self._sending.action} failed: {type(exc).__name__}", status="UNAVAILABLE"
+                ) from exc
+        finally:
+            seconds = time.perf_counter() - self._started
+            self._http._observe(self._sending.label, self.outcome, seconds)
 
 
 async def _read_whole(response: aiohttp.ClientResponse) -> Answer:
