@@ -44,8 +44,14 @@ if TYPE_CHECKING:
 OPEN_METHODS = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 """Prefixes of the full method names served without authentication; every other method
 needs a known principal (and its service's role)."""
+API_KEY_METADATA = "x-goog-api-key"
+"""Where Google's clients send an API key; here it carries the platform token."""
 SERVICE_ROLES: Mapping[str, Role] = {
     "tuning.v1.TuningService": Role.TENANT,
+    # The Gemini API facade (service.gemini_facade): a tenant's own models and jobs.
+    "google.ai.generativelanguage.v1beta.ModelService": Role.TENANT,
+    "google.ai.generativelanguage.v1beta.GenerativeService": Role.TENANT,
+    "google.longrunning.Operations": Role.TENANT,
     "tuning.v1.GenerationService": Role.TENANT,
     "tuning.v1.AliasService": Role.TENANT,
     "tuning.v1.CredentialService": Role.ADMIN,
@@ -102,18 +108,27 @@ def authorize(principal: Tenant, required: Role) -> None:
 
 
 def bearer_token(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
-    """The token of an `authorization: Bearer <token>` entry, if any."""
+    """The caller's platform token: an `authorization: Bearer <token>` entry, or an
+    `x-goog-api-key: <token>` one, the API key Google's clients send (so code written
+    for Google's Gemini API needs only its key changed: service.gemini_facade). A bearer
+    entry wins when both are sent."""
+    api_key = None
     for key, value in metadata or ():
-        if key == "authorization" and isinstance(value, str):
+        if not isinstance(value, str):
+            continue
+        if key == "authorization":
             scheme, _, token = value.partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 return token.strip()
-    return None
+        elif key == API_KEY_METADATA and value.strip():
+            api_key = value.strip()
+    return api_key
 
 
 def _token_invalid() -> Unauthenticated:
     return Unauthenticated(
-        "missing or unknown bearer token: send 'authorization: Bearer <tenant token>'",
+        "missing or unknown bearer token: send 'authorization: Bearer <tenant token>' "
+        "(or the token as the API key, 'x-goog-api-key')",
         reason=Reason.TOKEN_INVALID,
     )
 

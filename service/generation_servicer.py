@@ -26,6 +26,11 @@ class GenerationServicer:
     def __init__(self, api: GenerationApi) -> None:
         self._api = api
 
+    @property
+    def api(self) -> GenerationApi:
+        """The generate path, which the Gemini API facade (service.gemini_facade) serves too."""
+        return self._api
+
     async def aclose(self) -> None:
         """Finish what the calls left running (their settlements), once the server stopped."""
         await self._api.aclose()

@@ -16,7 +16,8 @@ The table, written once in `MessageLimits.from_settings`: CreateTuningJob up to
 `TUNING_GRPC_MAX_MESSAGE_BYTES`; each UploadDataset message up to a chunk of
 `TUNING_UPLOAD_MAX_CHUNK_BYTES` and `TUNING_GRPC_SMALL_REQUEST_MAX_BYTES` for its other
 fields; GenerateContent and StreamGenerateContent up to GENERATE_CONTENT_MAX_BYTES
-(1 MiB); every other method, of
+(1 MiB); the Gemini API facade's CreateTunedModel, GenerateContent and
+StreamGenerateContent as the methods that serve them; every other method, of
 any service (a method added later too), up to `TUNING_GRPC_SMALL_REQUEST_MAX_BYTES`.
 
 Every message is also charged to its tenant's receive budget (service.receive_budget): a
@@ -47,6 +48,11 @@ CREATE_TUNING_JOB = "/tuning.v1.TuningService/CreateTuningJob"
 UPLOAD_DATASET = "/tuning.v1.TuningService/UploadDataset"
 GENERATE_CONTENT = "/tuning.v1.GenerationService/GenerateContent"
 STREAM_GENERATE_CONTENT = "/tuning.v1.GenerationService/StreamGenerateContent"
+FACADE_CREATE_TUNED_MODEL = "/google.ai.generativelanguage.v1beta.ModelService/CreateTunedModel"
+FACADE_GENERATE_CONTENT = "/google.ai.generativelanguage.v1beta.GenerativeService/GenerateContent"
+FACADE_STREAM_GENERATE_CONTENT = (
+    "/google.ai.generativelanguage.v1beta.GenerativeService/StreamGenerateContent"
+)
 GENERATE_CONTENT_MAX_BYTES = 1024 * 1024
 """A GenerateContent request's limit, which bounds its text in all: a fixed 1 MiB (well
 under what the tuned models take in), not a setting yet."""
@@ -87,6 +93,17 @@ class MessageLimits:
                     GENERATE_CONTENT_MAX_BYTES, "GenerateContent's fixed limit, 1 MiB"
                 ),
                 STREAM_GENERATE_CONTENT: Limit(
+                    GENERATE_CONTENT_MAX_BYTES, "GenerateContent's fixed limit, 1 MiB"
+                ),
+                # The Gemini API facade (service.gemini_facade): the same limits as the
+                # methods they are served by.
+                FACADE_CREATE_TUNED_MODEL: Limit(
+                    settings.grpc_max_message_bytes, "TUNING_GRPC_MAX_MESSAGE_BYTES"
+                ),
+                FACADE_GENERATE_CONTENT: Limit(
+                    GENERATE_CONTENT_MAX_BYTES, "GenerateContent's fixed limit, 1 MiB"
+                ),
+                FACADE_STREAM_GENERATE_CONTENT: Limit(
                     GENERATE_CONTENT_MAX_BYTES, "GenerateContent's fixed limit, 1 MiB"
                 ),
             },

@@ -46,6 +46,8 @@ from service.dataset_checker import DatasetChecker
 from service.dataset_store import DatasetStore
 from service.datasets_api import DatasetsApi
 from service.events import EventsApi
+from service.gemini_facade import generative_servicer, model_servicer, operations_servicer
+from service.gemini_facade.methods import generic_handler as facade_handler
 from service.generation import GenerationApi, JobReads
 from service.generation_servicer import SERVICE as GENERATION_SERVICE
 from service.generation_servicer import GenerationServicer
@@ -167,6 +169,7 @@ async def start_api(
     )
     registrar.add_generic_rpc_handlers([generation_handler(generation)])
     registrar.add_generic_rpc_handlers([alias_handler(alias_servicer(settings, redis, clock))])
+    registrar.add_generic_rpc_handlers(gemini_facade_handlers(settings, tuning, generation))
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar.stand_in)
     key_ring = watch_keys(settings.encryption_keys_file)
@@ -184,6 +187,7 @@ async def start_api(
         SERVICE.full_name,
         GENERATION_SERVICE.full_name,
         ALIAS_SERVICE.full_name,
+        *FACADE_SERVICES,
         admin,
         health.SERVICE_NAME,
         reflection.SERVICE_NAME,
@@ -213,6 +217,37 @@ async def start_api(
         generation=generation,
         http=storage_http,
     )
+
+
+FACADE_SERVICES = (
+    model_servicer.SERVICE,
+    operations_servicer.SERVICE,
+    generative_servicer.SERVICE,
+)
+"""The Gemini API facade's services (service.gemini_facade), on the same server."""
+
+
+def gemini_facade_handlers(
+    settings: Settings, tuning: TuningServicer, generation: GenerationServicer
+) -> list[grpc.GenericRpcHandler]:
+    """The Gemini API's tuning surface over the TuningService's and GenerationService's
+    own behaviour: the same validation, quotas and tenancy."""
+    del settings, tuning, generation  # the placeholders use none of them yet
+    return [
+        facade_handler(
+            model_servicer.SERVICE, model_servicer.METHODS, model_servicer.ModelFacade()
+        ),
+        facade_handler(
+            operations_servicer.SERVICE,
+            operations_servicer.METHODS,
+            operations_servicer.OperationsFacade(),
+        ),
+        facade_handler(
+            generative_servicer.SERVICE,
+            generative_servicer.METHODS,
+            generative_servicer.GenerativeFacade(),
+        ),
+    ]
 
 
 def security_file_checks(

@@ -50,6 +50,16 @@ class TuningServicer:
         self._retuner = retuner
 
     @property
+    def jobs(self) -> JobsApi:
+        """The jobs' behaviour, which the Gemini API facade (service.gemini_facade) serves too."""
+        return self._api
+
+    @property
+    def datasets(self) -> DatasetsApi:
+        """The datasets' behaviour, for the facades."""
+        return self._datasets
+
+    @property
     def status(self) -> StatusReader:
         """The status read, whose cache GenerateContent reads jobs through too."""
         return self._status

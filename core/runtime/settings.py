@@ -45,6 +45,12 @@ DEFAULT_BASE_MODEL_RETIREMENTS = (
 retirements are past (models/gemini-1.5-flash-001-tuning=2025-05-24,
 models/gemini-1.0-pro-001=2025-02-15), are left out so that they stay tunable."""
 
+DEFAULT_FACADE_BASE_MODELS = (
+    "models/gemini-1.5-flash-001-tuning=gemini-2.5-flash",
+    "models/gemini-1.0-pro-001=gemini-2.5-flash",
+)
+"""The old surface's two tunable models, each onto Vertex AI's closest current one."""
+
 
 def setting(env: str, default: Any, doc: str) -> Any:
     """Declare a settings field read from the environment variable `env`."""
@@ -86,6 +92,13 @@ class Settings:
         "TUNING_REDIS_KEY_PREFIX", "tj", "Prefix of every Redis key (lets deployments share one)."
     )
     grpc_listen: str = setting("TUNING_GRPC_LISTEN", "[::]:50051", "API: gRPC listen address.")
+    express_listen: str = setting(
+        "TUNING_EXPRESS_LISTEN",
+        "",
+        "API: HTTP listen address of the Vertex AI express-mode facade (`/v1beta1/tuningJobs`, "
+        "service.vertex_express) that google-genai's `vertexai=True, api_key=...` client "
+        "speaks (empty: not served; port 0: any free port).",
+    )
     metrics_listen: str = setting(
         "TUNING_METRICS_LISTEN",
         "0.0.0.0:9090",
@@ -177,6 +190,14 @@ class Settings:
         "(Gemini 2.5 models retire from late 2026 into 2027): check them against Google's "
         "model versions page. The Gemini API's models have none by default: that API no "
         "longer tunes, and a date past would refuse every job on them.",
+    )
+    facade_base_models: tuple[str, ...] = setting(
+        "TUNING_FACADE_BASE_MODELS",
+        DEFAULT_FACADE_BASE_MODELS,
+        "Comma-separated `old=new`: how the Gemini API facade (service.gemini_facade) maps a "
+        "base model name of the Gemini API's tuning surface onto a base model of a tenant "
+        "whose provider is Vertex AI; a name not listed there is refused, naming the "
+        "accepted ones. Tenants on the Gemini API provider take the names as they are.",
     )
     retirement_warning_days: float = setting(
         "TUNING_RETIREMENT_WARNING_DAYS",
