@@ -179,8 +179,20 @@ class UpstreamHttp:
         metrics: Metrics | None = None,
         *,
         fence: Fence,
+        read_s: float | None = None,
     ) -> None:
+        """`read_s`: the longest wait for an answer's bytes, instead of the session's (a
+        generate may think for minutes); the caller's deadline still shortens it."""
         self._http = http
+        self._timeouts = http.timeout
+        if read_s is not None:
+            own = http.timeout
+            self._timeouts = aiohttp.ClientTimeout(
+                total=own.total,
+                connect=own.connect,
+                sock_connect=own.sock_connect,
+                sock_read=read_s,
+            )
         self._fence = fence
         self._base = base_url.rstrip("/")
         self._route_of = route_of
@@ -261,7 +273,7 @@ class UpstreamHttp:
         label = f"{method} {self._route_of(url.path)}"
         # Nothing is awaited from here until the request leaves.
         fenced_s = self._fence(_action(method, path)) if effect else None
-        timeout = _timeout(self._http.timeout, fenced_s)
+        timeout = _timeout(self._timeouts, fenced_s)
         return _Sending(method, url, headers, timeout, path, label, kwargs)
 
     def _exchanging(self, sending: _Sending) -> _Exchange:

@@ -154,11 +154,9 @@ class GenerationApi:
         self._auth_for = auth_for
         self._settings = settings
         self._limits = limits
-        self._gemini = UpstreamHttp(
-            http, settings.upstream_base_url, _route, None, metrics, fence=UNFENCED
-        )
-        self._vertex: dict[str, UpstreamHttp] = {}
         self._http, self._metrics = http, metrics
+        self._vertex: dict[str, UpstreamHttp] = {}
+        self._gemini = self._upstream(settings.upstream_base_url)
 
     async def aclose(self) -> None:
         """Wait for the calls' settlements still being written (service.inference_limits)."""
@@ -244,10 +242,17 @@ class GenerationApi:
         location = found["location"] if found else ""
         api = self._vertex.get(location)
         if api is None:
-            base = self._settings.vertex_base_url or vertex_host(location)
-            api = UpstreamHttp(self._http, base, _route, None, self._metrics, fence=UNFENCED)
+            api = self._upstream(self._settings.vertex_base_url or vertex_host(location))
             self._vertex[location] = api
         return api
+
+    def _upstream(self, base_url: str) -> UpstreamHttp:
+        """A client of the upstream at `base_url`: unfenced (a generate changes nothing),
+        its answers waited for up to TUNING_GENERATE_TIMEOUT_S, or the caller's deadline."""
+        read_s = self._settings.generate_timeout_s
+        return UpstreamHttp(
+            self._http, base_url, _route, None, self._metrics, fence=UNFENCED, read_s=read_s
+        )
 
 
 def _endpoint(job: Job, model: str, checkpoint_id: str) -> str:

@@ -191,6 +191,13 @@ class Settings:
         "model versions page. The Gemini API's models have none by default: that API no "
         "longer tunes, and a date past would refuse every job on them.",
     )
+    generate_timeout_s: float = setting(
+        "TUNING_GENERATE_TIMEOUT_S",
+        600.0,
+        "API: longest wait for a GenerateContent answer's bytes (between two chunks of a "
+        "stream) when the caller sets no shorter deadline; a caller's deadline always "
+        "bounds the whole call.",
+    )
     facade_base_models: tuple[str, ...] = setting(
         "TUNING_FACADE_BASE_MODELS",
         DEFAULT_FACADE_BASE_MODELS,

@@ -18,6 +18,7 @@ import pytest
 from google.rpc import error_details_pb2
 
 from service.message_limits import GENERATE_CONTENT_MAX_BYTES
+from tests.conftest import SystemFactory
 from tests.harness import State, System
 from tests.rpc_errors import detail, reason, violations
 from tuning.v1 import generation_service_pb2 as gen
@@ -327,3 +328,35 @@ def peers_of(port: int) -> set[int]:
         if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
             peers.add(int(remote.rsplit(":", 1)[1], 16))
     return peers
+
+
+async def test_a_generate_waits_for_the_callers_deadline_not_the_pollers_timeout(
+    make_system: SystemFactory,
+) -> None:
+    # The worker's reads wait 0.3 s (TUNING_UPSTREAM_TIMEOUT_S); a generate thinks 0.8 s.
+    async with make_system(upstream_timeout_s=0.3, generate_timeout_s=2.0) as system:
+        job = await system.create()
+        assert (await system.finish_training(job.name)).state == State.SUCCEEDED
+        rule = {"route": GEMINI_ROUTE, "latency_s": 0.8, "times": 2}
+        await system.inject_faults(rule)
+
+        answer = await generate(system, prompt(job.name), timeout_s=5.0)
+        assert answer.candidates[0].content.parts[0].text  # waited past the 0.3 s
+
+        answer = await generate(system, prompt(job.name))  # no deadline: 2 s at most
+        assert answer.candidates[0].content.parts[0].text
+
+
+async def test_without_a_deadline_a_generate_is_cut_at_the_generate_timeout(
+    make_system: SystemFactory,
+) -> None:
+    async with make_system(generate_timeout_s=0.3) as system:
+        job = await system.create()
+        assert (await system.finish_training(job.name)).state == State.SUCCEEDED
+        await system.inject_faults({"route": GEMINI_ROUTE, "latency_s": 2.0})
+
+        started = time.monotonic()
+        error = await refusal(system, prompt(job.name))
+
+        assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # the upstream's answer timed out
+        assert time.monotonic() - started < 1.5
