@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any, Protocol, TypeVar
 
 import grpc
 
@@ -11,6 +13,18 @@ from cli.config import ClientConfig
 from cli.errors import ConfigError
 from tuning.v1 import generation_service_pb2_grpc, tuning_service_pb2_grpc
 
+Answer = TypeVar("Answer")
+Item = TypeVar("Item")
+
+
+class Page(Protocol):
+    """A List answer: its items, in a field of each method's own, and the next token."""
+
+    @property
+    def next_page_token(self) -> str: ...
+
+
+PageT = TypeVar("PageT", bound=Page)
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 """Largest answer taken: a job with every snapshot of a long run fits many times over."""
 
@@ -33,6 +47,32 @@ class Client:
     @property
     def timeout_s(self) -> float:
         return self.config.timeout_s
+
+    def call(self, method: Callable[..., Answer], request: Any) -> Answer:
+        """One unary call of `method` (a stub's) with the caller's token and timeout."""
+        return method(request, metadata=self.metadata, timeout=self.timeout_s)
+
+    def collect(
+        self,
+        method: Callable[..., PageT],
+        request_for: Callable[[str, int], Any],
+        items_of: Callable[[PageT], Sequence[Item]],
+        limit: int,
+    ) -> tuple[list[Item], str]:
+        """Up to `limit` items of a List `method` over its pages, and the token after them.
+
+        `request_for(page_token, room)` makes each page's request, asking for at most
+        `room` more; an empty page ends it too (a job's events end at its last one)."""
+        found: list[Item] = []
+        token = ""
+        while len(found) < limit:
+            page = self.call(method, request_for(token, limit - len(found)))
+            items = items_of(page)
+            found.extend(items)
+            token = page.next_page_token
+            if not token or not items:
+                break
+        return found, token
 
     def close(self) -> None:
         self._channel.close()

@@ -115,7 +115,7 @@ def get(name: str) -> None:
     run = invocation()
     client = run.client()
     request = tuning_service_pb2.GetDatasetRequest(name=resource_name("datasets", name))
-    answer = client.tuning.GetDataset(request, metadata=client.metadata, timeout=client.timeout_s)
+    answer = client.call(client.tuning.GetDataset, request)
     run.output().emit(proto_dict(answer), dataset_details(answer))
 
 
@@ -126,19 +126,14 @@ def list_datasets(limit: int) -> None:
     """List the tenant's datasets, newest first."""
     run = invocation()
     client = run.client()
-    found: list[dataset_pb2.Dataset] = []
-    token = ""
-    while len(found) < limit:
-        request = tuning_service_pb2.ListDatasetsRequest(
-            page_size=min(100, limit - len(found)), page_token=token
-        )
-        page = client.tuning.ListDatasets(
-            request, metadata=client.metadata, timeout=client.timeout_s
-        )
-        found.extend(page.datasets)
-        token = page.next_page_token
-        if not token:
-            break
+    found, token = client.collect(
+        client.tuning.ListDatasets,
+        lambda token, room: tuning_service_pb2.ListDatasetsRequest(
+            page_size=min(100, room), page_token=token
+        ),
+        lambda page: page.datasets,
+        limit,
+    )
     data = {"datasets": [proto_dict(d) for d in found], "next_page_token": token}
     run.output().emit(data, datasets_table(found))
 
@@ -152,5 +147,5 @@ def delete(name: str) -> None:
     client = run.client()
     full = resource_name("datasets", name)
     request = tuning_service_pb2.DeleteDatasetRequest(name=full)
-    client.tuning.DeleteDataset(request, metadata=client.metadata, timeout=client.timeout_s)
+    client.call(client.tuning.DeleteDataset, request)
     run.output().emit({"deleted": full}, f"deleted {full}")

@@ -56,9 +56,7 @@ def _user_turn(prompt: str) -> generation_service_pb2.Content:
 def _unary(request: generation_service_pb2.GenerateContentRequest) -> None:
     run = invocation()
     client = run.client()
-    answer = client.generation.GenerateContent(
-        request, metadata=client.metadata, timeout=client.timeout_s
-    )
+    answer = client.call(client.generation.GenerateContent, request)
     run.output().emit(proto_dict(answer), _text_of(answer) or "(no text)")
 
 
@@ -66,9 +64,7 @@ def _stream(request: generation_service_pb2.GenerateContentRequest) -> None:
     run = invocation()
     client = run.client()
     out = run.output()
-    chunks = client.generation.StreamGenerateContent(
-        request, metadata=client.metadata, timeout=client.timeout_s
-    )
+    chunks = client.call(client.generation.StreamGenerateContent, request)
     for chunk in chunks:
         if out.is_json:
             out.json_line(proto_dict(chunk))

@@ -85,7 +85,7 @@ def create(**options: Any) -> None:
     )
     run = invocation()
     client = run.client()
-    job = client.tuning.CreateTuningJob(request, metadata=client.metadata, timeout=client.timeout_s)
+    job = client.call(client.tuning.CreateTuningJob, request)
     if options["validate"]:
         steps = job.progress.total_steps
         text = f"valid: {steps} training steps estimated; nothing was created"
@@ -146,19 +146,14 @@ def list_jobs(states: tuple[str, ...], labels: dict[str, str], raw_filter: str, 
     run = invocation()
     client = run.client()
     query = _filter(states, labels, raw_filter)
-    found: list[tuning_job_pb2.TuningJob] = []
-    token = ""
-    while len(found) < limit:
-        request = tuning_service_pb2.ListTuningJobsRequest(
-            page_size=limit - len(found), page_token=token, filter=query
-        )
-        page = client.tuning.ListTuningJobs(
-            request, metadata=client.metadata, timeout=client.timeout_s
-        )
-        found.extend(page.tuning_jobs)
-        token = page.next_page_token
-        if not token:
-            break
+    found, token = client.collect(
+        client.tuning.ListTuningJobs,
+        lambda token, room: tuning_service_pb2.ListTuningJobsRequest(
+            page_size=room, page_token=token, filter=query
+        ),
+        lambda page: page.tuning_jobs,
+        limit,
+    )
     data = {"tuning_jobs": [proto_dict(job) for job in found], "next_page_token": token}
     run.output().emit(data, jobs_table(found))
 
@@ -171,7 +166,7 @@ def get(name: str) -> None:
     run = invocation()
     client = run.client()
     request = tuning_service_pb2.GetTuningJobRequest(name=resource_name("tuningJobs", name))
-    job = client.tuning.GetTuningJob(request, metadata=client.metadata, timeout=client.timeout_s)
+    job = client.call(client.tuning.GetTuningJob, request)
     run.output().emit(proto_dict(job), job_details(job))
 
 
@@ -183,21 +178,14 @@ def events(name: str, limit: int) -> None:
     """What happened to job NAME, oldest first."""
     run = invocation()
     client = run.client()
-    found: list[tuning_service_pb2.TuningJobEvent] = []
-    token = ""
-    while len(found) < limit:
-        request = tuning_service_pb2.ListTuningJobEventsRequest(
-            name=resource_name("tuningJobs", name),
-            page_size=min(500, limit - len(found)),
-            page_token=token,
-        )
-        page = client.tuning.ListTuningJobEvents(
-            request, metadata=client.metadata, timeout=client.timeout_s
-        )
-        found.extend(page.events)
-        token = page.next_page_token
-        if not token or not page.events:
-            break
+    found, token = client.collect(
+        client.tuning.ListTuningJobEvents,
+        lambda token, room: tuning_service_pb2.ListTuningJobEventsRequest(
+            name=resource_name("tuningJobs", name), page_size=min(500, room), page_token=token
+        ),
+        lambda page: page.events,
+        limit,
+    )
     data = {"events": [proto_dict(event) for event in found], "next_page_token": token}
     run.output().emit(data, _events_table(found))
 
@@ -222,7 +210,7 @@ def cancel(name: str) -> None:
     run = invocation()
     client = run.client()
     request = tuning_service_pb2.CancelTuningJobRequest(name=resource_name("tuningJobs", name))
-    job = client.tuning.CancelTuningJob(request, metadata=client.metadata, timeout=client.timeout_s)
+    job = client.call(client.tuning.CancelTuningJob, request)
     run.output().emit(proto_dict(job), job_details(job))
 
 
@@ -235,7 +223,7 @@ def delete(name: str) -> None:
     client = run.client()
     full = resource_name("tuningJobs", name)
     request = tuning_service_pb2.DeleteTuningJobRequest(name=full)
-    client.tuning.DeleteTuningJob(request, metadata=client.metadata, timeout=client.timeout_s)
+    client.call(client.tuning.DeleteTuningJob, request)
     run.output().emit({"deleted": full}, f"deleted {full}")
 
 
@@ -257,5 +245,5 @@ def retune(name: str, base_model: str, display_name: str, request_id: str, valid
         request_id=request_id or str(uuid.uuid4()),
         validate_only=validate,
     )
-    job = client.tuning.RetuneTuningJob(request, metadata=client.metadata, timeout=client.timeout_s)
+    job = client.call(client.tuning.RetuneTuningJob, request)
     run.output().emit(proto_dict(job), job_details(job))

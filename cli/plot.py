@@ -43,7 +43,7 @@ def plot(name: str, out_file: Path) -> None:
     run = invocation()
     client = run.client()
     request = tuning_service_pb2.GetTuningJobRequest(name=resource_name("tuningJobs", name))
-    job = client.tuning.GetTuningJob(request, metadata=client.metadata, timeout=client.timeout_s)
+    job = client.call(client.tuning.GetTuningJob, request)
     if not job.snapshots:
         state = tuning_job_pb2.TuningJob.State.Name(job.state)
         raise CliError(f"{job.name} has no loss reported yet ({state}): nothing to plot")

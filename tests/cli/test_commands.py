@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.conftest import TUNECTL, tunectl
-from tests.harness import BASE_MODEL
+from tests.harness import BASE_MODEL, State, System
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -174,3 +174,30 @@ async def test_the_config_file_is_read_below_the_environment(
     typo = await tunectl(from_file, "jobs", "list")
     assert typo.code == 2
     assert "unknown settings tokn" in typo.stderr
+
+
+async def test_a_trained_jobs_events_plot_and_answers(
+    api_only: System, env: dict[str, str], tmp_path: Path
+) -> None:
+    examples = write_jsonl(tmp_path / "examples.jsonl")
+    create = ("jobs", "create", "--base-model", BASE_MODEL, "--examples", str(examples))
+    job = (await tunectl(env, *create, "--epochs", "3", "--output", "json")).json()
+    await api_only.start_worker()
+    assert (await api_only.finish_training(job["name"])).state == State.SUCCEEDED
+
+    events = (await tunectl(env, "jobs", "events", job["name"], "--output", "json")).json()
+    kinds = [e["kind"] for e in events["events"]]
+    assert kinds[0] == "ACCEPTED" and kinds[-1] == "SUCCEEDED", kinds
+    assert {"ADMITTED", "SUBMITTED"} <= set(kinds)
+
+    png = tmp_path / "loss.png"
+    drawn = await tunectl(env, "jobs", "plot", job["name"], "-o", str(png), "--output", "json")
+    plotted = drawn.json()
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert plotted["snapshots"] > 0 and plotted["width_px"] == 1000
+
+    answer = (await tunectl(env, "generate", job["name"], "hello", "--output", "json")).json()
+    text = "".join(p["text"] for p in answer["candidates"][0]["content"]["parts"])
+    assert text
+    streamed = await tunectl(env, "generate", job["name"], "hello", "--stream")
+    assert streamed.code == 0 and streamed.stdout.strip(), streamed.stderr
