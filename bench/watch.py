@@ -41,6 +41,7 @@ from bench.figure import Figure, figure
 from bench.proc import cpu_seconds
 from bench.rpc import job_request
 from bench.stack import bench_stack
+from bench.tracking import wait_until
 from core.domain.job import Progress
 from core.domain.states import JobState
 from core.redis.client import connect
@@ -242,9 +243,11 @@ async def _create_jobs(system: LocalSystem, count: int) -> list[str]:
 
 
 async def _until(check: object, what: str) -> None:
-    deadline = time.monotonic() + DELIVERY_TIMEOUT_S
+    """Until `check()` (a lambda binding its loop's values as defaults, which mypy cannot
+    type as a Callable) is true, looked at every 10 ms."""
     assert callable(check)
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {DELIVERY_TIMEOUT_S:g} s")
-        await asyncio.sleep(0.01)
+
+    async def asked() -> bool:
+        return bool(check())
+
+    await wait_until(asked, DELIVERY_TIMEOUT_S, what, interval_s=0.01)
