@@ -203,6 +203,7 @@ async def start_api(
         ("", SERVICE.full_name, GENERATION_SERVICE.full_name, ALIAS_SERVICE.full_name),
         health_check_s,
         health_conditions,
+        redis_up=metrics.redis_up,
     )
     await redis_health.start()
     if status_cache is not None:

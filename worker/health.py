@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 import grpc
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2_grpc
+from prometheus_client import Gauge
 
 from core.redis.client import Redis
 from core.runtime.health import RedisHealth
@@ -26,12 +27,14 @@ class WorkerHealth:
         listen: str,
         *,
         conditions: Mapping[str, Callable[[], bool]] | None = None,
+        redis_up: Gauge | None = None,
     ) -> None:
-        """`conditions`: by name, more checks that must hold for SERVING (RedisHealth's)."""
+        """`conditions`: by name, more checks that must hold for SERVING (RedisHealth's);
+        `redis_up` follows each check of Redis."""
         self._server = grpc.aio.server()
         servicer = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(servicer, self._server)
-        self._health = RedisHealth(servicer, redis, ("",), conditions=conditions)
+        self._health = RedisHealth(servicer, redis, ("",), conditions=conditions, redis_up=redis_up)
         self.port = self._server.add_insecure_port(listen)
 
     async def start(self) -> None:

@@ -149,7 +149,15 @@ def build_worker(wiring: WorkerWiring, *, quotas_for: QuotasFor | None = None) -
         slots=wiring.project_slots,
         projects=tenants.projects,
     )
-    return Worker(steps.store, schedule, steps, settings, sweeper=sweeper, admission=admission)
+    return Worker(
+        steps.store,
+        schedule,
+        steps,
+        settings,
+        sweeper=sweeper,
+        admission=admission,
+        metrics=wiring.metrics,
+    )
 
 
 def build_steps(wiring: WorkerWiring) -> Steps:
@@ -245,7 +253,12 @@ async def _run_until_stopped(wiring: WorkerWiring, worker: Worker) -> None:
     if settings.metrics_listen:
         metrics.serve(settings.metrics_listen)
     startup = RedisStartup(redis)
-    health = WorkerHealth(redis, settings.worker_health_listen, conditions=startup.conditions())
+    health = WorkerHealth(
+        redis,
+        settings.worker_health_listen,
+        conditions=startup.conditions(),
+        redis_up=metrics.redis_up,
+    )
     await health.start()
     print(f"WORKER_READY pid={os.getpid()} health_port={health.port}", flush=True)
     try:

@@ -425,6 +425,8 @@ class Steps:
             code=code_pb2.ABORTED,
         )
         log.error("job %s: %s", job.name, error.message)
+        if self._metrics is not None:
+            self._metrics.dead_letters.labels(job.tenant).inc()
         if job.deleted:
             await self._remove(lease, job)
             return

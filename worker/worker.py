@@ -31,6 +31,7 @@ from core.redis.job_store import JobStore, Lease, Versioned
 from core.redis.schedule import Claimed, Moves, Schedule
 from core.redis.token_bucket import prepaid
 from core.runtime import deadline, logs
+from core.runtime.metrics import Metrics
 from core.runtime.settings import Settings
 from worker import fence
 from worker.fence import Fence
@@ -64,6 +65,7 @@ class Worker:
         *,
         sweeper: Sweeper | None = None,
         admission: Admission | None = None,
+        metrics: Metrics | None = None,
     ):
         self._store = store
         self._schedule = schedule
@@ -71,6 +73,7 @@ class Worker:
         self._settings = settings
         self._sweeper = sweeper
         self._admission = admission
+        self._metrics = metrics
         self._next_sweep = 0.0
         self._moves = Moves()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -197,9 +200,12 @@ class Worker:
             return
         held = Fence.for_lease(f"job {tenant}/{job_id}", sent_at, lease_s)
         ended = await self._run(lease, held, current)
-        if ended is not None:
-            after, finished = ended
-            await asyncio.shield(self._finish(lease, after, finished=finished))
+        if ended is None:  # the lease was lost: the job is another worker's now
+            if self._metrics is not None:
+                self._metrics.lease_losses.inc()
+            return
+        after, finished = ended
+        await asyncio.shield(self._finish(lease, after, finished=finished))
 
     async def _run(self, lease: Lease, held: Fence, current: Versioned) -> tuple[Next, bool] | None:
         """Advance the job under `held` while the keeper renews it, within the visit's

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2
+from prometheus_client import Gauge
 
 from core.redis.client import Redis
 
@@ -36,8 +37,12 @@ class RedisHealth:
         names: Sequence[str],
         check_interval_s: float = CHECK_INTERVAL_S,
         conditions: Mapping[str, Callable[[], bool]] | None = None,
+        *,
+        redis_up: Gauge | None = None,
     ) -> None:
-        """`conditions`: by name, more checks that must hold for SERVING (a file is usable)."""
+        """`conditions`: by name, more checks that must hold for SERVING (a file is usable);
+        `redis_up` is set to 1 or 0 by each check of Redis."""
+        self._redis_up = redis_up
         self._servicer = servicer
         self._redis = redis
         self._conditions = dict(conditions or {})
@@ -87,9 +92,12 @@ class RedisHealth:
 
     async def _redis_answers(self) -> bool:
         try:
-            return bool(await self._redis.ping())
+            answers = bool(await self._redis.ping())
         except Exception:  # noqa: BLE001 (any failure to answer means not serving)
-            return False
+            answers = False
+        if self._redis_up is not None:
+            self._redis_up.set(1 if answers else 0)
+        return answers
 
     async def _watch(self) -> None:
         while not self._stopping.is_set():

@@ -43,6 +43,9 @@ class Metrics:
     generate_requests: Counter
     generate_tokens: Counter
     generate_latency: Histogram
+    redis_up: Gauge
+    lease_losses: Counter
+    dead_letters: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -83,8 +86,8 @@ class Metrics:
             ),
             token_refreshes=Counter(
                 "tuning_token_refreshes",
-                "OAuth token refreshes, by outcome.",
-                ["outcome"],
+                "OAuth token refreshes, by tenant and outcome (ok, refused, unreachable).",
+                ["tenant", "outcome"],
                 registry=r,
             ),
             queue_depth=Gauge(
@@ -184,6 +187,24 @@ class Metrics:
                 "Time of admitted generate calls, admission to settlement (a stream whole).",
                 ["tenant", "method"],
                 buckets=GENERATE_LATENCY_BUCKETS_S,
+                registry=r,
+            ),
+            redis_up=Gauge(
+                "tuning_redis_up",
+                "1 while this process's latest health check reached Redis, else 0.",
+                registry=r,
+            ),
+            lease_losses=Counter(
+                "tuning_lease_losses",
+                "Visits stopped because the job's lease was lost (taken over by another "
+                "worker, or not renewed in time).",
+                registry=r,
+            ),
+            dead_letters=Counter(
+                "tuning_dead_letters",
+                "Jobs failed as dead letters: handed out TUNING_MAX_UNFINISHED_VISITS times "
+                "without a visit finishing.",
+                ["tenant"],
                 registry=r,
             ),
         )

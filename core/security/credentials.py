@@ -31,6 +31,7 @@ Tokens never leave this module except in the Authorization header of a request.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import time
@@ -108,9 +109,10 @@ class CredentialSource:
         keys: KeyRingSource | None = None,
         recheck_s: float = DEFAULT_RECHECK_S,
         monotonic: Callable[[], float] = time.monotonic,
-        on_refresh: Callable[[str], None] | None = None,
+        on_refresh: Callable[[str, str], None] | None = None,
         impersonator: Impersonator | None = None,
     ) -> None:
+        """`on_refresh(tenant_id, outcome)` is told of each token refresh."""
         self._on_refresh = on_refresh
         self._impersonator = impersonator
         self._impersonated: dict[str, tuple[str, OAuthTokenSource]] = {}
@@ -144,7 +146,9 @@ class CredentialSource:
             store=CredentialStore(redis, Keys(settings.redis_key_prefix)),
             keys=watch_keys(settings.encryption_keys_file),
             recheck_s=settings.credential_recheck_s,
-            on_refresh=lambda outcome: metrics.token_refreshes.labels(outcome).inc(),
+            on_refresh=lambda tenant, outcome: metrics.token_refreshes.labels(
+                tenant, outcome
+            ).inc(),
             impersonator=Impersonator.from_settings(
                 settings.platform_credentials_file,
                 settings.token_uri,
@@ -192,7 +196,7 @@ class CredentialSource:
             f"tenant {tenant_id!r}",
             self._impersonator.credentials(account),
             self._request,
-            self._on_refresh,
+            self._told(tenant_id),
             regrant=f"The tenant must grant the platform's service account {IMPERSONATION_ROLE}.",
         )
 
@@ -243,9 +247,14 @@ class CredentialSource:
             f"tenant {tenant_id!r}",
             credentials,
             self._request,
-            self._on_refresh,
+            self._told(tenant_id),
             regrant=REGRANT,
         )
+
+    def _told(self, tenant_id: str) -> Callable[[str], None] | None:
+        """What a tenant's token source tells of each refresh (its outcome)."""
+        told = self._on_refresh
+        return None if told is None else functools.partial(told, tenant_id)
 
     def _known(self, tenant_id: str) -> Tenant:
         tenant = self._tenants.get(tenant_id) or self._tenants.reread().get(tenant_id)

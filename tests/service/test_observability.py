@@ -107,7 +107,8 @@ async def test_the_worker_exports_upstream_requests_refreshes_and_queue_gauges(
         m, "tuning_upstream_requests_total", method="POST /v1beta/tunedModels", status="200"
     )
     assert created == 1
-    assert sample(m, "tuning_token_refreshes_total", outcome="ok") >= 1
+    assert sample(m, "tuning_token_refreshes_total", tenant="team-a", outcome="ok") >= 1
+    assert sample(system.api_metrics, "tuning_redis_up") == 1
     text = generate_latest(m.registry).decode()
     assert "tuning_upstream_request_duration_seconds_bucket" in text
 

@@ -25,6 +25,7 @@ from core.errors import LeaseHeld, LeaseLost, UpstreamNotFound, UpstreamRetryabl
 from core.redis.job_store import JobStore, Lease, Versioned
 from core.redis.keys import Keys
 from core.redis.schedule import Schedule
+from core.runtime.metrics import Metrics
 from core.security.token_source import TokenSource
 from tests.harness import State, System, build_system_steps
 from tests.worker.conftest import Upstream
@@ -208,16 +209,19 @@ async def test_a_change_that_writes_nothing_still_proves_the_lease(api_only: Sys
 # The worker: a visit stops at once when its lease is lost or its deadline passes.
 
 
-def fast_worker(system: System, steps: Steps, **overrides: Any) -> tuple[Worker, Schedule]:
+def fast_worker(
+    system: System, steps: Steps, metrics: Metrics | None = None, **overrides: Any
+) -> tuple[Worker, Schedule]:
     settings = dataclasses.replace(system.settings, **overrides)
     schedule = Schedule(system.redis, Keys(settings.redis_key_prefix))
-    return Worker(system.store, schedule, steps, settings), schedule
+    return Worker(system.store, schedule, steps, settings, metrics=metrics), schedule
 
 
 async def test_a_visit_whose_lease_is_taken_over_stops_at_once(api_only: System) -> None:
     system, store = api_only, api_only.store
     job = await system.create()
-    worker, _ = fast_worker(system, await build_system_steps(system), job_lease_s=0.6)
+    metrics = Metrics.create()
+    worker, _ = fast_worker(system, await build_system_steps(system), metrics, job_lease_s=0.6)
     await system.inject_faults({"route": "oauth.token", "latency_s": 1.5, "times": 1})
     visit = asyncio.create_task(worker.visit(TENANT, job_id(job.name)))
     await system.eventually(lambda: _requested(system, "oauth.token", 1))
@@ -229,6 +233,7 @@ async def test_a_visit_whose_lease_is_taken_over_stops_at_once(api_only: System)
         await visit
     assert time.monotonic() - taken_at < 1.0
     assert await system.upstream_requests("tunedModels.create") == 0
+    assert metrics.registry.get_sample_value("tuning_lease_losses_total") == 1  # its alert sees it
 
 
 async def test_a_visit_past_its_deadline_stops_and_releases_the_job(api_only: System) -> None:
