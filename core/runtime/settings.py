@@ -673,6 +673,7 @@ LIMIT_FIELDS = (
     "generate_requests_per_minute",
     "generate_tokens_per_minute",
     "generate_max_concurrent",
+    "generate_timeout_s",
     "job_retention_s",
     "dataset_retention_s",
     "upstream_rps",
