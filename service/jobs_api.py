@@ -7,6 +7,8 @@ job store's compare-and-set and the state machine in core.domain.lifecycle.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from core.dataset_files import DatasetFiles
 from core.domain import lifecycle
@@ -57,9 +59,11 @@ from service.validation import (
     MAX_VALIDATION_EXAMPLES,
     REQUEST_ID,
     check_not_retired,
+    check_texts,
     resource_id,
 )
 
+_T = TypeVar("_T")
 DEFAULT_EPOCHS = 5
 DEFAULT_BATCH_SIZE = 4
 
@@ -100,7 +104,7 @@ class JobsApi:
         self._catalogue = settings.catalogue()
 
     async def create(
-        self, tenant: str, call: CreateCall, *, source_job: str = ""
+        self, tenant: str, call: CreateCall, *, source_job: str = "", facade_id: str = ""
     ) -> tuple[Job, int]:
         """Validate, store and queue; a repeated request_id answers the job it made.
 
@@ -121,6 +125,9 @@ class JobsApi:
         The job is validated for, and keeps, the tenant's provider as the tenants file
         says now: a later change of the file moves only jobs created after it. A re-tune
         (service.retune) comes this way too, naming the job it was made from (`source_job`).
+        So does a create through the Gemini API facade, naming the `tuned_model_id` the job
+        answers to there (`facade_id`): a repeat of that is ALREADY_EXISTS, as the Gemini
+        API answers a second create of one id, not the job the first one made.
         """
         quotas = self._quotas_for(tenant)
         # A small create of inline examples costs less than a peek at its quota: the CREATE
@@ -142,6 +149,8 @@ class JobsApi:
         )
         if source_job:
             job = job.replace(source_job=source_job)
+        if facade_id:
+            job = job.replace(facade_id=facade_id)
         job, content = await self._training_data(job, prepared.examples)
         await self._check_validation_data(job)
         if request.validate_only:
@@ -158,6 +167,8 @@ class JobsApi:
             raise
         if not created:  # the job was there already, with its own copy
             await self._discard(job.tenant, copy)
+            if facade_id and not stored.deleted:
+                raise AlreadyExists(f"{stored.name} exists already")
         if created:  # retention counts from a dataset's last use
             await self._touch_datasets(job)
         if stored.deleted:
@@ -305,20 +316,86 @@ class JobsApi:
             if name:
                 await self._datasets.touch(job.tenant, dataset_id_of(name, field))
 
+    async def list_where(
+        self,
+        tenant: str,
+        where: listing.JobFilter,
+        *,
+        page_size: int,
+        page_token: str,
+        token_scope: str,
+    ) -> tuple[list[Job], str]:
+        """A page of the tenant's jobs that `where` matches, and the token of the next;
+        tokens are good only for the same `token_scope` (the filter as the caller wrote it,
+        told apart from another surface's filter of the same text)."""
+        size = listing.page_size_of(page_size)
+        cursor = await self._page_tokens.decode(page_token, tenant, token_scope)
+        jobs, next_cursor = await listing.list_page(
+            self._store, tenant, page_size=size, cursor=cursor, where=where
+        )
+        if next_cursor is None:
+            return jobs, ""
+        return jobs, await self._page_tokens.encode(tenant, token_scope, next_cursor)
+
     async def list(
         self, tenant: str, *, page_size: int, page_token: str, filter_text: str
     ) -> tuple[list[Job], str]:
         where = listing.parse_filter(filter_text, max_chars=self._settings.max_filter_chars)
         if where.retiring is not None:
             where = where.with_retiring(self._catalogue.retiring_models(self._clock()))
-        size = listing.page_size_of(page_size)
-        cursor = await self._page_tokens.decode(page_token, tenant, filter_text)
-        jobs, next_cursor = await listing.list_page(
-            self._store, tenant, page_size=size, cursor=cursor, where=where
+        return await self.list_where(
+            tenant, where, page_size=page_size, page_token=page_token, token_scope=filter_text
         )
-        if next_cursor is None:
-            return jobs, ""
-        return jobs, await self._page_tokens.encode(tenant, filter_text, next_cursor)
+
+    async def peek_create_quota(self, tenant: str, request_id: str) -> None:
+        """Refuse at once a create (of `request_id`) its quota would refuse, spending
+        nothing: for a caller with heavy work of its own to do before `create` (the Gemini
+        API facade's translation of a large request), so that the quota comes first."""
+        call = CreateCall(b"", request_id, validate_only=False)
+        await self._admitted(tenant, call, self._quotas_for(tenant))
+
+    async def off_loop(
+        self, tenant: str, size_bytes: int, work: Callable[..., _T], *args: Any
+    ) -> _T:
+        """`work(*args)` where a create's heavy work runs (service.create_preparation): on
+        the event loop for a request of up to `grpc_small_request_max_bytes`, else in the
+        checking processes, within the tenant's turns there."""
+        if size_bytes <= self._settings.grpc_small_request_max_bytes:
+            return work(*args)
+        return await self._checker.run(tenant, work, *args)
+
+    def provider_of(self, tenant: str) -> ProviderChoice:
+        """The tenant's provider as the tenants file says now (what a create validates for)."""
+        return self._provider_of(tenant)
+
+    async def describe(
+        self,
+        tenant: str,
+        name: str,
+        *,
+        display_name: str | None,
+        description: str | None,
+        path: str = "",
+    ) -> Job:
+        """Change the job's display name and description (None: leave it), checked as a
+        create checks them (service.validation.check_texts; violations under `path`)."""
+        job_id = job_id_of(name)
+        check_texts(display_name, description, path)
+        now = self._clock()
+
+        def change(job: Job) -> Job | None:
+            if job.deleted:
+                return None
+            return job.replace(
+                display_name=job.display_name if display_name is None else display_name,
+                description=job.description if description is None else description,
+                update_time=now,
+            )
+
+        job = await self._store.update(tenant, job_id, change)
+        if job is None or job.deleted:
+            raise NotFound(f"{name} not found")
+        return job
 
     async def cancel(self, tenant: str, name: str) -> Job:
         job_id = job_id_of(name)

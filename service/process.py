@@ -233,16 +233,12 @@ def gemini_facade_handlers(
 ) -> list[grpc.GenericRpcHandler]:
     """The Gemini API's tuning surface over the TuningService's and GenerationService's
     own behaviour: the same validation, quotas and tenancy."""
-    del settings, tuning, generation  # the placeholders use none of them yet
+    del generation  # the GenerativeService is a placeholder yet
+    models = model_servicer.ModelFacade(tuning.jobs, tuning.status, settings)
+    operations = operations_servicer.OperationsFacade(tuning.jobs, tuning.status)
     return [
-        facade_handler(
-            model_servicer.SERVICE, model_servicer.METHODS, model_servicer.ModelFacade()
-        ),
-        facade_handler(
-            operations_servicer.SERVICE,
-            operations_servicer.METHODS,
-            operations_servicer.OperationsFacade(),
-        ),
+        facade_handler(model_servicer.SERVICE, model_servicer.METHODS, models),
+        facade_handler(operations_servicer.SERVICE, operations_servicer.METHODS, operations),
         facade_handler(
             generative_servicer.SERVICE,
             generative_servicer.METHODS,

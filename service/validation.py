@@ -194,18 +194,26 @@ def _job_fields(
             "tuning_job.base_model",
             f"not tunable on the {kind.value} provider; use one of: {', '.join(models)}",
         )
-    if len(job.display_name) > MAX_DISPLAY_NAME_CHARS:
-        yield FieldViolation(
-            "tuning_job.display_name", f"at most {MAX_DISPLAY_NAME_CHARS} characters"
-        )
-    elif has_controls(job.display_name):
-        yield FieldViolation("tuning_job.display_name", "must not hold control characters")
-    if len(job.description) > MAX_DESCRIPTION_CHARS:
-        yield FieldViolation(
-            "tuning_job.description", f"at most {MAX_DESCRIPTION_CHARS} characters"
-        )
-    elif has_controls(job.description, DESCRIPTION_CONTROLS):
-        yield FieldViolation("tuning_job.description", "no control characters but newline and tab")
+    yield from _texts("tuning_job.", job.display_name, job.description)
+
+
+def check_texts(display_name: str | None, description: str | None, path: str = "") -> None:
+    """InvalidArgument unless a display name and a description (None: not changed) keep
+    a job's bounds; violations name `{path}display_name` and `{path}description`."""
+    violations = list(_texts(path, display_name or "", description or ""))
+    if violations:
+        raise InvalidArgument(_summary(violations), violations)
+
+
+def _texts(path: str, display_name: str, description: str) -> Violations:
+    if len(display_name) > MAX_DISPLAY_NAME_CHARS:
+        yield FieldViolation(f"{path}display_name", f"at most {MAX_DISPLAY_NAME_CHARS} characters")
+    elif has_controls(display_name):
+        yield FieldViolation(f"{path}display_name", "must not hold control characters")
+    if len(description) > MAX_DESCRIPTION_CHARS:
+        yield FieldViolation(f"{path}description", f"at most {MAX_DESCRIPTION_CHARS} characters")
+    elif has_controls(description, DESCRIPTION_CONTROLS):
+        yield FieldViolation(f"{path}description", "no control characters but newline and tab")
 
 
 def _hyperparameters(hyper: tuning_job_pb2.Hyperparameters, both_rates: bool) -> Violations:

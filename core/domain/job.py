@@ -154,6 +154,9 @@ class Job:
     waiting_for: tuple[str, ...] = ()
     """The Vertex AI projects whose concurrency quota a QUEUED job waits for, in the line
     of each (core.redis.project_slots); () once it is placed, or if it never waited."""
+    facade_id: str = ""
+    """The `tuned_model_id` a create through the Gemini API facade gave: the job answers
+    to `tunedModels/{facade_id}` there (service.gemini_facade.names); empty otherwise."""
 
     @property
     def name(self) -> str:

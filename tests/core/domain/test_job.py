@@ -72,6 +72,7 @@ def a_job_with_every_field_set() -> Job:
         stalled_since=1_700_000_400.0,
         prompt_template="Q: {input}\nA:",
         source_job="j" + "b" * 19,
+        facade_id="numbers-model",
     )
 
 
