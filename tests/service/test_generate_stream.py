@@ -237,7 +237,9 @@ async def test_a_401_before_the_stream_is_retried_once_with_a_fresh_token(
 async def test_a_gap_between_chunks_over_the_read_timeout_ends_the_stream(
     make_system: SystemFactory,
 ) -> None:
-    async with make_system(upstream_timeout_s=0.5) as system:
+    # A generate's reads wait TUNING_GENERATE_TIMEOUT_S (the worker's own 30 s are
+    # TUNING_UPSTREAM_TIMEOUT_S).
+    async with make_system(generate_timeout_s=0.5) as system:
         job = await trained(system)
         await system.inject_faults({"route": GEMINI_STREAM, "chunk_delay_s": 3.0})
         started = time.monotonic()
