@@ -22,6 +22,22 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
+# The tuning guide's own SDK judges the Gemini API facade, unmodified
+# (tests/e2e/test_guide_tutorial.py runs tests/e2e/guide_tutorial.py with it). It pins
+# google-ai-generativelanguage 0.6.15, which needs protobuf<6 while the project runs
+# protobuf 7, so it has a venv of its own, .venv-judge/, made once per pin.
+judge_pin="google-generativeai==0.8.6"
+judge_stamp=".venv-judge/.installed-${judge_pin//[^A-Za-z0-9.-]/_}"
+if [ ! -f "$judge_stamp" ]; then
+  if [ ! -x .venv-judge/bin/python ]; then
+    "$python" -m venv .venv-judge
+  fi
+  echo "installing $judge_pin into .venv-judge ..." >&2
+  .venv-judge/bin/python -m pip install --quiet --disable-pip-version-check "$judge_pin"
+  rm -f .venv-judge/.installed-*
+  touch "$judge_stamp"
+fi
+
 # buf (protobuf lint and breaking-change checks, tests/test_protos_buf.py) from npm into
 # .tools/. Without npm the setup goes on, and that test fails saying why.
 buf_version=1.75.0

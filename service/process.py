@@ -233,7 +233,6 @@ def gemini_facade_handlers(
 ) -> list[grpc.GenericRpcHandler]:
     """The Gemini API's tuning surface over the TuningService's and GenerationService's
     own behaviour: the same validation, quotas and tenancy."""
-    del generation  # the GenerativeService is a placeholder yet
     models = model_servicer.ModelFacade(tuning.jobs, tuning.status, settings)
     operations = operations_servicer.OperationsFacade(tuning.jobs, tuning.status)
     return [
@@ -242,7 +241,9 @@ def gemini_facade_handlers(
         facade_handler(
             generative_servicer.SERVICE,
             generative_servicer.METHODS,
-            generative_servicer.GenerativeFacade(),
+            generative_servicer.GenerativeFacade(
+                generation.api, max_reported_violations=settings.max_reported_violations
+            ),
         ),
     ]
 
