@@ -52,3 +52,25 @@ if [ "$(.tools/node_modules/.bin/buf --version 2>/dev/null || true)" != "$buf_ve
     echo "warning: npm not found, buf not installed; tests/test_protos_buf.py will fail" >&2
   fi
 fi
+
+# promtool (checks and unit-tests the alerting rules, tests/deploy/test_monitoring.py),
+# the one binary taken out of Debian's prometheus package into .tools/bin/: nothing is
+# installed system-wide, and no Prometheus server runs. Without apt the setup goes on,
+# and that test fails saying why.
+if [ ! -x .tools/bin/promtool ]; then
+  if command -v apt-get >/dev/null 2>&1 && command -v dpkg-deb >/dev/null 2>&1; then
+    echo "installing promtool (Debian's prometheus package) into .tools/bin ..." >&2
+    deb_dir=$(mktemp -d)
+    if (cd "$deb_dir" && { apt-get download -qq prometheus 2>/dev/null \
+          || { apt-get update -qq >/dev/null 2>&1 && apt-get download -qq prometheus 2>/dev/null; }; }) \
+        && dpkg-deb -x "$deb_dir"/prometheus_*.deb "$deb_dir/x"; then
+      mkdir -p .tools/bin
+      cp "$deb_dir/x/usr/bin/promtool" .tools/bin/promtool
+    else
+      echo "warning: apt could not fetch prometheus; tests/deploy/test_monitoring.py will fail" >&2
+    fi
+    rm -rf "$deb_dir"
+  else
+    echo "warning: apt-get not found, promtool not installed; tests/deploy/test_monitoring.py will fail" >&2
+  fi
+fi
