@@ -40,6 +40,9 @@ from service.alias_servicer import SERVICE as ALIAS_SERVICE
 from service.alias_servicer import AliasServicer
 from service.alias_servicer import generic_handler as alias_handler
 from service.aliases_api import AliasesApi
+from service.audit_servicer import SERVICE as AUDIT_SERVICE
+from service.audit_servicer import AuditServicer
+from service.audit_servicer import generic_handler as audit_handler
 from service.auth import Authenticator
 from service.credential_servicer import add_credential_service
 from service.dataset_checker import DatasetChecker
@@ -64,6 +67,9 @@ from service.retune import Retuner
 from service.status import CachedStatus, StatusReader, status_size_bytes
 from service.tls import server_credentials
 from service.tuning_servicer import SERVICE, TuningServicer, generic_handler
+from service.usage_servicer import SERVICE as USAGE_SERVICE
+from service.usage_servicer import UsageServicer
+from service.usage_servicer import generic_handler as usage_handler
 from service.watch import Watches, WatchHub
 from service.wrapping import Registrar, Wrap, chained
 
@@ -170,6 +176,8 @@ async def start_api(
     registrar.add_generic_rpc_handlers([generation_handler(generation)])
     registrar.add_generic_rpc_handlers([alias_handler(alias_servicer(settings, redis, clock))])
     registrar.add_generic_rpc_handlers(gemini_facade_handlers(settings, tuning, generation))
+    registrar.add_generic_rpc_handlers([audit_handler(AuditServicer())])
+    registrar.add_generic_rpc_handlers([usage_handler(UsageServicer())])
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar.stand_in)
     key_ring = watch_keys(settings.encryption_keys_file)
@@ -189,6 +197,8 @@ async def start_api(
         ALIAS_SERVICE.full_name,
         *FACADE_SERVICES,
         admin,
+        AUDIT_SERVICE.full_name,
+        USAGE_SERVICE.full_name,
         health.SERVICE_NAME,
         reflection.SERVICE_NAME,
     )
