@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
@@ -70,6 +71,7 @@ from service.tuning_servicer import SERVICE, TuningServicer, generic_handler
 from service.usage_servicer import SERVICE as USAGE_SERVICE
 from service.usage_servicer import UsageServicer
 from service.usage_servicer import generic_handler as usage_handler
+from service.vertex_express.listener import ExpressServer, start_express
 from service.watch import Watches, WatchHub
 from service.wrapping import Registrar, Wrap, chained
 
@@ -93,7 +95,9 @@ class ApiServer:
         http: aiohttp.ClientSession | None = None,
         watch_hub: WatchHub | None = None,
         generation: GenerationServicer | None = None,
+        express: ExpressServer | None = None,
     ) -> None:
+        self._express = express
         self._watch_hub = watch_hub
         self._generation = generation
         self.server = server
@@ -103,12 +107,21 @@ class ApiServer:
         self.port = port
         self.health = health
 
+    @property
+    def express_port(self) -> int:
+        """The Vertex AI express-mode facade's bound port (service.vertex_express); 0 when
+        it is not served (`express_listen` empty)."""
+        return self._express.port if self._express is not None else 0
+
     async def stop(self, grace_s: float) -> None:
         """Report NOT_SERVING, refuse new RPCs, give in-flight ones `grace_s` to finish."""
         await self.health.draining()
         if self._watch_hub is not None:  # watchers reconnect elsewhere and resume
             self._watch_hub.drain()
-        await self.server.stop(grace_s)
+        if self._express is None:
+            await self.server.stop(grace_s)
+        else:  # its requests drain alongside the RPCs, within the same grace
+            await asyncio.gather(self._express.stop(), self.server.stop(grace_s))
         if self._generation is not None:
             await self._generation.aclose()
         if self.status_cache is not None:
@@ -216,6 +229,17 @@ async def start_api(
         redis_up=metrics.redis_up,
     )
     await redis_health.start()
+    express = None
+    if settings.express_listen:
+        express = await start_express(
+            settings,
+            tenants,
+            tuning.jobs,
+            tuning.status,
+            generation.api,
+            metrics=metrics,
+            brake=brake,
+        )
     if status_cache is not None:
         await status_cache.start()
     return ApiServer(
@@ -227,6 +251,7 @@ async def start_api(
         watch_hub=hub,
         generation=generation,
         http=storage_http,
+        express=express,
     )
 
 
@@ -472,6 +497,8 @@ async def serve(settings: Settings) -> None:
         settings, redis, tenants, metrics=metrics, conditions=startup.conditions()
     )
     log.info("API listening on port %d", api.port)
+    if api.express_port:
+        log.info("Vertex AI express facade listening on port %d", api.express_port)
     print(f"API_READY port={api.port}", flush=True)
     try:
         async with stop_signals() as stop:
