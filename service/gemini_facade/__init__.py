@@ -8,6 +8,7 @@ Google's `google-ai-generativelanguage` package defines (its descriptors and ser
 `methods.py`), so a client of that surface cannot tell the difference in shape.
 
 A tuned model here is a tenant's tuning job (`models.py`): `tunedModels/{id}` names the
-job, the create's `tuned_model_id` is its idempotency key, and every rule of the jobs
-(validation, quotas, tenancy) is the TuningService's, applied by the same code.
+job, the create's `tuned_model_id` is unique per tenant (a repeat is ALREADY_EXISTS, as
+Google answers), and every rule of the jobs (validation, quotas, tenancy) is the
+TuningService's, applied by the same code.
 """
