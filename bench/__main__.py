@@ -18,6 +18,7 @@ from bench import (
     generate,
     list_scale,
     noisy_neighbour,
+    redis_memory,
     rpc,
     tracking,
     watch,
@@ -37,6 +38,7 @@ FIGURES: dict[str, Callable[[], Awaitable[list[Figure]]]] = {
     "noisy_neighbour": noisy_neighbour.measure,
     "generate": generate.measure,
     "watch": watch.measure,
+    "redis_memory": redis_memory.measure,
 }
 
 
