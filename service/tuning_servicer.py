@@ -102,7 +102,7 @@ class TuningServicer:
     @mapped_stream_errors
     async def WatchTuningJob(
         self, request: tuning_service_pb2.WatchTuningJobRequest, context: Context
-    ) -> AsyncGenerator[tuning_service_pb2.WatchTuningJobResponse]:
+    ) -> AsyncGenerator[tuning_service_pb2.WatchTuningJobResponse | bytes]:
         answers = self._watches.watch(current_tenant(), request)
         async with contextlib.aclosing(answers):
             async for answer in answers:

@@ -173,8 +173,9 @@ class Watches:
 
     async def watch(
         self, tenant: str, request: tuning_service_pb2.WatchTuningJobRequest
-    ) -> AsyncGenerator[tuning_service_pb2.WatchTuningJobResponse]:
-        """The job now (if newer than `after_version`), then each change, then the end."""
+    ) -> AsyncGenerator[tuning_service_pb2.WatchTuningJobResponse | bytes]:
+        """The job now (if newer than `after_version`), then each change, then the end;
+        a job's answers come serialized already (`job_answer`)."""
         job_id = job_id_of(request.name)
         keys = (self._keys.job(tenant, job_id), self._keys.tenant_queue(tenant))
         with self._hub.watching(tenant, keys) as changed:
@@ -184,13 +185,13 @@ class Watches:
             seen, sent_at = _seen(current), self._monotonic() - self._jitter(self._heartbeat_s)
             # A QUEUED job's place moves with no write to its record: sent on every resume.
             if current.version > request.after_version or current.job.state is JobState.QUEUED:
-                yield _job_answer(current)
+                yield job_answer(current)
             while not current.job.state.terminal:
                 await self._wait(changed, sent_at)
                 current = await self._current(tenant, job_id)
                 if _seen(current) != seen:
                     seen, sent_at = _seen(current), self._monotonic()
-                    yield _job_answer(current)
+                    yield job_answer(current)
                 elif self._monotonic() - sent_at >= self._heartbeat_s:
                     sent_at = self._monotonic()
                     yield self._heartbeat(current.version)
@@ -253,10 +254,25 @@ def _seen(current: Current) -> tuple[Any, ...]:
     )
 
 
-def _job_answer(current: Current) -> tuning_service_pb2.WatchTuningJobResponse:
-    answer = tuning_service_pb2.WatchTuningJobResponse(version=current.version)
-    answer.job.ParseFromString(current.answer)
-    return answer
+def job_answer(current: Current) -> bytes:
+    """The WatchTuningJobResponse of `current`, serialized, the job in it the read's own
+    bytes (a message's encoding is its fields' encodings, in any order): no parse and
+    no serialization of the job per watcher, only this concatenation."""
+    tail = tuning_service_pb2.WatchTuningJobResponse(version=current.version)
+    return _JOB_FIELD_TAG + _varint(len(current.answer)) + current.answer + tail.SerializeToString()
+
+
+_JOB_FIELD_TAG = bytes([(1 << 3) | 2])
+"""`job = 1`, length-delimited (tuning_service.proto's WatchTuningJobResponse)."""
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 def _draining() -> Unavailable:

@@ -12,8 +12,13 @@ import httpx
 import pytest
 from google.rpc import error_details_pb2
 
+from core.domain.job import Job, Snapshot
+from core.domain.states import JobState
 from core.security.tenants import TenantDirectory
+from service.convert import job_to_proto
 from service.process import start_api
+from service.status import Current
+from service.watch import job_answer
 from tests.conftest import SystemFactory
 from tests.harness import State, System
 from tests.rpc_errors import detail, reason
@@ -196,3 +201,22 @@ async def test_a_tenant_has_at_most_its_watches_on_a_replica(make_system: System
                 call.cancel()
 
         await system.eventually(slot_back, timeout_s=5)
+
+
+@pytest.mark.parametrize("snapshots", [0, 1, 300])  # answers under and over 127 bytes
+def test_a_jobs_answer_is_the_message_it_would_serialize(snapshots: int) -> None:
+    job = Job(
+        id="j" + "a" * 19,
+        tenant="team-a",
+        base_model="models/gemini-1.5-flash-001-tuning",
+        state=JobState.RUNNING,
+        snapshots=tuple(Snapshot(step=s, epoch=1, mean_loss=0.5) for s in range(snapshots)),
+    )
+    answer = job_to_proto(job).SerializeToString()
+    current = Current(job, answer, version=2**40 + 7)
+
+    parsed = tuning_service_pb2.WatchTuningJobResponse.FromString(job_answer(current))
+
+    expected = tuning_service_pb2.WatchTuningJobResponse(version=2**40 + 7)
+    expected.job.ParseFromString(answer)
+    assert parsed == expected and parsed.WhichOneof("event") == "job"
