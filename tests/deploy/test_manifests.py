@@ -616,7 +616,9 @@ def test_api_accepts_grpc_from_clients_and_metrics_from_monitoring_only(
     ports = ingress_ports(policies_for(docs, "api"))
     numbers = {container_port(container, port) for port in ports}
     api = settings(docs, "api")
-    assert numbers == {listen_port(api.grpc_listen), listen_port(api.metrics_listen)}
+    # gRPC and the express-mode REST facade for clients; metrics for monitoring.
+    listens = (api.grpc_listen, api.express_listen, api.metrics_listen)
+    assert numbers == {listen_port(address) for address in listens}
     metrics_from = next(v for k, v in ports.items() if k in ("metrics", 9090))
     monitoring = {"kubernetes.io/metadata.name": "monitoring"}
     assert all(peer["namespaceSelector"]["matchLabels"] == monitoring for peer in metrics_from)
