@@ -19,14 +19,15 @@ from core.security.tenants import TenantDirectory
 from service.inference_limits import upstream_of
 from service.process import start_api
 from tests.conftest import SystemFactory
-from tests.harness import State, System
+from tests.harness import VERTEX_TENANT, State, System
 from tests.rpc_errors import detail, reason
 from tuning.v1 import generation_service_pb2 as gen
-from tuning.v1 import generation_service_pb2_grpc
+from tuning.v1 import generation_service_pb2_grpc, tuning_job_pb2
 
 pytestmark = pytest.mark.timeout(60)
 GEMINI_ROUTE = "tunedModels.generateContent"
 GEMINI_STREAM = "tunedModels.streamGenerateContent"
+VERTEX_ROUTE = "endpoints.generateContent"
 Stub = generation_service_pb2_grpc.GenerationServiceStub
 
 
@@ -183,6 +184,32 @@ async def test_the_upstreams_429_holds_off_every_replica_without_sending(
     # The Gemini API's quota is the tenant's own project's: another tenant still calls.
     await generate(system, other.name, "team-b")
     assert await system.upstream_requests(GEMINI_ROUTE) == 2
+
+
+async def test_a_vertex_429_holds_off_the_project_and_location_on_every_replica(
+    system: System,
+) -> None:
+    hyper = tuning_job_pb2.Hyperparameters(epoch_count=2, adapter_size=4)
+    job = await system.create(VERTEX_TENANT, base_model="gemini-2.5-flash", hyperparameters=hyper)
+    done = await system.finish_training(job.name, VERTEX_TENANT)
+    assert done.state == State.SUCCEEDED, done.error
+    await system.stop_worker()
+    await system.inject_faults({"route": VERTEX_ROUTE, "status": 429, "retry_delay_s": 30})
+
+    first = await refusal(system, job.name, VERTEX_TENANT)  # Vertex AI's own 429
+    held = await refusal(system, job.name, VERTEX_TENANT)
+    async with second_api(system) as replica:
+        from_replica = await refusal(replica, job.name, VERTEX_TENANT)
+
+    assert reason(first) == "UPSTREAM_RESOURCE_EXHAUSTED"
+    assert reason(held) == reason(from_replica) == "UPSTREAM_HELD_OFF"
+    assert 25 <= retry_s(from_replica) <= 30
+    # Vertex AI's quota is the project's in its region, shared by the tenants that use it
+    # (the project as the endpoint names it: by number, as Vertex AI answers).
+    project, location = done.tuned_model_endpoint.split("/")[1:4:2]
+    assert quota_of(held)[0] == f"upstream:vertex:{project}:{location}"
+    assert location == "us-central1"
+    assert await system.upstream_requests(VERTEX_ROUTE) == 1  # neither was sent
 
 
 @asynccontextmanager
