@@ -153,6 +153,15 @@ def waiting_reason(job: Job) -> str:
 
 def hyperparameters_to_proto(h: Hyperparameters) -> tuning_job_pb2.Hyperparameters:
     message = tuning_job_pb2.Hyperparameters()
+    set_common_hyperparameters(message, h)
+    if h.adapter_size is not None:
+        message.adapter_size = h.adapter_size
+    return message
+
+
+def set_common_hyperparameters(message: Any, h: Hyperparameters) -> None:
+    """Set on `message` the hyperparameters every surface names alike (tuning.v1's and
+    the Gemini API's `Hyperparameters`): 0 or None is the upstream's default, left unset."""
     if h.epoch_count:
         message.epoch_count = h.epoch_count
     if h.batch_size:
@@ -161,9 +170,6 @@ def hyperparameters_to_proto(h: Hyperparameters) -> tuning_job_pb2.Hyperparamete
         message.learning_rate = h.learning_rate
     elif h.learning_rate_multiplier is not None:
         message.learning_rate_multiplier = h.learning_rate_multiplier
-    if h.adapter_size is not None:
-        message.adapter_size = h.adapter_size
-    return message
 
 
 def _set_model_outputs(message: tuning_job_pb2.TuningJob, job: Job) -> None:

@@ -30,6 +30,7 @@ from google.protobuf import timestamp_pb2
 from core.domain.job import Hyperparameters, Job
 from core.domain.states import JobState
 from core.errors import to_status
+from service.convert import set_common_hyperparameters
 from service.gemini_facade.names import operation_name, tuned_model_name
 from service.jobs_api import estimated_total_steps
 
@@ -88,14 +89,7 @@ def _tuning_task(job: Job) -> Any:
 def hyperparameters(h: Hyperparameters) -> Any:
     """The hyperparameters the job was given (0 or None: the upstream's default, unset)."""
     message = GlmHyperparameters()
-    if h.epoch_count:
-        message.epoch_count = h.epoch_count
-    if h.batch_size:
-        message.batch_size = h.batch_size
-    if h.learning_rate is not None:
-        message.learning_rate = h.learning_rate
-    elif h.learning_rate_multiplier is not None:
-        message.learning_rate_multiplier = h.learning_rate_multiplier
+    set_common_hyperparameters(message, h)
     return message
 
 

@@ -11,8 +11,9 @@ from service.generation import GenerationApi
 from service.jobs_api import JobsApi
 from service.refusal_brake import RefusalBrake
 from service.status import StatusReader
+from service.tls import ssl_context
 from service.vertex_express.facade import ExpressFacade
-from service.vertex_express.server import ExpressApp, ssl_context
+from service.vertex_express.server import ExpressApp
 
 
 class ExpressServer:

@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import ssl
 import time
 from collections.abc import AsyncGenerator, Awaitable
 from dataclasses import dataclass
@@ -300,28 +299,3 @@ def _peer_common_name(request: web.Request) -> str | None:
 async def _maybe(wait: Awaitable[None] | None) -> None:
     if wait is not None:
         await wait
-
-
-def ssl_context(settings: Settings) -> ssl.SSLContext | None:
-    """The listener's TLS, as service.tls configures gRPC's; None for plaintext. A
-    partial or unreadable configuration stops the process."""
-    cert, key, client_ca = (
-        settings.tls_cert_file,
-        settings.tls_key_file,
-        settings.tls_client_ca_file,
-    )
-    if not (cert or key or client_ca):
-        return None
-    if not (cert and key):
-        raise SystemExit(
-            "configuration error: TLS needs both TUNING_TLS_CERT_FILE and TUNING_TLS_KEY_FILE"
-        )
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        context.load_cert_chain(cert, key)
-        if client_ca:
-            context.load_verify_locations(cafile=client_ca)
-            context.verify_mode = ssl.CERT_REQUIRED
-    except (OSError, ssl.SSLError) as exc:
-        raise SystemExit(f"configuration error: TLS files for the express facade: {exc}") from None
-    return context
