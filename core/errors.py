@@ -27,6 +27,7 @@ The tree, grouped by how the caller recovers:
           . ReceiveRateExceeded        the tenant's request bytes on one replica
           . StorageQuotaExceeded       the tenant's datasets or stored bytes (`tenant:<id>`)
           . AliasQuotaExceeded         the tenant's aliases (`tenant:<id>`)
+          . TrainingBudgetSpent        the tenant's monthly training tokens (`tenant:<id>`)
           . GenerateQuotaExceeded      the tenant's generate rate, tokens or concurrency
           . UpstreamHeldOff            the upstream's 429 to any replica: nothing is sent
           . RateLimited                the fleet's upstream budget; the worker waits
@@ -355,6 +356,16 @@ class Reason(StrEnum):
         "QuotaFailure subject `tenant:<id>`, ErrorInfo metadata `quota` says which.",
         "Delete datasets (DeleteDataset) or unsubmitted jobs; bytes of queued jobs free up "
         "once they are submitted.",
+    )
+    TRAINING_BUDGET_SPENT = (
+        "TRAINING_BUDGET_SPENT",
+        _C.RESOURCE_EXHAUSTED,
+        "The job's estimated training tokens would take the tenant past its monthly budget "
+        "(`training_token_budget`, TUNING_TENANT_TRAINING_TOKEN_BUDGET); QuotaFailure "
+        "subject `tenant:<id>`, ErrorInfo metadata `budget`, `used` and `requested` (tokens). "
+        "RetryInfo says when the next UTC month begins.",
+        "Wait for the next month, ask operators to raise the budget, or tune on fewer "
+        "examples or epochs.",
     )
     GENERATE_QUOTA_EXCEEDED = (
         "GENERATE_QUOTA_EXCEEDED",
@@ -775,6 +786,24 @@ class AliasQuotaExceeded(ResourceExhausted):
             subject=f"tenant:{tenant}",
         )
         self.metadata = {"quota": "max_aliases", "limit": str(limit)}
+
+
+class TrainingBudgetSpent(ResourceExhausted):
+    """A new job would take its tenant past its monthly training token budget: it is
+    refused until the month ends (`retry_after_s`) or the budget is raised."""
+
+    reason = Reason.TRAINING_BUDGET_SPENT
+
+    def __init__(
+        self, tenant: str, *, budget: int, used: int, requested: int, retry_after_s: float
+    ) -> None:
+        super().__init__(
+            f"tenant {tenant!r} has used {used} of its {budget} estimated training tokens "
+            f"this month; this job would add {requested}",
+            retry_after_s=retry_after_s,
+            subject=f"tenant:{tenant}",
+        )
+        self.metadata = {"budget": str(budget), "used": str(used), "requested": str(requested)}
 
 
 class ValidateQuotaSpent(ResourceExhausted):

@@ -48,6 +48,7 @@ import aiohttp
 import orjson
 import yarl
 from aiohttp.http_exceptions import LineTooLong
+from opentelemetry.trace import Span, SpanKind
 
 from core.errors import (
     Reason,
@@ -60,6 +61,7 @@ from core.errors import (
     UpstreamUnauthenticated,
 )
 from core.redis.token_bucket import Unlimited
+from core.runtime import tracing
 from core.runtime.deadline import remaining_s
 from core.runtime.metrics import Metrics
 from core.security.token_source import TokenSource
@@ -253,7 +255,7 @@ class UpstreamHttp:
         sending = await self._prepare(auth, method, path, effect, kwargs)
         with self._exchanging(sending) as exchange:
             response = await self._exchange(sending)
-            exchange.outcome = str(response.status_code)
+            exchange.answered(response.status_code, response.headers)
         if response.is_error and response.status_code not in passing:
             raise await self._failure(response)
         return response
@@ -367,7 +369,7 @@ class UpstreamHttp:
         sending = await self._prepare(auth, method, path, False, kwargs)
         with self._exchanging(sending) as exchange:
             response = await self._begin(sending)
-            exchange.outcome = str(response.status)
+            exchange.answered(response.status, response.headers)
             if response.status < 400:
                 return response
             async with response:
@@ -410,21 +412,39 @@ def _action(method: str, path: str) -> str:
     return f"{method} {yarl.URL(path, encoded=True).path}"
 
 
+UPSTREAM_REQUEST_ID_HEADERS = ("x-guploader-uploadid", "x-goog-request-id", "x-request-id")
+"""Answer headers that name the request upstream, kept on its span: Cloud Storage's upload
+id (what Google asks for in a support case about a request), and the request ids a Google
+front end or a proxy in between may add."""
+
+
 class _Exchange:
     """One exchange, in a `with` block (`UpstreamHttp._exchanging`): counted, timed, by
     its `outcome` (its status, once it has one); its timeouts and transport failures
     translated. A class rather than a generator's context manager: a poll makes one, and
-    this costs a third as much."""
+    this costs a third as much.
+
+    Inside a traced RPC or visit it is a client span too (core.runtime.tracing), whose
+    `traceparent` the request carries upstream."""
 
     def __init__(self, http: UpstreamHttp, sending: _Sending) -> None:
         self.outcome = "error"
         self._http = http
         self._sending = sending
         self._started = 0.0
+        self._span: Span | None = None
 
     def __enter__(self) -> Self:
         self._started = time.perf_counter()
+        if tracing.child_tracer() is not None:
+            self._span = _client_span(self._sending)
         return self
+
+    def answered(self, status: int, headers: Mapping[str, str]) -> None:
+        """The answer's status and headers have come."""
+        self.outcome = str(status)
+        if self._span is not None:
+            _answered_span(self._span, status, headers)
 
     def __exit__(
         self,
@@ -446,6 +466,33 @@ class _Exchange:
         finally:
             seconds = time.perf_counter() - self._started
             self._http._observe(self._sending.label, self.outcome, seconds)
+            if self._span is not None:
+                if not self.outcome.isdigit():
+                    tracing.failed(self._span, self.outcome)
+                self._span.end()
+
+
+def _client_span(sending: _Sending) -> Span | None:
+    """A started client span of the request, its traceparent added to the headers."""
+    method, _, route = sending.label.partition(" ")
+    attributes = {
+        "http.request.method": method,
+        "url.template": route,
+        "server.address": sending.url.host or "",
+    }
+    span = tracing.start_span(sending.label, kind=SpanKind.CLIENT, attributes=attributes)
+    if span is not None:
+        sending.headers[tracing.TRACEPARENT] = tracing.traceparent_of_span(span)
+    return span
+
+
+def _answered_span(span: Span, status: int, headers: Mapping[str, str]) -> None:
+    span.set_attribute("http.response.status_code", status)
+    for name in UPSTREAM_REQUEST_ID_HEADERS:
+        if value := headers.get(name):
+            span.set_attribute(f"http.response.header.{name}", (value[:128],))
+    if status >= 400:
+        tracing.failed(span, str(status))
 
 
 async def _read_whole(response: aiohttp.ClientResponse) -> Answer:

@@ -37,6 +37,7 @@ from service.tls import peer_common_name
 from service.wrapping import preceded
 
 _tenant: ContextVar[str] = ContextVar("tenant")
+_caller: ContextVar[Tenant | None] = ContextVar("caller", default=None)
 if TYPE_CHECKING:
     Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
     Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
@@ -72,6 +73,12 @@ def current_tenant() -> str:
 def principal_if_any() -> str:
     """The RPC's principal, or "" in a method open to all (OPEN_METHODS)."""
     return _tenant.get("")
+
+
+def caller_if_any() -> Tenant | None:
+    """Who the RPC's caller proved to be, even if its role was then refused (for the
+    audit trail: service.audit); None if it proved no one."""
+    return _caller.get()
 
 
 def authenticate(directory: TenantDirectory, token: str | None, common_name: str | None) -> Tenant:
@@ -164,6 +171,7 @@ class Authenticator:
             token = bearer_token(context.invocation_metadata())
             common_name = peer_common_name(context) if mutual_tls else None
             principal = authenticate(directory, token, common_name)
+            _caller.set(principal)
             authorize(principal, required)
             # Each RPC runs in a task of its own, whose context ends with it: nothing to reset.
             _tenant.set(principal.id)

@@ -12,6 +12,7 @@ from core.domain.loss_curve import job_advice
 from core.domain.providers import ProviderChoice, ProviderKind
 from core.domain.states import JobState
 from core.errors import to_status
+from core.runtime import tracing
 from service.dataset_store import DatasetRecord
 from tuning.v1 import dataset_pb2, tuning_job_pb2, tuning_service_pb2
 
@@ -57,6 +58,7 @@ def job_from_request(
         export_last_checkpoint_only=spec.export_last_checkpoint_only,
         provider=provider,
         prompt_template=spec.prompt_template,
+        traceparent=tracing.current_traceparent(),
     )
 
 

@@ -52,6 +52,7 @@ class PreparedCreate:
     examples: bytes  # core.domain.job.encode_example_pairs of the inline examples
     example_count: int
     request_hash: str  # service.convert.request_hash of the whole request
+    characters: int = 0  # of the inline examples' inputs and outputs (core.domain.usage)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class _Prepared:
     examples: bytes
     example_count: int
     request_hash: str
+    characters: int
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ def prepare_create(
         outcome.examples,
         outcome.example_count,
         outcome.request_hash,
+        outcome.characters,
     )
 
 
@@ -124,8 +127,9 @@ def prepare_here(
     request = parsed.request
     fingerprint = request_hash(request)
     encoded = encode_example_pairs(parsed.examples)
+    characters = sum(len(given) + len(wanted) for given, wanted in parsed.examples)
     request.tuning_job.ClearField("training_examples")
-    return PreparedCreate(request, encoded, len(parsed.examples), fingerprint)
+    return PreparedCreate(request, encoded, len(parsed.examples), fingerprint, characters)
 
 
 def unpacked(outcome: PreparedCreate | _Prepared | _Refused) -> PreparedCreate:
@@ -140,4 +144,5 @@ def unpacked(outcome: PreparedCreate | _Prepared | _Refused) -> PreparedCreate:
         examples=outcome.examples,
         example_count=outcome.example_count,
         request_hash=outcome.request_hash,
+        characters=outcome.characters,
     )

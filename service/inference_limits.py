@@ -18,7 +18,8 @@ by the whole fleet.
 3. The call itself, then its settlement: one script call, run as a task of its own once the
    call has its answer, so that the answer does not wait for it and a cancelled call or a
    stream its caller closed still gives its slot back (the API awaits the settlements
-   still running when it stops).
+   still running when it stops). The settlement also counts the call in its tenant's usage
+   of the month (core.domain.usage), so every admitted call settles, limits or none.
 
 Tokens. The upstream says how many tokens a call used only after it (`usage_metadata`, on a
 stream's last chunk). So a call is admitted on an estimate, the prompt's characters / 4
@@ -240,19 +241,26 @@ class InferenceLimits:
             yield usage
         finally:
             self._observe(call, usage, self._monotonic() - started)
-            if not call.limits.none:
-                # Off the call's path: its answer need not wait for the bookkeeping. The
-                # task is kept (and awaited by `aclose`), and a cancelled call cannot
-                # cancel it.
-                settling = asyncio.create_task(self._settle(call, call_id, taken, usage))
-                self._settling.add(settling)
-                settling.add_done_callback(self._settling.discard)
+            # Off the call's path: its answer need not wait for the bookkeeping. The task
+            # is kept (and awaited by `aclose`), and a cancelled call cannot cancel it. A
+            # tenant without limits is settled too: the settlement counts its usage.
+            settling = asyncio.create_task(self._settle(call, call_id, taken, usage))
+            self._settling.add(settling)
+            settling.add_done_callback(self._settling.discard)
 
     async def _settle(self, call: _Call, call_id: str, taken: int, usage: Usage) -> None:
-        used = used_tokens(usage.reported) if usage.reported is not None else 0
+        reported = gen.UsageMetadata() if usage.reported is None else usage.reported
+        used = used_tokens(reported)
         debit = used - taken if used else 0  # no count: the call cost its estimate
         try:
-            await self._quota.settle(call.tenant, call.limits, call_id=call_id, debit_tokens=debit)
+            await self._quota.settle(
+                call.tenant,
+                call.limits,
+                call_id=call_id,
+                debit_tokens=debit,
+                prompt_tokens=reported.prompt_token_count,
+                candidate_tokens=reported.candidates_token_count,
+            )
         except Retryable as exc:  # Redis down or full: the answer is not lost for it
             log.warning(
                 "generate of %s not settled (%s): its slot ends by its lease", call.tenant, exc

@@ -24,6 +24,7 @@ from core.domain.job import (
 from core.domain.providers import ProviderChoice, ProviderKind, ProviderOf
 from core.domain.quotas import QuotasFor, TenantQuotas
 from core.domain.states import JobState
+from core.domain.usage import DEFAULT_EPOCHS
 from core.errors import (
     AlreadyExists,
     CreateQuotaSpent,
@@ -64,7 +65,6 @@ from service.validation import (
 )
 
 _T = TypeVar("_T")
-DEFAULT_EPOCHS = 5
 DEFAULT_BATCH_SIZE = 4
 
 
@@ -151,17 +151,20 @@ class JobsApi:
             job = job.replace(source_job=source_job)
         if facade_id:
             job = job.replace(facade_id=facade_id)
-        job, content = await self._training_data(job, prepared.examples)
+        job, content, characters = await self._training_data(job, prepared)
         await self._check_validation_data(job)
         if request.validate_only:
             await self._check_quotas(tenant, quotas, len(content))
+            await self._store.check_training_budget(job, quotas, training_characters=characters)
             return job.replace(progress=Progress(total_steps=estimated_total_steps(job))), 0
         if not peeked and job.training_file is not None:  # a copy of its dataset to make
             await self._admitted(tenant, call, quotas)
         copy = await self._own_copy(job, request.request_id)
         job = job if copy is None else job.replace(training_file=copy)
         try:
-            stored, created, position = await self._store.create(job, content, quotas=quotas)
+            stored, created, position = await self._store.create(
+                job, content, quotas=quotas, training_characters=characters
+            )
         except BaseException:
             await self._discard(job.tenant, copy)
             raise
@@ -239,17 +242,20 @@ class JobsApi:
         ]
         return min((p for p in places if p), default=0)
 
-    async def _training_data(self, job: Job, inline: bytes) -> tuple[Job, bytes]:
+    async def _training_data(self, job: Job, prepared: PreparedCreate) -> tuple[Job, bytes, int]:
         """The examples to store with the job: inline ones; or, for a job naming a
-        dataset, none, and the dataset's file (copied for the job by `_own_copy`)."""
+        dataset, none, and the dataset's file (copied for the job by `_own_copy`). With
+        them, their characters (inputs and outputs), which its usage estimate counts."""
         if not job.dataset:
-            return job, inline
+            return job, prepared.examples, prepared.characters
         dataset_id = dataset_id_of(job.dataset, "tuning_job.dataset")
         record = await self._datasets.get(job.tenant, dataset_id)
         if record is None or record.file is None:
             raise _dataset_not_found(job.dataset, "tuning_job.dataset")
         self._check_inline_size(job, record.file)
-        return job.replace(example_count=record.stats.examples, training_file=record.file), b""
+        characters = record.stats.input_chars + record.stats.output_chars
+        job = job.replace(example_count=record.stats.examples, training_file=record.file)
+        return job, b"", characters
 
     def _check_inline_size(self, job: Job, file: TrainingFile) -> None:
         """The Gemini API takes a job's examples inline in one request: a larger dataset

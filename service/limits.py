@@ -11,7 +11,7 @@ from types import ModuleType
 
 from core import errors
 from core.redis import job_store
-from service import datasets_api, listing, validation
+from service import audit, audit_listing, datasets_api, listing, validation
 
 CONSTANTS: tuple[tuple[ModuleType, str, str], ...] = (
     (validation, "MAX_NAME_CHARS", "characters of a resource name"),
@@ -74,6 +74,12 @@ CONSTANTS: tuple[tuple[ModuleType, str, str], ...] = (
         "MAX_CAS_ATTEMPTS",
         "compare-and-set retries of one update",
     ),
+    (audit_listing, "MAX_PAGE_SIZE", "records on one ListAuditRecords page"),
+    (audit_listing, "MAX_SCAN", "audit records one ListAuditRecords page reads at most"),
+    (audit_listing, "MAX_FILTER_CHARS", "characters of an `action` or `resource` audit filter"),
+    (audit_listing, "MAX_AUDIT_TOKEN_CHARS", "characters of an audit page token"),
+    (audit, "MAX_FIELD_CHARS", "characters of an audit record's resource, tenant or detail"),
+    (audit, "MAX_PENDING_WRITES", "audit records being stored at once (past it: logged only)"),
 )
 
 

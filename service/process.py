@@ -19,6 +19,7 @@ from core.domain.providers import ProviderChoice, ProviderOf
 from core.domain.quotas import QuotasFor
 from core.redis.admission import Admission
 from core.redis.aliases import AliasStore
+from core.redis.audit import AuditStore
 from core.redis.client import Redis, RedisEndpoints, connect
 from core.redis.inference_quota import InferenceQuota
 from core.redis.job_store import JobStore
@@ -27,6 +28,8 @@ from core.redis.page_token_key import PageTokenKey
 from core.redis.project_slots import ProjectSlots
 from core.redis.schedule import Schedule
 from core.redis.startup import RedisStartup
+from core.redis.usage import UsageReader
+from core.runtime import tracing
 from core.runtime.clock import Clock, system_clock
 from core.runtime.health import CHECK_INTERVAL_S, RedisHealth
 from core.runtime.metrics import Metrics
@@ -41,6 +44,8 @@ from service.alias_servicer import SERVICE as ALIAS_SERVICE
 from service.alias_servicer import AliasServicer
 from service.alias_servicer import generic_handler as alias_handler
 from service.aliases_api import AliasesApi
+from service.audit import AuditTrail
+from service.audit_listing import AuditReader
 from service.audit_servicer import SERVICE as AUDIT_SERVICE
 from service.audit_servicer import AuditServicer
 from service.audit_servicer import generic_handler as audit_handler
@@ -67,7 +72,9 @@ from service.retirement import export_retire_times
 from service.retune import Retuner
 from service.status import CachedStatus, StatusReader, status_size_bytes
 from service.tls import server_credentials
+from service.tracing import RpcTracer
 from service.tuning_servicer import SERVICE, TuningServicer, generic_handler
+from service.usage_api import UsageApi
 from service.usage_servicer import SERVICE as USAGE_SERVICE
 from service.usage_servicer import UsageServicer
 from service.usage_servicer import generic_handler as usage_handler
@@ -96,8 +103,10 @@ class ApiServer:
         watch_hub: WatchHub | None = None,
         generation: GenerationServicer | None = None,
         express: ExpressServer | None = None,
+        audit: AuditTrail | None = None,
     ) -> None:
         self._express = express
+        self._audit = audit
         self._watch_hub = watch_hub
         self._generation = generation
         self.server = server
@@ -122,6 +131,8 @@ class ApiServer:
             await self.server.stop(grace_s)
         else:  # its requests drain alongside the RPCs, within the same grace
             await asyncio.gather(self._express.stop(), self.server.stop(grace_s))
+        if self._audit is not None:  # the drained calls' records
+            await self._audit.aclose()
         if self._generation is not None:
             await self._generation.aclose()
         if self.status_cache is not None:
@@ -160,7 +171,8 @@ async def start_api(
     export_retire_times(metrics, settings.catalogue())
     brake = RefusalBrake(settings.tenant_refusals_per_s, settings.tenant_refusal_burst)
     observer = RpcObserver(metrics, ended=brake.ended)
-    registrar = Registrar(server, rpc_wrappers(settings, tenants, observer, brake))
+    audit, audit_reader = audit_parts(settings, redis, tenants, clock)
+    registrar = Registrar(server, rpc_wrappers(settings, tenants, observer, brake, audit=audit))
     status_cache = status_cache_of(settings, keys)
     hub = WatchHub(per_tenant=settings.tenant_max_watches, per_replica=settings.max_watches)
     if status_cache is not None:
@@ -189,8 +201,9 @@ async def start_api(
     registrar.add_generic_rpc_handlers([generation_handler(generation)])
     registrar.add_generic_rpc_handlers([alias_handler(alias_servicer(settings, redis, clock))])
     registrar.add_generic_rpc_handlers(gemini_facade_handlers(settings, tuning, generation))
-    registrar.add_generic_rpc_handlers([audit_handler(AuditServicer())])
-    registrar.add_generic_rpc_handlers([usage_handler(UsageServicer())])
+    registrar.add_generic_rpc_handlers([audit_handler(AuditServicer(audit_reader))])
+    usage = UsageApi(UsageReader(redis, keys), tenants.tenant_ids, quotas, clock)
+    registrar.add_generic_rpc_handlers([usage_handler(UsageServicer(usage))])
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar.stand_in)
     key_ring = watch_keys(settings.encryption_keys_file)
@@ -239,6 +252,7 @@ async def start_api(
             generation.api,
             metrics=metrics,
             brake=brake,
+            audit=audit,
         )
     if status_cache is not None:
         await status_cache.start()
@@ -252,6 +266,7 @@ async def start_api(
         generation=generation,
         http=storage_http,
         express=express,
+        audit=audit,
     )
 
 
@@ -303,15 +318,42 @@ def rpc_wrappers(
     tenants: TenantDirectory,
     observer: RpcObserver,
     brake: RefusalBrake | None = None,
+    *,
+    audit: AuditTrail | None = None,
 ) -> Wrap:
     """What every registered method is wrapped in, innermost first: its message limit and
     parser (service.message_limits), then authentication, so that no request is parsed
     before its caller is known (and, with a `brake`, none of a much-refused caller's
     before its turn), then the observer, which sees every RPC (and tells the brake how
-    each ended)."""
+    each ended), and outermost, when tracing is on, each call's span (service.tracing).
+    With an `audit` trail (service.audit), its state-changing methods are noted innermost
+    (the parsed request, the answer) and recorded just outside authentication (every
+    call, refused or not, under the observer's request id)."""
     mutual_tls = bool(settings.tls_client_ca_file)
     auth = Authenticator(tenants, mutual_tls=mutual_tls, brake=brake)
-    return chained(MessageLimits.from_settings(settings).wrap, auth.wrap, observer.wrap)
+    limits = MessageLimits.from_settings(settings).wrap
+    wraps = [limits, auth.wrap, observer.wrap]
+    if audit is not None:
+        wraps = [audit.noting, limits, auth.wrap, audit.recording, observer.wrap]
+    if tracing.tracer() is not None:  # off, no call pays for it
+        wraps.append(RpcTracer().wrap)
+    return chained(*wraps)
+
+
+def audit_parts(
+    settings: Settings, redis: Redis, tenants: TenantDirectory, clock: Clock
+) -> tuple[AuditTrail, AuditReader]:
+    """The audit trail's recorder and its reader, over one store (core.redis.audit)."""
+    keys = Keys(settings.redis_key_prefix)
+    store = AuditStore(
+        redis,
+        keys,
+        clock,
+        retention_s=settings.audit_retention_s,
+        max_records=settings.audit_max_records,
+    )
+    trail = AuditTrail(store, tenants, clock, aliases=AliasStore(redis, keys))
+    return trail, AuditReader(store, tenants)
 
 
 def tuning_servicer(
@@ -382,7 +424,7 @@ def generation_servicer(  # noqa: PLR0917 (the process's parts, each one of a ki
     credentials = CredentialSource.from_settings(settings, tenants, redis, token_http, metrics)
     aliases = AliasStore(redis, keys)
     limits = InferenceLimits(
-        InferenceQuota(redis, keys),
+        InferenceQuota(redis, keys, clock),
         quotas,
         slot_lease_s=settings.generate_slot_lease_s,
         metrics=metrics,
@@ -487,6 +529,11 @@ async def serve(settings: Settings) -> None:
     It listens at once; its health is NOT_SERVING until Redis has passed the start-up
     checks, which it waits for (core.redis.startup).
     """
+    with tracing.exporting(settings.otlp_endpoint, "tuning-api"):
+        await _serve(settings)
+
+
+async def _serve(settings: Settings) -> None:
     redis = connect(settings.redis_url, cluster=settings.redis_cluster)
     startup = RedisStartup(redis)
     tenants = TenantDirectory.watch(settings.tenants_file)

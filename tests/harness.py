@@ -19,11 +19,13 @@ from typing import Any
 
 import grpc
 import httpx
+from opentelemetry.trace import TracerProvider
 
 from core.dataset_files import DatasetLocation
 from core.redis.client import Redis
 from core.redis.job_store import JobStore
 from core.redis.keys import Keys
+from core.runtime import tracing
 from core.runtime.metrics import Metrics
 from core.runtime.settings import Settings
 from core.security.authorized_user import CLOUD_PLATFORM_SCOPE
@@ -343,9 +345,13 @@ async def running_system(
     work_dir: Path,
     *,
     with_worker: bool = True,
+    tracer_provider: TracerProvider | None = None,
     **overrides: Any,
 ) -> AsyncIterator[System]:
     """Start emulator, API and (unless told not to) a worker; stop them on exit.
+
+    `tracer_provider`: trace the system with it (core.runtime.tracing; a test's own, with
+    an in-memory exporter); by default tracing is off, as without an OTLP endpoint.
 
     The tenants file is followed as in production (`TenantDirectory.watch`); a keys file
     with one key, `k1`, seals stored credentials unless `encryption_keys_file` is given.
@@ -355,6 +361,8 @@ async def running_system(
     overrides = {"encryption_keys_file": str(keys_file), **overrides}
     clock = FakeClock()
     async with AsyncExitStack() as stack:
+        if tracer_provider is not None:
+            stack.enter_context(tracing.installed(tracer_provider))
         # Tests jump the emulator's clock by hours to finish training; tokens must outlive
         # that (their expiry has tests of its own).
         emulator = EmulatorOptions(steps_per_second=1.0, token_ttl_s=TOKEN_TTL_S)

@@ -1,4 +1,5 @@
-"""Gauges read from Redis every few seconds: queues, due visits, jobs by state, cache age."""
+"""Gauges read from Redis every few seconds: queues, due visits, jobs by state, cache age,
+and each tenant's usage of the month against its budget."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from core.domain.quotas import QuotasFor
 from core.domain.states import JobState
+from core.domain.usage import month_of, used_fraction
 from core.errors import TuningError
 from core.redis.client import Redis, translated_errors
 from core.redis.job_store import JobStore
 from core.redis.keys import Keys
 from core.redis.project_slots import ProjectSlots
+from core.redis.usage import UsageReader
 from core.runtime.clock import Clock
 from core.runtime.metrics import Metrics
 
@@ -34,10 +38,13 @@ class GaugeSampler:
         *,
         slots: ProjectSlots | None = None,
         projects: Callable[[], Iterable[str]] = tuple,
+        quotas_for: QuotasFor | None = None,
     ) -> None:
         self._redis, self._keys, self._store = redis, keys, store
         self._metrics, self._tenants, self._clock = metrics, tenants, clock
         self._slots, self._projects = slots, projects  # Vertex AI projects' slots
+        self._usage = UsageReader(redis, keys)
+        self._quotas_for = quotas_for  # None: no budgets to compare with
 
     async def run(self, stop: asyncio.Event, interval_s: float) -> None:
         while not stop.is_set():
@@ -59,9 +66,28 @@ class GaugeSampler:
         self._metrics.schedule_due.set(int(due))
         oldest_ms = oldest[0][1] if oldest else now_ms
         self._metrics.poll_lag.set(max(0.0, (now_ms - oldest_ms) / 1000))
-        for tenant in self._tenants():
+        tenants = list(self._tenants())
+        for tenant in tenants:
             await self._sample_tenant(tenant, now)
+        await self._sample_usage(tenants, now)
         await self._sample_projects()
+
+    async def _sample_usage(self, tenants: list[str], now: float) -> None:
+        """The month's usage of every tenant, in one round trip, and its budget used."""
+        metrics = self._metrics
+        for usage in await self._usage.months(tenants, month_of(now)):
+            tenant, estimated = usage.tenant, usage.estimated_training_tokens
+            metrics.usage_jobs.labels(tenant).set(usage.jobs_created)
+            metrics.usage_training_tokens.labels(tenant, "estimated").set(estimated)
+            billable = usage.billable_training_tokens
+            metrics.usage_training_tokens.labels(tenant, "billable").set(billable)
+            used = used_fraction(estimated, self._budget_tokens(tenant))
+            metrics.training_budget_used.labels(tenant).set(used)
+
+    def _budget_tokens(self, tenant: str) -> int:
+        if self._quotas_for is None:
+            return 0
+        return int(self._quotas_for(tenant).training_token_budget)
 
     async def _sample_projects(self) -> None:
         """Slots used and jobs waiting, for each Vertex AI project with a limit."""

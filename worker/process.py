@@ -28,6 +28,7 @@ from core.redis.startup import RedisStartup
 from core.redis.storage import TenantStorage
 from core.redis.token_bucket import DEFAULT_BACKGROUND_WAIT_S, RedisTokenBucket, Unlimited
 from core.redis.tombstones import Tombstones
+from core.runtime import tracing
 from core.runtime.clock import Clock, system_clock
 from core.runtime.metrics import Metrics
 from core.runtime.settings import Settings
@@ -286,6 +287,7 @@ async def _work(
         wiring.clock,
         slots=wiring.project_slots,
         projects=wiring.tenants.projects,
+        quotas_for=wiring.tenants.quotas_for(wiring.settings.default_quotas()),
     )
     sampling = asyncio.create_task(gauges.run(stop, OBSERVE_INTERVAL_S))
     draining = asyncio.create_task(_report_draining(stop, health))
@@ -304,7 +306,12 @@ async def _report_draining(stop: asyncio.Event, health: WorkerHealth) -> None:
 
 
 async def serve(settings: Settings) -> None:
-    """Run one worker process until SIGTERM."""
+    """Run one worker process until SIGTERM, traced if configured (core.runtime.tracing)."""
+    with tracing.exporting(settings.otlp_endpoint, "tuning-worker"):
+        await _serve(settings)
+
+
+async def _serve(settings: Settings) -> None:
     metrics = Metrics.create()
     redis = connect(
         settings.redis_url,

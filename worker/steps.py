@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from google.rpc import code_pb2
+from opentelemetry.trace import Span
 
 from core.domain import lifecycle
 from core.domain.job import DATASET_NAME_PREFIX, Example, Job, decode_examples
@@ -55,7 +56,7 @@ from core.errors import (
 from core.redis.job_store import JobStore, Lease, Versioned
 from core.redis.project_slots import ProjectSlots
 from core.redis.schedule import member, parse_member
-from core.runtime import deadline
+from core.runtime import deadline, tracing
 from core.runtime.clock import Clock
 from core.runtime.metrics import Metrics
 from core.runtime.settings import Settings
@@ -153,7 +154,7 @@ class Steps:
         """One step; `read` is the job at its version if nothing was written since."""
         polling = _polls(job)
         try:
-            with deadline.within(self._settings.step_timeout_s):
+            with deadline.within(self._settings.step_timeout_s), tracing.current(_span_of(job)):
                 return await self._step(lease, job, read)
         except UpstreamRejected as exc:
             log.warning("job %s failed upstream: %s", job.name, exc.message)
@@ -176,14 +177,15 @@ class Steps:
     async def _step(self, lease: Lease, job: Job, read: Versioned | None) -> Outcome:
         """The job's next step. Everything but a poll is work a caller waits on, and
         goes ahead of polls for the fleet's upstream budget (core.upstream_http.urgent)."""
-        if _polls(job):
+        step = step_of(job)
+        if step == "poll":
             return await self._poll(lease, job, read)
         with urgent():
-            if job.deleted:
+            if step == "delete":
                 return await self._clean_up(lease, job)
-            if job.state in (JobState.QUEUED, JobState.CREATING):
+            if step == "submit":
                 return await self._submit(lease, job)
-            if job.state == JobState.CANCELLING:
+            if step == "cancel":
                 return await self._cancel(lease, job)
         if job.state.terminal:  # Woken by a freed slot, say, after a cancel while waiting:
             await self._leave_lines(job)  # pass the slot on to the next in line.
@@ -490,6 +492,29 @@ def _waiting(job: Job, projects: tuple[str, ...]) -> Job | None:
     if job.state != JobState.QUEUED or job.deleted:
         return None
     return job.replace(waiting_for=projects)
+
+
+def step_of(job: Job) -> str:
+    """The step `job`'s state asks of a visit (`Steps._step`): poll, delete (the clean-up
+    upstream), submit, cancel, or none."""
+    if _polls(job):
+        return "poll"
+    if job.deleted:
+        return "delete"
+    if job.state in (JobState.QUEUED, JobState.CREATING):
+        return "submit"
+    if job.state == JobState.CANCELLING:
+        return "cancel"
+    return "none"
+
+
+def _span_of(job: Job) -> Span | None:
+    """A span of the step `job` is at, inside a traced visit (worker.worker); None when
+    tracing is off."""
+    if tracing.child_tracer() is None:
+        return None
+    step = step_of(job)
+    return tracing.start_span(f"step {step}", attributes={"tuning.step": step})
 
 
 def _polls(job: Job) -> bool:

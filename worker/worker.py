@@ -24,19 +24,22 @@ import logging
 import time
 from typing import Any
 
-from core.domain.job import JOB_NAME_PREFIX
+from opentelemetry.context import Context
+from opentelemetry.trace import Span
+
+from core.domain.job import JOB_NAME_PREFIX, Job
 from core.errors import LeaseHeld, LeaseLost, TuningError
 from core.redis.admission import Admission
 from core.redis.job_store import JobStore, Lease, Versioned
 from core.redis.schedule import Claimed, Moves, Schedule
 from core.redis.token_bucket import prepaid
-from core.runtime import deadline, logs
+from core.runtime import deadline, logs, tracing
 from core.runtime.metrics import Metrics
 from core.runtime.settings import Settings
 from worker import fence
 from worker.fence import Fence
 from worker.keeper import LeaseKeeper
-from worker.steps import DONE, Next, Steps
+from worker.steps import DONE, Next, Steps, step_of
 from worker.sweep import Sweeper
 
 log = logging.getLogger(__name__)
@@ -194,6 +197,12 @@ class Worker:
             self._moves.add(tenant, job_id, None, poll=False)
             return
         lease, current = acquired
+        with tracing.current(_visit_span(lease, current.job)):
+            await self._held(lease, current, sent_at)
+
+    async def _held(self, lease: Lease, current: Versioned, sent_at: float) -> None:
+        """The visit, its lease taken."""
+        tenant, job_id, lease_s = lease.tenant, lease.job_id, self._settings.job_lease_s
         if lease.deliveries > self._settings.max_unfinished_visits:
             await self._steps.dead_letter(lease, current.job)
             await asyncio.shield(self._finish(lease, DONE, finished=True))
@@ -288,6 +297,24 @@ class Worker:
         # A bug must not kill the worker; the job comes due again, and counts.
         log.error("job %s: unexpected error", lease.job_id, exc_info=error)
         return Next(self._settings.retry_max_s), False
+
+
+def _visit_span(lease: Lease, job: Job) -> Span | None:
+    """The visit's span (None when tracing is off): a child of the create that made the
+    job, whose traceparent the job keeps (docs/architecture.md, decision 33), so that a
+    job's visits and their Redis scripts and upstream requests join its caller's trace."""
+    if tracing.tracer() is None:
+        return None
+    parent = tracing.parent_of({tracing.TRACEPARENT: job.traceparent})
+    step = step_of(job)
+    attributes = {
+        "tuning.job": job.name,
+        "tuning.tenant": job.tenant,
+        "tuning.step": step,
+        "tuning.deliveries": lease.deliveries,
+    }
+    # No traceparent (tracing was off at the create): a trace of its own, not the loop's.
+    return tracing.start_span(f"visit {step}", parent=parent or Context(), attributes=attributes)
 
 
 def _ended(task: asyncio.Task[Any]) -> None:

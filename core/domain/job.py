@@ -157,6 +157,10 @@ class Job:
     facade_id: str = ""
     """The `tuned_model_id` a create through the Gemini API facade gave: the job answers
     to `tunedModels/{facade_id}` there (service.gemini_facade.names); empty otherwise."""
+    traceparent: str = ""
+    """The W3C traceparent of the call that created the job (core.runtime.tracing): the
+    worker's visits are its children, so they join that caller's trace. Empty when
+    tracing was off."""
 
     @property
     def name(self) -> str:

@@ -23,8 +23,15 @@ DEFAULT_GENERATE_TOKENS_PER_MINUTE = 1_000_000.0
 may use per minute."""
 DEFAULT_GENERATE_MAX_CONCURRENT = 16
 """Generate calls one tenant may have in flight at once, across the fleet."""
+DEFAULT_BUDGET_WARNING_FRACTION = 0.8
+"""Share of a tenant's training token budget past which its creates are warned of."""
 ZERO_MEANS_NO_LIMIT = frozenset(
-    {"generate_requests_per_minute", "generate_tokens_per_minute", "generate_max_concurrent"}
+    {
+        "generate_requests_per_minute",
+        "generate_tokens_per_minute",
+        "generate_max_concurrent",
+        "training_token_budget",
+    }
 )
 """The quotas a tenants file may set to 0, for no limit (the others must be positive)."""
 
@@ -39,6 +46,9 @@ class TenantQuotas:
     (its datasets', and its jobs' until the upstream has them). `validate_only` creates
     spend a bucket of their own (`validates_per_minute`, `validate_burst`), never the
     create quota: a dry run is as much work to check as a create, so it is bounded too.
+    `training_token_budget` bounds the estimated training tokens (core.domain.usage) of
+    the jobs created in one UTC month (0: no budget); a create past it is refused, and
+    one past `budget_warning_fraction` of it is logged.
     """
 
     max_running: int
@@ -51,6 +61,8 @@ class TenantQuotas:
     generate_requests_per_minute: float = DEFAULT_GENERATE_REQUESTS_PER_MINUTE
     generate_tokens_per_minute: float = DEFAULT_GENERATE_TOKENS_PER_MINUTE
     generate_max_concurrent: int = DEFAULT_GENERATE_MAX_CONCURRENT
+    training_token_budget: int = 0
+    budget_warning_fraction: float = DEFAULT_BUDGET_WARNING_FRACTION
 
     @property
     def creates_per_s(self) -> float:
@@ -79,6 +91,7 @@ class QuotaOverrides:
     generate_requests_per_minute: float | None = None
     generate_tokens_per_minute: float | None = None
     generate_max_concurrent: int | None = None
+    training_token_budget: int | None = None
 
     def over(self, defaults: TenantQuotas) -> TenantQuotas:
         """`defaults` with this tenant's own values put in."""

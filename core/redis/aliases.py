@@ -32,7 +32,7 @@ from typing import Any
 from core.errors import AliasQuotaExceeded, AlreadyExists, NotFound, RevisionMismatch
 from core.redis.client import Redis, text, translated_errors
 from core.redis.keys import Keys
-from core.redis.scripts import NOW_MS, Script, ScriptCall, Scripts
+from core.redis.scripts import NOW_MS, Script, ScriptCall, Scripts, named_scripts
 
 ALIAS_NAME_PREFIX = "aliases/"
 ALIAS_ID = re.compile(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
@@ -475,3 +475,6 @@ def delete_alias_call(
 
 def _route_args(route: Route) -> list[str | int]:
     return [route.target, route.canary_target, route.canary_percent]
+
+
+named_scripts(globals())

@@ -12,6 +12,7 @@ calls in flight scored by when each stops counting. A generate costs two script 
 - GENERATE_SETTLE, after the answer (or the stream's end, or a failure): give the call's
   slot back and put the difference between the tokens the upstream counted and the estimate
   taken on the token bucket, which may put it below zero: a debt that later calls wait out.
+  It also counts the call in the tenant's usage of the month (core.domain.usage).
 
 Each bucket holds a minute's worth (at least one call) and refills evenly; a missing key is
 a full bucket, so every key expires once it would be full again. A limit of 0 is no limit,
@@ -28,10 +29,20 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from core.domain.usage import USAGE_RETENTION_S, month_of
 from core.errors import GenerateQuotaExceeded
 from core.redis.client import Redis, translated_errors
 from core.redis.keys import Keys
-from core.redis.scripts import NOW_MS, Script, ScriptArg, ScriptCall, Scripts
+from core.redis.scripts import (
+    NOW_MS,
+    USAGE_STEP,
+    Script,
+    ScriptArg,
+    ScriptCall,
+    Scripts,
+    named_scripts,
+)
+from core.runtime.clock import Clock, system_clock
 
 CONCURRENCY_RETRY_S = 1.0
 """The RetryInfo of a call refused for the tenant's calls in flight: when one ends is not
@@ -163,18 +174,27 @@ def generate_admit_call(
 
 # A call's end: its slot given back, and `debit_tokens` (what the upstream counted less what
 # the admission took; below zero gives tokens back) put on the token bucket, which may go
-# below zero. Returns 1.
+# below zero. The call is counted in its tenant's usage of the month (`usage_key`, kept
+# `usage_ttl_ms`; core.domain.usage): one request, and the prompt and candidate tokens
+# the upstream counted. Returns 1.
 GENERATE_SETTLE = Script(
     """
 local tokens_key = KEYS[1]
 local calls_key = KEYS[2]
+local usage_key = KEYS[3]
 local tokens_per_minute = tonumber(ARGV[1])
 local debit_tokens = tonumber(ARGV[2])
 local call_id = ARGV[3]
+local prompt_tokens = tonumber(ARGV[4])
+local candidate_tokens = tonumber(ARGV[5])
+local usage_ttl_ms = tonumber(ARGV[6])
 """
     + NOW_MS
     + _BUCKET
+    + USAGE_STEP
     + """
+count_usage(usage_key, usage_ttl_ms, 'generate_requests', 1,
+            'generate_prompt_tokens', prompt_tokens, 'generate_candidate_tokens', candidate_tokens)
 redis.call('ZREM', calls_key, call_id)
 if tokens_per_minute > 0 and debit_tokens ~= 0 then
   local tokens = level(tokens_key, tokens_per_minute, tokens_per_minute)
@@ -187,11 +207,21 @@ return 1
 
 
 def generate_settle_call(
-    *, tokens_key: str, calls_key: str, tokens_per_minute: float, debit_tokens: int, call_id: str
+    *,
+    tokens_key: str,
+    calls_key: str,
+    usage_key: str,
+    tokens_per_minute: float,
+    debit_tokens: int,
+    call_id: str,
+    prompt_tokens: int,
+    candidate_tokens: int,
+    usage_ttl_ms: int,
 ) -> ScriptCall:
     """GENERATE_SETTLE."""
     args: list[ScriptArg] = [tokens_per_minute, debit_tokens, call_id]
-    return ScriptCall(GENERATE_SETTLE, [tokens_key, calls_key], args)
+    args += [prompt_tokens, candidate_tokens, usage_ttl_ms]
+    return ScriptCall(GENERATE_SETTLE, [tokens_key, calls_key, usage_key], args)
 
 
 # Hold an upstream off for `hold_ms` from now; never shortens a longer hold. Returns 1.
@@ -215,9 +245,10 @@ def hold_off_call(*, hold_key: str, hold_ms: int) -> ScriptCall:
 class InferenceQuota:
     """The tenants' generate limits and the upstreams' hold-offs, in Redis."""
 
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, clock: Clock = system_clock) -> None:
         self._redis = redis
         self._keys = keys
+        self._clock = clock
         self._scripts = Scripts(redis)
 
     async def admit(
@@ -250,15 +281,27 @@ class InferenceQuota:
         return value
 
     async def settle(
-        self, tenant: str, limits: GenerateLimits, *, call_id: str, debit_tokens: int
+        self,
+        tenant: str,
+        limits: GenerateLimits,
+        *,
+        call_id: str,
+        debit_tokens: int,
+        prompt_tokens: int = 0,
+        candidate_tokens: int = 0,
     ) -> None:
-        """The call's end: its slot back, `debit_tokens` more (or fewer) tokens spent."""
+        """The call's end: its slot back, `debit_tokens` more (or fewer) tokens spent, and
+        the call counted in the tenant's usage of the month with the upstream's counts."""
         call = generate_settle_call(
             tokens_key=self._keys.tenant_generate_tokens(tenant),
             calls_key=self._keys.tenant_generate_calls(tenant),
+            usage_key=self._keys.tenant_usage(tenant, month_of(self._clock())),
             tokens_per_minute=limits.tokens_per_minute,
             debit_tokens=debit_tokens,
             call_id=call_id,
+            prompt_tokens=prompt_tokens,
+            candidate_tokens=candidate_tokens,
+            usage_ttl_ms=USAGE_RETENTION_S * 1000,
         )
         await self._scripts.run(call)
 
@@ -273,3 +316,6 @@ class InferenceQuota:
         with translated_errors():
             left: Any = await self._redis.pttl(self._keys.upstream_hold_off(upstream))
         return max(int(left), 0)
+
+
+named_scripts(globals())

@@ -9,6 +9,7 @@ Redis (`LeaseLost`), whatever that worker believes about its lease.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
@@ -17,6 +18,14 @@ from core.domain import events as job_events
 from core.domain.job import Job
 from core.domain.quotas import TenantQuotas
 from core.domain.states import JobState
+from core.domain.usage import (
+    USAGE_RETENTION_S,
+    UsageField,
+    estimated_training_tokens,
+    month_of,
+    next_month_start_s,
+    used_fraction,
+)
 from core.errors import (
     AlreadyExists,
     Conflict,
@@ -24,6 +33,7 @@ from core.errors import (
     LeaseHeld,
     LeaseLost,
     Reason,
+    TrainingBudgetSpent,
     ValidateQuotaSpent,
 )
 from core.redis.client import Redis, text, translated_errors
@@ -41,6 +51,8 @@ from core.redis.scripts import (
 from core.redis.storage import stored_bytes_exceeded
 from core.redis.tombstones import MAX_TOMBSTONES
 from core.runtime.clock import Clock, system_clock
+
+log = logging.getLogger(__name__)
 
 MAX_CAS_ATTEMPTS = 20
 STALLED = "STALLED"
@@ -93,7 +105,12 @@ class JobStore:
         self._scripts = Scripts(redis)
 
     async def create(
-        self, job: Job, examples: bytes, *, quotas: TenantQuotas | None = None
+        self,
+        job: Job,
+        examples: bytes,
+        *,
+        quotas: TenantQuotas | None = None,
+        training_characters: int = 0,
     ) -> Created:
         """Store a new job; if its id exists, return that job (a client retry).
 
@@ -105,8 +122,16 @@ class JobStore:
         StorageQuotaExceeded if they would pass `quotas.max_stored_bytes`.
         Raises AlreadyExists when the existing job came from a different request, or when
         the id is tombstoned (core.redis.tombstones: a job of that id was deleted).
+
+        A new job is counted in its tenant's usage of this month (core.domain.usage), its
+        tokens estimated from its examples' `training_characters`, in the same step: a
+        retry is not counted again. TrainingBudgetSpent if they would take the month past
+        `quotas.training_token_budget`; a create that takes it past the budget's warning
+        fraction is logged (`_warn_near_budget`).
         """
-        keys, tenant = self._keys, job.tenant
+        keys, tenant, now = self._keys, job.tenant, self._clock()
+        estimate = estimated_training_tokens(training_characters, job.hyperparameters.epoch_count)
+        budget = 0 if quotas is None else int(quotas.training_token_budget)
         call = create_call(
             job_key=keys.job(tenant, job.id),
             data_key=keys.job_data(tenant, job.id),
@@ -127,14 +152,23 @@ class JobStore:
             max_stored_bytes=0 if quotas is None else quotas.max_stored_bytes,
             counts_key=keys.tenant_state_counts(tenant),
             counted=counted_state(job),
+            usage_key=keys.tenant_usage(tenant, month_of(now)),
+            example_count=job.example_count,
+            estimated_tokens=estimate,
+            budget_tokens=budget,
+            usage_ttl_ms=USAGE_RETENTION_S * 1000,
         )
         reply = await self._scripts.run(call)
         if reply[0] == 1:
+            if quotas is not None:
+                _warn_near_budget(tenant, quotas, used=int(reply[2]), added=estimate)
             return Created(job, True, int(reply[1]))
         if reply[0] == -1 and quotas is not None:
             raise _create_quota_spent(tenant, quotas, wait_ms=int(reply[1]))
         if reply[0] == -2 and quotas is not None:
             raise stored_bytes_exceeded(tenant, quotas)
+        if reply[0] == -4:
+            raise _budget_spent(tenant, budget, used=int(reply[1]), requested=estimate, now=now)
         if reply[0] == -3:
             raise AlreadyExists(
                 "request_id made a job that was deleted; use a new request_id",
@@ -147,6 +181,23 @@ class JobStore:
                 reason=Reason.REQUEST_ID_REUSED,
             )
         return Created(Job.from_json(reply[2]), False, int(reply[3]))
+
+    async def check_training_budget(
+        self, job: Job, quotas: TenantQuotas, *, training_characters: int
+    ) -> None:
+        """TrainingBudgetSpent if `create` would refuse `job` for its tenant's monthly
+        budget now; counts nothing (validate_only)."""
+        budget = int(quotas.training_token_budget)
+        if budget <= 0:
+            return
+        now = self._clock()
+        estimate = estimated_training_tokens(training_characters, job.hyperparameters.epoch_count)
+        key = self._keys.tenant_usage(job.tenant, month_of(now))
+        with translated_errors():
+            raw = await self._redis.hget(key, UsageField.ESTIMATED_TRAINING_TOKENS)
+        used = int(raw or 0)
+        if used + estimate > budget:
+            raise _budget_spent(job.tenant, budget, used=used, requested=estimate, now=now)
 
     async def check_create_quota(self, tenant: str, quotas: TenantQuotas) -> None:
         """CreateQuotaSpent if `create` would be refused now; spends nothing (validate_only)."""
@@ -221,7 +272,9 @@ class JobStore:
     ) -> Versioned:
         """Write `new` if the record is still at `current.version` (and the lease holds);
         with `release`, give the lease back in the same step (a visit's last write). What
-        the change is, as events (core.domain.events), is written with it."""
+        the change is, as events (core.domain.events), is written with it; so, at the save
+        that first stores the job SUCCEEDED, are its billable tokens, in its tenant's usage
+        of this month (core.domain.usage)."""
         now = self._clock()
         new = new.replace(update_time=now)
         keys, tenant = self._keys, new.tenant
@@ -253,6 +306,9 @@ class JobStore:
             events_key=keys.job_events(tenant, new.id),
             stall=STALLED if new.stalled_since is not None and counted_state(new) else "",
             max_events=self._max_events,
+            usage_key=keys.tenant_usage(tenant, month_of(now)),
+            billable_tokens=_billable_tokens(new),
+            usage_ttl_ms=USAGE_RETENTION_S * 1000,
             events=events,
         )
         reply = await self._scripts.run(call)
@@ -455,6 +511,41 @@ class JobStore:
         )
         reply = await self._scripts.run(call)
         return bool(reply)
+
+
+def _billable_tokens(job: Job) -> int:
+    """What a SUCCEEDED job's save counts as its billable training tokens (SAVE counts
+    them once, at the save that first finds it SUCCEEDED): the upstream's count, or 0."""
+    if job.state != JobState.SUCCEEDED or job.data_stats is None:
+        return 0
+    return max(job.data_stats.billable_tokens, 0)
+
+
+def _budget_spent(
+    tenant: str, budget: int, *, used: int, requested: int, now: float
+) -> TrainingBudgetSpent:
+    """The refusal of a job past its tenant's budget, retried when the month ends."""
+    wait_s = max(next_month_start_s(now) - now, 1.0)
+    return TrainingBudgetSpent(
+        tenant, budget=budget, used=used, requested=requested, retry_after_s=wait_s
+    )
+
+
+def _warn_near_budget(tenant: str, quotas: TenantQuotas, *, used: int, added: int) -> None:
+    """Log the create that takes the tenant's month past its budget's warning fraction
+    (once a month: only the create that crosses it)."""
+    budget = quotas.training_token_budget
+    if budget <= 0:
+        return
+    threshold = budget * quotas.budget_warning_fraction
+    if used - added < threshold <= used:
+        log.warning(
+            "tenant %s has used %d of its %d estimated training tokens this month (%.0f%%)",
+            tenant,
+            used,
+            budget,
+            100 * used_fraction(used, budget),
+        )
 
 
 def _create_quota_spent(tenant: str, quotas: TenantQuotas, *, wait_ms: int) -> CreateQuotaSpent:

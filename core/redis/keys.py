@@ -104,6 +104,12 @@ class Keys:
         the gauges read it instead of every record."""
         return f"{self._tenant(tenant)}:state-counts"
 
+    def tenant_usage(self, tenant: str, month: str) -> str:
+        """Hash: the tenant's usage in one UTC month ("YYYY-MM"), fields named by
+        core.domain.usage.UsageField, counted by the scripts at each event (CREATE, SAVE,
+        GENERATE_SETTLE); expires USAGE_RETENTION_S after its last write."""
+        return f"{self._tenant(tenant)}:usage:{month}"
+
     def tenant_fetched(self, tenant: str) -> str:
         """Sorted set: ids of the tenant's RUNNING, not deleted jobs scored by their
         `status_fetch_time` (ms since the epoch), for the status cache age gauge."""
@@ -123,6 +129,13 @@ class Keys:
     def tenant_alias_revisions(self, tenant: str, alias_id: str) -> str:
         """Sorted set: an alias's kept revisions (JSON records) scored by revision number."""
         return f"{self._tenant(tenant)}:alias-revisions:{alias_id}"
+
+    def audit_records(self, principal: str) -> str:
+        """Stream: the audit trail of one tenant (or of one admin, for its calls that act
+        on no tenant), field `r` each a record's JSON (core.redis.audit), trimmed to
+        TUNING_AUDIT_MAX_RECORDS and TUNING_AUDIT_RETENTION_S. In a tag of its own, not
+        the tenant's: writes under the tenant's tag reach every replica's near cache."""
+        return f"{self.prefix}:{{a.{principal}}}:audit"
 
     def _project(self, project: str) -> str:
         return f"{self.prefix}:{{p.{project}}}"

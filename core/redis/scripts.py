@@ -11,14 +11,16 @@ tag (see core.redis.keys), so each runs on Redis Cluster.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from opentelemetry.trace import SpanKind
 from redis.exceptions import NoScriptError
 
 from core.redis.client import PipelinedRedis, Redis, translated_errors
+from core.runtime import tracing
 
 ScriptArg = str | bytes | int | float
 
@@ -56,11 +58,25 @@ class Scripts:
         self._redis = redis
 
     async def run(self, call: ScriptCall) -> Any:
-        """The script's raw reply (shapes are documented beside each script).
+        """The script's raw reply (shapes are documented beside each script), one span
+        inside a traced RPC or visit (core.runtime.tracing), named by the script.
 
         Sent on the client's pipelined connection, if it has one (core.redis.pipelined:
         far less CPU per call than redis-py's own path; scripts are the store's hot
         calls, a create's write and each step of a worker's visits); else as any other."""
+        if tracing.child_tracer() is None:
+            return await self._run(call)
+        name = script_name(call.script)
+        attributes = {
+            "db.system.name": "redis",
+            "db.operation.name": "EVALSHA",
+            "db.redis.script": name,
+        }
+        span = tracing.start_span(f"EVALSHA {name}", kind=SpanKind.CLIENT, attributes=attributes)
+        with tracing.current(span):
+            return await self._run(call)
+
+    async def _run(self, call: ScriptCall) -> Any:
         execute: Any = self._redis.execute_command
         if isinstance(self._redis, PipelinedRedis):
             connection = self._redis.pipelined
@@ -72,6 +88,22 @@ class Scripts:
             except NoScriptError:
                 await self._redis.script_load(call.script.source)
                 return await execute(*command)
+
+
+_NAMES: dict[Script, str] = {}
+
+
+def named_scripts(namespace: Mapping[str, object]) -> None:
+    """Name each Script of a module's `namespace` (its `globals()`) by its constant, as
+    its spans are named: `CREATE` is `create`."""
+    for constant, value in namespace.items():
+        if isinstance(value, Script):
+            _NAMES[value] = constant.lower()
+
+
+def script_name(script: Script) -> str:
+    """The script's name (`named_scripts`), or its SHA's head if it has none."""
+    return _NAMES.get(script) or script.sha[:12]
 
 
 def _flag(value: bool) -> int:
@@ -122,6 +154,21 @@ local function move_count(counts_key, from, to)
 end
 """
 
+# A tenant-month's usage (core.domain.usage), for the scripts that count it (CREATE, SAVE,
+# and core.redis.inference_quota's GENERATE_SETTLE):
+# count_usage(key, ttl_ms, field, n, field, n, ...) adds each non-zero n to its field, and
+# keeps the hash `ttl_ms` from now (renewed at most daily, sparing a write per call).
+USAGE_STEP = """
+local function count_usage(key, ttl_ms, ...)
+  local counts = {...}
+  for i = 1, #counts, 2 do
+    if counts[i + 1] ~= 0 then redis.call('HINCRBY', key, counts[i], counts[i + 1]) end
+  end
+  if redis.call('PTTL', key) < ttl_ms - 86400000 then redis.call('PEXPIRE', key, ttl_ms) end
+end
+"""
+
+
 # Store a new job, unless its id exists. A new job joins its tenant's queue, waiting for
 # admission (core.redis.admission). The tenant's create quota is a token bucket spent
 # here, by new jobs only: a client's retry of a request that already made its job costs
@@ -133,7 +180,12 @@ end
 # quota would be passed, {-3} when the id is tombstoned (a job of that id was deleted and
 # removed; a model of it may still be upstream, so the id is not made again). Queue
 # positions are 1-based, 0 when not queued. A new job is counted under `counted`
-# (COUNT_STEP).
+# (COUNT_STEP). A new job is also counted in its tenant's usage of the month
+# (`usage_key`, core.domain.usage: a job, its `example_count` examples and its
+# `estimated_tokens`), the hash kept `usage_ttl_ms` from now; a retry is not (it returns
+# before). With a `budget_tokens` (0: none), a job whose estimate would take the month's
+# estimated tokens past it is refused before any token is spent: {-4, tokens used}. A
+# created job's reply carries the month's estimated tokens with it: {1, position, used}.
 CREATE = Script(
     """
 local job_key = KEYS[1]
@@ -146,6 +198,7 @@ local bucket_key = KEYS[7]
 local storage_key = KEYS[8]
 local tombstones_key = KEYS[9]
 local counts_key = KEYS[10]
+local usage_key = KEYS[11]
 local request_hash = ARGV[1]
 local doc = ARGV[2]
 local state = ARGV[3]
@@ -155,10 +208,15 @@ local creates_per_s = tonumber(ARGV[6])
 local create_burst = tonumber(ARGV[7])
 local max_stored_bytes = tonumber(ARGV[8])
 local counted = ARGV[9]
+local example_count = tonumber(ARGV[10])
+local estimated_tokens = tonumber(ARGV[11])
+local budget_tokens = tonumber(ARGV[12])
+local usage_ttl_ms = tonumber(ARGV[13])
 """
     + NOW_MS
     + BUCKET_STEP
     + COUNT_STEP
+    + USAGE_STEP
     + """
 local function position()
   local rank = redis.call('ZRANK', queue_key, job_id)
@@ -175,6 +233,8 @@ if max_stored_bytes > 0 then
   local stored = tonumber(redis.call('HGET', storage_key, 'bytes')) or 0
   if stored + size > max_stored_bytes then return {-2, stored} end
 end
+local used = tonumber(redis.call('HGET', usage_key, 'estimated_training_tokens')) or 0
+if budget_tokens > 0 and used + estimated_tokens > budget_tokens then return {-4, used} end
 if creates_per_s > 0 then
   local wait = take_token(bucket_key, creates_per_s, create_burst, 0, 1)
   if wait < 0 then return {-1, -wait} end
@@ -188,7 +248,9 @@ redis.call('HINCRBY', storage_key, 'bytes', size)
 redis.call('ZADD', index_key, seq, job_id)
 redis.call('SADD', active_key, job_id)
 redis.call('ZADD', queue_key, seq, job_id)
-return {1, position()}
+count_usage(usage_key, usage_ttl_ms, 'jobs_created', 1, 'training_examples', example_count,
+            'estimated_training_tokens', estimated_tokens)
+return {1, position(), used + estimated_tokens}
 """,
 )
 
@@ -205,6 +267,7 @@ def create_call(
     storage_key: str,
     tombstones_key: str,
     counts_key: str,
+    usage_key: str,
     request_hash: str,
     doc: str,
     state: str,
@@ -214,14 +277,20 @@ def create_call(
     create_burst: int,
     max_stored_bytes: int,
     counted: str,
+    example_count: int,
+    estimated_tokens: int,
+    budget_tokens: int,
+    usage_ttl_ms: int,
 ) -> ScriptCall:
     """CREATE; `creates_per_s` 0 means no create quota, `max_stored_bytes` 0 no storage
-    quota; `counted` is the state the new job is counted under ('' for none)."""
+    quota, `budget_tokens` 0 no training token budget; `counted` is the state the new job
+    is counted under ('' for none)."""
     keys = [job_key, data_key, index_key, seq_key, active_key, queue_key, bucket_key]
     args: list[ScriptArg] = [request_hash, doc, state, examples, job_id]
     quotas: list[ScriptArg] = [creates_per_s, create_burst, max_stored_bytes]
-    more = [storage_key, tombstones_key, counts_key]
-    return ScriptCall(CREATE, [*keys, *more], [*args, *quotas, counted])
+    more = [storage_key, tombstones_key, counts_key, usage_key]
+    usage: list[ScriptArg] = [example_count, estimated_tokens, budget_tokens, usage_ttl_ms]
+    return ScriptCall(CREATE, [*keys, *more], [*args, *quotas, counted, *usage])
 
 
 # Compare-and-set of a job's document, fenced by the lease epoch when a worker writes.
@@ -237,7 +306,10 @@ def create_call(
 # A `stalled` job is also counted under STALLED (the job hash's `stall` field says whether
 # it was). The `events` the change makes (core.domain.events, JSON each) are appended to
 # the job's stream, which keeps the newest `max_events`: recorded exactly when the change
-# is. Returns the new version, or -1 gone, -2 lease lost (fenced), -3 version conflict.
+# is. The save that first finds the job SUCCEEDED (its stored `state` was another) adds
+# `billable_tokens` (the upstream's count, 0: none) to its tenant's usage of the month it
+# ended (`usage_key`, kept `usage_ttl_ms`): once, whatever saves come after.
+# Returns the new version, or -1 gone, -2 lease lost (fenced), -3 version conflict.
 SAVE = Script(
     """
 local job_key = KEYS[1]
@@ -251,6 +323,7 @@ local ended_key = KEYS[8]
 local counts_key = KEYS[9]
 local fetched_key = KEYS[10]
 local events_key = KEYS[11]
+local usage_key = KEYS[12]
 local expected_version = ARGV[1]
 local epoch = ARGV[2]
 local doc = ARGV[3]
@@ -266,14 +339,20 @@ local fetched_ms = tonumber(ARGV[12])
 local drop_data = ARGV[13] == '1'
 local stall = ARGV[14]
 local max_events = ARGV[15]
-local events = {unpack(ARGV, 16)}
+local billable_tokens = tonumber(ARGV[16])
+local usage_ttl_ms = tonumber(ARGV[17])
+local events = {unpack(ARGV, 18)}
 """
     + COUNT_STEP
+    + USAGE_STEP
     + """
 if redis.call('EXISTS', job_key) == 0 then return -1 end
-local f = redis.call('HMGET', job_key, 'version', 'epoch', 'counted', 'stall')
+local f = redis.call('HMGET', job_key, 'version', 'epoch', 'counted', 'stall', 'state')
 if epoch ~= '' and f[2] ~= epoch then return -2 end
 if f[1] ~= expected_version then return -3 end
+if state == 'SUCCEEDED' and f[5] ~= 'SUCCEEDED' then
+  count_usage(usage_key, usage_ttl_ms, 'billable_training_tokens', billable_tokens)
+end
 local v = tonumber(f[1]) + 1
 redis.call('HSET', job_key, 'doc', doc, 'state', state, 'version', v, 'counted', counted,
            'stall', stall)
@@ -343,6 +422,9 @@ def save_call(
     events_key: str,
     stall: str = "",
     max_events: int,
+    usage_key: str,
+    billable_tokens: int = 0,
+    usage_ttl_ms: int,
     events: Sequence[str] = (),
 ) -> ScriptCall:
     """SAVE; `epoch` None for a writer that is not a worker (no fencing). `stall` is the
@@ -351,9 +433,10 @@ def save_call(
     fence: ScriptArg = "" if epoch is None else epoch
     args: list[ScriptArg] = [expected_version, fence, doc, state, _flag(unindex), job_id]
     flags: list[ScriptArg] = [_flag(needs_worker), _flag(ended), finished_ms, _flag(release)]
-    more = [data_key, storage_key, ended_key, counts_key, fetched_key, events_key]
+    more = [data_key, storage_key, ended_key, counts_key, fetched_key, events_key, usage_key]
     tail: list[ScriptArg] = [counted, fetched_ms, _flag(drop_data), stall, max_events]
-    return ScriptCall(SAVE, [*keys, *more], [*args, *flags, *tail, *events])
+    usage: list[ScriptArg] = [billable_tokens, usage_ttl_ms]
+    return ScriptCall(SAVE, [*keys, *more], [*args, *flags, *tail, *usage, *events])
 
 
 # Take a job's lease if nobody holds it. Returns nil if the job is gone, {0} if the lease
@@ -1041,3 +1124,6 @@ return redis.call('ZRANGE', waiting_key, 0, free - 1)
 def give_back_call(*, running_key: str, waiting_key: str, member: str, limit: int) -> ScriptCall:
     """GIVE_BACK."""
     return ScriptCall(GIVE_BACK, [running_key, waiting_key], [member, limit])
+
+
+named_scripts(globals())

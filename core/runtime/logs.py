@@ -25,6 +25,8 @@ from collections import OrderedDict
 from contextvars import ContextVar
 from typing import Any
 
+from core.runtime.tracing import ids_of_current
+
 request_id: ContextVar[str] = ContextVar("request_id", default="")
 tenant: ContextVar[str] = ContextVar("tenant", default="")
 job: ContextVar[str] = ContextVar("job", default="")
@@ -118,17 +120,23 @@ def redact(text: str) -> str:
 _CONTEXT = (("request_id", request_id), ("tenant", tenant), ("job", job))
 
 
-class ContextFilter(logging.Filter):
-    """Stamps the context variables onto each record as it is emitted.
+_TRACE_FIELDS = ("trace_id", "span_id")
 
-    Handlers filter in the emitting task, so the record keeps the request, tenant and
-    job it was logged under even if it is formatted later, elsewhere.
+
+class ContextFilter(logging.Filter):
+    """Stamps the context variables onto each record as it is emitted, and the current
+    span's trace and span ids when there is one (core.runtime.tracing).
+
+    Handlers filter in the emitting task, so the record keeps the request, tenant, job
+    and span it was logged under even if it is formatted later, elsewhere.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         for name, var in _CONTEXT:
             if not hasattr(record, name):
                 setattr(record, name, var.get())
+        if not hasattr(record, "trace_id"):
+            record.trace_id, record.span_id = ids_of_current() or ("", "")
         return True
 
 
@@ -147,9 +155,22 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, name, None) or var.get()
             if value:
                 entry[name] = value
+        entry.update(_trace_fields(record))
+        audit = getattr(record, "audit", None)  # service.audit's record, as it is stored
+        if isinstance(audit, dict):
+            entry["audit"] = {k: redact(v) if isinstance(v, str) else v for k, v in audit.items()}
         if record.exc_info:
             entry["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False)
+
+
+def _trace_fields(record: logging.LogRecord) -> dict[str, str]:
+    """The record's trace and span ids, as stamped (`ContextFilter`) or current now."""
+    if hasattr(record, "trace_id"):
+        ids = (record.trace_id, getattr(record, "span_id", ""))
+    else:
+        ids = ids_of_current() or ("", "")
+    return {name: value for name, value in zip(_TRACE_FIELDS, ids, strict=True) if value}
 
 
 def configure(level: str) -> None:

@@ -46,6 +46,9 @@ class Metrics:
     redis_up: Gauge
     lease_losses: Counter
     dead_letters: Counter
+    usage_jobs: Gauge
+    usage_training_tokens: Gauge
+    training_budget_used: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -122,6 +125,26 @@ class Metrics:
                 registry=r,
             ),
             jobs=Gauge("tuning_jobs", "Unfinished jobs by state.", ["tenant", "state"], registry=r),
+            usage_jobs=Gauge(
+                "tuning_usage_jobs_created",
+                "Jobs created this UTC month (core.domain.usage), sampled by the worker.",
+                ["tenant"],
+                registry=r,
+            ),
+            usage_training_tokens=Gauge(
+                "tuning_usage_training_tokens",
+                "Training tokens this UTC month: `estimated` at create (characters / 4 x "
+                "epochs), `billable` as the upstream reported them for jobs ended this month.",
+                ["tenant", "kind"],
+                registry=r,
+            ),
+            training_budget_used=Gauge(
+                "tuning_training_budget_used_ratio",
+                "Share of the tenant's monthly training token budget used (0: no budget); "
+                "alert at TUNING_BUDGET_WARNING_FRACTION, creates are refused past 1.",
+                ["tenant"],
+                registry=r,
+            ),
             jobs_stalled=Gauge(
                 "tuning_jobs_stalled",
                 "RUNNING jobs whose progress has not moved for TUNING_STALL_AFTER_S.",

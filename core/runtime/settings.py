@@ -16,6 +16,7 @@ from core.domain.catalogue import Catalogue
 from core.domain.events import DEFAULT_MAX_EVENTS
 from core.domain.polling import PollPolicy
 from core.domain.quotas import (
+    DEFAULT_BUDGET_WARNING_FRACTION,
     DEFAULT_GENERATE_MAX_CONCURRENT,
     DEFAULT_GENERATE_REQUESTS_PER_MINUTE,
     DEFAULT_GENERATE_TOKENS_PER_MINUTE,
@@ -103,6 +104,12 @@ class Settings:
         "TUNING_METRICS_LISTEN",
         "0.0.0.0:9090",
         "API and worker: Prometheus /metrics HTTP listen address (empty: none).",
+    )
+    otlp_endpoint: str = setting(
+        "TUNING_OTLP_ENDPOINT",
+        "",
+        "API and worker: OpenTelemetry collector to export traces to over OTLP/gRPC, e.g. "
+        "`http://otel-collector:4317` (empty: tracing off, at no cost; docs/operations.md).",
     )
     worker_health_listen: str = setting(
         "TUNING_WORKER_HEALTH_LISTEN",
@@ -322,6 +329,18 @@ class Settings:
         DEFAULT_MAX_EVENTS,
         "API and worker: events kept per job (ListTuningJobEvents); the oldest go first.",
     )
+    audit_retention_s: float = setting(
+        "TUNING_AUDIT_RETENTION_S",
+        90 * 24 * 3600.0,
+        "API: seconds an audit record (AuditService) is kept in Redis; older ones are "
+        "trimmed and never listed (the JSON log lines are for longer keeping).",
+    )
+    audit_max_records: int = setting(
+        "TUNING_AUDIT_MAX_RECORDS",
+        100_000,
+        "API: audit records kept per tenant (or admin) in Redis, whatever their age; the "
+        "oldest go first.",
+    )
     watch_heartbeat_s: float = setting(
         "TUNING_WATCH_HEARTBEAT_S",
         15.0,
@@ -470,6 +489,20 @@ class Settings:
         "API: generate calls one tenant may have in flight at once, across the fleet (0: no "
         "limit; tenants file may override).",
     )
+    tenant_training_token_budget: int = setting(
+        "TUNING_TENANT_TRAINING_TOKEN_BUDGET",
+        0,
+        "API: estimated training tokens (examples' characters / 4 x epochs) of the jobs one "
+        "tenant may create in a UTC month; a create past it is RESOURCE_EXHAUSTED "
+        "(TRAINING_BUDGET_SPENT) until the next month (0: no budget; tenants file may "
+        "override as `training_token_budget`).",
+    )
+    budget_warning_fraction: float = setting(
+        "TUNING_BUDGET_WARNING_FRACTION",
+        DEFAULT_BUDGET_WARNING_FRACTION,
+        "API: share of a tenant's training token budget whose passing by a create is logged "
+        "as a warning (the worker exports `tuning_training_budget_used_ratio` to alert on).",
+    )
     generate_slot_lease_s: float = setting(
         "TUNING_GENERATE_SLOT_LEASE_S",
         300.0,
@@ -614,6 +647,8 @@ class Settings:
             generate_requests_per_minute=self.generate_requests_per_minute,
             generate_tokens_per_minute=self.generate_tokens_per_minute,
             generate_max_concurrent=self.generate_max_concurrent,
+            training_token_budget=self.tenant_training_token_budget,
+            budget_warning_fraction=self.budget_warning_fraction,
         )
 
     def catalogue(self) -> Catalogue:
@@ -658,6 +693,8 @@ LIMIT_FIELDS = (
     "tenant_max_watches",
     "max_watches",
     "job_max_events",
+    "audit_max_records",
+    "audit_retention_s",
     "upload_idle_timeout_s",
     "upload_max_s",
     "validation_processes",
@@ -673,6 +710,7 @@ LIMIT_FIELDS = (
     "generate_requests_per_minute",
     "generate_tokens_per_minute",
     "generate_max_concurrent",
+    "tenant_training_token_budget",
     "generate_timeout_s",
     "job_retention_s",
     "dataset_retention_s",

@@ -7,6 +7,7 @@ from aiohttp import web
 from core.runtime.metrics import Metrics
 from core.runtime.settings import Settings
 from core.security.tenants import TenantDirectory
+from service.audit import AuditTrail
 from service.generation import GenerationApi
 from service.jobs_api import JobsApi
 from service.refusal_brake import RefusalBrake
@@ -38,15 +39,18 @@ async def start_express(
     *,
     metrics: Metrics | None = None,
     brake: RefusalBrake | None = None,
+    audit: AuditTrail | None = None,
 ) -> ExpressServer:
     """Serve the facade on `settings.express_listen` (`host:port`, port 0: any); its
-    requests counted in `metrics` and braked by `brake` as the gRPC API's RPCs are."""
+    requests counted in `metrics`, braked by `brake` and its creates and cancels recorded in
+    `audit` as the gRPC API's RPCs are."""
     app = ExpressApp(
         ExpressFacade(jobs, status, generation),
         tenants,
         settings,
         metrics=metrics,
         brake=brake,
+        audit=audit,
     )
     runner = web.AppRunner(
         app.application(),

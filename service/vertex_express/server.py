@@ -10,7 +10,9 @@ turn (service.refusal_brake, shared with the gRPC API); the route, from the path
 method that serves the route (service.message_limits: CreateTuningJob's for a create,
 GenerateContent's for a generate, the small-request limit otherwise), refused as
 REQUEST_TOO_LARGE beyond it, before it is parsed. Errors are Google's JSON envelope
-(service.vertex_express.errors) naming the request id, never a stack trace.
+(service.vertex_express.errors) naming the request id, never a stack trace. Creates and
+cancels, refused or not, are recorded in the audit trail once their caller is known
+(service.audit `AuditTrail.record`, `AUDITED_ROUTES`).
 
 TLS follows the gRPC listener's settings (service.tls): the same certificate, and with
 a client CA every client must present a certificate it signed; the facade never falls
@@ -46,6 +48,7 @@ from core.runtime.deadline import within
 from core.runtime.metrics import Metrics
 from core.runtime.settings import Settings
 from core.security.tenants import Role, TenantDirectory
+from service.audit import AuditTrail, Call
 from service.auth import authenticate, authorize, bearer_token
 from service.errors import internal_status
 from service.message_limits import (
@@ -81,6 +84,9 @@ METRIC_PREFIX = "/vertex_express/"
 histogram: this and the Vertex AI method (`/vertex_express/tuningJobs.create`), or
 `unrouted` for a request refused before its route was known."""
 MAX_SERVER_TIMEOUT_CHARS = 7
+AUDITED_ROUTES = {"tuningJobs.create": "create_job", "tuningJobs.cancel": "cancel_job"}
+"""The state-changing routes, recorded in the audit trail (service.audit) with the gRPC
+API's action verbs, the job named as tuning.v1 names it (`tuningJobs/{id}`)."""
 
 
 class ExpressApp:
@@ -94,7 +100,9 @@ class ExpressApp:
         *,
         metrics: Metrics | None = None,
         brake: RefusalBrake | None = None,
+        audit: AuditTrail | None = None,
     ) -> None:
+        self._audit = audit
         self._facade = facade
         self._tenants = tenants
         self._mutual_tls = bool(settings.tls_client_ca_file)
@@ -196,11 +204,13 @@ class ExpressApp:
                 return await _streamed(request, facade.stream(tenant, target, body))
             case Route.JOBS if request.method == "POST":
                 answer = await facade.create(tenant, body)
+                call.resource = "tuningJobs/" + str(answer.get("name", "")).rpartition("/")[2]
             case Route.JOBS:
                 answer = await facade.list(tenant, request.query)
             case Route.JOB:
                 answer = await facade.get(tenant, target)
             case Route.CANCEL:
+                call.resource = target.job_name
                 answer = await facade.cancel(tenant, target)
             case Route.GENERATE:
                 answer = await facade.generate(tenant, target, body)
@@ -211,6 +221,8 @@ class ExpressApp:
         code = _CODES.get(call.code) if call.code else None
         if self._brake is not None and call.tenant:
             self._brake.ended(call.tenant, code, call.received)
+        if self._audit is not None and call.method in AUDITED_ROUTES:
+            self._audit.record(_audited(call, (code or grpc.StatusCode.OK).name))
         if self._metrics is not None:
             method = METRIC_PREFIX + (call.method or "unrouted")
             self._metrics.rpcs.labels(method, (code or grpc.StatusCode.OK).name).inc()
@@ -226,6 +238,21 @@ class _Call:
     method: str = ""
     received: int = 0
     code: int = 0
+    resource: str = ""
+
+
+def _audited(call: _Call, outcome: str) -> Call:
+    """The audit trail's record of a create or cancel (the caller is a tenant: a route is
+    known only once its caller is)."""
+    return Call(
+        method=METRIC_PREFIX + call.method,
+        action=AUDITED_ROUTES[call.method],
+        principal=call.tenant,
+        role=Role.TENANT.value,
+        tenant=call.tenant,
+        resource=call.resource,
+        outcome=outcome,
+    )
 
 
 def _caller_deadline(request: web.Request) -> contextlib.AbstractContextManager[None]:

@@ -73,6 +73,7 @@ def a_job_with_every_field_set() -> Job:
         prompt_template="Q: {input}\nA:",
         source_job="j" + "b" * 19,
         facade_id="numbers-model",
+        traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
     )
 
 
