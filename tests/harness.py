@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -318,6 +319,17 @@ class System:
     async def keys(self) -> list[bytes]:
         """Every Redis key of this test."""
         return [k async for k in self.redis.scan_iter(match=f"{self.settings.redis_key_prefix}:*")]
+
+    async def state_keys(self) -> list[bytes]:
+        """Every Redis key of this test but the audit trail's streams: those record refused
+        calls too, by design (service.audit), and "a refused call writes nothing" is about
+        the platform's state."""
+        audit = re.compile(
+            re.escape(Keys(self.settings.redis_key_prefix).audit_records("X"))
+            .replace("X", ".+")
+            .encode()
+        )
+        return [k for k in await self.keys() if not audit.fullmatch(k)]
 
 
 async def build_system_steps(system: System) -> Steps:

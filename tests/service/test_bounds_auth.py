@@ -106,7 +106,7 @@ async def test_every_tuning_v1_method_refuses_a_caller_without_credentials(
                     await asyncio.wait_for(raw_call(channel, path, kind_of(method), body), 5)
                 assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, path
                 assert reason(refused.value) == "TOKEN_INVALID", path
-    assert await api_only.keys() == []
+    assert await api_only.state_keys() == []
 
 
 async def test_health_and_reflection_stay_open(api_only: System) -> None:
@@ -363,7 +363,7 @@ async def test_creates_over_the_quota_are_refused_before_they_are_validated(
     ) as system:
         first = await system.create(request_id="r-1")
         await system.create(request_id="r-2")
-        keys_before = sorted(await system.keys())
+        keys_before = sorted(await system.state_keys())
         memory_before = (await system.redis.info("memory"))["used_memory"]
         refusals = []
         for n in range(8):
@@ -376,7 +376,7 @@ async def test_creates_over_the_quota_are_refused_before_they_are_validated(
             quota = detail(error, error_details_pb2.QuotaFailure)
             assert quota.violations[0].subject == "tenant:team-a"
             assert detail(error, error_details_pb2.RetryInfo).retry_delay.seconds > 0
-        assert sorted(await system.keys()) == keys_before
+        assert sorted(await system.state_keys()) == keys_before
         grown = (await system.redis.info("memory"))["used_memory"] - memory_before
         assert grown < 1 * MB  # 8 MB of requests refused: nothing of them kept
         # A retry of a request that made its job still answers it, quota or not.

@@ -117,7 +117,7 @@ async def test_names_of_the_wrong_shape_are_invalid_in_every_method(api_only: Sy
     assert "name" in await refused(api_only.stub.GetDataset(dataset, metadata=api_only.auth()))
     create = api_only.create(dataset="datasets/" + "d" * 10_000, training_examples=[])
     assert "tuning_job.dataset" in await refused(create)
-    assert await api_only.keys() == []
+    assert await api_only.state_keys() == []
 
 
 async def test_the_status_cache_stays_within_its_bytes(make_system: SystemFactory) -> None:
@@ -165,7 +165,7 @@ async def test_at_most_64_labels(api_only: System) -> None:
     assert MAX_LABELS == 64
     found = await refused(api_only.create(labels=labelled(65)))
     assert "65 labels; at most 64" in found["tuning_job.labels"]
-    assert await api_only.keys() == []
+    assert await api_only.state_keys() == []
     assert len((await api_only.create(labels=labelled(64))).labels) == 64
 
 
@@ -179,7 +179,7 @@ async def test_a_hundred_thousand_labels_are_refused_while_others_are_served(
     a few parses of one flood request.
     """
     other = await api_only.create("team-b")
-    before = set(await api_only.keys())
+    before = set(await api_only.state_keys())
     spec = job_spec(labels=labelled(100_000))
     raw = tuning_service_pb2.CreateTuningJobRequest(tuning_job=spec).SerializeToString()
     assert len(raw) < api_only.settings.grpc_max_message_bytes
@@ -208,7 +208,7 @@ async def test_a_hundred_thousand_labels_are_refused_while_others_are_served(
     # Measured: the longest wait is 2 to 4 parses; it was 30 (1.8 s) when labels were
     # all checked, and stored, whatever their number.
     assert max(waits_s) < 10 * parse_s, (max(waits_s), parse_s)
-    assert set(await api_only.keys()) == before
+    assert set(await api_only.state_keys()) == before
 
 
 def parse_time_s(raw: bytes) -> float:
@@ -241,7 +241,7 @@ async def test_numbers_out_of_their_range_are_refused(
 ) -> None:
     found = await refused(api_only.create(hyperparameters=hyper))
     assert f"tuning_job.hyperparameters.{field}" in found
-    assert await api_only.keys() == []
+    assert await api_only.state_keys() == []
 
 
 async def test_numbers_at_the_ends_of_their_range_are_accepted(api_only: System) -> None:
@@ -270,7 +270,7 @@ async def test_control_characters_are_refused_in_every_text(api_only: System) ->
     for make, field in cases:
         for control in CONTROLS:
             assert field in await refused(make(control)), (field, control)
-    assert await api_only.keys() == []
+    assert await api_only.state_keys() == []
 
 
 async def test_a_description_keeps_its_lines_and_text_its_letters(api_only: System) -> None:
