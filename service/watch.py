@@ -20,8 +20,9 @@ which moves its place) is written, or `heartbeat_s` passes. Then read again, and
 job only if something a watcher sees changed (`_seen`: state, progress, snapshots,
 checkpoints, the model, error, queue place, wait reason); a poll that found nothing new
 writes the record (its fetch time) but sends nothing. An idle stream sends a heartbeat
-every `heartbeat_s`, which also re-reads the job whatever the notices said, so even a
-tracking connection that fails silently leaves a watcher at most that far behind. After a
+every `heartbeat_s`, and every READ_EVERY_HEARTBEATS-th one also re-reads the job
+whatever the notices said, so even a tracking connection that fails silently leaves a
+watcher at most that far behind (a minute by default). After a
 terminal state is sent the stream ends, OK; a deleted job ends it NOT_FOUND.
 
 Resuming: each answer carries the record's `version` (the store's compare-and-set counter,
@@ -56,6 +57,10 @@ from tuning.v1 import tuning_service_pb2
 
 MAX_CONCURRENT_READS = 32
 """Jobs re-read at once for their watchers, per replica (the rest wait their turn)."""
+READ_EVERY_HEARTBEATS = 4
+"""With change notices, an idle stream re-reads its job at every 4th heartbeat (a minute,
+by default), not at each: the notices say when it changed, and the re-read only bounds
+how far behind a tracking connection that fails silently can leave a watcher."""
 DRAIN_RETRY_S = 0.1
 """RetryInfo of a stream ended by a drain: reconnect at once, to another replica."""
 REFUSED_RETRY_S = 5.0
@@ -186,14 +191,17 @@ class Watches:
             # A QUEUED job's place moves with no write to its record: sent on every resume.
             if current.version > request.after_version or current.job.state is JobState.QUEUED:
                 yield job_answer(current)
+            beats = 0  # heartbeats sent since the job was last read
             while not current.job.state.terminal:
-                await self._wait(changed, sent_at)
-                current = await self._current(tenant, job_id)
-                if _seen(current) != seen:
-                    seen, sent_at = _seen(current), self._monotonic()
-                    yield job_answer(current)
-                elif self._monotonic() - sent_at >= self._heartbeat_s:
-                    sent_at = self._monotonic()
+                notified = await self._wait(changed, sent_at)
+                if notified or self._poll_s is not None or beats + 1 >= READ_EVERY_HEARTBEATS:
+                    current, beats = await self._current(tenant, job_id), 0
+                    if _seen(current) != seen:
+                        seen, sent_at = _seen(current), self._monotonic()
+                        yield job_answer(current)
+                        continue
+                if self._monotonic() - sent_at >= self._heartbeat_s:
+                    sent_at, beats = self._monotonic(), beats + 1
                     yield self._heartbeat(current.version)
 
     async def _current(self, tenant: str, job_id: str) -> Current:
@@ -220,16 +228,21 @@ class Watches:
         if not done.cancelled():
             done.exception()  # retrieved: every watcher of it may have left
 
-    async def _wait(self, changed: asyncio.Event, sent_at: float) -> None:
-        """Until a change notice, the next heartbeat, or (no notices) the next poll."""
+    async def _wait(self, changed: asyncio.Event, sent_at: float) -> bool:
+        """Until a change notice (True), the next heartbeat, or (no notices) the next
+        poll. A timeout on the waiting task itself, not `wait_for`'s task per wait: an
+        idle stream waits once per heartbeat, thousands of them."""
         wait_s = max(self._heartbeat_s - (self._monotonic() - sent_at), 0.0)
         if self._poll_s is not None:
             wait_s = min(wait_s, self._poll_s)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(changed.wait(), wait_s)
+            async with asyncio.timeout(wait_s):
+                await changed.wait()
+        notified = changed.is_set()
         changed.clear()
         if self._hub.draining:
             raise _draining()
+        return notified
 
     def _heartbeat(self, version: int) -> tuning_service_pb2.WatchTuningJobResponse:
         answer = tuning_service_pb2.WatchTuningJobResponse(version=version)
