@@ -110,6 +110,8 @@ class Routed:
     alias_revision: int = 0
     canary: bool = False
     format: Formatted | None = None
+    base_model: str = ""
+    """The tuned model's base model (for the metrics)."""
 
     @property
     def sent(self) -> gen.GenerateContentRequest:
@@ -167,7 +169,10 @@ class GenerationApi:
     ) -> gen.GenerateContentResponse:
         """The tuned model's answer to `request`, on behalf of `tenant`."""
         api, path, routed = await self._target(tenant, request, "generateContent")
-        async with self._limits.call(tenant, "GenerateContent", path, routed.sent) as usage:
+        limited = self._limits.call(
+            tenant, "GenerateContent", path, routed.sent, base_model=routed.base_model
+        )
+        async with limited as usage:
             with _retry_delay_told():
                 answer = await api.call(
                     self._auth_for(tenant), "POST", path, json=request_body(routed.sent)
@@ -183,7 +188,9 @@ class GenerationApi:
         upstream sends it; closing this closes the upstream stream."""
         api, path, routed = await self._target(tenant, request, "streamGenerateContent")
         auth, body = self._auth_for(tenant), request_body(routed.sent)
-        limited = self._limits.call(tenant, "StreamGenerateContent", path, routed.sent)
+        limited = self._limits.call(
+            tenant, "StreamGenerateContent", path, routed.sent, base_model=routed.base_model
+        )
         async with limited as usage:
             events = api.events(auth, "POST", path, json=body, params=SERVER_SENT_EVENTS)
             async with contextlib.aclosing(events):
@@ -210,7 +217,8 @@ class GenerationApi:
             name = target
         job = await self._job(tenant, name)
         api, path = self._upstream_of(job, routed.model, name.checkpoint_id, verb)
-        return api, path, dataclasses.replace(routed, format=formatted(job, request))
+        format_ = formatted(job, request)
+        return api, path, dataclasses.replace(routed, format=format_, base_model=job.base_model)
 
     async def _job(self, tenant: str, name: ModelName) -> Job:
         job = await self._jobs.get(tenant, name.job_id)

@@ -153,6 +153,9 @@ class _Call:
     provider: ProviderKind
     upstream: str
     limits: GenerateLimits
+    base_model: str = ""
+    """The tuned model's base model: the metrics' model label (bounded by the catalogue,
+    where a tuned model's own name would grow with every job)."""
 
 
 class InferenceLimits:
@@ -186,12 +189,19 @@ class InferenceLimits:
 
     @contextlib.asynccontextmanager
     async def call(
-        self, tenant: str, method: str, path: str, request: gen.GenerateContentRequest
+        self,
+        tenant: str,
+        method: str,
+        path: str,
+        request: gen.GenerateContentRequest,
+        *,
+        base_model: str = "",
     ) -> AsyncIterator[Usage]:
         """Around one upstream generate request to `path` (`request` as sent): admitted
         first, settled after; the block notes what the answer reported (`Usage.told`).
-        `method` is the RPC's name, for the metrics."""
-        call = self._call_of(tenant, method, path)
+        `method` is the RPC's name and `base_model` the tuned model's base, for the
+        metrics."""
+        call = self._call_of(tenant, method, path, base_model)
         code = "OK"
         try:
             await self._holds.check(call.upstream)
@@ -209,7 +219,7 @@ class InferenceLimits:
         finally:
             self._count(call, code)
 
-    def _call_of(self, tenant: str, method: str, path: str) -> _Call:
+    def _call_of(self, tenant: str, method: str, path: str, base_model: str) -> _Call:
         quotas = self._quotas_for(tenant)
         limits = GenerateLimits(
             quotas.generate_requests_per_minute,
@@ -217,7 +227,7 @@ class InferenceLimits:
             quotas.generate_max_concurrent,
         )
         provider, upstream = upstream_of(tenant, path)
-        return _Call(tenant, method, provider, upstream, limits)
+        return _Call(tenant, method, provider, upstream, limits, base_model)
 
     @contextlib.asynccontextmanager
     async def _admitted(
@@ -283,14 +293,16 @@ class InferenceLimits:
 
     def _count(self, call: _Call, code: str) -> None:
         if self._metrics is not None:
-            labels = (call.tenant, call.provider.value, call.method, code)
+            labels = (call.tenant, call.provider.value, call.base_model, call.method, code)
             self._metrics.generate_requests.labels(*labels).inc()
 
     def _observe(self, call: _Call, usage: Usage, seconds: float) -> None:
         if self._metrics is None:
             return
-        self._metrics.generate_latency.labels(call.tenant, call.method).observe(seconds)
+        latency = self._metrics.generate_latency
+        latency.labels(call.tenant, call.base_model, call.method).observe(seconds)
         if usage.reported is not None:
-            tokens = self._metrics.generate_tokens
-            tokens.labels(call.tenant, "prompt").inc(usage.reported.prompt_token_count)
-            tokens.labels(call.tenant, "candidates").inc(usage.reported.candidates_token_count)
+            tokens = self._metrics.generate_tokens.labels
+            reported = usage.reported
+            tokens(call.tenant, call.base_model, "prompt").inc(reported.prompt_token_count)
+            tokens(call.tenant, call.base_model, "candidates").inc(reported.candidates_token_count)

@@ -193,22 +193,22 @@ class Metrics:
             # job's name is unbounded; the provider kind and the method are not.
             generate_requests=Counter(
                 "tuning_generate_requests",
-                "Generate calls by tenant, provider kind, method and outcome (a gRPC code; "
-                "refusals by the inference limits included).",
-                ["tenant", "provider", "method", "code"],
+                "Generate calls by tenant, provider kind, base model of the tuned model, method "
+                "and outcome (a gRPC code; refusals by the inference limits included).",
+                ["tenant", "provider", "base_model", "method", "code"],
                 registry=r,
             ),
             generate_tokens=Counter(
                 "tuning_generate_tokens",
-                "Tokens of generate calls as the upstream counted them, by tenant and kind "
-                "(prompt, candidates).",
-                ["tenant", "kind"],
+                "Tokens of generate calls as the upstream counted them, by tenant, base model "
+                "and kind (prompt, candidates).",
+                ["tenant", "base_model", "kind"],
                 registry=r,
             ),
             generate_latency=Histogram(
                 "tuning_generate_duration_seconds",
                 "Time of admitted generate calls, admission to settlement (a stream whole).",
-                ["tenant", "method"],
+                ["tenant", "base_model", "method"],
                 buckets=GENERATE_LATENCY_BUCKETS_S,
                 registry=r,
             ),

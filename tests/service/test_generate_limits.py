@@ -19,7 +19,7 @@ from core.security.tenants import TenantDirectory
 from service.inference_limits import upstream_of
 from service.process import start_api
 from tests.conftest import SystemFactory
-from tests.harness import VERTEX_TENANT, State, System
+from tests.harness import BASE_MODEL, VERTEX_TENANT, State, System
 from tests.rpc_errors import detail, reason
 from tuning.v1 import generation_service_pb2 as gen
 from tuning.v1 import generation_service_pb2_grpc, tuning_job_pb2
@@ -246,21 +246,27 @@ async def test_generate_calls_are_counted_by_tenant_with_their_tokens_and_latenc
 
         value = system.api_metrics.registry.get_sample_value
         calls = "tuning_generate_requests_total"
-        a = {"tenant": "team-a", "provider": "gemini_api", "method": "GenerateContent"}
+        # By the tuned model's base model (a bounded label, unlike the tuned model's name).
+        model = {"base_model": BASE_MODEL}
+        a = {"tenant": "team-a", "provider": "gemini_api", "method": "GenerateContent"} | model
         b = {"tenant": "team-b", "provider": "gemini_api", "method": "StreamGenerateContent"}
+        b |= model
         assert value(calls, a | {"code": "OK"}) == 1
         assert value(calls, a | {"code": "RESOURCE_EXHAUSTED"}) == 1
         assert value(calls, b | {"code": "OK"}) == 1
         usage = answer.usage_metadata
         tokens = "tuning_generate_tokens_total"
-        assert value(tokens, {"tenant": "team-a", "kind": "prompt"}) == usage.prompt_token_count
-        assert value(tokens, {"tenant": "team-a", "kind": "candidates"}) == (
+        assert (
+            value(tokens, {"tenant": "team-a", "kind": "prompt"} | model)
+            == usage.prompt_token_count
+        )
+        assert value(tokens, {"tenant": "team-a", "kind": "candidates"} | model) == (
             usage.candidates_token_count
         )
-        assert (value(tokens, {"tenant": "team-b", "kind": "candidates"}) or 0) > 0
+        assert (value(tokens, {"tenant": "team-b", "kind": "candidates"} | model) or 0) > 0
         latency = "tuning_generate_duration_seconds_count"
-        assert value(latency, {"tenant": "team-a", "method": "GenerateContent"}) == 1
-        assert value(latency, {"tenant": "team-b", "method": "StreamGenerateContent"}) == 1
+        assert value(latency, {"tenant": "team-a", "method": "GenerateContent"} | model) == 1
+        assert value(latency, {"tenant": "team-b", "method": "StreamGenerateContent"} | model) == 1
 
 
 def test_the_upstream_whose_quota_a_call_spends() -> None:
