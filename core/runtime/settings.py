@@ -345,8 +345,8 @@ class Settings:
         "TUNING_WATCH_HEARTBEAT_S",
         15.0,
         "API: how often an idle WatchTuningJob stream sends a heartbeat (which keeps it "
-        "alive through load balancers' idle timeouts) and re-reads its job, whatever the "
-        "status cache heard.",
+        "alive through load balancers' idle timeouts); every fourth also re-reads its job, "
+        "whatever the status cache heard.",
     )
     watch_poll_s: float = setting(
         "TUNING_WATCH_POLL_S",
