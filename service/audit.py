@@ -53,6 +53,7 @@ from core.runtime import logs
 from core.runtime.clock import Clock
 from core.security.tenants import Role, TenantDirectory
 from service.auth import caller_if_any
+from service.errors import status_code
 from service.wrapping import behavior_of, rewrapped
 
 if TYPE_CHECKING:
@@ -74,7 +75,6 @@ MAX_FIELD_CHARS = 256
 
 Found = Callable[[Any, Any], str]
 """(the request, or None if it was never read; the answer, or None) -> a field's text."""
-_CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
 def _nothing(request: Any, answer: Any) -> str:
@@ -402,10 +402,9 @@ class AuditTrail:
 
 def _outcome(code: Any, raised: BaseException | None) -> str:
     """The call's status code's name, as its caller sees it."""
-    if isinstance(code, int) and code in _CODES:
-        code = _CODES[code]
-    if isinstance(code, grpc.StatusCode):
-        return code.name
+    found = status_code(code) if isinstance(code, grpc.StatusCode | int) else None
+    if found is not None:
+        return found.name
     if isinstance(raised, asyncio.CancelledError):
         return grpc.StatusCode.CANCELLED.name
     return grpc.StatusCode.UNKNOWN.name if raised is not None else grpc.StatusCode.OK.name

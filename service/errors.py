@@ -24,6 +24,15 @@ Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 StreamHandler = TypeVar("StreamHandler", bound=Callable[..., AsyncGenerator[Any]])
 
 
+_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def status_code(code: grpc.StatusCode | int | None) -> grpc.StatusCode | None:
+    """`code` (a call's, or an error's google.rpc number) as a grpc.StatusCode; None if
+    it is none, or a number gRPC does not define."""
+    return _BY_NUMBER.get(code) if isinstance(code, int) else code
+
+
 def internal_status() -> status_pb2.Status:
     """The answer to an unexpected error: INTERNAL, with nothing of the error itself."""
     return to_status(TuningError("internal error; it has been logged"))

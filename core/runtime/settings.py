@@ -660,6 +660,19 @@ class Settings:
         except ValueError as exc:
             raise SystemExit(f"configuration error: TUNING_BASE_MODEL_RETIREMENTS: {exc}") from None
 
+    def facade_base_model_table(self) -> dict[str, str]:
+        """`TUNING_FACADE_BASE_MODELS` as a mapping, an old surface's name onto a Vertex AI
+        base model; a configuration error for an entry that is not `old=new`."""
+        table: dict[str, str] = {}
+        for entry in self.facade_base_models:
+            old, _, new = (part.strip() for part in entry.partition("="))
+            if not old or not new:
+                raise SystemExit(
+                    f"configuration error: TUNING_FACADE_BASE_MODELS: {entry!r} is not old=new"
+                )
+            table[old] = new
+        return table
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Build settings from `environ`; unset variables keep their defaults."""

@@ -35,22 +35,12 @@ MAX_MODEL_NAME_CHARS = 128
 BASE_MODEL_FIELD = "tuned_model.base_model"
 
 
-def facade_table(settings: Settings) -> dict[str, str]:
-    """`TUNING_FACADE_BASE_MODELS` as a mapping, old name onto Vertex AI's id."""
-    table: dict[str, str] = {}
-    for entry in settings.facade_base_models:
-        old, _, new = entry.partition("=")
-        if old.strip() and new.strip():
-            table[old.strip()] = new.strip()
-    return table
-
-
 class BaseModels:
     """The tunable models per provider kind, and the Vertex AI tenants' name table."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._table = facade_table(settings)
+        self._table = settings.facade_base_model_table()
         self._catalogue = settings.catalogue()
 
     def offered(self, kind: ProviderKind, now_s: float) -> list[str]:

@@ -50,7 +50,7 @@ from core.runtime.settings import Settings
 from core.security.tenants import Role, TenantDirectory
 from service.audit import AuditTrail, Call
 from service.auth import authenticate, authorize, bearer_token
-from service.errors import internal_status
+from service.errors import internal_status, status_code
 from service.message_limits import (
     CREATE_TUNING_JOB,
     GENERATE_CONTENT,
@@ -68,7 +68,6 @@ log = logging.getLogger(__name__)
 
 SSE_EVENT = "data: {}\r\n\r\n"
 """One server-sent event, as Google frames `streamGenerateContent?alt=sse`."""
-_CODES = {code.value[0]: code for code in grpc.StatusCode}
 _VERSION_PREFIX = f"/{API_VERSION}/"
 _ROUTES: dict[tuple[str, Route], str] = {
     ("POST", Route.JOBS): "tuningJobs.create",
@@ -218,7 +217,7 @@ class ExpressApp:
 
     def _ended(self, call: _Call) -> None:
         """Tell the brake how the call ended, and count it."""
-        code = _CODES.get(call.code) if call.code else None
+        code = status_code(call.code) if call.code else None
         if self._brake is not None and call.tenant:
             self._brake.ended(call.tenant, code, call.received)
         if self._audit is not None and call.method in AUDITED_ROUTES:
