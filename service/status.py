@@ -30,7 +30,7 @@ from core.errors import NotFound
 from core.redis.job_store import JobStore
 from core.redis.keys import Keys
 from service.convert import job_to_proto
-from service.estimates import estimated_end_bytes
+from service.estimates import EndEstimate
 from service.jobs_api import JobsApi, job_id_of
 from service.near_cache import NearCache
 from service.retirement import retirement_bytes
@@ -44,6 +44,8 @@ class CachedStatus:
     answer: bytes | None
     version: int = 0
     """The record's version as read (JobStore's compare-and-set counter)."""
+    estimate: EndEstimate | None = None
+    """A RUNNING job's estimated end, serialized as of any time (service.estimates)."""
 
 
 class Current(NamedTuple):
@@ -80,15 +82,15 @@ class StatusReader:
         job = status.job
         if job is None:
             raise NotFound(f"{JOB_NAME_PREFIX}{job_id} not found")
-        read_time = retirement_bytes(self._api.retirement(job)) + self._estimate(job)
+        retirement = retirement_bytes(self._api.retirement(job))
         if status.answer is not None:
-            return Current(job, status.answer + read_time, status.version)
-        position = await self._api.queue_position(job)
-        answer = job_to_proto(job, position).SerializeToString() + read_time
+            estimate = status.estimate
+            if estimate is not None:
+                retirement += estimate.bytes_at(self._api.now())
+            return Current(job, status.answer + retirement, status.version)
+        position = await self._api.queue_position(job)  # QUEUED: it has no estimate
+        answer = job_to_proto(job, position).SerializeToString() + retirement
         return Current(job, answer, status.version)
-
-    def _estimate(self, job: Job) -> bytes:
-        return estimated_end_bytes(job, self._api.now()) if job.state is JobState.RUNNING else b""
 
     async def _status(self, tenant: str, job_id: str) -> CachedStatus:
         key = self._keys.job(tenant, job_id)
@@ -112,7 +114,8 @@ class StatusReader:
 def _status_of(job: Job | None, version: int) -> CachedStatus:
     if job is None or job.state == JobState.QUEUED:
         return CachedStatus(job, None, version)
-    return CachedStatus(job, job_to_proto(job).SerializeToString(), version)
+    answer = job_to_proto(job).SerializeToString()
+    return CachedStatus(job, answer, version, EndEstimate.of(job))
 
 
 _MISSING = CachedStatus(None, None)

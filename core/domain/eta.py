@@ -20,6 +20,7 @@ quota, which nothing here can foresee honestly).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from core.domain.job import Job, Snapshot
 from core.domain.states import JobState
@@ -30,6 +31,25 @@ RATE_WINDOW = 10
 
 def estimated_end(job: Job, now: float) -> float | None:
     """The job's estimated end (seconds since the epoch), or None (see the module doc)."""
+    plan = end_plan(job)
+    return None if plan is None else plan.at(now)
+
+
+class EndPlan(NamedTuple):
+    """What the estimate is for a given record, whatever the time: `end_s` while it is
+    ahead, `remaining_s` from now once it is past."""
+
+    end_s: float
+    remaining_s: float
+
+    def at(self, now: float) -> float:
+        """The estimated end as of `now`."""
+        return self.end_s if self.end_s >= now else now + self.remaining_s
+
+
+def end_plan(job: Job) -> EndPlan | None:
+    """The job's estimate as its record says it, or None (see the module doc). The record
+    alone decides it, so a reader that keeps the record keeps this too."""
     total, done = job.progress.total_steps, job.progress.completed_steps
     if job.state is not JobState.RUNNING or total <= 0:
         return None
@@ -37,9 +57,8 @@ def estimated_end(job: Job, now: float) -> float | None:
     if rate_at is None:
         return None
     rate, at, last_step = rate_at
-    remaining = max(total - max(done, last_step), 0)
-    end = at + remaining / rate
-    return end if end >= now else now + remaining / rate
+    remaining_s = max(total - max(done, last_step), 0) / rate
+    return EndPlan(at + remaining_s, remaining_s)
 
 
 def _moments(snapshots: Sequence[Snapshot]) -> list[tuple[float, int]]:
