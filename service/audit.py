@@ -40,7 +40,7 @@ import datetime
 import logging
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
@@ -430,7 +430,7 @@ def _bounded(text: str) -> str:
 
 
 def _log(entry: AuditEntry) -> None:
-    fields = asdict(entry)
+    fields = entry.fields()
     fields["time"] = iso_time(entry.time_ms)
     audit_log.info(
         "audit %s %s %s",

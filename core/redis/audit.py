@@ -6,15 +6,20 @@ the call acted on, or of the admin who made it when it acted on no tenant
 server's clock, unique and rising), so replicas whose clocks differ never collide; the
 record's `time_ms` is the API's clock, as the caller saw it.
 
-Two bounds, both applied at each write, in one pipeline on the stream's one key (so on
-Redis Cluster too): the newest `max_records` entries are kept (`XADD MAXLEN`), and
-entries older than `retention_s` are trimmed (`XTRIM MINID`, Redis 6.2). Both exact, not
-`~`: approximate trimming drops only whole nodes (100 entries by default), and at the
-rate of state-changing calls a write trims about one entry, which costs no more exactly.
-A read stops at the same cut-off, so what the clocks' skew leaves is never listed. The
-stream expires `retention_s` after its last write, so a tenant that goes quiet leaves
-nothing behind once its records have aged out. Retention 0 keeps records by the cap
-alone.
+Two bounds, in one pipeline of commands that each name the stream's one key (so on
+Redis Cluster too): the newest `max_records` entries are kept, at each write (`XADD
+MAXLEN`), and entries older than `retention_s` are trimmed (`XTRIM MINID`, Redis 6.2),
+at a stream's first write in each `TRIM_EVERY_S` of this replica's clock. Both exact,
+not `~`: approximate trimming drops only whole nodes (100 entries by default), and at the
+rate of state-changing calls a trim drops a few entries, which costs no more exactly.
+A read stops at the same cut-off, so what the clocks' skew or the trim's period leaves
+is never listed. The stream's expiry is set to `retention_s` with each trim, so a tenant
+that goes quiet leaves nothing behind once its records have aged out (up to
+`TRIM_EVERY_S` sooner than the last one's full retention). Retention 0 keeps records by
+the cap alone.
+
+On a client with a pipelined connection (core.redis.pipelined) a batch of records is
+sent on it: redis-py's own pipeline costs more CPU than the create it records.
 
 A read is a page of one stream from a position down (`XREVRANGE`), exclusive or
 inclusive of that position; merging tenants' streams is the service's (service.audit).
@@ -22,17 +27,24 @@ inclusive of that position; merging tenants' streams is the service's (service.a
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
-from core.redis.client import Redis, text, translated_errors
+import orjson
+
+from core.redis.client import PipelinedRedis, Redis, text, translated_errors
 from core.redis.keys import Keys
 from core.runtime.clock import Clock
 
 RECORD_FIELD = "r"
+TRIM_EVERY_S = 10.0
+"""How often a replica trims a stream it writes to by age and sets its expiry (see the
+module): a few commands per stream per period, not per batch."""
+TRIMMED_STREAMS_KEPT = 10_000
+"""Streams whose last trim a replica remembers; past this it forgets them all (and so
+trims each at its next write)."""
 ENTRY_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
 """A stream entry id: milliseconds and a sequence."""
 
@@ -52,12 +64,16 @@ class AuditEntry:
     request_id: str
     detail: str
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.fields())
+
+    def fields(self) -> dict[str, Any]:
+        """The record's fields by name (a copy)."""
+        return dict(vars(self))
 
     @classmethod
-    def from_json(cls, raw: str) -> AuditEntry:
-        fields: dict[str, Any] = json.loads(raw)
+    def from_json(cls, raw: str | bytes) -> AuditEntry:
+        fields: dict[str, Any] = orjson.loads(raw)
         return cls(**fields)
 
 
@@ -89,6 +105,7 @@ class AuditStore:
         self._clock = clock
         self._retention_ms = int(retention_s * 1000)
         self._max_records = max_records
+        self._trimmed_s: dict[str, float] = {}
 
     def cutoff(self) -> EntryId:
         """The oldest entry id still within the retention (0-0 with no retention)."""
@@ -102,27 +119,42 @@ class AuditStore:
         await self.append_many([(stream, entry)])
 
     async def append_many(self, records: Sequence[tuple[str, AuditEntry]]) -> None:
-        """Add each (stream, entry) and trim each stream written once, in one round trip
-        (an Unavailable if Redis fails). A pipeline, not a transaction: every command
-        names one key, so on Redis Cluster each goes to its own key's node."""
-        written: set[str] = set()
+        """Add each (stream, entry), and trim each stream due a trim (see the module), in
+        one round trip (an Unavailable if Redis fails). A pipeline, not a transaction:
+        every command names one key, so on Redis Cluster each goes to its own key's node."""
+        commands: list[tuple[str | bytes | int, ...]] = [
+            (*self._xadd_prefix(stream), RECORD_FIELD, entry.to_json()) for stream, entry in records
+        ]
+        commands += self._trims({stream for stream, _ in records})
+        connection = self._redis.pipelined if isinstance(self._redis, PipelinedRedis) else None
         with translated_errors():
+            if connection is not None:
+                await connection.execute_many(commands)
+                return
             async with self._redis.pipeline(transaction=False) as pipe:
-                for stream, entry in records:
-                    key = self._keys.audit_records(stream)
-                    pipe.xadd(
-                        key,
-                        {RECORD_FIELD: entry.to_json()},
-                        maxlen=self._max_records,
-                        approximate=False,
-                    )
-                    written.add(key)
-                if self._retention_ms > 0:
-                    cutoff = str(self.cutoff())
-                    for key in written:
-                        pipe.xtrim(key, minid=cutoff, approximate=False)
-                        pipe.pexpire(key, self._retention_ms)
+                for command in commands:
+                    pipe.execute_command(*command)
                 await pipe.execute()
+
+    def _xadd_prefix(self, stream: str) -> tuple[str | int, ...]:
+        key = self._keys.audit_records(stream)
+        return ("XADD", key, "MAXLEN", "=", self._max_records, "*")
+
+    def _trims(self, streams: set[str]) -> list[tuple[str | int, ...]]:
+        """The trim and expiry of each of `streams` due them, noted as done."""
+        if self._retention_ms <= 0:
+            return []
+        now_s = self._clock()
+        due = [s for s in streams if now_s - self._trimmed_s.get(s, -TRIM_EVERY_S) >= TRIM_EVERY_S]
+        if len(self._trimmed_s) + len(due) > TRIMMED_STREAMS_KEPT:
+            self._trimmed_s.clear()
+        cutoff = str(self.cutoff())
+        commands: list[tuple[str | int, ...]] = []
+        for stream in due:
+            self._trimmed_s[stream] = now_s
+            key = self._keys.audit_records(stream)
+            commands += [("XTRIM", key, "MINID", "=", cutoff), ("PEXPIRE", key, self._retention_ms)]
+        return commands
 
     async def page(
         self, stream: str, *, before: EntryId | None, inclusive: bool, count: int

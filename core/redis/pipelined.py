@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import hiredis
@@ -98,6 +98,18 @@ class PipelinedConnection:
                 raise redis_errors.NoScriptError(*reply.args)
             raise reply
         return reply
+
+    async def execute_many(self, commands: Sequence[tuple[Arg, ...]]) -> list[Any]:
+        """Each command's reply, in order, the commands sent in one write; raises the
+        first error reply once all have answered (none is taken back)."""
+        if not self._ready:
+            await self._connect()
+        sent = [self._send(_packed(command)) for command in commands]
+        replies = [await reply for reply in sent]
+        for reply in replies:
+            if isinstance(reply, redis_errors.ResponseError):
+                raise reply
+        return replies
 
     async def aclose(self) -> None:
         """Close the connection; commands in flight fail with ConnectionError."""

@@ -176,3 +176,15 @@ async def test_a_round_trip_counting_client_counts_each_write_of_its_pipeline(
     assert await asyncio.gather(*(scripts.run(call) for _ in range(10))) == [1] * 10
     assert len(counted) - before == 1
     await client.aclose()
+
+
+async def test_a_batch_is_answered_in_order_and_an_error_reply_raised_after_all_ran(
+    client: PipelinedRedis, prefix: str
+) -> None:
+    connection = pipelined(client)
+    replies = await connection.execute_many([("INCR", f"{prefix}:b"), ("INCR", f"{prefix}:b")])
+    assert replies == [1, 2]
+    await client.set(f"{prefix}:word", "abc")
+    with pytest.raises(redis_errors.ResponseError):
+        await connection.execute_many([("INCR", f"{prefix}:word"), ("INCR", f"{prefix}:b")])
+    assert await client.get(f"{prefix}:b") == b"3"  # the command after the error ran
