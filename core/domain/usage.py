@@ -17,6 +17,7 @@ A month's hash expires USAGE_RETENTION_S after its last write.
 from __future__ import annotations
 
 import calendar
+import functools
 import math
 import re
 import time
@@ -63,7 +64,17 @@ class MonthUsage:
 
 def month_of(t_s: float) -> str:
     """The UTC month of `t_s` (seconds since the epoch), "YYYY-MM"."""
-    return time.strftime("%Y-%m", time.gmtime(t_s))
+    return _month_of_day(int(t_s // DAY_S))
+
+
+DAY_S = 86_400
+
+
+@functools.lru_cache(maxsize=4)
+def _month_of_day(day: int) -> str:
+    """Days since the epoch to their month: every create and generate asks, so the
+    answer of the few days in use is kept (UTC days have no leap seconds here)."""
+    return time.strftime("%Y-%m", time.gmtime(day * DAY_S))
 
 
 def next_month_start_s(t_s: float) -> float:
