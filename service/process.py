@@ -172,7 +172,9 @@ async def start_api(
     brake = RefusalBrake(settings.tenant_refusals_per_s, settings.tenant_refusal_burst)
     observer = RpcObserver(metrics, ended=brake.ended)
     audit, audit_reader = audit_parts(settings, redis, tenants, clock)
-    registrar = Registrar(server, rpc_wrappers(settings, tenants, observer, brake, audit=audit))
+    limits = MessageLimits.from_settings(settings)  # one receive budget for both listeners
+    wraps = rpc_wrappers(settings, tenants, observer, brake, audit=audit, limits=limits)
+    registrar = Registrar(server, wraps)
     status_cache = status_cache_of(settings, keys)
     hub = WatchHub(per_tenant=settings.tenant_max_watches, per_replica=settings.max_watches)
     if status_cache is not None:
@@ -253,6 +255,7 @@ async def start_api(
             metrics=metrics,
             brake=brake,
             audit=audit,
+            limits=limits,
         )
     if status_cache is not None:
         await status_cache.start()
@@ -320,6 +323,7 @@ def rpc_wrappers(
     brake: RefusalBrake | None = None,
     *,
     audit: AuditTrail | None = None,
+    limits: MessageLimits | None = None,
 ) -> Wrap:
     """What every registered method is wrapped in, innermost first: its message limit and
     parser (service.message_limits), then authentication, so that no request is parsed
@@ -331,10 +335,10 @@ def rpc_wrappers(
     call, refused or not, under the observer's request id)."""
     mutual_tls = bool(settings.tls_client_ca_file)
     auth = Authenticator(tenants, mutual_tls=mutual_tls, brake=brake)
-    limits = MessageLimits.from_settings(settings).wrap
-    wraps = [limits, auth.wrap, observer.wrap]
+    limit = (limits or MessageLimits.from_settings(settings)).wrap
+    wraps = [limit, auth.wrap, observer.wrap]
     if audit is not None:
-        wraps = [audit.noting, limits, auth.wrap, audit.recording, observer.wrap]
+        wraps = [audit.noting, limit, auth.wrap, audit.recording, observer.wrap]
     if tracing.tracer() is not None:  # off, no call pays for it
         wraps.append(RpcTracer().wrap)
     return chained(*wraps)

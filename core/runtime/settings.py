@@ -280,10 +280,11 @@ class Settings:
     tenant_receive_bytes_per_s: int = setting(
         "TUNING_TENANT_RECEIVE_BYTES_PER_S",
         16 * 1024 * 1024,
-        "API: request bytes per second one tenant may send one replica, with a burst of "
-        "twice `TUNING_GRPC_MAX_MESSAGE_BYTES`; past it a unary call is refused "
-        "RESOURCE_EXHAUSTED (RECEIVE_RATE_EXCEEDED) before its request is read, and an "
-        "upload is slowed to the rate (0: no limit).",
+        "API: request bytes per second one tenant may send one replica (its gRPC calls "
+        "and express-facade bodies together), with a burst of twice "
+        "`TUNING_GRPC_MAX_MESSAGE_BYTES`; past it a unary call or a facade request is "
+        "refused RESOURCE_EXHAUSTED (RECEIVE_RATE_EXCEEDED) before its request is read, "
+        "and an upload is slowed to the rate (0: no limit).",
     )
     tenant_refusals_per_s: float = setting(
         "TUNING_TENANT_REFUSALS_PER_S",

@@ -10,6 +10,7 @@ from core.security.tenants import TenantDirectory
 from service.audit import AuditTrail
 from service.generation import GenerationApi
 from service.jobs_api import JobsApi
+from service.message_limits import MessageLimits
 from service.refusal_brake import RefusalBrake
 from service.status import StatusReader
 from service.tls import ssl_context
@@ -40,10 +41,12 @@ async def start_express(
     metrics: Metrics | None = None,
     brake: RefusalBrake | None = None,
     audit: AuditTrail | None = None,
+    limits: MessageLimits | None = None,
 ) -> ExpressServer:
     """Serve the facade on `settings.express_listen` (`host:port`, port 0: any); its
     requests counted in `metrics`, braked by `brake` and its creates and cancels recorded in
-    `audit` as the gRPC API's RPCs are."""
+    `audit`, and its bodies charged to the receive budget of `limits`, as the gRPC API's
+    RPCs are."""
     app = ExpressApp(
         ExpressFacade(jobs, status, generation),
         tenants,
@@ -51,6 +54,7 @@ async def start_express(
         metrics=metrics,
         brake=brake,
         audit=audit,
+        limits=limits,
     )
     runner = web.AppRunner(
         app.application(),

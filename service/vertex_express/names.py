@@ -84,6 +84,17 @@ def target_of(path: str, tenant: str) -> Target:
     raise NotFound(f"{echo(path)} not found")
 
 
+def route_of(path: str) -> Route | None:
+    """The route `path` (after `/v1beta1/`) has the shape of, whoever asks; None if it has
+    none. For records of a refused caller (its audit record names the method tried); what
+    is served goes by `target_of`."""
+    if len(path) <= MAX_PATH_CHARS:
+        for route in Route:
+            if route.value.fullmatch(path) is not None:
+                return route
+    return None
+
+
 def parent(tenant: str) -> str:
     """`projects/{tenant}/locations/{LOCATION}`, the parent of the tenant's resources."""
     return f"projects/{tenant}/locations/{LOCATION}"

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterable, Iterator
 
 import grpc
 import pytest
+from google.genai import errors as genai_errors
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -16,6 +17,7 @@ from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
 
 from tests.conftest import SystemFactory
 from tests.harness import VERTEX_TENANT, State, job_spec
+from tests.service import test_vertex_express as express
 from tuning.v1 import tuning_job_pb2, tuning_service_pb2
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -184,3 +186,36 @@ async def test_a_cancel_and_a_delete_are_visits_of_the_creates_trace(
     visits = _named(_callers(spans.get_finished_spans()), "visit ")
     assert {"visit submit", "visit cancel", "visit delete"} <= {s.name for s in visits}
     assert all(s.parent is not None and s.parent.span_id == _id(create) for s in visits)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.filterwarnings("ignore::google.genai._common.ExperimentalWarning")
+async def test_the_express_facades_requests_are_spans_and_its_creates_are_traced_on(
+    make_system: SystemFactory, exported: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
+    provider, spans = exported
+    async with make_system(tracer_provider=provider, express_listen="127.0.0.1:0") as system:
+        dataset = await system.upload(express.jsonl())
+        client = express.client_of(system, headers={"traceparent": CALLER})
+        job = await express.tune(client, dataset.name)
+        await system.wait_for(express.platform_name(job), {State.RUNNING})
+        stranger = express.client_of(system, token="nobody")
+        with pytest.raises(genai_errors.ClientError):
+            await express.call(stranger.tunings.list)
+    traced = _callers(spans.get_finished_spans())
+
+    (create,) = _named(traced, "POST tuningJobs.create")
+    assert create.kind == SpanKind.SERVER
+    assert create.parent is not None and format_span_id(create.parent.span_id) == CALLER_SPAN
+    assert create.attributes is not None
+    assert (
+        create.attributes["http.response.status_code"],
+        create.attributes["rpc.grpc.status_code"],
+    ) == (200, 0)
+    assert [s.parent.span_id for s in _named(traced, "EVALSHA create") if s.parent] == [_id(create)]
+    assert all(s.parent and s.parent.span_id == _id(create) for s in _named(traced, "visit "))
+    assert _named(traced, "visit submit")
+
+    (refused,) = [s for s in spans.get_finished_spans() if s.name == "GET"]  # never routed
+    assert not refused.status.is_ok
+    assert refused.attributes is not None and refused.attributes["http.response.status_code"] == 401

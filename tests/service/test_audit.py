@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 import pytest
 from google.ai import generativelanguage_v1beta as glm
+from google.genai import errors
 from google.protobuf import field_mask_pb2
 
 from core.redis.audit import AuditStore
@@ -351,3 +352,32 @@ async def test_a_redis_failure_drops_the_stored_copy_but_not_the_log_line(
     lines = [r for r in caplog.records if r.name == "tuning.audit"]
     assert [r.audit["request_id"] for r in lines] == ["r-dead"]  # type: ignore[attr-defined]
     assert any("1 audit records not stored" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.filterwarnings("ignore::google.genai._common.ExperimentalWarning")
+async def test_the_express_facades_refusals_at_authentication_are_recorded(
+    make_system: SystemFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="tuning.audit")
+    async with make_system(express_listen="127.0.0.1:0", with_worker=False) as system:
+        dataset = await system.upload(jsonl())
+        # An admin's token on a tenant's route: who tried what is kept, in the admin's stream.
+        with pytest.raises(errors.ClientError):
+            await tune(client_of(system, token=system.tenants[ADMIN].token), dataset.name)
+        [denied] = await _eventually_records(system, action="create_job")
+        assert (denied.principal, denied.role, denied.tenant, denied.outcome) == (
+            ADMIN,
+            "admin",
+            "",
+            "PERMISSION_DENIED",
+        )
+        assert denied.method == "/vertex_express/tuningJobs.create"
+        # A token of no one: logged, not stored.
+        with pytest.raises(errors.ClientError):
+            await tune(client_of(system, token="nobody"), dataset.name)
+        lines = [r.audit for r in caplog.records if r.name == "tuning.audit"]  # type: ignore[attr-defined]
+        assert [(a["principal"], a["outcome"]) for a in lines if a["action"] == "create_job"] == [
+            (ADMIN, "PERMISSION_DENIED"),
+            ("", "UNAUTHENTICATED"),
+        ]
+        assert len(await records(system, action="create_job")) == 1

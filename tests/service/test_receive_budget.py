@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 from google.rpc import error_details_pb2
 
@@ -106,3 +107,31 @@ async def test_an_upload_over_the_rate_is_slowed_not_refused(make_system: System
         took_s = time.monotonic() - started
         assert dataset.name.startswith("datasets/")
         assert took_s >= (len(content) - MB) / (MB // 2) * 0.8
+
+
+async def test_the_express_facades_bodies_spend_the_same_budget(make_system: SystemFactory) -> None:
+    async with make_system(
+        tenant_receive_bytes_per_s=MB // 8,
+        grpc_max_message_bytes=2 * MB,
+        tenant_refusals_per_s=0,
+        express_listen="127.0.0.1:0",
+    ) as system:
+        url = f"http://127.0.0.1:{system.api.express_port}"
+        key = {"x-goog-api-key": system.tenants["team-a"].token}
+        junk = b"{" + b" " * (19 * MB // 10)  # read whole, charged, then refused as not JSON
+        async with httpx.AsyncClient(base_url=url, headers=key, timeout=30) as http:
+            statuses = [(await http.post("/v1beta1/tuningJobs", content=junk)).status_code]
+            statuses += [(await http.post("/v1beta1/tuningJobs", content=junk)).status_code]
+            statuses += [(await http.post("/v1beta1/tuningJobs", content=junk)).status_code]
+            # 5.7 MB against a burst of 4 MB (13 s to pay): its next body is not read...
+            spent = await http.post("/v1beta1/tuningJobs", content=b"{}")
+        assert statuses == [400, 400, 400]
+        assert spent.status_code == 429
+        assert spent.json()["error"]["details"][0]["reason"] == "RECEIVE_RATE_EXCEEDED"
+        # ...nor its next RPC: one budget per tenant per replica.
+        small = tuning_service_pb2.GetTuningJobRequest(name="tuningJobs/j" + "a" * 19)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await system.stub.GetTuningJob(small, metadata=system.auth())
+        assert reason(refused.value) == "RECEIVE_RATE_EXCEEDED"
+        job = await system.create(tenant="team-b")  # another tenant is untouched
+        assert (await system.get(job.name, tenant="team-b")).name == job.name

@@ -45,12 +45,19 @@ async def express(make_system: SystemFactory) -> AsyncIterator[System]:
         yield system
 
 
-def client_of(system: System, tenant: str = "team-a", token: str | None = None) -> genai.Client:
-    """google-genai in Vertex AI express mode, the platform token as its API key."""
+def client_of(
+    system: System,
+    tenant: str = "team-a",
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> genai.Client:
+    """google-genai in Vertex AI express mode, the platform token as its API key (and
+    `headers` sent with every request)."""
+    base_url = f"http://127.0.0.1:{system.api.express_port}"
     return genai.Client(
         vertexai=True,
         api_key=token or system.tenants[tenant].token,
-        http_options=types.HttpOptions(base_url=f"http://127.0.0.1:{system.api.express_port}"),
+        http_options=types.HttpOptions(base_url=base_url, headers=headers),
     )
 
 
