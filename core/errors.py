@@ -15,6 +15,7 @@ The tree, grouped by how the caller recovers:
         - NotFound                     check the name
         - AlreadyExists                REQUEST_ID_REUSED: a new job needs a new request_id
         - FailedPrecondition           the state does not allow it: read it, change it first
+          . ModelNotReady              its job has not SUCCEEDED: wait for it (metadata: state)
           . CannotDecrypt              operators: put the key that sealed it back in the ring
         - RevisionMismatch             an alias moved since it was read: read it, decide again
       x AccessError                    fix the credential or the role; retrying cannot help
@@ -669,6 +670,17 @@ class AlreadyExists(RequestError):
 
 class FailedPrecondition(RequestError):
     reason = Reason.FAILED_PRECONDITION
+
+
+class ModelNotReady(FailedPrecondition):
+    """A tuned model called before its job SUCCEEDED (`state`: the job's, as stored)."""
+
+    def __init__(self, job_name: str, state: str) -> None:
+        super().__init__(
+            f"{job_name} is {state}: only a SUCCEEDED job's model can be called",
+            metadata={"state": state},
+        )
+        self.state = state
 
 
 class RevisionMismatch(RequestError):

@@ -52,6 +52,7 @@ from core.errors import (
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
+    ModelNotReady,
     NotFound,
     UpstreamRetryable,
     echo,
@@ -230,9 +231,7 @@ class GenerationApi:
                 [FieldViolation("model", "a Gemini API job has no checkpoints: call the job")],
             )
         if job.state is not JobState.SUCCEEDED:
-            raise FailedPrecondition(
-                f"{job.name} is {job.state.value}: only a SUCCEEDED job's model can be called"
-            )
+            raise ModelNotReady(job.name, job.state.value)
         return job
 
     def _upstream_of(

@@ -19,12 +19,14 @@ from typing import Any
 import grpc
 from google.ai import generativelanguage_v1beta as glm
 
-from core.errors import RequestError
+from core.domain.states import JobState
+from core.errors import ModelNotReady, RequestError
 from core.runtime.settings import Settings
 from service.auth import current_tenant
 from service.errors import mapped_errors, mapped_stream_errors
 from service.gemini_facade.generate_mapping import google_response, tuning_request
 from service.gemini_facade.methods import Method
+from service.gemini_facade.models import STATES, State
 from service.generation import GenerationApi
 from service.generation_servicer import caller_deadline
 
@@ -80,9 +82,15 @@ class GenerativeFacade:
 
 @contextlib.contextmanager
 def _named_as_asked(job_name: str, model: str) -> Iterator[None]:
-    """A request error naming the job (`tuningJobs/...`) names the model the caller sent."""
+    """A request error naming the job (`tuningJobs/...`) names the model the caller sent;
+    one of a model not ready names its state as the Gemini API does (CREATING, FAILED)."""
     try:
         yield
+    except ModelNotReady as exc:
+        state: str = State(STATES[JobState(exc.state)]).name
+        exc.message = f"{model} is {state}: only an ACTIVE tuned model can be called"
+        exc.metadata = {"state": state}
+        raise
     except RequestError as exc:
         exc.message = exc.message.replace(job_name, model)
         raise

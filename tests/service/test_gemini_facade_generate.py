@@ -299,7 +299,9 @@ async def test_a_model_still_training_is_failed_precondition_named_as_asked(
     error = await refusal(api_only, ask("tunedModels/soon"))
 
     assert isinstance(error, exceptions.FailedPrecondition), error
-    assert "tunedModels/soon is QUEUED" in error.message
+    # Named as the Gemini API names its states: a job still QUEUED is a CREATING model.
+    assert "tunedModels/soon is CREATING" in error.message
+    assert "QUEUED" not in error.message
 
 
 # A tuned model that has SUCCEEDED.
