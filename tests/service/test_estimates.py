@@ -4,22 +4,15 @@ the end is ahead, and a later end, from now, once it is past."""
 from __future__ import annotations
 
 from core.domain.eta import estimated_end
-from core.domain.job import Job, Progress, Snapshot
+from core.domain.job import Job, Progress
 from core.domain.states import JobState
 from service.estimates import EndEstimate
+from tests.core.domain.test_eta import running
 from tuning.v1 import tuning_job_pb2
 
 
 def running_job() -> Job:
-    snaps = tuple(Snapshot(step, 0, 1.0, 1000.0 + step) for step in range(1, 11))  # 1 step/s
-    return Job(
-        id="j",
-        tenant="t",
-        base_model="m",
-        state=JobState.RUNNING,
-        snapshots=snaps,
-        progress=Progress(completed_steps=10, total_steps=100),
-    )
+    return running([(step, 1000.0 + step) for step in range(1, 11)])  # 1 step/s
 
 
 def end_in(serialized: bytes) -> float:
