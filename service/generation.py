@@ -30,8 +30,9 @@ none) INVALID_ARGUMENT; a job that has not SUCCEEDED FAILED_PRECONDITION naming 
 state; a checkpoint the job does not list NOT_FOUND.
 
 The request is sent in the model's training format, the job's prompt template and system
-instruction applied unless the caller opts out (service.training_format), and the answer
-says what was applied.
+instruction applied unless the caller opts out, with the tuned model's default sampling
+where the caller's config leaves it unset (service.training_format), and the answer says
+what of the format was applied.
 """
 
 from __future__ import annotations
@@ -312,7 +313,7 @@ def check_request(request: gen.GenerateContentRequest, max_reported: int) -> Mod
     violations += [
         *_contents(request.contents),
         *_instruction(request),
-        *_config(request.generation_config),
+        *config_violations(request.generation_config),
         *_safety(request.safety_settings),
     ]
     if name is None or violations:
@@ -376,8 +377,10 @@ def _parts(path: str, content: gen.Content) -> Violations:
                 yield FieldViolation(f"{path}.parts[{j}].text", "required (empty)")
 
 
-def _config(config: gen.GenerationConfig) -> Violations:
-    path = "generation_config"
+def config_violations(config: gen.GenerationConfig, path: str = "generation_config") -> Violations:
+    """What is out of bounds in `config`, each named under `path`: the one check of a
+    generation config's values (a tuned model's default sampling is held to it too,
+    service.gemini_facade.create_request)."""
     ranges: dict[_Bounded, tuple[float, float]] = {
         "candidate_count": CANDIDATE_COUNTS,
         "max_output_tokens": MAX_OUTPUT_TOKENS,

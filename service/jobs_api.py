@@ -18,6 +18,7 @@ from core.domain.job import (
     JOB_NAME_PREFIX,
     Job,
     Progress,
+    Sampling,
     TrainingFile,
     new_job_id,
 )
@@ -104,7 +105,13 @@ class JobsApi:
         self._catalogue = settings.catalogue()
 
     async def create(
-        self, tenant: str, call: CreateCall, *, source_job: str = "", facade_id: str = ""
+        self,
+        tenant: str,
+        call: CreateCall,
+        *,
+        source_job: str = "",
+        facade_id: str = "",
+        sampling: Sampling | None = None,
     ) -> tuple[Job, int]:
         """Validate, store and queue; a repeated request_id answers the job it made.
 
@@ -127,7 +134,8 @@ class JobsApi:
         (service.retune) comes this way too, naming the job it was made from (`source_job`).
         So does a create through the Gemini API facade, naming the `tuned_model_id` the job
         answers to there (`facade_id`): a repeat of that is ALREADY_EXISTS, as the Gemini
-        API answers a second create of one id, not the job the first one made.
+        API answers a second create of one id, not the job the first one made; and the
+        tuned model's default sampling, if the create gave any (`sampling`).
         """
         quotas = self._quotas_for(tenant)
         # A small create of inline examples costs less than a peek at its quota: the CREATE
@@ -151,6 +159,8 @@ class JobsApi:
             job = job.replace(source_job=source_job)
         if facade_id:
             job = job.replace(facade_id=facade_id)
+        if sampling is not None:
+            job = job.replace(sampling=sampling)
         job, content, characters = await self._training_data(job, prepared)
         await self._check_validation_data(job)
         if request.validate_only:

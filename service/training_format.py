@@ -10,14 +10,20 @@ rendered then. Model turns are the model's own words and stay as they are.
 The job's system instruction comes first in the request's, as a part of its own, and the
 caller's parts follow: a caller adds to the instruction the model was tuned with, and
 cannot drop it by accident. `skip_training_format` sends the request exactly as given.
+
+Apart from the format, the tuned model's default sampling (`Job.sampling`: temperature,
+top_p, top_k, given at its create through the Gemini API facade) fills what the caller's
+generation config leaves unset, `skip_training_format` or not: they are the model's own
+defaults, as the Gemini API applies a tuned model's, not part of its prompt format.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import dataclasses
+from typing import Any, NamedTuple
 
 from core.domain import prompt_template
-from core.domain.job import Job
+from core.domain.job import Job, Sampling
 from tuning.v1 import generation_service_pb2 as gen
 
 USER = "user"
@@ -35,10 +41,13 @@ def formatted(job: Job, request: gen.GenerateContentRequest) -> Formatted:
     """`request` in `job`'s training format (a copy; `request` itself if nothing applies)."""
     template = job.prompt_template and not request.skip_training_format
     instruction = job.system_instruction and not request.skip_training_format
-    if not (template or instruction):
+    defaults = _unset_defaults(job.sampling, request.generation_config)
+    if not (template or instruction or defaults):
         return Formatted(request)
     out = gen.GenerateContentRequest()
     out.CopyFrom(request)
+    for field, value in defaults.items():
+        setattr(out.generation_config, field, value)
     if template:
         _render_user_turns(out, prompt_template.parsed(job.prompt_template))
     if instruction:
@@ -59,3 +68,12 @@ def _put_instruction_first(request: gen.GenerateContentRequest, text: str) -> No
     del request.system_instruction.parts[:]
     request.system_instruction.parts.add(text=text)
     request.system_instruction.parts.extend(callers)
+
+
+def _unset_defaults(sampling: Sampling | None, config: gen.GenerationConfig) -> dict[str, Any]:
+    """The tuned model's defaults for the fields `config` leaves unset."""
+    if sampling is None:
+        return {}
+    already = {d.name for d, _ in config.ListFields()}
+    given = dataclasses.asdict(sampling).items()
+    return {f: v for f, v in given if v is not None and f not in already}

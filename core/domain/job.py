@@ -44,6 +44,17 @@ class Hyperparameters:
 
 
 @dataclass(frozen=True)
+class Sampling:
+    """A tuned model's default sampling, given when it was created (the Gemini API's
+    TunedModel `temperature`, `top_p`, `top_k`): what a Generate call that leaves one of
+    them unset is sent with (service.training_format). None: the upstream model's own."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+
+
+@dataclass(frozen=True)
 class Example:
     text_input: str
     output: str
@@ -157,6 +168,9 @@ class Job:
     facade_id: str = ""
     """The `tuned_model_id` a create through the Gemini API facade gave: the job answers
     to `tunedModels/{facade_id}` there (service.gemini_facade.names); empty otherwise."""
+    sampling: Sampling | None = None
+    """The tuned model's default sampling, if its create gave any (only the Gemini API
+    facade's CreateTunedModel can); None otherwise."""
     traceparent: str = ""
     """The W3C traceparent of the call that created the job (core.runtime.tracing): the
     worker's visits are its children, so they join that caller's trace. Empty when
@@ -209,6 +223,8 @@ class Job:
         if "checkpoints" in data:
             data["checkpoints"] = tuple(Checkpoint(**c) for c in data["checkpoints"])
         data["waiting_for"] = tuple(data.get("waiting_for", ()))
+        if data.get("sampling") is not None:
+            data["sampling"] = Sampling(**data["sampling"])
         return cls(**data)
 
 

@@ -15,6 +15,11 @@ JobsApi.create as a CreateCall, so the same validation, quotas and tenancy judge
   learning_rate or learning_rate_multiplier); `tuning_task.training_data.examples`
   become the training examples (`text_input`, `output`).
 - The display name and description go as they are.
+- `temperature`, `top_p` and `top_k`, the tuned model's default sampling, are kept with
+  the job (`sampling_of`), held to the bounds of a GenerateContent's generation config
+  (service.generation: temperature 0-2, top_p 0-1, top_k 1-1,000), which is wider than
+  the [0, 1] Google's message documents for temperature, so that any default kept is a
+  value Generate takes. Unset ones stay unset: the upstream model's own apply.
 
 The translation is work per example: for a large request it runs in the API's checking
 processes, as CreateTuningJob's parsing does (JobsApi.off_loop), after a peek at the
@@ -28,16 +33,19 @@ violations and the message alike.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
 from typing import Any
 
 from google.ai import generativelanguage_v1beta as glm
 
-from core.domain.job import JOB_ID_SHAPE
+from core.domain.job import JOB_ID_SHAPE, Sampling
 from core.errors import FieldViolation, InvalidArgument, echo
 from service.create_preparation import CreateCall
 from service.gemini_facade.names import TUNED_MODEL_ID, request_id_for
+from service.generation import config_violations
+from tuning.v1 import generation_service_pb2 as gen
 from tuning.v1 import tuning_job_pb2, tuning_service_pb2
 
 CreateTunedModelRequest: Any = glm.CreateTunedModelRequest.pb()
@@ -46,6 +54,8 @@ SLUG_MAX_CHARS = 33
 """A generated id's part from the display name: with a dash and the suffix, 40 at most."""
 _SUFFIX_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _NOT_ID = re.compile(r"[^a-z0-9]+")
+SAMPLING_FIELDS = tuple(f.name for f in dataclasses.fields(Sampling))
+"""TunedModel's default sampling fields, named as `Sampling`'s and a GenerationConfig's."""
 
 _PATHS = {
     "tuning_job.training_examples": "tuned_model.tuning_task.training_data.examples.examples",
@@ -103,6 +113,19 @@ def check_source(request: Any) -> None:
             "tuning a tuned model is not offered",
             [FieldViolation("tuned_model.tuned_model_source", "not supported; set base_model")],
         )
+
+
+def sampling_of(request: Any) -> Sampling | None:
+    """The tuned model's default sampling the create gives, checked; None if it gives none."""
+    given = request.tuned_model
+    chosen = {f: getattr(given, f) for f in SAMPLING_FIELDS if given.HasField(f)}
+    if not chosen:
+        return None
+    violations = list(config_violations(gen.GenerationConfig(**chosen), "tuned_model"))
+    if violations:
+        first = violations[0]
+        raise InvalidArgument(f"invalid tuned model: {first.field} {first.description}", violations)
+    return Sampling(**chosen)
 
 
 def create_call(wire: bytes, model_id: str) -> CreateCall:

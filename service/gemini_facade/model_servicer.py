@@ -33,6 +33,7 @@ from service.gemini_facade.create_request import (
     check_source,
     create_call,
     google_paths,
+    sampling_of,
     translated,
     tuned_model_id,
 )
@@ -94,11 +95,12 @@ class ModelFacade:
         tenant = current_tenant()
         model_id = tuned_model_id(request)
         check_source(request)
+        sampling = sampling_of(request)
         kind = self._jobs.provider_of(tenant).kind
         base_model = self._base_models.for_create(kind, request.tuned_model.base_model)
         try:
             call = await self._translated(tenant, request, model_id, base_model)
-            job, _ = await self._jobs.create(tenant, call, facade_id=model_id)
+            job, _ = await self._jobs.create(tenant, call, facade_id=model_id, sampling=sampling)
         except InvalidArgument as exc:
             raise google_paths(exc) from None
         except AlreadyExists:

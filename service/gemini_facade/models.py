@@ -15,19 +15,21 @@ Decisions, each written once here:
 - `tuning_task`: start time, complete time (the job's end), snapshots and the
   hyperparameters set (an unset one is the upstream's default, and left unset). The
   training examples are never answered back, as Google does not.
-- Fields the platform does not keep (temperature, top_p, top_k, reader_project_numbers)
-  are left unset.
+- `temperature`, `top_p` and `top_k` are the default sampling the create gave (kept with
+  the job, `Job.sampling`), unset where it gave none. `reader_project_numbers`, which
+  the platform does not keep, is left unset.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from google.ai import generativelanguage_v1beta as glm
 from google.longrunning import operations_pb2
 from google.protobuf import timestamp_pb2
 
-from core.domain.job import Hyperparameters, Job
+from core.domain.job import Hyperparameters, Job, Sampling
 from core.domain.states import JobState
 from core.errors import to_status
 from service.convert import set_common_hyperparameters
@@ -71,6 +73,9 @@ def tuned_model(job: Job) -> Any:
         message.display_name = job.display_name
     if job.description:
         message.description = job.description
+    for field, value in dataclasses.asdict(job.sampling or Sampling()).items():
+        if value is not None:
+            setattr(message, field, value)
     _set_time(message.create_time, job.create_time)
     _set_time(message.update_time, job.update_time)
     return message

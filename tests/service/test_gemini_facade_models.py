@@ -6,8 +6,9 @@ api-core's `OperationsAsyncClient` drive a tuned model's life as Google's tuning
 does: create with inline examples, follow the operation until done (the client's own
 `operation.result()`), get the model ACTIVE, list, update, delete; and meet the
 refusals: a repeated id, bad examples under Google's field paths, another tenant's
-model, a spent quota. A cancelled operation ends with its error; ListModels answers
-each provider's tunable models, and a Vertex AI tenant's old base model names map.
+model, a spent quota. The default sampling a create gives is kept and answered. A
+cancelled operation ends with its error; ListModels answers each provider's tunable
+models, and a Vertex AI tenant's old base model names map.
 """
 
 from __future__ import annotations
@@ -252,6 +253,29 @@ async def test_bad_requests_name_googles_fields(api_only: System) -> None:
     assert "tuned_model.base_model" in violations(error)
     listed = await client_of(api_only).list_tuned_models(metadata=api_key(api_only))
     assert [m.name async for m in listed] == []
+
+
+async def test_the_default_sampling_given_at_create_is_kept_and_answered(
+    api_only: System,
+) -> None:
+    await create(api_only, model(temperature=0.25, top_k=8), "sampled")
+    await create(api_only, model(), "unsampled")
+    client = client_of(api_only)
+
+    got = await client.get_tuned_model(name="tunedModels/sampled", metadata=api_key(api_only))
+    assert got.temperature == pytest.approx(0.25) and got.top_k == 8
+    assert not glm.TunedModel.pb(got).HasField("top_p")  # not given: the upstream's own
+    plain = await client.get_tuned_model(name="tunedModels/unsampled", metadata=api_key(api_only))
+    assert not any(glm.TunedModel.pb(plain).HasField(f) for f in ("temperature", "top_p", "top_k"))
+
+    error = await refused(create(api_only, model(temperature=2.5, top_k=0), "too-hot"))
+    assert isinstance(error, exceptions.InvalidArgument)
+    assert {"tuned_model.temperature", "tuned_model.top_k"} <= set(violations(error))
+    listed = await client.list_tuned_models(metadata=api_key(api_only))
+    assert sorted([m.name async for m in listed]) == [
+        "tunedModels/sampled",
+        "tunedModels/unsampled",
+    ]
 
 
 async def test_a_large_create_is_translated_off_the_event_loop(

@@ -16,6 +16,7 @@ from core.domain.job import (
     Hyperparameters,
     Job,
     Progress,
+    Sampling,
     Snapshot,
     TrainingFile,
     new_job_id,
@@ -73,6 +74,7 @@ def a_job_with_every_field_set() -> Job:
         prompt_template="Q: {input}\nA:",
         source_job="j" + "b" * 19,
         facade_id="numbers-model",
+        sampling=Sampling(temperature=0.25, top_k=8),
         traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
     )
 
@@ -134,6 +136,7 @@ def test_a_record_written_before_providers_loads_as_a_gemini_api_job() -> None:
     assert not job.export_last_checkpoint_only
     assert (job.data_stats, job.checkpoints, job.tuned_model_endpoint) == (None, (), "")
     assert job.tuned_model == "tunedModels/tj-j1" and job.state == JobState.SUCCEEDED
+    assert job.sampling is None
     assert Job.from_json(job.to_json()) == job  # and is written back whole
 
 
