@@ -7,7 +7,8 @@ protobuf<6, and the project runs protobuf 7. tests/e2e/test_guide_tutorial.py st
 system serving TLS and runs it as `.venv-judge/bin/python guide_tutorial.py PARAMS`,
 PARAMS a JSON object (`endpoint`, `api_key`, `base_model`, `model_id`, `cancel_id`,
 `training_data`, `hyperparameters`: create_tuned_model's `epoch_count`, `batch_size`
-and `learning_rate` as the tenant's provider takes them, `prompt`), with
+and `learning_rate` as the tenant's provider takes them, `sampling`: its `temperature`,
+`top_p` and `top_k`, the tuned model's defaults, `prompt`), with
 GRPC_DEFAULT_SSL_ROOTS_FILE_PATH naming the test CA, so the SDK's default TLS trusts it.
 
 The SDK is used as the guide uses it, unmodified: only `genai.configure` differs (the
@@ -71,6 +72,7 @@ class Tutorial:
             training_data=p["training_data"],
             id=p["model_id"],
             **p["hyperparameters"],
+            **p["sampling"],
         )
         metadata = operation.metadata
         self.say(
@@ -105,6 +107,7 @@ class Tutorial:
             state=model.state.name,
             base_model=model.base_model,
             source_model=model.source_model,
+            sampling={"temperature": model.temperature, "top_p": model.top_p, "top_k": model.top_k},
             snapshots=[
                 {key: row.get(key) for key in ("step", "epoch", "mean_loss")} for row in snapshots
             ],

@@ -49,6 +49,8 @@ HYPERPARAMETERS = {
     # them, so a Vertex tenant's copy of the guide leaves them out.
     VERTEX_TENANT: {"epoch_count": EPOCHS},
 }
+SAMPLING = {"temperature": 0.25, "top_k": 8}
+"""The tuned model's default sampling, as the SDK's create_tuned_model takes it."""
 GEMINI_STEPS = len(EXAMPLES) * EPOCHS // BATCH
 """The Gemini API's count, which Google's create answers at once (the guide prints it);
 a Vertex tenant's create answers an estimate, Vertex AI counting with its own batch size
@@ -111,6 +113,7 @@ def params(system: System, tenant: str, port: int) -> dict[str, Any]:
         "cancel_id": CANCEL_ID,
         "training_data": EXAMPLES,
         "hyperparameters": HYPERPARAMETERS[tenant],
+        "sampling": SAMPLING,
         "prompt": PROMPT,
     }
 
@@ -180,6 +183,7 @@ async def test_the_guides_tutorial_runs_on_the_platform(
     got = run["get"]
     assert (got["name"], got["state"]) == (name, "ACTIVE")
     assert got["source_model"] == got["base_model"] == TUNED_BASE_MODEL[tenant]
+    assert got["sampling"] == {"temperature": pytest.approx(0.25), "top_p": None, "top_k": 8}
     assert [row["step"] for row in got["snapshots"]] == SNAPSHOT_STEPS[tenant](steps)
     assert all(row["mean_loss"] > 0 for row in got["snapshots"])
     generated = run["generate"]
