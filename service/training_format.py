@@ -19,8 +19,7 @@ defaults, as the Gemini API applies a tuned model's, not part of its prompt form
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from core.domain import prompt_template
 from core.domain.job import Job, Sampling
@@ -70,10 +69,11 @@ def _put_instruction_first(request: gen.GenerateContentRequest, text: str) -> No
     request.system_instruction.parts.extend(callers)
 
 
-def _unset_defaults(sampling: Sampling | None, config: gen.GenerationConfig) -> dict[str, Any]:
+def _unset_defaults(
+    sampling: Sampling | None, config: gen.GenerationConfig
+) -> dict[str, float | int]:
     """The tuned model's defaults for the fields `config` leaves unset."""
     if sampling is None:
         return {}
     already = {d.name for d, _ in config.ListFields()}
-    given = dataclasses.asdict(sampling).items()
-    return {f: v for f, v in given if v is not None and f not in already}
+    return {f: v for f, v in sampling.given().items() if f not in already}

@@ -53,6 +53,13 @@ class Sampling:
     top_p: float | None = None
     top_k: int | None = None
 
+    def given(self) -> dict[str, float | int]:
+        """The defaults that were given, by field name (a GenerationConfig's and a
+        TunedModel's names too)."""
+        return {
+            f.name: v for f in dataclasses.fields(self) if (v := getattr(self, f.name)) is not None
+        }
+
 
 @dataclass(frozen=True)
 class Example:

@@ -22,14 +22,13 @@ Decisions, each written once here:
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from google.ai import generativelanguage_v1beta as glm
 from google.longrunning import operations_pb2
 from google.protobuf import timestamp_pb2
 
-from core.domain.job import Hyperparameters, Job, Sampling
+from core.domain.job import Hyperparameters, Job
 from core.domain.states import JobState
 from core.errors import to_status
 from service.convert import set_common_hyperparameters
@@ -73,9 +72,8 @@ def tuned_model(job: Job) -> Any:
         message.display_name = job.display_name
     if job.description:
         message.description = job.description
-    for field, value in dataclasses.asdict(job.sampling or Sampling()).items():
-        if value is not None:
-            setattr(message, field, value)
+    for field, value in (job.sampling.given() if job.sampling else {}).items():
+        setattr(message, field, value)
     _set_time(message.create_time, job.create_time)
     _set_time(message.update_time, job.update_time)
     return message
