@@ -7,6 +7,8 @@ import dataclasses
 import hashlib
 import json
 
+import pytest
+
 from core.domain.job import (
     JOB_ID_PREFIX,
     JOB_ID_SHAPE,
@@ -126,6 +128,25 @@ def test_the_json_form_is_what_asdict_gives_and_reads_back_equal() -> None:
     job = a_job_with_every_field_set()
     assert json.loads(job.to_json()) == json.loads(json.dumps(dataclasses.asdict(job)))
     assert Job.from_json(job.to_json()) == job
+
+
+def test_replace_and_from_json_make_what_the_dataclass_would() -> None:
+    job = a_job_with_every_field_set()
+    changed = job.replace(polls=9, state=JobState.RUNNING, labels={"x": "y"})
+    expected = dataclasses.replace(job, polls=9, state=JobState.RUNNING, labels={"x": "y"})
+    assert vars(changed) == vars(expected) and changed == expected
+    assert (job.polls, job.state) == (6, JobState.FAILED)  # the original is untouched
+    read = Job.from_json(job.to_json())
+    fields = {f.name: getattr(job, f.name) for f in dataclasses.fields(Job)}
+    assert vars(read) == vars(Job(**fields))
+    for made in (changed, read):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            made.polls = 1  # type: ignore[misc]
+
+
+def test_replace_refuses_a_name_that_is_not_a_field() -> None:
+    with pytest.raises(TypeError, match="pols"):
+        a_job_with_every_field_set().replace(pols=1)
 
 
 def test_a_record_written_before_providers_loads_as_a_gemini_api_job() -> None:
