@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from core.domain import prompt_template
-from core.domain.job import Example, Hyperparameters, Job
+from core.domain.job import Example, Hyperparameters, Job, Snapshot
 from core.domain.upstream import UpstreamRef, UpstreamStatus
 from core.security.token_source import TokenSource
 
@@ -144,8 +144,13 @@ class TuningProvider(Protocol):
         """Start tuning; the job's first status. Adopts an existing `request.model_id`."""
         ...
 
-    async def status(self, auth: TokenSource, ref: UpstreamRef) -> UpstreamStatus:
-        """The job's state, progress and loss now. UpstreamNotFound if it is gone."""
+    async def status(
+        self, auth: TokenSource, ref: UpstreamRef, known: tuple[Snapshot, ...] = ()
+    ) -> UpstreamStatus:
+        """The job's state, progress and loss now. UpstreamNotFound if it is gone.
+
+        `known`: the snapshots the job has already (from earlier polls), which the answer's
+        may reuse rather than parse again."""
         ...
 
     async def cancel(self, auth: TokenSource, ref: UpstreamRef) -> None:

@@ -303,7 +303,7 @@ class Steps:
         the lease back), written against the version the lease was taken with."""
         try:
             auth = self._auth_for(job.tenant)
-            status = await self._provider(job).status(auth, self._ref(job))
+            status = await self._provider(job).status(auth, self._ref(job), job.snapshots)
         except UpstreamNotFound:
             error = JobError.of(Reason.DELETED_UPSTREAM, f"{job.tuned_model} was deleted upstream")
             await self._fail(lease, job, error)

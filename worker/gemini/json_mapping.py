@@ -43,21 +43,23 @@ def _tuning_task(request: TuningRequest, examples: Sequence[Example]) -> Json:
     return {"hyperparameters": hyper, "trainingData": {"examples": {"examples": rows}}}
 
 
-def status_from_operation(op: Json, ref: UpstreamRef) -> UpstreamStatus:
-    """An Operation from create or operations.get, read as a status."""
+def status_from_operation(
+    op: Json, ref: UpstreamRef, known: tuple[Snapshot, ...] = ()
+) -> UpstreamStatus:
+    """An Operation from create or operations.get, read as a status (`known`: see
+    `snapshots_of`)."""
     meta = op.get("metadata", {})
     progress = Progress(
         completed_steps=int(meta.get("completedSteps", 0)),
         total_steps=int(meta.get("totalSteps", 0)),
         completed_percent=float(meta.get("completedPercent", 0.0)),
     )
-    snapshots = tuple(snapshot(s) for s in meta.get("snapshots", []))
     model = op.get("response", {})
     task = model.get("tuningTask", {})
     common: dict[str, Any] = {
         "ref": ref,
         "progress": progress,
-        "snapshots": snapshots or tuple(snapshot(s) for s in task.get("snapshots", [])),
+        "snapshots": snapshots_of(meta.get("snapshots") or task.get("snapshots", []), known),
         "start_time": parse_time(task.get("startTime")),
     }
     if not op.get("done"):
@@ -76,10 +78,13 @@ def _ended_with_error(error: Json, common: dict[str, Any]) -> UpstreamStatus:
     return UpstreamStatus(state=state, error=job_error, **common)
 
 
-def status_from_model(model: Json, ref: UpstreamRef) -> UpstreamStatus:
-    """A TunedModel read as a status, for when the operation is not known."""
+def status_from_model(
+    model: Json, ref: UpstreamRef, known: tuple[Snapshot, ...] = ()
+) -> UpstreamStatus:
+    """A TunedModel read as a status, for when the operation is not known (`known`: see
+    `snapshots_of`)."""
     task = model.get("tuningTask", {})
-    snapshots = tuple(snapshot(s) for s in task.get("snapshots", []))
+    snapshots = snapshots_of(task.get("snapshots", []), known)
     steps = snapshots[-1].step if snapshots else 0
     common: dict[str, Any] = {
         "ref": ref,
@@ -95,6 +100,24 @@ def status_from_model(model: Json, ref: UpstreamRef) -> UpstreamStatus:
         error = JobError.of(Reason.UPSTREAM_TUNING_FAILED, "upstream: tuned model is FAILED")
         return UpstreamStatus(state=UpstreamState.FAILED, error=error, **common)
     return UpstreamStatus(state=UpstreamState.RUNNING, **common)
+
+
+def snapshots_of(raw: Sequence[Json], known: tuple[Snapshot, ...] = ()) -> tuple[Snapshot, ...]:
+    """The upstream's snapshots `raw`, reusing `known`, the job's from earlier polls, for
+    the part of `raw` they cover.
+
+    The upstream reports every completed step's snapshot, in order, on every answer: a
+    job of 1,000 steps made each poll parse 1,000 of them (6 ms of a worker's CPU on a
+    slow machine, against 1.5 for the whole poll without them). The list only grows, so
+    a poll parses only the steps completed since the last one. What `known` covers is
+    checked by its last snapshot against the same place in `raw`: if they differ (the
+    upstream's list is not the one the job saw), the whole of `raw` is parsed."""
+    count = len(known)
+    if not count or len(raw) < count or snapshot(raw[count - 1]) != known[-1]:
+        return tuple(snapshot(s) for s in raw)
+    if len(raw) == count:
+        return known
+    return known + tuple(snapshot(s) for s in raw[count:])
 
 
 def snapshot(data: Json) -> Snapshot:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from core.domain.job import job_id_of_model
+from core.domain.job import Snapshot, job_id_of_model
 from core.domain.upstream import UpstreamRef, UpstreamStatus
 from core.errors import UpstreamAlreadyExists, UpstreamNotFound
 from core.security.token_source import TokenSource
@@ -59,12 +59,14 @@ class GeminiProvider:
             ref = UpstreamRef(tuned_model=ref.tuned_model, operation=str(operations[0]["name"]))
         return await self.status(auth, ref)
 
-    async def status(self, auth: TokenSource, ref: UpstreamRef) -> UpstreamStatus:
+    async def status(
+        self, auth: TokenSource, ref: UpstreamRef, known: tuple[Snapshot, ...] = ()
+    ) -> UpstreamStatus:
         if ref.operation:
             op = await self._client.get_operation(auth, ref.operation)
-            return status_from_operation(op, ref)
+            return status_from_operation(op, ref, known)
         model = await self._client.get_tuned_model(auth, ref.tuned_model)
-        return status_from_model(model, ref)
+        return status_from_model(model, ref, known)
 
     async def cancel(self, auth: TokenSource, ref: UpstreamRef) -> None:
         if ref.operation:

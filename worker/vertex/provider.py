@@ -28,7 +28,7 @@ import re
 from collections.abc import Iterator
 
 from core.cloud_storage import GS_PREFIX, StorageClient
-from core.domain.job import JOB_ID_SHAPE, TUNED_MODEL_ID_PREFIX, job_id_of_model
+from core.domain.job import JOB_ID_SHAPE, TUNED_MODEL_ID_PREFIX, Snapshot, job_id_of_model
 from core.domain.providers import VertexTarget
 from core.domain.upstream import UpstreamRef, UpstreamStatus
 from core.errors import UpstreamNotFound, UpstreamRejected, UpstreamRetryable
@@ -149,8 +149,11 @@ class VertexProvider:
     def _uri(self, name: str) -> str:
         return f"{GS_PREFIX}{self._target.bucket}/{name}"
 
-    async def status(self, auth: TokenSource, ref: UpstreamRef) -> UpstreamStatus:
-        """UpstreamNotFound if the job has no tuning job (or it is gone)."""
+    async def status(
+        self, auth: TokenSource, ref: UpstreamRef, known: tuple[Snapshot, ...] = ()
+    ) -> UpstreamStatus:
+        """UpstreamNotFound if the job has no tuning job (or it is gone). Vertex AI's v1
+        reports no snapshots: `known` is not needed."""
         job = await self._tuning_job(auth, ref)
         return status_from_tuning_job(job, ref.model_id or self._model_id_of(job))
 

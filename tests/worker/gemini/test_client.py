@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 
 import pytest
 from google.oauth2.credentials import Credentials
 
+from core.domain.job import Snapshot
 from core.domain.upstream import UpstreamRef
 from core.errors import (
     UpstreamAlreadyExists,
@@ -54,6 +56,28 @@ async def test_create_get_generate_delete(upstream: Upstream) -> None:
         await client.delete_tuned_model(auth, "tunedModels/tj-one")
     with pytest.raises(UpstreamNotFound):
         await client.get_tuned_model(auth, "tunedModels/tj-one")
+
+
+async def test_a_poll_parses_only_the_snapshots_it_has_not_seen(upstream: Upstream) -> None:
+    auth, client = upstream.auth(), upstream.client
+    with fenced():
+        op = await client.create_tuned_model(auth, "tj-steps", body(examples=40))
+    ref = UpstreamRef("tunedModels/tj-steps", op["name"])
+
+    async def polled(known: tuple[Snapshot, ...] = ()) -> tuple[Snapshot, ...]:
+        return status_from_operation(
+            await client.get_operation(auth, op["name"]), ref, known
+        ).snapshots
+
+    upstream.clock.advance(5)
+    earlier = await polled()
+    upstream.clock.advance(10)
+    fresh, reused = await polled(), await polled(earlier)
+    assert 0 < len(earlier) < len(fresh) and reused == fresh
+    assert all(a is b for a, b in zip(reused, earlier, strict=False))  # not parsed again
+    assert await polled(fresh) is fresh  # nothing new: the job's own tuple
+    altered = (*earlier[:-1], dataclasses.replace(earlier[-1], mean_loss=-1.0))
+    assert await polled(altered) == fresh  # not the list the job saw: all of it is read
 
 
 async def test_list_operations_finds_each_models_own(upstream: Upstream) -> None:
