@@ -139,6 +139,9 @@ def test_replace_and_from_json_make_what_the_dataclass_would() -> None:
     read = Job.from_json(job.to_json())
     fields = {f.name: getattr(job, f.name) for f in dataclasses.fields(Job)}
     assert vars(read) == vars(Job(**fields))
+    older = json.loads(job.to_json())
+    del older["snapshots"][0]["compute_time"]  # a snapshot written before it had one
+    assert Job.from_json(json.dumps(older)).snapshots == (Snapshot(1, 0, 0.5), job.snapshots[1])
     for made in (changed, read):
         with pytest.raises(dataclasses.FrozenInstanceError):
             made.polls = 1  # type: ignore[misc]
