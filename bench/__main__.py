@@ -17,6 +17,7 @@ from bench import (
     fleet,
     generate,
     list_scale,
+    machine,
     noisy_neighbour,
     redis_memory,
     rpc,
@@ -61,10 +62,20 @@ def main() -> None:
     unknown = sorted(set(names) - set(FIGURES))
     if unknown:
         parser.error(f"unknown figures: {', '.join(unknown)}")
+    before_ns = machine.ns_per_addition()
+    print(f"machine: {before_ns:.0f} ns per Python addition (bench/machine.py)", flush=True)
     figures = asyncio.run(measure(names))
+    speed = {
+        "ns_per_addition_before": before_ns,
+        "ns_per_addition_after": machine.ns_per_addition(),
+    }
     print(table(figures))
     print(details(figures))
-    print(f"written to {write_json(figures)}")
+    print(
+        "machine: {ns_per_addition_before:.0f} ns per Python addition before the figures, "
+        "{ns_per_addition_after:.0f} after (absolute bounds scale with it)".format(**speed)
+    )
+    print(f"written to {write_json(figures, machine=speed)}")
 
 
 if __name__ == "__main__":

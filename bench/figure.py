@@ -73,13 +73,17 @@ def details(figures: list[Figure]) -> str:
     )
 
 
-def write_json(figures: list[Figure], path: Path | None = None) -> Path:
+def write_json(
+    figures: list[Figure], path: Path | None = None, *, machine: dict[str, float] | None = None
+) -> Path:
+    """The figures as JSON, with when, where and (`machine`) how fast they were measured."""
     path = path or RESULTS / "latest.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
+        "machine": machine or {},
         "figures": [dataclasses.asdict(f) | {"ratio": f.ratio} for f in figures],
     }
     path.write_text(json.dumps(payload, indent=2))
