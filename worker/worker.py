@@ -205,7 +205,7 @@ class Worker:
         tenant, job_id, lease_s = lease.tenant, lease.job_id, self._settings.job_lease_s
         if lease.deliveries > self._settings.max_unfinished_visits:
             await self._steps.dead_letter(lease, current.job)
-            await asyncio.shield(self._finish(lease, DONE, finished=True))
+            await self._finish(lease, DONE, finished=True)
             return
         held = Fence.for_lease(f"job {tenant}/{job_id}", sent_at, lease_s)
         ended = await self._run(lease, held, current)
@@ -214,7 +214,7 @@ class Worker:
                 self._metrics.lease_losses.inc()
             return
         after, finished = ended
-        await asyncio.shield(self._finish(lease, after, finished=finished))
+        await self._finish(lease, after, finished=finished)
 
     async def _run(self, lease: Lease, held: Fence, current: Versioned) -> tuple[Next, bool] | None:
         """Advance the job under `held` while the keeper renews it, within the visit's
@@ -273,10 +273,14 @@ class Worker:
 
     async def _finish(self, lease: Lease, after: Next, *, finished: bool) -> None:
         """Reschedule the job (with the next claim) and give its lease back, unless its
-        last write did."""
+        last write did. Neither is undone by a cancel of the visit: the reschedule is
+        noted before anything is awaited, the release shielded (a usual poll's last write
+        gave the lease back, and then no task is spent on a shield)."""
         self._moves.add(lease.tenant, lease.job_id, after.delay_s, poll=after.poll)
-        if after.released:
-            return
+        if not after.released:
+            await asyncio.shield(self._release(lease, finished=finished))
+
+    async def _release(self, lease: Lease, *, finished: bool) -> None:
         try:
             await self._store.release(lease, finished=finished)
         except TuningError as exc:
