@@ -65,16 +65,14 @@ def main() -> None:
     before_ns = machine.ns_per_addition()
     print(f"machine: {before_ns:.0f} ns per Python addition (bench/machine.py)", flush=True)
     figures = asyncio.run(measure(names))
-    speed = {
-        "ns_per_addition_before": before_ns,
-        "ns_per_addition_after": machine.ns_per_addition(),
-    }
+    after_ns = machine.ns_per_addition()
     print(table(figures))
     print(details(figures))
     print(
-        "machine: {ns_per_addition_before:.0f} ns per Python addition before the figures, "
-        "{ns_per_addition_after:.0f} after (absolute bounds scale with it)".format(**speed)
+        f"machine: {before_ns:.0f} ns per Python addition before the figures, {after_ns:.0f}"
+        " after (absolute bounds scale with it)"
     )
+    speed = {"ns_per_addition_before": before_ns, "ns_per_addition_after": after_ns}
     print(f"written to {write_json(figures, machine=speed)}")
 
 

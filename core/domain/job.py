@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -249,16 +249,12 @@ def _made(cls: type[_D], values: dict[str, Any]) -> _D:
     __init__ computes, so filling the instance's __dict__ makes the same object:
     tests/core/domain/test_job.py holds it to `Job(**fields)` and `dataclasses.replace`.
     A record written before some field existed takes the __init__, and its defaults."""
-    if values.keys() != _field_names(cls):
-        return cls(**values)
-    made: _D = object.__new__(cls)
-    made.__dict__.update(values)
-    return made
+    return _all_made(cls, (values,))[0]
 
 
-def _all_made(cls: type[_D], items: list[dict[str, Any]]) -> tuple[_D, ...]:
+def _all_made(cls: type[_D], items: Iterable[dict[str, Any]]) -> tuple[_D, ...]:
     """`_made` of each of `items` (a job's snapshots: one per step, a thousand or more),
-    with its one lookup of the field names and no call per item."""
+    with one lookup of the field names and no call per item."""
     names, new, made = _field_names(cls), object.__new__, []
     for values in items:
         if values.keys() != names:
