@@ -20,7 +20,8 @@ import asyncio
 from collections.abc import Iterable
 
 from bench.figure import Figure, figure, table
-from core.domain.job import Job, Progress, Snapshot, encode_pairs
+from core.domain.job import Job, Progress, encode_pairs
+from core.domain.snapshots import Snapshot
 from core.domain.states import JobState
 from core.redis.client import Redis, connect
 from core.redis.job_store import JobStore

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf import timestamp_pb2
@@ -10,6 +11,7 @@ from google.protobuf import timestamp_pb2
 from core.domain.job import JOB_NAME_PREFIX, DataStats, Hyperparameters, Job
 from core.domain.loss_curve import job_advice
 from core.domain.providers import ProviderChoice, ProviderKind
+from core.domain.snapshots import Snapshots
 from core.domain.states import JobState
 from core.errors import to_status
 from core.runtime import tracing
@@ -93,9 +95,8 @@ def job_to_proto(job: Job, queue_position: int = 0) -> tuning_job_pb2.TuningJob:
     if job.labels:
         message.labels.update(job.labels)
     _set_model_outputs(message, job)
-    for s in job.snapshots:
-        snapshot = message.snapshots.add(step=s.step, epoch=s.epoch, mean_loss=s.mean_loss)
-        _set_time(snapshot.compute_time, s.compute_time)
+    for step, epoch, loss, at in snapshot_rows(job):
+        _set_time(message.snapshots.add(step=step, epoch=epoch, mean_loss=loss).compute_time, at)
     _set_advice(message, job)
     if job.error is not None:
         message.error.CopyFrom(to_status(job.error))
@@ -236,6 +237,13 @@ def dataset_to_proto(record: DatasetRecord) -> dataset_pb2.Dataset:
     )
     _set_time(message.create_time, record.create_time)
     return message
+
+
+def snapshot_rows(job: Job) -> Iterator[tuple[int, int, float, float | None]]:
+    """(step, epoch, mean loss, compute time) of each of the job's snapshots, from their
+    columns (core.domain.snapshots)."""
+    c = Snapshots.of(job.snapshots)
+    return zip(c.steps, c.epochs, c.mean_losses, c.compute_times, strict=True)
 
 
 def _set_time(field: timestamp_pb2.Timestamp, seconds: float | None) -> None:

@@ -8,12 +8,13 @@ the interface speaks of jobs and references, not of tunedModels and operations.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from core.domain import prompt_template
-from core.domain.job import Example, Hyperparameters, Job, Snapshot
+from core.domain.job import Example, Hyperparameters, Job
+from core.domain.snapshots import Snapshot
 from core.domain.upstream import UpstreamRef, UpstreamStatus
 from core.security.token_source import TokenSource
 
@@ -145,7 +146,7 @@ class TuningProvider(Protocol):
         ...
 
     async def status(
-        self, auth: TokenSource, ref: UpstreamRef, known: tuple[Snapshot, ...] = ()
+        self, auth: TokenSource, ref: UpstreamRef, known: Sequence[Snapshot] = ()
     ) -> UpstreamStatus:
         """The job's state, progress and loss now. UpstreamNotFound if it is gone.
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from core.domain.job import Job, Snapshot
+from core.domain.job import Job
+from core.domain.snapshots import Snapshot, Snapshots
 from core.domain.states import JobState
 
 RATE_WINDOW = 10
@@ -63,10 +64,11 @@ def end_plan(job: Job) -> EndPlan | None:
 
 def _moments(snapshots: Sequence[Snapshot]) -> list[tuple[float, int]]:
     """(time, highest step completed by then) for each time snapshots completed at."""
+    columns = Snapshots.of(snapshots)
     steps: dict[float, int] = {}
-    for s in snapshots:
-        if s.compute_time is not None:
-            steps[s.compute_time] = max(s.step, steps.get(s.compute_time, 0))
+    for at, step in zip(columns.compute_times, columns.steps, strict=True):
+        if at is not None:
+            steps[at] = max(step, steps.get(at, 0))
     return sorted(steps.items())
 
 

@@ -13,13 +13,14 @@ import hashlib
 import json
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import orjson
 
 from core.domain.providers import ProviderChoice, ProviderKind, VertexTarget
+from core.domain.snapshots import NO_SNAPSHOTS, Snapshot, Snapshots
 from core.domain.states import JobState
 from core.errors import JobError
 
@@ -65,14 +66,6 @@ class Sampling:
 class Example:
     text_input: str
     output: str
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    step: int
-    epoch: int
-    mean_loss: float
-    compute_time: float | None = None
 
 
 @dataclass(frozen=True)
@@ -132,7 +125,9 @@ class Job:
     tuned_model: str = ""
     operation: str = ""
     progress: Progress = field(default_factory=Progress)
-    snapshots: tuple[Snapshot, ...] = ()
+    snapshots: Sequence[Snapshot] = NO_SNAPSHOTS
+    """The loss at each completed step (core.domain.snapshots): Snapshots once read back,
+    and as the worker records them."""
     error: JobError | None = None
     create_time: float = 0.0
     update_time: float = 0.0
@@ -209,8 +204,12 @@ class Job:
     def to_json(self) -> str:
         # orjson writes dataclasses (nested ones too) and str enums itself, several times
         # faster than json.dumps(dataclasses.asdict(...)); this runs on every create and
-        # every status change. tests/core/domain/test_job.py holds it to asdict's content.
-        return orjson.dumps(self).decode()
+        # every status change. tests/core/domain/test_job.py holds it to asdict's content,
+        # the snapshots in their columns.
+        job = self
+        if type(self.snapshots) is not Snapshots:  # a tuple, as a caller may give them
+            job = self.replace(snapshots=Snapshots.of(self.snapshots))
+        return orjson.dumps(job, default=_record_form).decode()
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Job:
@@ -219,7 +218,7 @@ class Job:
         data["state"] = JobState(data["state"])
         data["hyperparameters"] = _made(Hyperparameters, data["hyperparameters"])
         data["progress"] = _made(Progress, data["progress"])
-        data["snapshots"] = _all_made(Snapshot, data["snapshots"])
+        data["snapshots"] = Snapshots.from_record(data["snapshots"])
         if data["error"] is not None:
             data["error"] = JobError(**data["error"])
         if "provider" in data:
@@ -239,6 +238,13 @@ class Job:
 _D = TypeVar("_D")
 
 
+def _record_form(value: object) -> object:
+    """What orjson writes for the one type in a Job it does not know."""
+    if isinstance(value, Snapshots):
+        return value.record()
+    raise TypeError(f"{type(value).__name__} is not part of a job record")
+
+
 def _made(cls: type[_D], values: dict[str, Any]) -> _D:
     """`cls(**values)` for a frozen dataclass; without its generated __init__ when
     `values` names exactly its fields (a record as `to_json` writes it today).
@@ -249,21 +255,11 @@ def _made(cls: type[_D], values: dict[str, Any]) -> _D:
     __init__ computes, so filling the instance's __dict__ makes the same object:
     tests/core/domain/test_job.py holds it to `Job(**fields)` and `dataclasses.replace`.
     A record written before some field existed takes the __init__, and its defaults."""
-    return _all_made(cls, (values,))[0]
-
-
-def _all_made(cls: type[_D], items: Iterable[dict[str, Any]]) -> tuple[_D, ...]:
-    """`_made` of each of `items` (a job's snapshots: one per step, a thousand or more),
-    with one lookup of the field names and no call per item."""
-    names, new, made = _field_names(cls), object.__new__, []
-    for values in items:
-        if values.keys() != names:
-            made.append(cls(**values))
-            continue
-        one = new(cls)
-        one.__dict__.update(values)
-        made.append(one)
-    return tuple(made)
+    if values.keys() != _field_names(cls):
+        return cls(**values)
+    made = object.__new__(cls)
+    made.__dict__.update(values)
+    return made
 
 
 _FIELD_NAMES: dict[type[Any], frozenset[str]] = {}

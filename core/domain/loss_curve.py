@@ -27,7 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from core.domain.job import Checkpoint, Snapshot
+from core.domain.job import Checkpoint
+from core.domain.snapshots import Snapshot, Snapshots
 
 PLATEAU_THRESHOLD = 0.02
 """Relative improvement below which the curve counts as flat (2%)."""
@@ -64,11 +65,12 @@ def epoch_means(snapshots: Sequence[Snapshot], steps_per_epoch: float) -> list[f
     """The mean loss of each complete epoch (an epoch's steps: those up to its last)."""
     if steps_per_epoch <= 0 or not snapshots:
         return []
+    columns = Snapshots.of(snapshots)
     sums: dict[int, list[float]] = {}
-    for s in snapshots:
-        epoch = max(1, math.ceil(s.step / steps_per_epoch - 1e-9))
-        sums.setdefault(epoch, []).append(s.mean_loss)
-    last_step = max(s.step for s in snapshots)
+    for step, loss in zip(columns.steps, columns.mean_losses, strict=True):
+        epoch = max(1, math.ceil(step / steps_per_epoch - 1e-9))
+        sums.setdefault(epoch, []).append(loss)
+    last_step = max(columns.steps)
     complete = int(last_step / steps_per_epoch + 1e-9)
     return [sum(sums[e]) / len(sums[e]) for e in range(1, complete + 1) if e in sums]
 
@@ -89,7 +91,9 @@ def job_advice(
     if epoch_count and total_steps > 0:
         steps_per_epoch = total_steps / epoch_count
     else:
-        steps_per_epoch = next((s.step for s in snapshots if s.epoch >= 1), 0)
+        columns = Snapshots.of(snapshots)
+        pairs = zip(columns.steps, columns.epochs, strict=True)
+        steps_per_epoch = next((step for step, epoch in pairs if epoch >= 1), 0)
     losses = epoch_means(snapshots, steps_per_epoch)
     found = advice(losses)
     if found is None:

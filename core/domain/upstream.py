@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from core.domain.job import Checkpoint, DataStats, Progress, Snapshot
+from core.domain.job import Checkpoint, DataStats, Progress
+from core.domain.snapshots import Snapshot
 from core.errors import JobError
 
 
@@ -51,7 +53,7 @@ class UpstreamStatus:
     ref: UpstreamRef
     state: UpstreamState
     progress: Progress
-    snapshots: tuple[Snapshot, ...] = ()
+    snapshots: Sequence[Snapshot] = ()
     error: JobError | None = None
     start_time: float | None = None
     end_time: float | None = None

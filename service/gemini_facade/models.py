@@ -31,7 +31,7 @@ from google.protobuf import timestamp_pb2
 from core.domain.job import Hyperparameters, Job
 from core.domain.states import JobState
 from core.errors import to_status
-from service.convert import set_common_hyperparameters
+from service.convert import set_common_hyperparameters, snapshot_rows
 from service.gemini_facade.names import operation_name, tuned_model_name
 from service.jobs_api import estimated_total_steps
 
@@ -99,9 +99,9 @@ def hyperparameters(h: Hyperparameters) -> Any:
 def snapshots(job: Job) -> list[Any]:
     """The loss after each step, as the worker last fetched it."""
     answered = []
-    for s in job.snapshots:
-        snapshot = TuningSnapshot(step=s.step, epoch=s.epoch, mean_loss=s.mean_loss)
-        _set_time(snapshot.compute_time, s.compute_time)
+    for step, epoch, loss, at in snapshot_rows(job):
+        snapshot = TuningSnapshot(step=step, epoch=epoch, mean_loss=loss)
+        _set_time(snapshot.compute_time, at)
         answered.append(snapshot)
     return answered
 

@@ -12,7 +12,8 @@ import httpx
 import pytest
 from google.rpc import error_details_pb2
 
-from core.domain.job import Job, Snapshot
+from core.domain.job import Job
+from core.domain.snapshots import Snapshot
 from core.domain.states import JobState
 from core.security.tenants import TenantDirectory
 from service.convert import job_to_proto

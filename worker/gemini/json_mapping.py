@@ -7,7 +7,8 @@ from typing import Any
 
 from google.rpc import code_pb2
 
-from core.domain.job import Example, Progress, Snapshot
+from core.domain.job import Example, Progress
+from core.domain.snapshots import Snapshot, Snapshots
 from core.domain.upstream import UpstreamRef, UpstreamState, UpstreamStatus
 from core.errors import JobError, Reason
 from core.upstream_http import parse_time
@@ -44,7 +45,7 @@ def _tuning_task(request: TuningRequest, examples: Sequence[Example]) -> Json:
 
 
 def status_from_operation(
-    op: Json, ref: UpstreamRef, known: tuple[Snapshot, ...] = ()
+    op: Json, ref: UpstreamRef, known: Sequence[Snapshot] = ()
 ) -> UpstreamStatus:
     """An Operation from create or operations.get, read as a status (`known`: see
     `snapshots_of`)."""
@@ -79,7 +80,7 @@ def _ended_with_error(error: Json, common: dict[str, Any]) -> UpstreamStatus:
 
 
 def status_from_model(
-    model: Json, ref: UpstreamRef, known: tuple[Snapshot, ...] = ()
+    model: Json, ref: UpstreamRef, known: Sequence[Snapshot] = ()
 ) -> UpstreamStatus:
     """A TunedModel read as a status, for when the operation is not known (`known`: see
     `snapshots_of`)."""
@@ -102,7 +103,7 @@ def status_from_model(
     return UpstreamStatus(state=UpstreamState.RUNNING, **common)
 
 
-def snapshots_of(raw: Sequence[Json], known: tuple[Snapshot, ...] = ()) -> tuple[Snapshot, ...]:
+def snapshots_of(raw: Sequence[Json], known: Sequence[Snapshot] = ()) -> Snapshots:
     """The upstream's snapshots `raw`, reusing `known`, the job's from earlier polls, for
     the part of `raw` they cover.
 
@@ -114,10 +115,10 @@ def snapshots_of(raw: Sequence[Json], known: tuple[Snapshot, ...] = ()) -> tuple
     upstream's list is not the one the job saw), the whole of `raw` is parsed."""
     count = len(known)
     if not count or len(raw) < count or snapshot(raw[count - 1]) != known[-1]:
-        return tuple(snapshot(s) for s in raw)
+        return Snapshots.of(snapshot(s) for s in raw)
     if len(raw) == count:
-        return known
-    return known + tuple(snapshot(s) for s in raw[count:])
+        return Snapshots.of(known)
+    return Snapshots.of(known) + [snapshot(s) for s in raw[count:]]
 
 
 def snapshot(data: Json) -> Snapshot:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Sequence
 
-from core.domain.job import Snapshot, job_id_of_model
+from core.domain.job import job_id_of_model
+from core.domain.snapshots import Snapshot
 from core.domain.upstream import UpstreamRef, UpstreamStatus
 from core.errors import UpstreamAlreadyExists, UpstreamNotFound
 from core.security.token_source import TokenSource
@@ -60,7 +62,7 @@ class GeminiProvider:
         return await self.status(auth, ref)
 
     async def status(
-        self, auth: TokenSource, ref: UpstreamRef, known: tuple[Snapshot, ...] = ()
+        self, auth: TokenSource, ref: UpstreamRef, known: Sequence[Snapshot] = ()
     ) -> UpstreamStatus:
         if ref.operation:
             op = await self._client.get_operation(auth, ref.operation)

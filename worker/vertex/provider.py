@@ -25,11 +25,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from core.cloud_storage import GS_PREFIX, StorageClient
-from core.domain.job import JOB_ID_SHAPE, TUNED_MODEL_ID_PREFIX, Snapshot, job_id_of_model
+from core.domain.job import JOB_ID_SHAPE, TUNED_MODEL_ID_PREFIX, job_id_of_model
 from core.domain.providers import VertexTarget
+from core.domain.snapshots import Snapshot
 from core.domain.upstream import UpstreamRef, UpstreamStatus
 from core.errors import UpstreamNotFound, UpstreamRejected, UpstreamRetryable
 from core.security.token_source import TokenSource
@@ -150,7 +151,7 @@ class VertexProvider:
         return f"{GS_PREFIX}{self._target.bucket}/{name}"
 
     async def status(
-        self, auth: TokenSource, ref: UpstreamRef, known: tuple[Snapshot, ...] = ()
+        self, auth: TokenSource, ref: UpstreamRef, known: Sequence[Snapshot] = ()
     ) -> UpstreamStatus:
         """UpstreamNotFound if the job has no tuning job (or it is gone). Vertex AI's v1
         reports no snapshots: `known` is not needed."""

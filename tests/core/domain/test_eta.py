@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from core.domain.eta import estimated_end
-from core.domain.job import Job, Progress, Snapshot
+from core.domain.job import Job, Progress
+from core.domain.snapshots import Snapshot
 from core.domain.states import JobState
 
 

@@ -35,7 +35,8 @@ from hypothesis.stateful import (
 )
 
 from core.domain import lifecycle
-from core.domain.job import Job, Progress, Snapshot
+from core.domain.job import Job, Progress
+from core.domain.snapshots import Snapshot
 from core.domain.states import JobState
 from core.domain.upstream import UpstreamRef, UpstreamState, UpstreamStatus
 from core.errors import FailedPrecondition, JobError
@@ -495,10 +496,10 @@ class LifecycleMachine(RuleBasedStateMachine):
     def _status(self, report: Report) -> UpstreamStatus:
         self.upstream_steps = min(TOTAL_STEPS, self.upstream_steps + report.more_steps)
         self.upstream_start = self.upstream_start or self.now
-        self.upstream_snapshots += tuple(
-            Snapshot(self.upstream_steps, self.upstream_steps // 50, 1 / (self.upstream_steps + 1))
-            for _ in range(report.new_snapshots)
+        new = Snapshot(
+            self.upstream_steps, self.upstream_steps // 50, 1 / (self.upstream_steps + 1)
         )
+        self.upstream_snapshots = (*self.upstream_snapshots, *[new] * report.new_snapshots)
         ended = report.state != U.RUNNING
         return UpstreamStatus(
             ref=REF if report.sends_operation else UpstreamRef(REF.tuned_model),

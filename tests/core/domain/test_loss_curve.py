@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.domain.job import Checkpoint, Snapshot
+from core.domain.job import Checkpoint
 from core.domain.loss_curve import Basis, advice, epoch_means, job_advice
+from core.domain.snapshots import Snapshot
 
 
 @pytest.mark.parametrize(

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+from collections.abc import Sequence
 
 import pytest
 from google.oauth2.credentials import Credentials
 
-from core.domain.job import Snapshot
+from core.domain.snapshots import Snapshot
 from core.domain.upstream import UpstreamRef
 from core.errors import (
     UpstreamAlreadyExists,
@@ -64,7 +65,7 @@ async def test_a_poll_parses_only_the_snapshots_it_has_not_seen(upstream: Upstre
         op = await client.create_tuned_model(auth, "tj-steps", body(examples=40))
     ref = UpstreamRef("tunedModels/tj-steps", op["name"])
 
-    async def polled(known: tuple[Snapshot, ...] = ()) -> tuple[Snapshot, ...]:
+    async def polled(known: Sequence[Snapshot] = ()) -> Sequence[Snapshot]:
         return status_from_operation(
             await client.get_operation(auth, op["name"]), ref, known
         ).snapshots
@@ -74,8 +75,11 @@ async def test_a_poll_parses_only_the_snapshots_it_has_not_seen(upstream: Upstre
     upstream.clock.advance(10)
     fresh, reused = await polled(), await polled(earlier)
     assert 0 < len(earlier) < len(fresh) and reused == fresh
-    assert all(a is b for a, b in zip(reused, earlier, strict=False))  # not parsed again
-    assert await polled(fresh) is fresh  # nothing new: the job's own tuple
+    assert await polled(fresh) is fresh  # nothing new: the job's own snapshots
+    # Only the last known one is compared: what comes before it is the job's, not parsed.
+    first = dataclasses.replace(earlier[0], mean_loss=-2.0)
+    kept = await polled([first, *earlier[1:]])
+    assert kept[0] == first and list(kept[1:]) == list(fresh[1:])
     altered = (*earlier[:-1], dataclasses.replace(earlier[-1], mean_loss=-1.0))
     assert await polled(altered) == fresh  # not the list the job saw: all of it is read
 
