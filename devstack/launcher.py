@@ -68,6 +68,8 @@ class EmulatorOptions:
     """Fault rules pending from the start (the body of POST /_emulator/faults)."""
     vertex_pending_s: float = 5.0
     """How long a new Vertex AI tuning job stays PENDING."""
+    head_start_steps: int = 0
+    """Steps a new Gemini API tuned model has completed when it is created."""
 
     def args(self, grants_file: Path) -> list[str]:
         """The command line of an emulator process on a free port."""
@@ -76,6 +78,7 @@ class EmulatorOptions:
         args += ["--token-ttl-s", str(self.token_ttl_s)]
         args += ["--rate-limit-rps", str(self.rate_limit_rps)]
         args += ["--vertex-pending-s", str(self.vertex_pending_s)]
+        args += ["--head-start-steps", str(self.head_start_steps)]
         if self.faults_file is not None:
             args += ["--faults-file", str(self.faults_file)]
         return args
@@ -91,6 +94,7 @@ class EmulatorOptions:
             faults=faults,
             rate_limit_rps=self.rate_limit_rps,
             vertex_pending_s=self.vertex_pending_s,
+            head_start_steps=self.head_start_steps,
         )
 
 

@@ -58,6 +58,13 @@ _FLAGS: tuple[tuple[str, str, Callable[[str], object], str | None, str], ...] = 
         "seconds a cancelled Vertex tuning job stays JOB_STATE_CANCELLING",
     ),
     (
+        "--head-start-steps",
+        "EMULATOR_HEAD_START_STEPS",
+        int,
+        "0",
+        "steps a new Gemini API tuned model's training has completed when it is created",
+    ),
+    (
         "--storage-buckets",
         "EMULATOR_STORAGE_BUCKETS",
         str,
@@ -100,6 +107,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         rate_limit_rps=args.rate_limit_rps,
         vertex_pending_s=args.vertex_pending_s,
         vertex_cancelling_s=args.vertex_cancelling_s,
+        head_start_steps=args.head_start_steps,
         storage_buckets=_buckets(args.storage_buckets),
     )
 

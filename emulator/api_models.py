@@ -22,8 +22,15 @@ async def create(request: web.Request) -> web.Response:
     model_id = query_param(request, "tunedModelId", "tuned_model_id") or None
     spec = parse_create(await json_body(request), model_id)
     now_s = state.clock()
-    speed = state.config.steps_per_second
-    record = state.models.create(spec, token.client_id, now_s, speed, forced_stop())
+    config = state.config
+    record = state.models.create(
+        spec,
+        token.client_id,
+        now_s,
+        config.steps_per_second,
+        forced_stop(),
+        head_start_steps=config.head_start_steps,
+    )
     return ok(render.operation(record, now_s, int_enums=wants_int_enums(request)))
 
 

@@ -105,6 +105,9 @@ class EmulatorConfig:
             injected clock; default 5.0 (the real service takes 2-5 minutes).
         vertex_cancelling_s: how long a cancelled job stays JOB_STATE_CANCELLING, seconds;
             default 1.0.
+        head_start_steps: a new Gemini API tuned model's training begins this many steps
+            before its create, so that it reports them at once (a long job without the
+            wait: bench.tracking's long jobs); default 0. Must be >= 0.
     """
 
     steps_per_second: float = 2.0
@@ -122,6 +125,7 @@ class EmulatorConfig:
     vertex_project_numbers: Mapping[str, int] = field(default_factory=dict)
     vertex_pending_s: float = 5.0
     vertex_cancelling_s: float = 1.0
+    head_start_steps: int = 0
 
     def __post_init__(self) -> None:
         if self.storage_max_object_bytes <= 0:
@@ -138,6 +142,8 @@ class EmulatorConfig:
             raise ValueError("rate_limit_rps must be 0 (no limit) or positive")
         if self.steps_per_second <= 0:
             raise ValueError("steps_per_second must be positive")
+        if self.head_start_steps < 0:
+            raise ValueError("head_start_steps must be >= 0")
         if self.token_ttl_s <= 0:
             raise ValueError("token_ttl_s must be positive")
         if not 0 < self.page_size_default <= self.page_size_max:

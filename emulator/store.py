@@ -82,11 +82,14 @@ class ModelStore:
         now_s: float,
         steps_per_second: float,
         forced_stop: Stop | None = None,
+        *,
+        head_start_steps: int = 0,
     ) -> ModelRecord:
         """Store a new model; 409 ALREADY_EXISTS if the id is taken.
 
         ``forced_stop`` (from a ``training`` fault rule) makes its training fail or stall at
         that step; it takes precedence over the ``[fail]`` display-name marker.
+        ``head_start_steps``: its training began that many steps before ``now_s``.
         """
         model_id = spec.model_id or self._fresh_id(spec.fields.display_name)
         if model_id in self._models:
@@ -100,6 +103,7 @@ class ModelStore:
             now_s=now_s,
             steps_per_second=steps_per_second,
             forced_stop=forced_stop,
+            head_start_s=head_start_steps / steps_per_second,
         )
         self._models[model_id] = record
         self.creates += 1
@@ -136,13 +140,14 @@ def _new_record(
     now_s: float,
     steps_per_second: float,
     forced_stop: Stop | None,
+    head_start_s: float = 0.0,
 ) -> ModelRecord:
     hyper = spec.hyperparameters
     steps = total_steps(spec.example_count, hyper.epoch_count, hyper.batch_size)
     stop, failure_message = _stop_of(spec, steps, forced_stop)
     plan = TrainingPlan(
         seed=model_id,
-        start_s=now_s,
+        start_s=now_s - head_start_s,
         total_steps=steps,
         example_count=spec.example_count,
         batch_size=hyper.batch_size,

@@ -174,3 +174,22 @@ async def test_steps_per_second_sets_the_pace(clock: FakeClock) -> None:
         polled = await _poll(slow, headers, operation["name"])
 
     assert polled["metadata"]["completedSteps"] == 5
+
+
+async def test_a_head_start_makes_a_new_model_report_its_steps_at_once(clock: FakeClock) -> None:
+    config = EmulatorConfig(steps_per_second=0.5, grants=GRANTS, head_start_steps=30)
+    async with running_emulator(config, clock) as url, httpx.AsyncClient(base_url=url) as http:
+        headers = await bearer(http, OWNER)
+        body = model_body(examples=20, epochs=10, batch_size=1)
+        created = await create_model(http, headers, "begun", body)
+        clock.advance(4.0)
+        polled = await _poll(http, headers, created["name"])
+
+    assert created["metadata"]["completedSteps"] == 30
+    steps = [s["step"] for s in polled["metadata"]["snapshots"]]
+    assert steps == list(range(1, 33)) and "done" not in polled  # and goes on from there
+
+
+def test_a_negative_head_start_is_refused() -> None:
+    with pytest.raises(ValueError, match="head_start_steps"):
+        EmulatorConfig(head_start_steps=-1)
