@@ -32,6 +32,7 @@ FIGURES: dict[str, Callable[[], Awaitable[list[Figure]]]] = {
     "coalescing": coalescing.measure,
     "list_scale": list_scale.measure,
     "tracking": tracking.measure,
+    "long_jobs": tracking.measure_long,
     "dataset_validation": dataset_validation.ameasure,
     "dataset_stream": dataset_stream.ameasure,
     "fleet": fleet.measure,

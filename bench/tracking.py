@@ -71,6 +71,7 @@ from core.redis.keys import Keys
 from core.redis.schedule import Schedule
 from core.runtime.settings import Settings
 from devstack.launcher import EmulatorOptions, LocalSystem
+from tuning.v1 import tuning_job_pb2, tuning_service_pb2
 
 JOBS = 10_000
 BUDGET_RPS = 100.0
@@ -80,6 +81,9 @@ WARMUP_S = 5.0
 RSS_GOAL_MB = 300.0
 STEPS_PER_SECOND = 1e-4
 """Emulated training speed: not one step completes during a run, so jobs stay RUNNING."""
+LONG_JOBS = 1_000
+LONG_STEPS = 1_000
+LONG_STEPS_PER_SECOND = 1.0
 CREATE_CONCURRENCY = 32
 SETUP_CONCURRENCY = 64
 SETUP_TIMEOUT_S = 600.0
@@ -216,14 +220,14 @@ def rate_figure(
     )
 
 
-def cpu_per_poll_figure(first: Sample, last: Sample) -> Figure:
+def cpu_per_poll_figure(first: Sample, last: Sample, name: str = CPU_PER_POLL) -> Figure:
     """The worker's CPU time per status poll between two samples, against 1.5 ms."""
     polls = last.polls - first.polls
     if polls <= 0:
-        return crashed(CPU_PER_POLL)
+        return crashed(name)
     cpu_s = last.cpu_s - first.cpu_s
     return figure(
-        CPU_PER_POLL,
+        name,
         "ms",
         cpu_s * 1000 / polls,
         CPU_PER_POLL_GOAL_MS,
@@ -236,14 +240,14 @@ def cpu_per_poll_figure(first: Sample, last: Sample) -> Figure:
     )
 
 
-def round_trips_figure(first: Sample, last: Sample) -> Figure:
+def round_trips_figure(first: Sample, last: Sample, name: str = ROUND_TRIPS_PER_POLL) -> Figure:
     """The worker's Redis round trips per status poll between two samples, against 3."""
     polls = last.polls - first.polls
     if polls <= 0 or first.round_trips is None or last.round_trips is None:
-        return crashed(ROUND_TRIPS_PER_POLL)
+        return crashed(name)
     trips = last.round_trips - first.round_trips
     return figure(
-        ROUND_TRIPS_PER_POLL,
+        name,
         "round trips",
         trips / polls,
         ROUND_TRIPS_PER_POLL_GOAL,
@@ -316,10 +320,16 @@ async def sample_every_second(
     return samples
 
 
-async def create_jobs(stack: LocalSystem, count: int, tenants: Sequence[str] = ()) -> None:
-    """`count` CreateTuningJob calls through the API, `CREATE_CONCURRENCY` at a time, as
-    the bench tenant or, given `tenants`, `count` as each of them."""
-    request = job_request().SerializeToString()
+async def create_jobs(
+    stack: LocalSystem,
+    count: int,
+    tenants: Sequence[str] = (),
+    request: tuning_service_pb2.CreateTuningJobRequest | None = None,
+) -> None:
+    """`count` CreateTuningJob calls (`request`, else `job_request()`) through the API,
+    `CREATE_CONCURRENCY` at a time, as the bench tenant or, given `tenants`, `count` as
+    each of them."""
+    request_bytes = (request or job_request()).SerializeToString()
     pending = [stack.metadata_of(t) for t in tenants for _ in range(count)] or [
         stack.metadata
     ] * count
@@ -332,7 +342,7 @@ async def create_jobs(stack: LocalSystem, count: int, tenants: Sequence[str] = (
 
         async def caller() -> None:
             while pending:
-                await create(request, metadata=pending.pop())
+                await create(request_bytes, metadata=pending.pop())
 
         await asyncio.gather(*(caller() for _ in range(CREATE_CONCURRENCY)))
 
@@ -481,18 +491,9 @@ async def measure(
 ) -> list[Figure]:
     """Set up `jobs` RUNNING jobs, then measure one worker tracking them with `budget_rps`."""
     emulator = EmulatorOptions(steps_per_second=STEPS_PER_SECOND)
-    overrides = settings_for(jobs, budget_rps)
-    async with (
-        bench_stack(emulator=emulator, **overrides) as stack,
-        httpx.AsyncClient(base_url=stack.emulator_url, timeout=30.0) as http,
-    ):
-        started = time.monotonic()
-        await create_jobs(stack, jobs)
-        report(f"created {jobs} jobs in {time.monotonic() - started:.1f}s")
-        await submit_all(stack, http, jobs)
-        report(f"submitted {jobs} jobs upstream in {time.monotonic() - started:.1f}s")
-        tracked = await due_now(stack.settings)
-        samples = await track(stack, http, seconds, warmup_s, profile_to)
+    samples, tracked, _ = await tracked_samples(
+        jobs, budget_rps, seconds, warmup_s, emulator, report=report, profile_to=profile_to
+    )
     first, last = samples[first_measured(len(samples), warmup_s)], samples[-1]
     return [
         rss_figure(samples),
@@ -500,6 +501,87 @@ async def measure(
         cpu_per_poll_figure(first, last),
         round_trips_figure(first, last),
     ]
+
+
+async def measure_long(
+    jobs: int = LONG_JOBS,
+    seconds: float = WINDOW_S,
+    warmup_s: float = WARMUP_S,
+    *,
+    report: Callable[[str], None] = lambda _: None,
+    profile_to: str = "",
+) -> list[Figure]:
+    """The per-poll figures again, for `LONG_JOBS` jobs each about `LONG_STEPS` steps in.
+
+    A Gemini API job reports a snapshot per completed step and keeps them in its record
+    (core.domain.snapshots), so a poll of a long job costs more than one of a new job.
+    The emulator starts each job `LONG_STEPS` steps into its training (its
+    `head_start_steps`) and adds `LONG_STEPS_PER_SECOND` more a second, so a poll (every
+    `LONG_JOBS / (2 B)` seconds) sees a few new ones, as a real job's would; each job has
+    20,000 steps (20 examples, batch size 1, 1,000 epochs), so none ends during the run.
+    """
+    emulator = EmulatorOptions(steps_per_second=LONG_STEPS_PER_SECOND, head_start_steps=LONG_STEPS)
+    hyper = tuning_job_pb2.Hyperparameters(epoch_count=1000, batch_size=1)
+    request = job_request()
+    request.tuning_job.hyperparameters.CopyFrom(hyper)
+    samples, _, steps = await tracked_samples(
+        jobs,
+        BUDGET_RPS,
+        seconds,
+        warmup_s,
+        emulator,
+        request=request,
+        report=report,
+        profile_to=profile_to,
+    )
+    first, last = samples[first_measured(len(samples), warmup_s)], samples[-1]
+    name = f"long jobs ({LONG_STEPS:,} steps)"
+    cpu = cpu_per_poll_figure(first, last, f"{name}: worker CPU per poll")
+    trips = round_trips_figure(first, last, f"{name}: Redis round trips per poll")
+    return [
+        dataclasses.replace(f, details=f.details | {"snapshots_of_a_job": steps})
+        for f in (cpu, trips)
+    ]
+
+
+async def tracked_samples(
+    jobs: int,
+    budget_rps: float,
+    seconds: float,
+    warmup_s: float,
+    emulator: EmulatorOptions,
+    *,
+    request: tuning_service_pb2.CreateTuningJobRequest | None = None,
+    report: Callable[[str], None] = lambda _: None,
+    profile_to: str = "",
+) -> tuple[list[Sample], int, int]:
+    """Set up `jobs` RUNNING jobs of `request`, track them with one worker at
+    `budget_rps`: its samples, how many jobs it had to track, and how many snapshots one
+    of them had at the end."""
+    overrides = settings_for(jobs, budget_rps)
+    async with (
+        bench_stack(emulator=emulator, **overrides) as stack,
+        httpx.AsyncClient(base_url=stack.emulator_url, timeout=30.0) as http,
+    ):
+        started = time.monotonic()
+        await create_jobs(stack, jobs, request=request)
+        report(f"created {jobs} jobs in {time.monotonic() - started:.1f}s")
+        await submit_all(stack, http, jobs)
+        report(f"submitted {jobs} jobs upstream in {time.monotonic() - started:.1f}s")
+        tracked = await due_now(stack.settings)
+        samples = await track(stack, http, seconds, warmup_s, profile_to)
+        return samples, tracked, await steps_recorded(stack)
+
+
+async def steps_recorded(stack: LocalSystem) -> int:
+    """How many snapshots the first job listed has, as the API answers it."""
+    async with grpc.aio.insecure_channel(stack.api_target) as channel:
+        listed = await channel.unary_unary(
+            "/tuning.v1.TuningService/ListTuningJobs",
+            request_serializer=tuning_service_pb2.ListTuningJobsRequest.SerializeToString,
+            response_deserializer=tuning_service_pb2.ListTuningJobsResponse.FromString,
+        )(tuning_service_pb2.ListTuningJobsRequest(page_size=1), metadata=stack.metadata)
+    return len(listed.tuning_jobs[0].snapshots) if listed.tuning_jobs else 0
 
 
 def main(argv: Iterable[str] | None = None) -> None:
@@ -510,10 +592,17 @@ def main(argv: Iterable[str] | None = None) -> None:
     parser.add_argument(
         "--profile", default="", metavar="PATH", help="py-spy the measured worker into PATH"
     )
-    args = parser.parse_args(None if argv is None else list(argv))
-    found = asyncio.run(
-        measure(args.jobs, args.budget, args.seconds, report=print, profile_to=args.profile)
+    parser.add_argument(
+        "--long",
+        action="store_true",
+        help=f"the per-poll figures for {LONG_JOBS:,} jobs {LONG_STEPS:,} steps in instead",
     )
+    args = parser.parse_args(None if argv is None else list(argv))
+    if args.long:
+        run = measure_long(report=print, profile_to=args.profile)
+    else:
+        run = measure(args.jobs, args.budget, args.seconds, report=print, profile_to=args.profile)
+    found = asyncio.run(run)
     print(table(found))
     for f in found:
         print(f"{f.name}: " + ", ".join(f"{k}={v:.4g}" for k, v in f.details.items()))

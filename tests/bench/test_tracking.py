@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.tracking import Sample, max_excess, measure, per_second
+from bench.tracking import Sample, max_excess, measure, measure_long, per_second
 
 
 def samples(*points: tuple[float, int], rtt_s: float = 0.0) -> list[Sample]:
@@ -53,3 +53,13 @@ async def test_tracking_figures_come_from_the_running_worker() -> None:
     assert trips.name == "tracking: Redis round trips per poll" and trips.baseline == 3.0
     assert trips.details["polls"] == cpu.details["polls"]
     assert trips.ours >= 1.0, "a poll's status is saved in Redis: at least one round trip"
+
+
+@pytest.mark.timeout(180)
+async def test_long_jobs_figures_poll_jobs_far_into_their_training() -> None:
+    cpu, trips = await measure_long(jobs=20, seconds=3.0, warmup_s=1.0)
+    assert cpu.name == "long jobs (1,000 steps): worker CPU per poll" and cpu.baseline == 1.5
+    assert cpu.details["polls"] > 0 and cpu.ours > 0
+    assert trips.name == "long jobs (1,000 steps): Redis round trips per poll"
+    # The worker recorded each step the emulator reported: the head start and more.
+    assert cpu.details["snapshots_of_a_job"] >= 1_000
