@@ -95,8 +95,10 @@ def job_to_proto(job: Job, queue_position: int = 0) -> tuning_job_pb2.TuningJob:
     if job.labels:
         message.labels.update(job.labels)
     _set_model_outputs(message, job)
-    for step, epoch, loss, at in snapshot_rows(job):
-        _set_time(message.snapshots.add(step=step, epoch=epoch, mean_loss=loss).compute_time, at)
+    if job.snapshots:
+        for step, epoch, loss, at in snapshot_rows(job):
+            snapshot = message.snapshots.add(step=step, epoch=epoch, mean_loss=loss)
+            _set_time(snapshot.compute_time, at)
     _set_advice(message, job)
     if job.error is not None:
         message.error.CopyFrom(to_status(job.error))

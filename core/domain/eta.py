@@ -64,6 +64,8 @@ def end_plan(job: Job) -> EndPlan | None:
 
 def _moments(snapshots: Sequence[Snapshot]) -> list[tuple[float, int]]:
     """(time, highest step completed by then) for each time snapshots completed at."""
+    if not snapshots:
+        return []
     columns = Snapshots.of(snapshots)
     steps: dict[float, int] = {}
     for at, step in zip(columns.compute_times, columns.steps, strict=True):

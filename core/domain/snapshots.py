@@ -41,12 +41,18 @@ class Snapshots(Sequence[Snapshot]):
 
     __slots__ = ("_epochs", "_losses", "_steps", "_times")
 
+    # Tuples, and one shared empty value: reading a job without snapshots allocates
+    # nothing for them, as when they were a tuple of objects, and the collector stops
+    # tracking a tuple of numbers. With four new lists per job read, the watch figure's
+    # write-to-watcher p99 (5,000 watchers re-reading 1,000 jobs) went from 8-16 ms to
+    # 200-230 ms in three runs of three; more objects for the garbage collector to track
+    # and collect is the likely cause. As tuples: 9-13 ms.
     def __init__(
         self,
-        steps: list[int],
-        epochs: list[int],
-        losses: list[float],
-        times: list[float | None],
+        steps: tuple[int, ...],
+        epochs: tuple[int, ...],
+        losses: tuple[float, ...],
+        times: tuple[float | None, ...],
     ) -> None:
         if not len(steps) == len(epochs) == len(losses) == len(times):
             raise ValueError("the columns of snapshots differ in length")
@@ -58,18 +64,21 @@ class Snapshots(Sequence[Snapshot]):
         if isinstance(snapshots, Snapshots):
             return snapshots
         items = tuple(snapshots)
+        if not items:
+            return NO_SNAPSHOTS
         return cls(
-            [s.step for s in items],
-            [s.epoch for s in items],
-            [s.mean_loss for s in items],
-            [s.compute_time for s in items],
+            tuple([s.step for s in items]),
+            tuple([s.epoch for s in items]),
+            tuple([s.mean_loss for s in items]),
+            tuple([s.compute_time for s in items]),
         )
 
     @classmethod
     def from_record(cls, stored: Any) -> Snapshots:
         """What `record` wrote; or a list of one object per snapshot, as written before."""
         if isinstance(stored, dict):
-            return cls(*(list(stored[name]) for name in COLUMNS))
+            steps, epochs, losses, times = (tuple(stored[name]) for name in COLUMNS)
+            return cls(steps, epochs, losses, times) if steps else NO_SNAPSHOTS
         return cls.of(Snapshot(**item) for item in stored)
 
     @property
@@ -89,8 +98,8 @@ class Snapshots(Sequence[Snapshot]):
     def compute_times(self) -> Sequence[float | None]:
         return self._times
 
-    def record(self) -> dict[str, list[Any]]:
-        """The record's form: one list per column, named as in COLUMNS."""
+    def record(self) -> dict[str, tuple[Any, ...]]:
+        """The record's form: one array per column, named as in COLUMNS."""
         return dict(
             zip(COLUMNS, (self._steps, self._epochs, self._losses, self._times), strict=True)
         )
@@ -140,7 +149,7 @@ class Snapshots(Sequence[Snapshot]):
         return f"Snapshots({list(self)!r})"
 
 
-NO_SNAPSHOTS = Snapshots([], [], [], [])
+NO_SNAPSHOTS = Snapshots((), (), (), ())
 
 
 def _made(step: int, epoch: int, mean_loss: float, compute_time: float | None) -> Snapshot:

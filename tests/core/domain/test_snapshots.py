@@ -66,4 +66,4 @@ def test_they_are_their_own_snapshots_and_unequal_to_other_things() -> None:
     assert ours != (Snapshot(1, 0, 0.25),) and ours not in (NO_SNAPSHOTS, "x")
     assert NO_SNAPSHOTS == () and not NO_SNAPSHOTS
     with pytest.raises(ValueError, match="differ in length"):
-        Snapshots([1], [], [], [])
+        Snapshots((1,), (), (), ())
