@@ -53,7 +53,7 @@ MEASURED = UnitCosts(
     api_cpu_per_idle_watcher_s=0.151 / 5_000,
     worker_cpu_per_poll_s=1.82e-3,
     redis_bytes_per_queued_job=6_600,
-    redis_bytes_per_running_job=11_700,
+    redis_bytes_per_running_job=11_500,
 )
 """The defaults: the figures docs/capacity.md reports."""
 
