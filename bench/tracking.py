@@ -52,7 +52,7 @@ import dataclasses
 import itertools
 import shutil
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -71,7 +71,7 @@ from core.redis.keys import Keys
 from core.redis.schedule import Schedule
 from core.runtime.settings import Settings
 from devstack.launcher import EmulatorOptions, LocalSystem
-from tuning.v1 import tuning_job_pb2, tuning_service_pb2
+from tuning.v1 import tuning_service_pb2
 
 JOBS = 10_000
 BUDGET_RPS = 100.0
@@ -491,9 +491,11 @@ async def measure(
 ) -> list[Figure]:
     """Set up `jobs` RUNNING jobs, then measure one worker tracking them with `budget_rps`."""
     emulator = EmulatorOptions(steps_per_second=STEPS_PER_SECOND)
-    samples, tracked, _ = await tracked_samples(
+    run = tracking_run(
         jobs, budget_rps, seconds, warmup_s, emulator, report=report, profile_to=profile_to
     )
+    async with run as (_, samples, tracked):
+        pass
     first, last = samples[first_measured(len(samples), warmup_s)], samples[-1]
     return [
         rss_figure(samples),
@@ -521,19 +523,14 @@ async def measure_long(
     20,000 steps (20 examples, batch size 1, 1,000 epochs), so none ends during the run.
     """
     emulator = EmulatorOptions(steps_per_second=LONG_STEPS_PER_SECOND, head_start_steps=LONG_STEPS)
-    hyper = tuning_job_pb2.Hyperparameters(epoch_count=1000, batch_size=1)
     request = job_request()
-    request.tuning_job.hyperparameters.CopyFrom(hyper)
-    samples, _, steps = await tracked_samples(
-        jobs,
-        BUDGET_RPS,
-        seconds,
-        warmup_s,
-        emulator,
-        request=request,
-        report=report,
-        profile_to=profile_to,
+    request.tuning_job.hyperparameters.epoch_count = 1000
+    request.tuning_job.hyperparameters.batch_size = 1
+    run = tracking_run(
+        jobs, BUDGET_RPS, seconds, warmup_s, emulator, request, report=report, profile_to=profile_to
     )
+    async with run as (stack, samples, _):
+        steps = await steps_recorded(stack)
     first, last = samples[first_measured(len(samples), warmup_s)], samples[-1]
     name = f"long jobs ({LONG_STEPS:,} steps)"
     cpu = cpu_per_poll_figure(first, last, f"{name}: worker CPU per poll")
@@ -544,20 +541,21 @@ async def measure_long(
     ]
 
 
-async def tracked_samples(
+@contextlib.asynccontextmanager
+async def tracking_run(  # noqa: PLR0917 (the run's shape, then its options)
     jobs: int,
     budget_rps: float,
     seconds: float,
     warmup_s: float,
     emulator: EmulatorOptions,
-    *,
     request: tuning_service_pb2.CreateTuningJobRequest | None = None,
+    *,
     report: Callable[[str], None] = lambda _: None,
     profile_to: str = "",
-) -> tuple[list[Sample], int, int]:
+) -> AsyncIterator[tuple[LocalSystem, list[Sample], int]]:
     """Set up `jobs` RUNNING jobs of `request`, track them with one worker at
-    `budget_rps`: its samples, how many jobs it had to track, and how many snapshots one
-    of them had at the end."""
+    `budget_rps`; the stack, still up, the worker's samples, and how many jobs it had to
+    track."""
     overrides = settings_for(jobs, budget_rps)
     async with (
         bench_stack(emulator=emulator, **overrides) as stack,
@@ -569,8 +567,7 @@ async def tracked_samples(
         await submit_all(stack, http, jobs)
         report(f"submitted {jobs} jobs upstream in {time.monotonic() - started:.1f}s")
         tracked = await due_now(stack.settings)
-        samples = await track(stack, http, seconds, warmup_s, profile_to)
-        return samples, tracked, await steps_recorded(stack)
+        yield stack, await track(stack, http, seconds, warmup_s, profile_to), tracked
 
 
 async def steps_recorded(stack: LocalSystem) -> int:

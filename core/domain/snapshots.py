@@ -100,9 +100,10 @@ class Snapshots(Sequence[Snapshot]):
 
     def record(self) -> dict[str, tuple[Any, ...]]:
         """The record's form: one array per column, named as in COLUMNS."""
-        return dict(
-            zip(COLUMNS, (self._steps, self._epochs, self._losses, self._times), strict=True)
-        )
+        return dict(zip(COLUMNS, self._columns(), strict=True))
+
+    def _columns(self) -> tuple[tuple[Any, ...], ...]:
+        return self._steps, self._epochs, self._losses, self._times
 
     def __add__(self, more: Iterable[Snapshot]) -> Snapshots:
         added = Snapshots.of(more)
@@ -137,7 +138,7 @@ class Snapshots(Sequence[Snapshot]):
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Snapshots):
-            return self.record() == other.record()
+            return self._columns() == other._columns()
         if isinstance(other, Sequence) and not isinstance(other, str | bytes):
             return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=True))
         return NotImplemented
