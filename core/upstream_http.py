@@ -203,12 +203,20 @@ class UpstreamHttp:
         self._counted: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     async def call(
-        self, auth: TokenSource, method: str, path: str, *, effect: bool = False, **kwargs: Any
+        self,
+        auth: TokenSource,
+        method: str,
+        path: str,
+        *,
+        effect: bool = False,
+        decode: Callable[[bytes], Json] = orjson.loads,
+        **kwargs: Any,
     ) -> Json:
-        """One request's JSON answer ({} for an empty one); `effect`: it changes something
+        """One request's JSON answer ({} for an empty one), read by `decode` (ValueError if
+        it is not JSON of the shape `decode` expects); `effect`: it changes something
         upstream. An error answer is raised as its `UpstreamError`."""
         response = await self.request(auth, method, path, effect=effect, **kwargs)
-        return response.json() if response.content else {}
+        return decode(response.content) if response.content else {}
 
     async def request(
         self,

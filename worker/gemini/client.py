@@ -16,6 +16,7 @@ from core.runtime.metrics import Metrics
 from core.security.token_source import TokenSource
 from core.upstream_http import Json, Limiter, UpstreamHttp, page_params
 from worker import fence
+from worker.gemini.json_mapping import operation_from_json
 
 
 class GeminiClient:
@@ -53,7 +54,9 @@ class GeminiClient:
         await self._api.call(auth, "DELETE", f"/v1beta/{name}", effect=True)
 
     async def get_operation(self, auth: TokenSource, name: str) -> Json:
-        return await self._api.call(auth, "GET", f"/v1beta/{name}")
+        """The create Operation `name`, its snapshots unparsed (json_mapping's
+        `operation_from_json`): a status poll's request."""
+        return await self._api.call(auth, "GET", f"/v1beta/{name}", decode=operation_from_json)
 
     async def list_operations(
         self, auth: TokenSource, model: str, *, page_size: int = 0, page_token: str = ""

