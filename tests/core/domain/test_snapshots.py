@@ -46,13 +46,42 @@ def test_adding_more_is_the_tuples_sum(first: list[Snapshot], more: list[Snapsho
     assert Snapshots.of(first) == tuple(first), "the first ones are left as they were"
 
 
+def as_stored(items: list[Snapshot]) -> Snapshots:
+    """`items` as a job's record stores them and reads them back."""
+    return Snapshots.from_record(json.loads(json.dumps(Snapshots.of(items).record())))
+
+
 @given(lists)
-def test_the_record_form_is_columns_and_reads_back(items: list[Snapshot]) -> None:
-    ours = Snapshots.of(items)
-    stored = json.loads(json.dumps(ours.record()))
-    assert list(stored) == ["step", "epoch", "mean_loss", "compute_time"]
-    assert stored["compute_time"] == [s.compute_time for s in items]
-    assert Snapshots.from_record(stored) == ours
+def test_the_record_form_is_the_count_and_each_column_as_text(items: list[Snapshot]) -> None:
+    stored = json.loads(json.dumps(Snapshots.of(items).record()))
+    assert list(stored) == ["count", "step", "epoch", "mean_loss", "compute_time"]
+    assert stored["count"] == len(items)
+    assert json.loads(stored["compute_time"]) == [s.compute_time for s in items]
+    assert as_stored(items) == tuple(items)
+
+
+@given(lists, lists, st.integers(-40, 40))
+def test_read_back_they_are_the_tuple_unparsed_or_not(
+    items: list[Snapshot], more: list[Snapshot], index: int
+) -> None:
+    theirs = tuple(items)
+    assert len(as_stored(items)) == len(theirs) and bool(as_stored(items)) == bool(theirs)
+    if theirs:
+        assert as_stored(items)[-1] == theirs[-1] == as_stored(items)[len(theirs) - 1]
+    if -len(theirs) <= index < len(theirs):
+        assert as_stored(items)[index] == theirs[index]
+    joined = as_stored(items) + more  # appended to the texts, neither side parsed
+    assert joined == (*theirs, *more) and list(joined.steps) == [s.step for s in joined]
+    again = Snapshots.from_record(json.loads(json.dumps(joined.record())))
+    assert again == joined and list(again) == [*theirs, *more]
+    assert as_stored(items) == Snapshots.of(items) == as_stored(items)
+    assert hash(as_stored(items)) == hash(theirs)
+
+
+def test_a_record_of_lists_of_numbers_still_loads() -> None:
+    older = {"step": [1, 2], "epoch": [0, 1], "mean_loss": [0.5, 0.25], "compute_time": [3.0, None]}
+    assert Snapshots.from_record(older) == (Snapshot(1, 0, 0.5, 3.0), Snapshot(2, 1, 0.25))
+    assert Snapshots.from_record({name: [] for name in older}) is NO_SNAPSHOTS
 
 
 def test_a_record_of_one_object_per_snapshot_still_loads() -> None:
