@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from emulator.errors import (
@@ -76,5 +77,6 @@ def owned_operation(
 
 
 def ok(body: JsonObject) -> web.Response:
-    """A 200 JSON answer."""
-    return web.json_response(body)
+    """A 200 JSON answer, written by orjson: it embeds a model's snapshots, rendered
+    once (emulator.snapshot_json), as they are."""
+    return web.Response(body=orjson.dumps(body), content_type="application/json", charset="utf-8")

@@ -15,7 +15,7 @@ from emulator.errors import TYPE_PREFIX, JsonObject
 from emulator.protojson import timestamp
 from emulator.spec import Hyperparameters
 from emulator.store import ModelRecord
-from emulator.training import Outcome, Progress, Snapshot
+from emulator.training import Outcome, Progress
 
 METADATA_TYPE = TYPE_PREFIX + "google.ai.generativelanguage.v1beta.CreateTunedModelMetadata"
 TUNED_MODEL_TYPE = TYPE_PREFIX + "google.ai.generativelanguage.v1beta.TunedModel"
@@ -78,7 +78,7 @@ def _metadata(record: ModelRecord, run: Progress) -> JsonObject:
     body["tunedModel"] = record.name
     _put(body, "completedSteps", run.completed_steps)
     _put(body, "completedPercent", run.completed_percent)
-    _put(body, "snapshots", [snapshot(s) for s in run.snapshots])
+    _put(body, "snapshots", record.rendered.upto(run.completed_steps))
     return body
 
 
@@ -86,17 +86,8 @@ def _tuning_task(record: ModelRecord, run: Progress) -> JsonObject:
     body: JsonObject = {"startTime": timestamp(record.plan.start_s)}
     if run.end_s is not None:
         body["completeTime"] = timestamp(run.end_s)
-    _put(body, "snapshots", [snapshot(s) for s in run.snapshots])
+    _put(body, "snapshots", record.rendered.upto(run.completed_steps))
     body["hyperparameters"] = hyperparameters(record.hyperparameters)
-    return body
-
-
-def snapshot(item: Snapshot) -> JsonObject:
-    """One TuningSnapshot; ``epoch`` is omitted when zero."""
-    body: JsonObject = {"step": item.step}
-    _put(body, "epoch", item.epoch)
-    body["meanLoss"] = item.mean_loss
-    body["computeTime"] = timestamp(item.compute_time_s)
     return body
 
 

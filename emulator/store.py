@@ -8,10 +8,11 @@ and page tokens point at a sequence number, so deleting a model never shifts a p
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from emulator import ids
 from emulator.errors import model_already_exists
+from emulator.snapshot_json import RenderedSnapshots
 from emulator.spec import CreateSpec, Hyperparameters, ModelFields
 from emulator.training import Progress, Stop, TrainingPlan, progress, total_steps
 
@@ -36,6 +37,7 @@ class ModelRecord:
         update_s: time of the last PATCH (or creation).
         failure_message: the operation's error message should training fail.
         cancel_s: time the operation was cancelled, if it was.
+        rendered: its snapshots' JSON, each step rendered once (emulator.snapshot_json).
     """
 
     model_id: str
@@ -51,6 +53,10 @@ class ModelRecord:
     update_s: float
     failure_message: str = MARKER_FAILURE_MESSAGE
     cancel_s: float | None = None
+    rendered: RenderedSnapshots = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.rendered = RenderedSnapshots(self.plan)  # the plan never changes
 
     @property
     def name(self) -> str:

@@ -91,14 +91,12 @@ class Progress:
     Attributes:
         completed_steps: steps finished so far.
         total_steps: steps the run was planned for.
-        snapshots: one per completed step, in order.
         outcome: RUNNING until the run ends.
         end_s: when the run ended (``None`` while running).
     """
 
     completed_steps: int
     total_steps: int
-    snapshots: tuple[Snapshot, ...]
     outcome: Outcome
     end_s: float | None
 
@@ -170,11 +168,11 @@ def _planned_end(plan: TrainingPlan) -> tuple[Outcome, int]:
 
 
 def _progress(plan: TrainingPlan, steps: int, outcome: Outcome, end_s: float | None) -> Progress:
-    snapshots = tuple(_snapshot(plan, step) for step in range(1, steps + 1))
-    return Progress(steps, plan.total_steps, snapshots, outcome, end_s)
+    return Progress(steps, plan.total_steps, outcome, end_s)
 
 
-def _snapshot(plan: TrainingPlan, step: int) -> Snapshot:
+def snapshot(plan: TrainingPlan, step: int) -> Snapshot:
+    """The state after ``step`` (1 to the total): the same for a plan whenever it is asked."""
     return Snapshot(
         step=step,
         epoch=epoch_of(step, plan.batch_size, plan.example_count),
