@@ -7,7 +7,7 @@ step alone). Computed and rendered afresh, a model 1,000 steps in cost the emula
 formatted), so a benchmark polling 1,000 such models at 100 requests a second measured
 an emulator that could not keep up. So each model keeps the JSON text of the steps it has
 rendered (about 100 bytes a step), and an answer renders only the steps completed since
-the last one; what goes on the wire is the same bytes as before.
+the last one; the answers carry the same JSON as before (now written compactly by orjson).
 """
 
 from __future__ import annotations
